@@ -1,0 +1,37 @@
+# Canopy — run `make help` for the targets.
+GO ?= go
+BIN := bin
+
+.PHONY: help build run test test-short lint fmt bench peers check
+
+help: ## Show this help.
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build the canopy binary into bin/.
+	$(GO) build -o $(BIN)/canopy ./cmd/canopy
+
+run: ## Start the complete single-process Canopy (data under ./data, HTTP on :9009).
+	$(GO) run ./cmd/canopy
+
+peers: ## Install the pinned third-party programs the tests use (Prometheus).
+	bash tools/install-peers.sh
+
+test: peers ## Run every test: unit, PromQL scripts, integration (builds and starts the real binaries).
+	$(GO) test -count=1 -timeout 40m ./...
+
+test-short: ## Unit tests only (no real binaries, no peers).
+	$(GO) test -short -count=1 ./...
+
+lint: ## go vet and a gofmt check.
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+check: lint ## Check generated files (canopy -help golden file).
+	$(GO) test -count=1 -run TestHelpGolden ./cmd/canopy
+
+bench: ## Go benchmarks of the hot paths, then the load harness against Canopy and Prometheus.
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	bash tools/bench.sh

@@ -1,0 +1,210 @@
+// Package canopy wires a Canopy process: its configuration, its modules and
+// their dependencies, and the operational HTTP endpoints.
+package canopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/runtimeconfig"
+	"github.com/grafana/dskit/server"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/ingester"
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// Canopy is one process. Fields are set by module init functions; those a
+// module did not start stay nil.
+type Canopy struct {
+	cfg      Config
+	logger   log.Logger
+	reg      *prometheus.Registry
+	resolver tenant.Resolver
+
+	Server        *server.Server
+	memberlistKV  *memberlist.KVInitService
+	runtimeConfig *runtimeconfig.Manager
+	Overrides     *validation.Overrides
+	IngesterRing  *ring.Ring
+	ingesterPool  *client.Pool
+	Ingester      *ingester.Ingester
+	Distributor   *distributor.Distributor
+	OTLP          *distributor.OTLPListeners
+	Queryable     *querier.IngesterQueryable
+	Engine        *promql.Engine
+
+	mu       sync.Mutex
+	manager  *services.Manager
+	services map[string]services.Service
+}
+
+// New validates cfg and returns a process ready to Run.
+func New(cfg Config, logger log.Logger) (*Canopy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating -data-dir: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Canopy{
+		cfg:      cfg,
+		logger:   logger,
+		reg:      reg,
+		resolver: tenant.Resolver{Enabled: cfg.MultitenancyEnabled},
+	}, nil
+}
+
+// Registry is the process's metrics registry.
+func (c *Canopy) Registry() *prometheus.Registry { return c.reg }
+
+// Start initialises the modules of the configured targets and starts them;
+// it returns once every service is running.
+func (c *Canopy) Start(ctx context.Context) error {
+	mm, err := c.setupModules()
+	if err != nil {
+		return err
+	}
+	var mods []string
+	for _, t := range c.cfg.Target {
+		mods = append(mods, targets[t]...)
+	}
+	svcs, err := mm.InitModuleServices(mods...)
+	if err != nil {
+		return err
+	}
+	list := make([]services.Service, 0, len(svcs))
+	for _, s := range svcs {
+		list = append(list, s)
+	}
+	m, err := services.NewManager(list...)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.manager, c.services = m, svcs
+	c.mu.Unlock()
+	m.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
+		for name, svc := range svcs {
+			if svc == s {
+				level.Error(c.logger).Log("msg", "module failed", "module", name, "err", s.FailureCase())
+			}
+		}
+		m.StopAsync()
+	}))
+	if err := m.StartAsync(ctx); err != nil {
+		return err
+	}
+	if err := m.AwaitHealthy(ctx); err != nil {
+		m.StopAsync()
+		_ = m.AwaitStopped(context.Background())
+		return fmt.Errorf("starting modules: %w", firstFailure(m, err))
+	}
+	level.Info(c.logger).Log("msg", "Canopy started", "targets", fmt.Sprint(c.cfg.Target), "http", c.Server.HTTPListenAddr(), "grpc", c.Server.GRPCListenAddr())
+	return nil
+}
+
+func firstFailure(m *services.Manager, err error) error {
+	for _, s := range m.ServicesByState()[services.Failed] {
+		return s.FailureCase()
+	}
+	return err
+}
+
+// Wait blocks until every service has stopped and returns the first failure.
+func (c *Canopy) Wait() error {
+	_ = c.manager.AwaitStopped(context.Background())
+	for _, s := range c.manager.ServicesByState()[services.Failed] {
+		return s.FailureCase()
+	}
+	return nil
+}
+
+// Stop stops every service and waits for them.
+func (c *Canopy) Stop() error {
+	c.mu.Lock()
+	m := c.manager
+	c.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	m.StopAsync()
+	return c.Wait()
+}
+
+// Run starts Canopy and blocks until it stops (SIGTERM/SIGINT or a failure).
+func (c *Canopy) Run() error {
+	if err := c.Start(context.Background()); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// servicesToWaitFor lists the services the server must outlive on shutdown.
+func (c *Canopy) servicesToWaitFor() []services.Service {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []services.Service
+	for name, s := range c.services {
+		if name != Server {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// serverService runs the dskit server. When the server stops (a signal), the
+// service ends and the manager stops everything else; on shutdown it waits
+// for the other services first, so they can still serve while draining.
+type serverService struct {
+	services.Service
+	srv    *server.Server
+	others func() []services.Service
+}
+
+func newServerService(srv *server.Server, others func() []services.Service) services.Service {
+	s := &serverService{srv: srv, others: others}
+	s.Service = services.NewBasicService(nil, s.running, s.stopping)
+	return s
+}
+
+func (s *serverService) running(ctx context.Context) error {
+	errCh := make(chan error, 1)
+	go func() { errCh <- s.srv.Run() }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errCh:
+		if err == nil {
+			// A signal stopped the server: stop the process.
+			return errSignal
+		}
+		return err
+	}
+}
+
+var errSignal = errors.New("stopped by signal")
+
+func (s *serverService) stopping(_ error) error {
+	for _, o := range s.others() {
+		_ = o.AwaitTerminated(context.Background())
+	}
+	s.srv.Shutdown()
+	return nil
+}

@@ -1,0 +1,129 @@
+package canopy
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/server"
+	"gopkg.in/yaml.v3"
+
+	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/ingester"
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// Config is the root configuration: one struct per component, composed.
+type Config struct {
+	Target              flagext.StringSliceCSV `yaml:"target"`
+	DataDir             string                 `yaml:"data_dir"`
+	MultitenancyEnabled bool                   `yaml:"multitenancy_enabled"`
+
+	Server        server.Config       `yaml:"server"`
+	MemberlistKV  memberlist.KVConfig `yaml:"memberlist"`
+	Distributor   distributor.Config  `yaml:"distributor"`
+	Ingester      ingester.Config     `yaml:"ingester"`
+	Querier       querier.Config      `yaml:"querier"`
+	Limits        validation.Limits   `yaml:"limits"`
+	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
+}
+
+// RuntimeConfigConfig names the runtime-reloadable overrides file.
+type RuntimeConfigConfig struct {
+	File         string        `yaml:"file"`
+	ReloadPeriod time.Duration `yaml:"period"`
+}
+
+// RegisterFlags registers every flag with its default.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Target = []string{All}
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), or distributor, ingester, querier.")
+	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
+	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
+
+	c.Server.RegisterFlags(f)
+	overrideDefault(f, "server.http-listen-port", "9009")
+	overrideDefault(f, "server.grpc-listen-port", "9095")
+	c.MemberlistKV.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Ingester.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded periodically. Empty: the flag defaults apply to every tenant.")
+	f.DurationVar(&c.RuntimeConfig.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is reloaded.")
+}
+
+// Validate checks every component's configuration and the targets.
+func (c *Config) Validate() error {
+	if len(c.Target) == 0 {
+		return errors.New("no -target given")
+	}
+	for _, t := range c.Target {
+		if _, ok := targets[t]; !ok {
+			return fmt.Errorf("unknown -target %q: valid targets are %s", t, strings.Join(TargetNames(), ", "))
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("-data-dir must not be empty")
+	}
+	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Limits} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Load fills c from flags and, when -config.file is given, YAML: defaults
+// first, then the file, then flags given on the command line.
+func Load(c *Config, fs *flag.FlagSet, args []string) error {
+	var configFile string
+	fs.StringVar(&configFile, "config.file", "", "YAML configuration file. Flags given on the command line override it.")
+	c.RegisterFlags(fs)
+	configFile = findConfigFile(args)
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return fmt.Errorf("reading -config.file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+			return fmt.Errorf("parsing -config.file %s: %w", configFile, err)
+		}
+	}
+	return fs.Parse(args)
+}
+
+// findConfigFile scans args for -config.file before flags are parsed.
+func findConfigFile(args []string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, "config.file="); ok {
+			return v
+		}
+		if a == "config.file" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// overrideDefault changes the default of a flag registered by a dependency.
+func overrideDefault(f *flag.FlagSet, name, value string) {
+	fl := f.Lookup(name)
+	if fl == nil {
+		panic("no flag " + name) // A programming error caught by every test.
+	}
+	if err := fl.Value.Set(value); err != nil {
+		panic(err)
+	}
+	fl.DefValue = value
+}

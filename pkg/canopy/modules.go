@@ -1,0 +1,235 @@
+package canopy
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/grafana/dskit/dns"
+	"github.com/grafana/dskit/kv/codec"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/middleware"
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/netutil"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/runtimeconfig"
+	"github.com/grafana/dskit/server"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/ingester"
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// Module names.
+const (
+	Server        = "server"
+	MemberlistKV  = "memberlist-kv"
+	RuntimeConfig = "runtime-config"
+	Overrides     = "overrides"
+	IngesterRing  = "ingester-ring"
+	IngesterPool  = "ingester-client-pool"
+	Ingester      = "ingester"
+	Distributor   = "distributor"
+	Querier       = "querier"
+	API           = "api"
+	All           = "all"
+	Write         = "write"
+	Read          = "read"
+)
+
+// targets are the user-visible -target values and the modules they start.
+var targets = map[string][]string{
+	All:         {Distributor, Ingester, Querier},
+	Write:       {Distributor, Ingester},
+	Read:        {Querier},
+	Distributor: {Distributor},
+	Ingester:    {Ingester},
+	Querier:     {Querier},
+}
+
+// TargetNames lists the valid -target values.
+func TargetNames() []string {
+	out := make([]string, 0, len(targets))
+	for t := range targets {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// deps is the one dependency map of the process.
+var deps = map[string][]string{
+	MemberlistKV:  {Server},
+	RuntimeConfig: {Server},
+	Overrides:     {RuntimeConfig},
+	IngesterRing:  {MemberlistKV},
+	IngesterPool:  {Server},
+	Ingester:      {Server, MemberlistKV, Overrides},
+	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
+	Querier:       {IngesterRing, IngesterPool, Overrides, API},
+	API:           {Server},
+}
+
+func (c *Canopy) setupModules() (*modules.Manager, error) {
+	mm := modules.NewManager(c.logger)
+	mm.RegisterModule(Server, c.initServer, modules.UserInvisibleModule)
+	mm.RegisterModule(MemberlistKV, c.initMemberlistKV, modules.UserInvisibleModule)
+	mm.RegisterModule(RuntimeConfig, c.initRuntimeConfig, modules.UserInvisibleModule)
+	mm.RegisterModule(Overrides, c.initOverrides, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterRing, c.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterPool, c.initIngesterPool, modules.UserInvisibleModule)
+	mm.RegisterModule(API, c.initAPI, modules.UserInvisibleModule)
+	mm.RegisterModule(Ingester, c.initIngester)
+	mm.RegisterModule(Distributor, c.initDistributor)
+	mm.RegisterModule(Querier, c.initQuerier)
+	for mod, ds := range deps {
+		if err := mm.AddDependency(mod, ds...); err != nil {
+			return nil, err
+		}
+	}
+	return mm, nil
+}
+
+func (c *Canopy) initServer() (services.Service, error) {
+	cfg := c.cfg.Server
+	cfg.Log = c.logger
+	cfg.Registerer = c.reg
+	cfg.Gatherer = c.reg
+	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodec(client.Codec{}))
+	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, middleware.ServerUserHeaderInterceptor)
+	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, middleware.StreamServerUserHeaderInterceptor)
+	srv, err := server.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting servers: %w", err)
+	}
+	c.Server = srv
+	return newServerService(srv, c.servicesToWaitFor), nil
+}
+
+// advertiseAddr is the address this process gives to its peers.
+func (c *Canopy) advertiseAddr() string {
+	if a := c.cfg.Ingester.Ring.InstanceAddr; a != "" {
+		return a
+	}
+	a, err := netutil.GetFirstAddressOf(netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0", "lo"}, c.logger), c.logger, false)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	return a
+}
+
+func (c *Canopy) initMemberlistKV() (services.Service, error) {
+	cfg := c.cfg.MemberlistKV
+	cfg.Codecs = []codec.Codec{ring.GetCodec()}
+	if cfg.AdvertiseAddr == "" {
+		cfg.AdvertiseAddr = c.advertiseAddr()
+	}
+	cfg.MetricsNamespace = "canopy"
+	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	c.memberlistKV = memberlist.NewKVInitService(&cfg, c.logger, dnsProvider, c.reg)
+	return c.memberlistKV, nil
+}
+
+func (c *Canopy) memberlistGetter() func() (*memberlist.KV, error) {
+	return func() (*memberlist.KV, error) {
+		if c.memberlistKV == nil {
+			return nil, fmt.Errorf("memberlist is not running in this process")
+		}
+		return c.memberlistKV.GetMemberlistKV()
+	}
+}
+
+func (c *Canopy) initRuntimeConfig() (services.Service, error) {
+	if c.cfg.RuntimeConfig.File == "" {
+		return nil, nil
+	}
+	mgr, err := runtimeconfig.New(runtimeconfig.Config{
+		ReloadPeriod: c.cfg.RuntimeConfig.ReloadPeriod,
+		LoadPath:     []string{c.cfg.RuntimeConfig.File},
+		Loader:       validation.NewLoader(c.cfg.Limits),
+	}, "canopy", prometheus.WrapRegistererWithPrefix("canopy_", c.reg), c.logger)
+	if err != nil {
+		return nil, fmt.Errorf("runtime config (-runtime-config.file): %w", err)
+	}
+	c.runtimeConfig = mgr
+	return mgr, nil
+}
+
+func (c *Canopy) initOverrides() (services.Service, error) {
+	c.Overrides = validation.NewOverrides(c.cfg.Limits, c.runtimeConfig)
+	return nil, nil
+}
+
+func (c *Canopy) initIngesterRing() (services.Service, error) {
+	r, err := ring.New(c.cfg.Ingester.Ring.RingConfig(c.memberlistGetter()), ingester.RingName, ingester.RingKey, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring: %w", err)
+	}
+	c.IngesterRing = r
+	c.Server.HTTP.Handle("/ring/ingester", r)
+	c.Server.HTTP.Handle("/ingester/ring", r)
+	return r, nil
+}
+
+func (c *Canopy) initIngesterPool() (services.Service, error) {
+	c.ingesterPool = client.NewPool(func(addr string) (*grpc.ClientConn, error) {
+		return grpc.NewClient(addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
+			grpc.WithStreamInterceptor(middleware.StreamClientUserHeaderInterceptor),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)),
+		)
+	})
+	return services.NewIdleService(nil, func(error) error { return c.ingesterPool.Close() }), nil
+}
+
+func (c *Canopy) initIngester() (services.Service, error) {
+	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.cfg.Server.GRPCListenPort, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
+	if err != nil {
+		return nil, err
+	}
+	c.Ingester = ing
+	client.RegisterIngesterServer(c.Server.GRPC, ing)
+	c.Server.HTTP.Handle("/ingester/ring-status", ing.Lifecycler())
+	return ing, nil
+}
+
+func (c *Canopy) initDistributor() (services.Service, error) {
+	var local distributor.IngesterPusher
+	localID := ""
+	if c.Ingester != nil {
+		local, localID = c.Ingester, c.Ingester.ID()
+	}
+	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, c.ingesterPool, local, localID, c.logger, c.reg)
+	c.Distributor = d
+	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
+	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))
+	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, d, c.resolver, c.logger)
+	return services.NewIdleService(
+		func(ctx context.Context) error { return services.StartAndAwaitRunning(ctx, c.OTLP) },
+		func(error) error { return services.StopAndAwaitTerminated(context.Background(), c.OTLP) },
+	), nil
+}
+
+func (c *Canopy) initQuerier() (services.Service, error) {
+	q := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, c.cfg.Querier.MaxQueryStreamFrameBytes)
+	c.Queryable = q
+	slogger := logging.Slog(c.logger)
+	c.Engine = querier.NewEngine(c.cfg.Querier, slogger, c.reg)
+	api := querier.NewAPI(c.cfg.Querier, c.Engine, q, q, q, slogger, c.reg, c.reg)
+	c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(api))
+	return nil, nil
+}
+
+func (c *Canopy) initAPI() (services.Service, error) {
+	c.registerOperationalRoutes()
+	return nil, nil
+}

@@ -1,0 +1,259 @@
+// Package distributor is the write path's front door: it decodes remote write
+// 1.0/2.0 and OTLP, validates series against per-tenant limits, enforces the
+// ingestion rate, shards series over the ingester ring and writes each to its
+// replicas with a quorum.
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/grafana/dskit/user"
+	"github.com/prometheus/client_golang/prometheus"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// IngesterPusher is what the distributor needs from an ingester, local or
+// remote. Implementations are safe for concurrent use.
+type IngesterPusher interface {
+	Push(ctx context.Context, req *writev2.Request) (*client.PushResponse, error)
+}
+
+// ClientPool returns the client of an ingester address.
+type ClientPool interface {
+	Client(addr string) (*client.Client, error)
+}
+
+// Distributor is a services.Service. Create it with New.
+type Distributor struct {
+	services.Service
+
+	cfg     Config
+	limits  validation.TenantLimits
+	ring    ring.ReadRing
+	pool    ClientPool
+	local   IngesterPusher
+	localID string
+	logger  log.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+}
+
+// New returns a distributor writing to the ingesters of ingesterRing. When
+// this process also runs an ingester, local and localID let pushes to it skip
+// the network.
+func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing, pool ClientPool, local IngesterPusher, localID string, logger log.Logger, reg prometheus.Registerer) *Distributor {
+	d := &Distributor{
+		cfg:      cfg,
+		limits:   limits,
+		ring:     ingesterRing,
+		pool:     pool,
+		local:    local,
+		localID:  localID,
+		logger:   log.With(logger, "component", "distributor"),
+		metrics:  newMetrics(reg),
+		now:      time.Now,
+		limiters: map[string]*rate.Limiter{},
+	}
+	d.Service = services.NewIdleService(nil, nil)
+	return d
+}
+
+// PushResult says what happened to a request.
+type PushResult struct {
+	Samples, Histograms, Exemplars int // written
+	Dropped                        int // samples not written (invalid or rejected)
+	DroppedExemplars               int
+	Message                        string // first reason, naming the limit
+	LimitHit                       bool   // a per-tenant limit rejected data
+}
+
+// Error is an error with the HTTP status a push should answer with.
+type Error struct {
+	Code int
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Push validates req, enforces limits and writes it to the ingesters. req is
+// modified. It returns an *Error for anything the client caused or can retry.
+func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Request) (PushResult, error) {
+	l := d.limits.ByTenant(tenantID)
+	now := d.now()
+	received := 0
+	for i := range req.Timeseries {
+		received += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
+	}
+	d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(received))
+
+	vr := validateRequest(req, l, now.UnixMilli())
+	for reason, n := range vr.reasons {
+		d.metrics.discardedSamples.WithLabelValues(tenantID, reason).Add(float64(n))
+	}
+	var res PushResult
+	res.Dropped = vr.droppedSamples
+	res.DroppedExemplars = vr.droppedExemplars
+	res.Message = vr.firstError
+
+	samples, histograms, exemplars := 0, 0, 0
+	for i := range req.Timeseries {
+		samples += len(req.Timeseries[i].Samples)
+		histograms += len(req.Timeseries[i].Histograms)
+		exemplars += len(req.Timeseries[i].Exemplars)
+	}
+	total := samples + histograms + exemplars
+	if total > 0 && !d.limiter(tenantID, l).AllowN(now, total) {
+		d.metrics.discardedSamples.WithLabelValues(tenantID, "rate_limited").Add(float64(samples + histograms))
+		return res, &Error{Code: http.StatusTooManyRequests, Msg: fmt.Sprintf(
+			"ingestion rate limit of %g samples/s (burst %d) exceeded by tenant %s while writing %d samples and exemplars; raise -distributor.ingestion-rate-limit / -distributor.ingestion-burst-size or ingestion_rate / ingestion_burst_size in the runtime overrides file",
+			l.IngestionRate, l.IngestionBurstSize, tenantID, total)}
+	}
+	if len(req.Timeseries) == 0 {
+		return res, nil
+	}
+
+	resp, err := d.send(ctx, tenantID, req)
+	if err != nil {
+		return res, err
+	}
+	rejected := 0
+	for _, n := range resp.Rejected {
+		rejected += n
+	}
+	// Rejections are proportionally attributed: the ingesters do not say
+	// which kind of sample they refused.
+	res.Samples, res.Histograms, res.Exemplars = samples, histograms, exemplars-resp.RejectedExemplars
+	if rejected > 0 {
+		if rejected > samples+histograms {
+			rejected = samples + histograms
+		}
+		fromHist := rejected * histograms / max(samples+histograms, 1)
+		res.Histograms -= fromHist
+		res.Samples -= rejected - fromHist
+		res.Dropped += rejected
+		if res.Message == "" {
+			res.Message = resp.FirstError
+		}
+		res.LimitHit = res.LimitHit || resp.LimitError
+	}
+	res.DroppedExemplars += resp.RejectedExemplars
+	d.metrics.writtenSamples.WithLabelValues(tenantID).Add(float64(res.Samples + res.Histograms))
+	return res, nil
+}
+
+func (d *Distributor) limiter(tenantID string, l *validation.Limits) *rate.Limiter {
+	d.limitersMu.Lock()
+	defer d.limitersMu.Unlock()
+	lim, ok := d.limiters[tenantID]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize)
+		d.limiters[tenantID] = lim
+		return lim
+	}
+	if lim.Limit() != rate.Limit(l.IngestionRate) {
+		lim.SetLimit(rate.Limit(l.IngestionRate))
+	}
+	if lim.Burst() != l.IngestionBurstSize {
+		lim.SetBurst(l.IngestionBurstSize)
+	}
+	return lim
+}
+
+// shardKey hashes tenant and labels into a ring token. Labels are sorted by
+// validation, so equal series always map to the same token.
+func shardKey(tenantID string, ts *writev2.TimeSeries, symbols []string) uint32 {
+	h := xxhash.New()
+	_, _ = h.WriteString(tenantID)
+	for _, r := range ts.LabelsRefs {
+		_, _ = h.Write(sep)
+		_, _ = h.WriteString(symbols[r])
+	}
+	s := h.Sum64()
+	return uint32(s ^ (s >> 32))
+}
+
+var sep = []byte{0xff}
+
+// send shards the request over the ring and waits for a write quorum for every
+// series. Pushes to slow replicas carry on after the quorum is reached, on a
+// context detached from the caller's.
+func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Request) (*client.PushResponse, error) {
+	keys := make([]uint32, len(req.Timeseries))
+	for i := range req.Timeseries {
+		keys[i] = shardKey(tenantID, &req.Timeseries[i], req.Symbols)
+	}
+	merged := &client.PushResponse{}
+	var mu sync.Mutex
+
+	pushCtx, cancel := context.WithTimeout(user.InjectOrgID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
+	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+		sub := &writev2.Request{Symbols: req.Symbols, Timeseries: make([]writev2.TimeSeries, len(idx))}
+		for j, i := range idx {
+			sub.Timeseries[j] = req.Timeseries[i]
+		}
+		var p IngesterPusher
+		if d.local != nil && inst.Id == d.localID {
+			p = d.local
+		} else {
+			c, err := d.pool.Client(inst.Addr)
+			if err != nil {
+				return err
+			}
+			p = c
+		}
+		start := time.Now()
+		resp, err := p.Push(pushCtx, sub)
+		d.metrics.ingesterPushDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
+			d.metrics.ingesterPushFailures.WithLabelValues(inst.Id).Inc()
+			return fmt.Errorf("pushing to ingester %s (%s): %w", inst.Id, inst.Addr, err)
+		}
+		mu.Lock()
+		mergeResponse(merged, resp)
+		mu.Unlock()
+		return nil
+	}, ring.DoBatchOptions{Cleanup: cancel, Go: func(f func()) { go f() }})
+	if err != nil {
+		if errors.Is(err, ring.ErrTooManyUnhealthyInstances) || errors.Is(err, ring.ErrEmptyRing) {
+			return nil, &Error{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("not enough healthy ingesters to write with replication factor: %v", err)}
+		}
+		return nil, &Error{Code: http.StatusInternalServerError, Msg: fmt.Sprintf("writing to ingesters: %v", err)}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return merged, nil
+}
+
+// mergeResponse folds one replica's response into merged. Replicas see the
+// same series, so per-reason counts are combined with max, not added.
+func mergeResponse(merged, r *client.PushResponse) {
+	for reason, n := range r.Rejected {
+		if merged.Rejected == nil {
+			merged.Rejected = map[string]int{}
+		}
+		if n > merged.Rejected[reason] {
+			merged.Rejected[reason] = n
+		}
+	}
+	merged.RejectedExemplars = max(merged.RejectedExemplars, r.RejectedExemplars)
+	if merged.FirstError == "" {
+		merged.FirstError = r.FirstError
+	}
+	merged.LimitError = merged.LimitError || r.LimitError
+}

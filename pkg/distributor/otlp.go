@@ -1,0 +1,270 @@
+package distributor
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
+	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// requestBuilder is a storage.AppenderV2 that collects what Prometheus's OTLP
+// translator appends into one remote write 2.0 request. Samples of the same
+// series are grouped.
+type requestBuilder struct {
+	symbols writev2.SymbolsTable
+	series  []writev2.TimeSeries
+	index   map[uint64][]int // label hash -> series indexes (collisions kept apart)
+	lbls    []labels.Labels
+	refs    []uint32
+}
+
+func newRequestBuilder() *requestBuilder {
+	return &requestBuilder{symbols: writev2.NewSymbolTable(), index: map[uint64][]int{}}
+}
+
+func (b *requestBuilder) seriesFor(ls labels.Labels) *writev2.TimeSeries {
+	h := ls.Hash()
+	for _, i := range b.index[h] {
+		if labels.Equal(b.lbls[i], ls) {
+			return &b.series[i]
+		}
+	}
+	b.refs = b.symbols.SymbolizeLabels(ls, b.refs[:0])
+	b.series = append(b.series, writev2.TimeSeries{LabelsRefs: append([]uint32(nil), b.refs...)})
+	b.lbls = append(b.lbls, ls)
+	b.index[h] = append(b.index[h], len(b.series)-1)
+	return &b.series[len(b.series)-1]
+}
+
+// Append implements storage.AppenderV2.
+func (b *requestBuilder) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	ts := b.seriesFor(ls)
+	switch {
+	case fh != nil:
+		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(st, t, fh))
+	case h != nil:
+		ts.Histograms = append(ts.Histograms, writev2.FromIntHistogram(st, t, h))
+	default:
+		ts.Samples = append(ts.Samples, writev2.Sample{Value: v, Timestamp: t, StartTimestamp: st})
+	}
+	for _, e := range opts.Exemplars {
+		ts.Exemplars = append(ts.Exemplars, b.exemplar(e))
+	}
+	md := opts.Metadata
+	if md.Type != "" || md.Help != "" || md.Unit != "" {
+		ts.Metadata = writev2.Metadata{
+			Type:    writev2.FromMetadataType(md.Type),
+			HelpRef: b.symbols.Symbolize(md.Help),
+			UnitRef: b.symbols.Symbolize(md.Unit),
+		}
+	}
+	return 0, nil
+}
+
+func (b *requestBuilder) exemplar(e exemplar.Exemplar) writev2.Exemplar {
+	return writev2.Exemplar{LabelsRefs: b.symbols.SymbolizeLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts}
+}
+
+// Commit implements storage.AppenderV2.
+func (b *requestBuilder) Commit() error { return nil }
+
+// Rollback implements storage.AppenderV2.
+func (b *requestBuilder) Rollback() error { return nil }
+
+func (b *requestBuilder) request() *writev2.Request {
+	return &writev2.Request{Symbols: b.symbols.Symbols(), Timeseries: b.series}
+}
+
+// TranslateOTLP converts OTLP metrics to a remote write 2.0 request the way
+// Prometheus's own OTLP receiver does (its translator package).
+func (d *Distributor) TranslateOTLP(ctx context.Context, md pmetric.Metrics) (*writev2.Request, error) {
+	b := newRequestBuilder()
+	conv := otlptranslator.NewPrometheusConverter(b)
+	_, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
+		AddMetricSuffixes:                 true,
+		AllowUTF8:                         false,
+		PromoteResourceAttributes:         otlptranslator.NewPromoteResourceAttributes(config.OTLPConfig{PromoteResourceAttributes: d.cfg.OTLPPromoteResourceAttr}),
+		KeepIdentifyingResourceAttributes: d.cfg.OTLPKeepIdentifyingAttr,
+		DisableTargetInfo:                 d.cfg.OTLPDisableTargetInfo,
+	})
+	if err != nil {
+		// The translator reports per-point problems and keeps going; what it
+		// converted is still written.
+		return b.request(), &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("translating OTLP metrics: %v", err)}
+	}
+	return b.request(), nil
+}
+
+// pushOTLP translates and writes, returning rejected data points and message.
+func (d *Distributor) pushOTLP(ctx context.Context, tenantID string, md pmetric.Metrics) (int64, string, error) {
+	req, terr := d.TranslateOTLP(ctx, md)
+	res, err := d.Push(ctx, tenantID, req)
+	if err != nil {
+		return 0, "", err
+	}
+	msg := res.Message
+	if terr != nil {
+		msg = terr.Error()
+	}
+	return int64(res.Dropped), msg, nil
+}
+
+// OTLPHandler serves OTLP metrics over HTTP (protobuf or JSON, optionally
+// gzip- or zstd-compressed).
+func (d *Distributor) OTLPHandler(resolver tenant.Resolver) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := d.serveOTLP(w, r, resolver)
+		d.metrics.requests.WithLabelValues("otlp_http", strconv.Itoa(code)).Inc()
+	})
+}
+
+func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver tenant.Resolver) int {
+	if r.Method != http.MethodPost {
+		return writeError(w, &Error{Code: http.StatusMethodNotAllowed, Msg: "OTLP takes POST"})
+	}
+	tenantID, err := resolver.FromRequest(r)
+	if err != nil {
+		return writeError(w, &Error{Code: http.StatusUnauthorized, Msg: err.Error()})
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-protobuf" && ct != "application/json" {
+		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: OTLP/HTTP takes application/x-protobuf or application/json", r.Header.Get("Content-Type"))})
+	}
+	buf, err := readBody(r, d.cfg.MaxRecvMsgSize)
+	if err != nil {
+		return writeError(w, err)
+	}
+	defer bufPool.Put(buf)
+	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), d.cfg.MaxDecompressedSize)
+	if err != nil {
+		return writeError(w, err)
+	}
+	req := pmetricotlp.NewExportRequest()
+	if ct == "application/json" {
+		err = req.UnmarshalJSON(body)
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP metrics request (%s): %v", ct, err)})
+	}
+	rejected, msg, err := d.pushOTLP(r.Context(), tenantID, req.Metrics())
+	if err != nil {
+		return writeError(w, err)
+	}
+	resp := pmetricotlp.NewExportResponse()
+	if rejected > 0 || msg != "" {
+		resp.PartialSuccess().SetRejectedDataPoints(rejected)
+		resp.PartialSuccess().SetErrorMessage(msg)
+	}
+	var out []byte
+	if ct == "application/json" {
+		out, err = resp.MarshalJSON()
+	} else {
+		out, err = resp.MarshalProto()
+	}
+	if err != nil {
+		return writeError(w, err)
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+	return http.StatusOK
+}
+
+// decompress undoes Content-Encoding, bounded by max bytes of output.
+func decompress(encoding string, body []byte, max int) ([]byte, error) {
+	var r io.Reader
+	switch encoding {
+	case "", "identity":
+		return body, nil
+	case "gzip":
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid gzip: %v", err)}
+		}
+		r = gz
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)))
+		if err != nil {
+			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid zstd: %v", err)}
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return nil, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q: use gzip, zstd or none", encoding)}
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decompressing request body (%s): %v", encoding, err)}
+	}
+	if len(out) > max {
+		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request decompresses to more than the limit of %d bytes (-distributor.max-decompressed-size)", max)}
+	}
+	return out, nil
+}
+
+// otlpGRPC is the OTLP metrics gRPC service.
+type otlpGRPC struct {
+	pmetricotlp.UnimplementedGRPCServer
+	d        *Distributor
+	resolver tenant.Resolver
+}
+
+// Export implements pmetricotlp.GRPCServer.
+func (s *otlpGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	tenantID := tenant.Anonymous
+	if s.resolver.Enabled {
+		md, _ := metadata.FromIncomingContext(ctx)
+		vals := md.Get("x-scope-orgid")
+		id := ""
+		if len(vals) > 0 {
+			id = vals[0]
+		}
+		if err := tenant.Validate(id); err != nil {
+			return pmetricotlp.ExportResponse{}, status.Error(codes.Unauthenticated, err.Error())
+		}
+		tenantID = id
+	}
+	rejected, msg, err := s.d.pushOTLP(ctx, tenantID, req.Metrics())
+	if err != nil {
+		code := codes.Internal
+		if e, ok := err.(*Error); ok {
+			switch {
+			case e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable:
+				code = codes.Unavailable
+			case e.Code >= 400 && e.Code < 500:
+				code = codes.InvalidArgument
+			}
+		}
+		s.d.metrics.requests.WithLabelValues("otlp_grpc", code.String()).Inc()
+		return pmetricotlp.ExportResponse{}, status.Error(code, err.Error())
+	}
+	s.d.metrics.requests.WithLabelValues("otlp_grpc", codes.OK.String()).Inc()
+	resp := pmetricotlp.NewExportResponse()
+	if rejected > 0 || msg != "" {
+		resp.PartialSuccess().SetRejectedDataPoints(rejected)
+		resp.PartialSuccess().SetErrorMessage(msg)
+	}
+	return resp, nil
+}

@@ -1,0 +1,219 @@
+package distributor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// Remote write protocol facts (remote write 1.0 and 2.0 specifications).
+const (
+	protoV1 = "prometheus.WriteRequest"
+	protoV2 = "io.prometheus.write.v2.Request"
+
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads at most max bytes of r's body into a pooled buffer. The
+// caller returns the buffer with bufPool.Put.
+func readBody(r *http.Request, max int) (*bytes.Buffer, error) {
+	if r.ContentLength > int64(max) {
+		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", r.ContentLength, max)}
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		bufPool.Put(buf)
+		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("reading request body: %v", err)}
+	}
+	if n > int64(max) {
+		bufPool.Put(buf)
+		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", max)}
+	}
+	return buf, nil
+}
+
+// remoteWriteVersion picks the protobuf message from the Content-Type.
+func remoteWriteVersion(contentType string) (string, error) {
+	if contentType == "" {
+		return protoV1, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/x-protobuf" {
+		return "", &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: remote write needs application/x-protobuf (with proto=%s or proto=%s)", contentType, protoV1, protoV2)}
+	}
+	switch p := params["proto"]; p {
+	case "", protoV1:
+		return protoV1, nil
+	case protoV2:
+		return protoV2, nil
+	default:
+		return "", &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported remote write message %q: this receiver takes %s and %s", p, protoV1, protoV2)}
+	}
+}
+
+// DecodeRemoteWrite decompresses and decodes a remote write body of the given
+// protobuf message into the 2.0 form used inside Canopy.
+func DecodeRemoteWrite(body []byte, proto string, maxDecompressed int) (*writev2.Request, error) {
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not snappy block-compressed: %v", err)}
+	}
+	if n > maxDecompressed {
+		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request decompresses to %d bytes, more than the limit of %d bytes (-distributor.max-decompressed-size)", n, maxDecompressed)}
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	buf.Grow(n)
+	raw, err := snappy.Decode(buf.Bytes()[:n], body)
+	if err != nil {
+		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid snappy: %v", err)}
+	}
+	if proto == protoV2 {
+		var req writev2.Request
+		if err := req.Unmarshal(raw); err != nil {
+			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 2.0 request: %v", err)}
+		}
+		if len(req.Symbols) > 0 && req.Symbols[0] != "" {
+			return nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
+		}
+		return &req, nil
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 1.0 request: %v", err)}
+	}
+	return FromV1(&req), nil
+}
+
+// FromV1 converts a remote write 1.0 request to the 2.0 form. Metadata, sent
+// per metric family in 1.0, becomes metadata-only series.
+func FromV1(req *prompb.WriteRequest) *writev2.Request {
+	st := writev2.NewSymbolTable()
+	out := &writev2.Request{Timeseries: make([]writev2.TimeSeries, 0, len(req.Timeseries)+len(req.Metadata))}
+	for i := range req.Timeseries {
+		in := &req.Timeseries[i]
+		refs := make([]uint32, 0, 2*len(in.Labels))
+		for _, l := range in.Labels {
+			refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+		}
+		ts := writev2.TimeSeries{LabelsRefs: refs}
+		if len(in.Samples) > 0 {
+			ts.Samples = make([]writev2.Sample, len(in.Samples))
+			for j, s := range in.Samples {
+				ts.Samples[j] = writev2.Sample{Value: s.Value, Timestamp: s.Timestamp}
+			}
+		}
+		for _, h := range in.Histograms {
+			if h.IsFloatHistogram() {
+				ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(0, h.Timestamp, h.ToFloatHistogram()))
+			} else {
+				ts.Histograms = append(ts.Histograms, writev2.FromIntHistogram(0, h.Timestamp, h.ToIntHistogram()))
+			}
+		}
+		for _, e := range in.Exemplars {
+			erefs := make([]uint32, 0, 2*len(e.Labels))
+			for _, l := range e.Labels {
+				erefs = append(erefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{LabelsRefs: erefs, Value: e.Value, Timestamp: e.Timestamp})
+		}
+		out.Timeseries = append(out.Timeseries, ts)
+	}
+	for _, m := range req.Metadata {
+		if m.MetricFamilyName == "" {
+			continue
+		}
+		out.Timeseries = append(out.Timeseries, writev2.TimeSeries{
+			LabelsRefs: []uint32{st.Symbolize("__name__"), st.Symbolize(m.MetricFamilyName)},
+			Metadata: writev2.Metadata{
+				Type:    writev2.Metadata_MetricType(m.Type),
+				HelpRef: st.Symbolize(m.Help),
+				UnitRef: st.Symbolize(m.Unit),
+			},
+		})
+	}
+	out.Symbols = st.Symbols()
+	return out
+}
+
+// RemoteWriteHandler serves POST /api/v1/push (remote write 1.0 and 2.0).
+func (d *Distributor) RemoteWriteHandler(resolver tenant.Resolver) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := d.serveRemoteWrite(w, r, resolver)
+		d.metrics.requests.WithLabelValues("remote_write", strconv.Itoa(code)).Inc()
+	})
+}
+
+func (d *Distributor) serveRemoteWrite(w http.ResponseWriter, r *http.Request, resolver tenant.Resolver) int {
+	if r.Method != http.MethodPost {
+		return writeError(w, &Error{Code: http.StatusMethodNotAllowed, Msg: "remote write takes POST"})
+	}
+	tenantID, err := resolver.FromRequest(r)
+	if err != nil {
+		return writeError(w, &Error{Code: http.StatusUnauthorized, Msg: err.Error()})
+	}
+	proto, err := remoteWriteVersion(r.Header.Get("Content-Type"))
+	if err != nil {
+		return writeError(w, err)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "snappy" {
+		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote write bodies are snappy-compressed", enc)})
+	}
+	buf, err := readBody(r, d.cfg.MaxRecvMsgSize)
+	if err != nil {
+		return writeError(w, err)
+	}
+	req, err := DecodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize)
+	bufPool.Put(buf)
+	if err != nil {
+		return writeError(w, err)
+	}
+	res, err := d.Push(r.Context(), tenantID, req)
+	if proto == protoV2 {
+		w.Header().Set(headerSamplesWritten, strconv.Itoa(res.Samples))
+		w.Header().Set(headerHistogramsWritten, strconv.Itoa(res.Histograms))
+		w.Header().Set(headerExemplarsWritten, strconv.Itoa(res.Exemplars))
+	}
+	if err != nil {
+		return writeError(w, err)
+	}
+	if res.Dropped > 0 {
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: partialMessage(res)})
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
+}
+
+func partialMessage(res PushResult) string {
+	return fmt.Sprintf("%d samples written, %d samples rejected (%d exemplars rejected); first rejection: %s", res.Samples+res.Histograms, res.Dropped, res.DroppedExemplars, res.Message)
+}
+
+func writeError(w http.ResponseWriter, err error) int {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: http.StatusInternalServerError, Msg: err.Error()}
+	}
+	http.Error(w, e.Msg, e.Code)
+	return e.Code
+}

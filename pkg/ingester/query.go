@@ -1,0 +1,148 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// framePool recycles marshalling buffers of query streams.
+var framePool = &sync.Pool{}
+
+type noopFlusher struct{}
+
+func (noopFlusher) Flush() {}
+
+// QueryStream streams the tenant's series matching q as XOR/histogram chunks
+// in Prometheus's streamed remote-read framing.
+func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error {
+	ctx := stream.Context()
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return err
+	}
+	db := i.getTSDB(id)
+	if db == nil {
+		return nil
+	}
+	matchers, err := remote.FromLabelMatchers(q.Matchers)
+	if err != nil {
+		return fmt.Errorf("query matchers: %w", err)
+	}
+	cq, err := db.ChunkQuerier(q.StartTimestampMs, q.EndTimestampMs)
+	if err != nil {
+		return err
+	}
+	defer cq.Close()
+	hints := &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs}
+	if h := q.Hints; h != nil {
+		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
+	}
+	css := cq.Select(ctx, true, hints, matchers...)
+	w := remote.NewChunkedWriter(client.FrameWriter{Stream: stream}, noopFlusher{})
+	_, err = remote.StreamChunkedReadResponses(w, 0, css, nil, i.cfg.MaxFrameBytes, framePool)
+	return err
+}
+
+func (i *Ingester) labelQuerier(ctx context.Context, req *client.LabelsRequest) (storage.Querier, []*labels.Matcher, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := i.getTSDB(id)
+	if db == nil {
+		return nil, nil, nil
+	}
+	matchers, err := client.ToMatchers(req.Matchers)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := db.Querier(req.Start, req.End)
+	return q, matchers, err
+}
+
+// LabelNames returns the tenant's label names.
+func (i *Ingester) LabelNames(ctx context.Context, req *client.LabelsRequest) (*client.LabelsResponse, error) {
+	q, matchers, err := i.labelQuerier(ctx, req)
+	if err != nil || q == nil {
+		return &client.LabelsResponse{}, err
+	}
+	defer q.Close()
+	names, annots, err := q.LabelNames(ctx, &storage.LabelHints{Limit: req.Limit}, matchers...)
+	if err != nil {
+		return nil, err
+	}
+	return &client.LabelsResponse{Values: names, Warnings: warnings(annots.AsErrors())}, nil
+}
+
+// LabelValues returns the tenant's values of one label.
+func (i *Ingester) LabelValues(ctx context.Context, req *client.LabelsRequest) (*client.LabelsResponse, error) {
+	q, matchers, err := i.labelQuerier(ctx, req)
+	if err != nil || q == nil {
+		return &client.LabelsResponse{}, err
+	}
+	defer q.Close()
+	values, annots, err := q.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: req.Limit}, matchers...)
+	if err != nil {
+		return nil, err
+	}
+	return &client.LabelsResponse{Values: values, Warnings: warnings(annots.AsErrors())}, nil
+}
+
+func warnings(errs []error) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// Exemplars returns the tenant's exemplars.
+func (i *Ingester) Exemplars(ctx context.Context, req *client.ExemplarsRequest) (*client.ExemplarsResponse, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db := i.getTSDB(id)
+	if db == nil {
+		return &client.ExemplarsResponse{}, nil
+	}
+	sets := make([][]*labels.Matcher, 0, len(req.Matchers))
+	for _, ms := range req.Matchers {
+		m, err := client.ToMatchers(ms)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, m)
+	}
+	eq, err := db.ExemplarQuerier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := eq.Select(req.Start, req.End, sets...)
+	if err != nil {
+		return nil, err
+	}
+	return client.FromExemplarResults(res), nil
+}
+
+// Metadata returns the tenant's metric metadata.
+func (i *Ingester) Metadata(ctx context.Context, req *client.MetadataRequest) (*client.MetadataResponse, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db := i.getTSDB(id)
+	if db == nil {
+		return &client.MetadataResponse{}, nil
+	}
+	return &client.MetadataResponse{Metadata: db.metadata.get(req.Metric, req.Limit, req.LimitPerMetric)}, nil
+}

@@ -1,0 +1,248 @@
+package querier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/features"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+)
+
+// PrefixPrometheus is where the Prometheus HTTP API is served.
+const PrefixPrometheus = "/prometheus"
+
+// Version is reported by /api/v1/status/buildinfo.
+var Version = "0.1.0-dev"
+
+// ParserOptions returns the PromQL parser options for cfg.
+func ParserOptions(cfg Config) parser.Options {
+	return parser.Options{
+		EnableExperimentalFunctions:  cfg.ExperimentalFunctions,
+		ExperimentalDurationExpr:     cfg.ExperimentalFunctions,
+		EnableExtendedRangeSelectors: cfg.ExperimentalFunctions,
+		EnableBinopFillModifiers:     cfg.ExperimentalFunctions,
+	}
+}
+
+// NewEngine returns the Prometheus PromQL engine configured as Canopy runs it.
+func NewEngine(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger,
+		Reg:                      reg,
+		MaxSamples:               cfg.MaxSamples,
+		Timeout:                  cfg.Timeout,
+		LookbackDelta:            cfg.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.DefaultEvaluationInterval.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		EnablePerStepStats:       true,
+		EnableDelayedNameRemoval: true,
+		UseStartTimestamps:       true,
+		Parser:                   parser.NewParser(ParserOptions(cfg)),
+	})
+}
+
+// metadataJSON is one metadata entry as Prometheus's API renders it.
+type metadataJSON struct {
+	Type string `json:"type"`
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+// sampleAndChunk adds a chunk querier (for remote read) to a Queryable.
+type sampleAndChunk struct {
+	storage.Queryable
+}
+
+func (s sampleAndChunk) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	q, err := s.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return chunkQuerier{q}, nil
+}
+
+type chunkQuerier struct{ storage.Querier }
+
+func (c chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(c.Querier.Select(ctx, sortSeries, hints, matchers...))
+}
+
+// API is the Prometheus HTTP API over a Queryable.
+type API struct {
+	handler http.Handler
+}
+
+// NewAPI returns the Prometheus HTTP API (Prometheus's own implementation,
+// so shapes, error types and status codes are exactly Prometheus's) served
+// under PrefixPrometheus+"/api/v1".
+func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
+	start := time.Now()
+	api := v1.NewAPI(
+		engine, sampleAndChunk{q}, nil, nil, eq,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		noTSDB{},
+		"",
+		false, // admin
+		false, // search
+		0,
+		logger,
+		func(context.Context) v1.RulesRetriever { return noRules{} },
+		0, 1, 1<<20,
+		false,
+		regexp.MustCompile("^$"),
+		func() (v1.RuntimeInfo, error) {
+			cwd, _ := os.Getwd()
+			host, _ := os.Hostname()
+			return v1.RuntimeInfo{StartTime: start, CWD: cwd, Hostname: host, ServerTime: time.Now(), ReloadConfigSuccess: true, GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0), GOGC: os.Getenv("GOGC"), GODEBUG: os.Getenv("GODEBUG")}, nil
+		},
+		&v1.PrometheusVersion{Version: Version, Branch: "main", GoVersion: runtime.Version()},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		gatherer, reg,
+		nil,
+		false, nil,
+		false, false, false,
+		false,
+		cfg.LookbackDelta,
+		false, false,
+		nil,
+		features.NewRegistry(),
+		v1.OpenAPIOptions{},
+		parser.NewParser(ParserOptions(cfg)),
+	)
+	router := route.New()
+	api.Register(router.WithPrefix(PrefixPrometheus + "/api/v1"))
+	sem := make(chan struct{}, cfg.MaxConcurrent)
+	metadataPath := PrefixPrometheus + "/api/v1/metadata"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == metadataPath:
+			serveMetadata(w, r, md)
+			return
+		case strings.HasPrefix(r.URL.Path, PrefixPrometheus+"/api/v1/query"):
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-r.Context().Done():
+				return
+			}
+		}
+		router.ServeHTTP(w, r)
+	})
+	return &API{handler: h}
+}
+
+// ServeHTTP serves the API. The tenant must be in the request context.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+func serveMetadata(w http.ResponseWriter, r *http.Request, md *IngesterQueryable) {
+	w.Header().Set("Content-Type", "application/json")
+	fail := func(code int, typ string, err error) {
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": typ, "error": err.Error()})
+	}
+	if err := r.ParseForm(); err != nil {
+		fail(http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	req := &client.MetadataRequest{Metric: r.Form.Get("metric")}
+	var err error
+	if req.Limit, err = intParam(r.Form, "limit"); err != nil {
+		fail(http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	if req.LimitPerMetric, err = intParam(r.Form, "limit_per_metric"); err != nil {
+		fail(http.StatusBadRequest, "bad_data", err)
+		return
+	}
+	res, err := md.Metadata(r.Context(), req)
+	if err != nil {
+		fail(http.StatusInternalServerError, "internal", err)
+		return
+	}
+	data := map[string][]metadataJSON{}
+	for name, list := range res {
+		if req.Limit > 0 && len(data) >= req.Limit {
+			break
+		}
+		for i, m := range list {
+			if req.LimitPerMetric > 0 && i >= req.LimitPerMetric {
+				break
+			}
+			data[name] = append(data[name], metadataJSON{Type: string(m.Type), Help: m.Help, Unit: m.Unit})
+		}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": data})
+}
+
+func intParam(form url.Values, name string) (int, error) {
+	s := form.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid %s %q: %w", name, s, err)
+	}
+	return n, nil
+}
+
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                                 { return nil }
+func (noTargets) TargetsActive() map[string][]*scrape.Target            { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target           { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int                  { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) { return nil, errNotSupported }
+
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+var errNotSupported = errors.New("not supported by Canopy's querier")
+
+type noTSDB struct{}
+
+func (noTSDB) CleanTombstones() error                                         { return errNotSupported }
+func (noTSDB) Delete(context.Context, int64, int64, ...*labels.Matcher) error { return errNotSupported }
+func (noTSDB) Snapshot(string, bool) error                                    { return errNotSupported }
+func (noTSDB) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNotSupported }
+func (noTSDB) WALReplayStatus() (tsdb.WALReplayStatus, error)                 { return tsdb.WALReplayStatus{}, nil }
+func (noTSDB) BlockMetas() ([]tsdb.BlockMeta, error)                          { return nil, nil }

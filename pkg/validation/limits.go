@@ -1,0 +1,71 @@
+// Package validation holds the per-tenant limits and the checks the write path
+// applies to incoming series. Limits have defaults from flags and per-tenant
+// overrides from a runtime-reloadable YAML file.
+package validation
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Limits are the per-tenant limits. Every field has a flag giving its default;
+// the runtime overrides file may change any of them per tenant.
+type Limits struct {
+	// Write path.
+	IngestionRate          float64        `yaml:"ingestion_rate"`
+	IngestionBurstSize     int            `yaml:"ingestion_burst_size"`
+	MaxLabelNamesPerSeries int            `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength     int            `yaml:"max_label_name_length"`
+	MaxLabelValueLength    int            `yaml:"max_label_value_length"`
+	MaxMetadataLength      int            `yaml:"max_metadata_length"`
+	CreationGracePeriod    model.Duration `yaml:"creation_grace_period"`
+	PastGracePeriod        model.Duration `yaml:"past_grace_period"`
+	MaxExemplarsPerSeries  int            `yaml:"max_exemplars_per_series_per_request"`
+
+	// Ingester.
+	MaxGlobalSeriesPerTenant int            `yaml:"max_global_series_per_tenant"`
+	OutOfOrderTimeWindow     model.Duration `yaml:"out_of_order_time_window"`
+	MaxGlobalExemplars       int            `yaml:"max_global_exemplars_per_tenant"`
+
+	// Read path.
+	MaxQueryLookback model.Duration `yaml:"max_query_lookback"`
+}
+
+// RegisterFlags registers the defaults of every limit.
+func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 2_000_000, "Per-tenant ingestion rate in samples per second (floats, histograms and exemplars each count one), enforced by each distributor.")
+	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 20_000_000, "Per-tenant number of samples a distributor accepts in a burst above the ingestion rate.")
+	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 40, "Most labels a series may have, including __name__.")
+	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name accepted, in bytes.")
+	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 4096, "Longest label value accepted, in bytes.")
+	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 4096, "Longest metric help or unit text accepted, in bytes.")
+	l.CreationGracePeriod = model.Duration(10 * time.Minute)
+	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "Samples more than this far in the future are rejected.")
+	f.Var(&l.PastGracePeriod, "validation.past-grace-period", "Samples older than this are rejected before they reach an ingester. 0 disables the check (the ingester's TSDB still rejects samples it cannot place).")
+	f.IntVar(&l.MaxExemplarsPerSeries, "validation.max-exemplars-per-series-per-request", 10, "Most exemplars kept per series in one request; the rest are dropped and counted.")
+	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-global-series-per-tenant", 5_000_000, "Most active series a tenant may have across the cluster (counted before replication). 0 is unlimited.")
+	l.OutOfOrderTimeWindow = model.Duration(30 * time.Minute)
+	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
+	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store, across the cluster. 0 disables exemplar storage.")
+	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look. 0 is unlimited.")
+}
+
+// Validate checks the limits are coherent.
+func (l *Limits) Validate() error {
+	if l.IngestionRate <= 0 {
+		return errors.New("ingestion rate limit must be positive")
+	}
+	if l.IngestionBurstSize <= 0 {
+		return errors.New("ingestion burst size must be positive")
+	}
+	if l.MaxLabelNamesPerSeries <= 0 || l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0 {
+		return errors.New("label limits must be positive")
+	}
+	if l.MaxGlobalSeriesPerTenant < 0 || l.MaxGlobalExemplars < 0 || l.OutOfOrderTimeWindow < 0 {
+		return errors.New("series, exemplar and out-of-order limits must not be negative")
+	}
+	return nil
+}

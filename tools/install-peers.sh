@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the pinned third-party programs Canopy's tests run against.
+# Idempotent: skips what is already installed at the pinned version.
+set -euo pipefail
+
+# Prometheus, from Debian's package (2.42: has --web.enable-remote-write-receiver
+# and remote_write). Used as a real remote-write sender and as the reference
+# receiver in benchmarks.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    # The package starts a system service; tests start their own instances.
+    (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus || true) >/dev/null 2>&1
+  else
+    echo "install-peers: prometheus missing and not root; tests needing it will skip" >&2
+  fi
+fi
+command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true
