@@ -208,7 +208,7 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	if c.Ingester != nil {
 		local, localID = c.Ingester, c.Ingester.ID()
 	}
-	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, c.ingesterPool, local, localID, c.logger, c.reg)
+	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, localID, c.logger, c.reg)
 	c.Distributor = d
 	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
 	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))

@@ -31,10 +31,16 @@ type IngesterPusher interface {
 	Push(ctx context.Context, req *writev2.Request) (*client.PushResponse, error)
 }
 
-// ClientPool returns the client of an ingester address.
+// ClientPool returns the pusher of an ingester address.
 type ClientPool interface {
-	Client(addr string) (*client.Client, error)
+	Pusher(addr string) (IngesterPusher, error)
 }
+
+// PoolPushers adapts a client.Pool to ClientPool.
+type PoolPushers struct{ *client.Pool }
+
+// Pusher implements ClientPool.
+func (p PoolPushers) Pusher(addr string) (IngesterPusher, error) { return p.Client(addr) }
 
 // Distributor is a services.Service. Create it with New.
 type Distributor struct {
@@ -211,11 +217,10 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		if d.local != nil && inst.Id == d.localID {
 			p = d.local
 		} else {
-			c, err := d.pool.Client(inst.Addr)
-			if err != nil {
+			var err error
+			if p, err = d.pool.Pusher(inst.Addr); err != nil {
 				return err
 			}
-			p = c
 		}
 		start := time.Now()
 		resp, err := p.Push(pushCtx, sub)

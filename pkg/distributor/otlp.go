@@ -27,10 +27,11 @@ import (
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
-// requestBuilder is a storage.AppenderV2 that collects what Prometheus's OTLP
-// translator appends into one remote write 2.0 request. Samples of the same
-// series are grouped.
-type requestBuilder struct {
+// RequestBuilder is a storage.AppenderV2 that collects what is appended (by
+// Prometheus's OTLP translator, or by anything else writing through the
+// storage interface) into one remote write 2.0 request. Samples of the same
+// series are grouped. Not safe for concurrent use.
+type RequestBuilder struct {
 	symbols writev2.SymbolsTable
 	series  []writev2.TimeSeries
 	index   map[uint64][]int // label hash -> series indexes (collisions kept apart)
@@ -38,16 +39,28 @@ type requestBuilder struct {
 	refs    []uint32
 }
 
-func newRequestBuilder() *requestBuilder {
-	return &requestBuilder{symbols: writev2.NewSymbolTable(), index: map[uint64][]int{}}
+// NewRequestBuilder returns an empty builder.
+func NewRequestBuilder() *RequestBuilder {
+	return &RequestBuilder{symbols: writev2.NewSymbolTable(), index: map[uint64][]int{}}
 }
 
-func (b *requestBuilder) seriesFor(ls labels.Labels) *writev2.TimeSeries {
+// seriesFor returns the entry to append a sample of ls to. A remote write 2.0
+// series entry holds floats or histograms, not both: when a series switches
+// between the two, it gets a new entry, so samples keep their order.
+func (b *RequestBuilder) seriesFor(ls labels.Labels, isHistogram bool) *writev2.TimeSeries {
 	h := ls.Hash()
-	for _, i := range b.index[h] {
-		if labels.Equal(b.lbls[i], ls) {
-			return &b.series[i]
+	for j, i := range b.index[h] {
+		if !labels.Equal(b.lbls[i], ls) {
+			continue
 		}
+		ts := &b.series[i]
+		if isHistogram && len(ts.Samples) == 0 || !isHistogram && len(ts.Histograms) == 0 {
+			return ts
+		}
+		b.series = append(b.series, writev2.TimeSeries{LabelsRefs: ts.LabelsRefs})
+		b.lbls = append(b.lbls, ls)
+		b.index[h][j] = len(b.series) - 1
+		return &b.series[len(b.series)-1]
 	}
 	b.refs = b.symbols.SymbolizeLabels(ls, b.refs[:0])
 	b.series = append(b.series, writev2.TimeSeries{LabelsRefs: append([]uint32(nil), b.refs...)})
@@ -57,8 +70,8 @@ func (b *requestBuilder) seriesFor(ls labels.Labels) *writev2.TimeSeries {
 }
 
 // Append implements storage.AppenderV2.
-func (b *requestBuilder) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	ts := b.seriesFor(ls)
+func (b *RequestBuilder) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	ts := b.seriesFor(ls, h != nil || fh != nil)
 	switch {
 	case fh != nil:
 		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(st, t, fh))
@@ -81,24 +94,26 @@ func (b *requestBuilder) Append(_ storage.SeriesRef, ls labels.Labels, st, t int
 	return 0, nil
 }
 
-func (b *requestBuilder) exemplar(e exemplar.Exemplar) writev2.Exemplar {
+func (b *RequestBuilder) exemplar(e exemplar.Exemplar) writev2.Exemplar {
 	return writev2.Exemplar{LabelsRefs: b.symbols.SymbolizeLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts}
 }
 
 // Commit implements storage.AppenderV2.
-func (b *requestBuilder) Commit() error { return nil }
+func (b *RequestBuilder) Commit() error { return nil }
 
 // Rollback implements storage.AppenderV2.
-func (b *requestBuilder) Rollback() error { return nil }
+func (b *RequestBuilder) Rollback() error { return nil }
 
-func (b *requestBuilder) request() *writev2.Request {
+// Request returns the request built so far. It shares memory with the
+// builder: append nothing more once it is taken.
+func (b *RequestBuilder) Request() *writev2.Request {
 	return &writev2.Request{Symbols: b.symbols.Symbols(), Timeseries: b.series}
 }
 
 // TranslateOTLP converts OTLP metrics to a remote write 2.0 request the way
 // Prometheus's own OTLP receiver does (its translator package).
 func (d *Distributor) TranslateOTLP(ctx context.Context, md pmetric.Metrics) (*writev2.Request, error) {
-	b := newRequestBuilder()
+	b := NewRequestBuilder()
 	conv := otlptranslator.NewPrometheusConverter(b)
 	_, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
 		AddMetricSuffixes:                 true,
@@ -110,9 +125,9 @@ func (d *Distributor) TranslateOTLP(ctx context.Context, md pmetric.Metrics) (*w
 	if err != nil {
 		// The translator reports per-point problems and keeps going; what it
 		// converted is still written.
-		return b.request(), &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("translating OTLP metrics: %v", err)}
+		return b.Request(), &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("translating OTLP metrics: %v", err)}
 	}
-	return b.request(), nil
+	return b.Request(), nil
 }
 
 // pushOTLP translates and writes, returning rejected data points and message.
