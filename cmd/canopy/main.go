@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/go-kit/log/level"
@@ -14,17 +15,18 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-func run(args []string) int {
+func run(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("canopy", flag.ContinueOnError)
+	fs.SetOutput(out)
 	var cfg canopy.Config
 	if err := canopy.Load(&cfg, fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(out, err)
 		return 2
 	}
 	logger := dslog.NewGoKitWithLevel(cfg.Server.LogLevel, cfg.Server.LogFormat)
