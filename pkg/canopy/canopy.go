@@ -75,7 +75,9 @@ func New(cfg Config, logger log.Logger) (*Canopy, error) {
 func (c *Canopy) Registry() *prometheus.Registry { return c.reg }
 
 // Start initialises the modules of the configured targets and starts them;
-// it returns once every service is running.
+// it returns once every service is running. The services run until ctx is
+// cancelled or Stop is called: pass a context that outlives the process's
+// work, not a start-up timeout.
 func (c *Canopy) Start(ctx context.Context) error {
 	mm, err := c.setupModules()
 	if err != nil {

@@ -203,12 +203,15 @@ func (c *Canopy) initIngester() (services.Service, error) {
 }
 
 func (c *Canopy) initDistributor() (services.Service, error) {
-	var local distributor.IngesterPusher
-	localID := ""
-	if c.Ingester != nil {
-		local, localID = c.Ingester, c.Ingester.ID()
+	// The ingester module may be initialised after this one (or not at all):
+	// look it up on each push.
+	local := func() (distributor.IngesterPusher, string) {
+		if c.Ingester == nil {
+			return nil, ""
+		}
+		return c.Ingester, c.Ingester.ID()
 	}
-	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, localID, c.logger, c.reg)
+	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
 	c.Distributor = d
 	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
 	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))

@@ -50,8 +50,7 @@ type Distributor struct {
 	limits  validation.TenantLimits
 	ring    ring.ReadRing
 	pool    ClientPool
-	local   IngesterPusher
-	localID string
+	local   LocalIngester
 	logger  log.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -60,17 +59,20 @@ type Distributor struct {
 	limiters   map[string]*rate.Limiter
 }
 
+// LocalIngester returns the ingester running in this process and its ring ID,
+// or nil. It is asked on every push, so modules may start in any order.
+type LocalIngester func() (IngesterPusher, string)
+
 // New returns a distributor writing to the ingesters of ingesterRing. When
-// this process also runs an ingester, local and localID let pushes to it skip
-// the network.
-func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing, pool ClientPool, local IngesterPusher, localID string, logger log.Logger, reg prometheus.Registerer) *Distributor {
+// this process also runs an ingester, local lets pushes to it skip the
+// network; local may be nil.
+func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing, pool ClientPool, local LocalIngester, logger log.Logger, reg prometheus.Registerer) *Distributor {
 	d := &Distributor{
 		cfg:      cfg,
 		limits:   limits,
 		ring:     ingesterRing,
 		pool:     pool,
 		local:    local,
-		localID:  localID,
 		logger:   log.With(logger, "component", "distributor"),
 		metrics:  newMetrics(reg),
 		now:      time.Now,
@@ -207,6 +209,13 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 	merged := &client.PushResponse{}
 	var mu sync.Mutex
 
+	var (
+		local   IngesterPusher
+		localID string
+	)
+	if d.local != nil {
+		local, localID = d.local()
+	}
 	pushCtx, cancel := context.WithTimeout(user.InjectOrgID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
 	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		sub := &writev2.Request{Symbols: req.Symbols, Timeseries: make([]writev2.TimeSeries, len(idx))}
@@ -214,8 +223,8 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 			sub.Timeseries[j] = req.Timeseries[i]
 		}
 		var p IngesterPusher
-		if d.local != nil && inst.Id == d.localID {
-			p = d.local
+		if local != nil && inst.Id == localID {
+			p = local
 		} else {
 			var err error
 			if p, err = d.pool.Pusher(inst.Addr); err != nil {

@@ -112,7 +112,7 @@ func newTestDistributor(t *testing.T, n, rf int, limits validation.Limits) (*Dis
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
 	require.Eventually(t, func() bool { return r.InstancesCount() == n }, 5*time.Second, 10*time.Millisecond)
-	d := New(defaultConfig(), validation.NewStaticOverrides(limits, nil), r, pool, nil, "", log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(defaultConfig(), validation.NewStaticOverrides(limits, nil), r, pool, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	return d, ings
 }
 

@@ -83,14 +83,14 @@ func TestOTLPHTTP(t *testing.T) {
 		ct, enc  string
 		wantCode int
 	}{
-		"protobuf":       {pb, "application/x-protobuf", "", 200},
-		"json":           {js, "application/json", "", 200},
-		"gzip protobuf":  {gz.Bytes(), "application/x-protobuf", "gzip", 200},
-		"bad gzip":       {pb, "application/x-protobuf", "gzip", 400},
-		"garbage":        {[]byte("nope"), "application/x-protobuf", "", 400},
-		"bad json":       {[]byte("{"), "application/json", "", 400},
-		"text plain":     {pb, "text/plain", "", 415},
-		"brotli":         {pb, "application/x-protobuf", "br", 415},
+		"protobuf":      {pb, "application/x-protobuf", "", 200},
+		"json":          {js, "application/json", "", 200},
+		"gzip protobuf": {gz.Bytes(), "application/x-protobuf", "gzip", 200},
+		"bad gzip":      {pb, "application/x-protobuf", "gzip", 400},
+		"garbage":       {[]byte("nope"), "application/x-protobuf", "", 400},
+		"bad json":      {[]byte("{"), "application/json", "", 400},
+		"text plain":    {pb, "text/plain", "", 415},
+		"brotli":        {pb, "application/x-protobuf", "br", 415},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d, ings := newTestDistributor(t, 1, 1, defaultLimits())

@@ -42,7 +42,11 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 		return err
 	}
 	defer cq.Close()
-	hints := &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs}
+	// Chunks are sent whole: the querier drops samples outside the range as
+	// it decodes them. Trimming would re-encode every chunk crossing the
+	// range's start, and a re-encoded histogram chunk loses the counter reset
+	// hint of its (new) first sample, which PromQL reads.
+	hints := &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs, DisableTrimming: true}
 	if h := q.Hints; h != nil {
 		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
 	}

@@ -59,17 +59,16 @@ func unary[Req any, PReq interface {
 		if interceptor == nil {
 			return handler(ctx, in)
 		}
-		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + ServiceName + "/" + methodName(ctx)}, handler)
+		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: methodName(ctx)}, handler)
 	}
 }
 
-// methodName is only used for interceptor info; grpc sets the real method in
-// the stream, so a generic name is fine where it is not known.
+// methodName is the full method name gRPC put in ctx, for interceptors.
 func methodName(ctx context.Context) string {
 	if m, ok := grpc.Method(ctx); ok {
 		return m
 	}
-	return "unknown"
+	return "/" + ServiceName + "/unknown"
 }
 
 var serviceDesc = grpc.ServiceDesc{
@@ -208,9 +207,11 @@ type FrameWriter struct {
 	Stream FrameSender
 }
 
-// Write sends b as one frame.
+// Write sends a copy of b as one frame. gRPC may still hold a sent message's
+// bytes after Send returns (Frame marshals without copying), and the
+// remote-read writer reuses b from a pool: sending b itself corrupted frames.
 func (w FrameWriter) Write(b []byte) (int, error) {
-	if err := w.Stream.Send(&Frame{Data: b}); err != nil {
+	if err := w.Stream.Send(&Frame{Data: append([]byte(nil), b...)}); err != nil {
 		return 0, err
 	}
 	return len(b), nil
