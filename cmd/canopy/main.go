@@ -35,7 +35,7 @@ func run(args []string, out io.Writer) int {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1
 	}
-	if err := c.Run(); err != nil && err.Error() != "stopped by signal" {
+	if err := c.Run(); err != nil && !errors.Is(err, canopy.ErrSignal) {
 		level.Error(logger).Log("msg", "Canopy stopped with an error", "err", err)
 		return 1
 	}

@@ -104,7 +104,7 @@ func (c *Canopy) Start(ctx context.Context) error {
 	c.mu.Unlock()
 	m.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
 		for name, svc := range svcs {
-			if svc == s {
+			if svc == s && !errors.Is(s.FailureCase(), ErrSignal) {
 				level.Error(c.logger).Log("msg", "module failed", "module", name, "err", s.FailureCase())
 			}
 		}
@@ -195,16 +195,22 @@ func (s *serverService) running(ctx context.Context) error {
 	case err := <-errCh:
 		if err == nil {
 			// A signal stopped the server: stop the process.
-			return errSignal
+			return ErrSignal
 		}
 		return err
 	}
 }
 
-var errSignal = errors.New("stopped by signal")
+// ErrSignal is what Run returns after SIGTERM or SIGINT stopped the process.
+var ErrSignal = errors.New("stopped by signal")
 
 func (s *serverService) stopping(_ error) error {
-	for _, o := range s.others() {
+	// After a signal nothing else has asked the other modules to stop yet.
+	others := s.others()
+	for _, o := range others {
+		o.StopAsync()
+	}
+	for _, o := range others {
 		_ = o.AwaitTerminated(context.Background())
 	}
 	s.srv.Shutdown()
