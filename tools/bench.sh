@@ -32,6 +32,7 @@ OUT=${OUT:-/tmp/canopy-bench-results}
 SKIP_PROMETHEUS=${SKIP_PROMETHEUS:-0}
 
 cd "$(dirname "$0")/.."
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$OUT"
 work=$(mktemp -d /tmp/canopy-bench.XXXXXX)
 pids=()
@@ -130,7 +131,7 @@ fi
 reports=("$OUT/canopy.json")
 [ "$SKIP_PROMETHEUS" = 1 ] || reports+=("$OUT/prometheus.json")
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}'); load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}'); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load: SERIES=$SERIES DURATION=$DURATION BATCH=$BATCH CONCURRENCY=$CONCURRENCY RATE=$RATE PROTOCOL=$PROTOCOL"
 for f in "${reports[@]}"; do
   echo

@@ -7,12 +7,16 @@
 // workload interface (workload.go) is where logs and traces loads fit.
 //
 // The load is a fixed set of -series active series split into requests of
-// -batch series. A warm-up round first sends every series once, creating
-// them (reported as series creation); then, for -duration, every round sends
-// one new sample per series, as fast as the receiver takes them or at -rate
-// samples/s. Requests are encoded once at start-up and only patched and
-// snappy-compressed per round, so the generator's own CPU — also reported —
-// stays a small fraction of the receiver's.
+// -batch series. A warm-up round first sends every series once, as fast as
+// accepted, creating them (reported as series creation); then, for
+// -duration, every round sends one new sample per series, as fast as the
+// receiver takes them or at -rate samples/s. Each request's samples are
+// stamped with the wall clock, at least 1ms after the previous request of
+// the same series; each batch of series belongs to one of the -concurrency
+// workers, so a series' samples arrive in order. Only samples of 2xx
+// responses count as accepted. Requests are encoded once at start-up and
+// only patched and snappy-compressed per round, so the generator's own CPU —
+// also reported — stays a small fraction of the receiver's.
 //
 //	loadgen -url http://127.0.0.1:9009/api/v1/push -series 100000 -duration 30s -pid $(pidof canopy)
 //	loadgen -json ... > a.json; loadgen show a.json; loadgen compare a.json b.json
