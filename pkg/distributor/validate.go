@@ -191,7 +191,7 @@ func validateLabels(ts *writev2.TimeSeries, symbols []string, l *validation.Limi
 	if n > l.MaxLabelNamesPerSeries {
 		return reasonTooManyLabels, fmt.Sprintf("series %s has %d labels, more than the limit of %d (-validation.max-label-names-per-series)", seriesString(ts, symbols), n, l.MaxLabelNamesPerSeries)
 	}
-	if !sort.IsSorted(labelRefs{refs, symbols}) {
+	if !refsSorted(refs, symbols) {
 		sort.Sort(labelRefs{refs, symbols})
 	}
 	hasName := false
@@ -260,6 +260,17 @@ func trunc(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// refsSorted reports whether label pairs are sorted by name, without the
+// allocation sort.IsSorted's interface conversion costs on this hot path.
+func refsSorted(refs []uint32, symbols []string) bool {
+	for i := 2; i < len(refs); i += 2 {
+		if symbols[refs[i]] < symbols[refs[i-2]] {
+			return false
+		}
+	}
+	return true
 }
 
 // labelRefs sorts a series' label reference pairs by label name.
