@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/ingester"
@@ -47,6 +48,7 @@ type Canopy struct {
 	OTLP          *distributor.OTLPListeners
 	Queryable     *querier.IngesterQueryable
 	Engine        *promql.Engine
+	Bucket        objstore.InstrumentedBucket
 
 	mu       sync.Mutex
 	manager  *services.Manager

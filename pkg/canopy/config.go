@@ -17,6 +17,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -31,6 +32,7 @@ type Config struct {
 	Distributor   distributor.Config  `yaml:"distributor"`
 	Ingester      ingester.Config     `yaml:"ingester"`
 	Querier       querier.Config      `yaml:"querier"`
+	Bucket        bucket.Config       `yaml:"bucket"`
 	Limits        validation.Limits   `yaml:"limits"`
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
 }
@@ -55,6 +57,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Bucket.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded periodically. Empty: the flag defaults apply to every tenant.")
 	f.DurationVar(&c.RuntimeConfig.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is reloaded.")
@@ -73,7 +76,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("-data-dir must not be empty")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Limits} {
+	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Limits} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

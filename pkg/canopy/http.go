@@ -83,7 +83,9 @@ func (c *Canopy) serveServices(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (c *Canopy) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	out, err := yaml.Marshal(c.cfg)
+	cfg := c.cfg
+	cfg.Bucket = cfg.Bucket.Redacted()
+	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

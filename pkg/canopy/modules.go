@@ -24,6 +24,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -40,6 +41,7 @@ const (
 	Distributor   = "distributor"
 	Querier       = "querier"
 	API           = "api"
+	Bucket        = "bucket"
 	All           = "all"
 	Write         = "write"
 	Read          = "read"
@@ -72,10 +74,11 @@ var deps = map[string][]string{
 	Overrides:     {RuntimeConfig},
 	IngesterRing:  {MemberlistKV},
 	IngesterPool:  {Server},
-	Ingester:      {Server, MemberlistKV, Overrides},
+	Ingester:      {Server, MemberlistKV, Overrides, Bucket},
 	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
 	Querier:       {IngesterRing, IngesterPool, Overrides, API},
 	API:           {Server},
+	Bucket:        {Server},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {
@@ -87,6 +90,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(IngesterRing, c.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterPool, c.initIngesterPool, modules.UserInvisibleModule)
 	mm.RegisterModule(API, c.initAPI, modules.UserInvisibleModule)
+	mm.RegisterModule(Bucket, c.initBucket, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, c.initIngester)
 	mm.RegisterModule(Distributor, c.initDistributor)
 	mm.RegisterModule(Querier, c.initQuerier)
@@ -192,13 +196,14 @@ func (c *Canopy) initIngesterPool() (services.Service, error) {
 }
 
 func (c *Canopy) initIngester() (services.Service, error) {
-	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.cfg.Server.GRPCListenPort, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
+	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.cfg.Server.GRPCListenPort, c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}
 	c.Ingester = ing
 	client.RegisterIngesterServer(c.Server.GRPC, ing)
 	c.Server.HTTP.Handle("/ingester/ring-status", ing.Lifecycler())
+	c.Server.HTTP.Path("/ingester/flush").HandlerFunc(ing.FlushHandler)
 	return ing, nil
 }
 
@@ -230,6 +235,16 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	api := querier.NewAPI(c.cfg.Querier, c.Engine, q, q, q, slogger, c.reg, c.reg)
 	c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(api))
 	return nil, nil
+}
+
+// initBucket creates the one bucket client every component shares.
+func (c *Canopy) initBucket() (services.Service, error) {
+	bkt, err := bucket.NewClient(context.Background(), c.cfg.Bucket, c.cfg.DataDir, "canopy", c.logger, c.reg)
+	if err != nil {
+		return nil, err
+	}
+	c.Bucket = bkt
+	return services.NewIdleService(nil, func(error) error { return bkt.Close() }), nil
 }
 
 func (c *Canopy) initAPI() (services.Service, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/compression"
+	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -44,6 +45,7 @@ type Ingester struct {
 	cfg     Config
 	dir     string
 	limits  validation.TenantLimits
+	bkt     objstore.Bucket // nil: shipping off
 	logger  log.Logger
 	slogger *slog.Logger
 	metrics *metrics
@@ -55,9 +57,11 @@ type Ingester struct {
 	closing bool
 }
 
-// New returns an ingester storing under dir (one subdirectory per tenant).
-// memberlistKV may be nil when the ring store is not memberlist.
-func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Ingester, error) {
+// New returns an ingester storing under dir (one subdirectory per tenant)
+// and shipping blocks to bkt. bkt nil, or -ingester.ship-interval=0, keeps
+// blocks on local disk only. memberlistKV may be nil when the ring store is
+// not memberlist.
+func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, bkt objstore.Bucket, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating ingester directory: %w", err)
 	}
@@ -69,6 +73,9 @@ func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, m
 		metrics: newMetrics(reg),
 		tenants: map[string]*userTSDB{},
 	}
+	if cfg.ShipInterval > 0 {
+		i.bkt = bkt
+	}
 	i.slogger = logging.Slog(i.logger)
 	if reg != nil {
 		reg.MustRegister(headCollector{ing: i, desc: prometheus.NewDesc("canopy_ingester_head_series", "Series in each tenant's TSDB head in this ingester.", []string{"tenant"}, nil)})
@@ -77,7 +84,7 @@ func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, m
 	if err != nil {
 		return nil, err
 	}
-	i.lifecycler, err = ring.NewLifecycler(lcCfg, noFlush{}, RingName, RingKey, true, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
+	i.lifecycler, err = ring.NewLifecycler(lcCfg, flusher{i}, RingName, RingKey, cfg.FlushOnShutdown && i.bkt != nil, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("creating ingester lifecycler: %w", err)
 	}
@@ -120,11 +127,23 @@ func (i *Ingester) starting(ctx context.Context) error {
 }
 
 func (i *Ingester) running(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-i.lifecyclerFailure():
-		return fmt.Errorf("ingester lifecycler: %w", err)
+	failed := i.lifecyclerFailure()
+	var tick <-chan time.Time
+	if i.bkt != nil {
+		t := time.NewTicker(i.cfg.ShipInterval)
+		defer t.Stop()
+		tick = t.C
+		i.shipAll(ctx) // blocks left from before a restart or an outage
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return fmt.Errorf("ingester lifecycler: %w", err)
+		case <-tick:
+			i.shipAll(ctx)
+		}
 	}
 }
 
@@ -138,9 +157,10 @@ func (i *Ingester) stopping(_ error) error {
 	i.mu.Lock()
 	i.closing = true
 	i.mu.Unlock()
-	// Leave the ring first so distributors stop sending, then close the
-	// databases (which flushes nothing extra: the WAL already has every
-	// acknowledged sample).
+	// Leave the ring first so distributors stop sending (the lifecycler
+	// flushes and ships every head while LEAVING when
+	// -ingester.flush-on-shutdown is on), then close the databases; the WAL
+	// has every acknowledged sample either way.
 	err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler)
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -156,6 +176,7 @@ func (i *Ingester) stopping(_ error) error {
 // userTSDB is one tenant's database.
 type userTSDB struct {
 	*tsdb.DB
+	shipper  *shipper // nil when shipping is off
 	limiter  *seriesLimiter
 	metadata *metadataStore
 }
@@ -196,18 +217,33 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	limits := i.limits.ByTenant(id)
 	limiter := &seriesLimiter{tenant: id, limits: i.limits, ring: i.lifecycler, rf: i.cfg.Ring.ReplicationFactor}
 	blockMs := i.cfg.BlockRange.Milliseconds()
+	dir := filepath.Join(i.dir, id)
+	var ship *shipper
+	if i.bkt != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		var err error
+		if ship, err = newShipper(i.bkt, dir, id, i.lifecycler.ID, i.logger, i.metrics); err != nil {
+			return nil, err
+		}
+	}
 	opts := &tsdb.Options{
-		RetentionDuration:           i.cfg.Retention.Milliseconds(),
-		MinBlockDuration:            blockMs,
-		MaxBlockDuration:            blockMs,
-		StripeSize:                  i.cfg.StripeSize,
-		HeadChunksWriteQueueSize:    i.cfg.HeadChunksQueue,
-		SeriesLifecycleCallback:     limiter,
-		EnableExemplarStorage:       true,
-		MaxExemplars:                int64(limits.MaxGlobalExemplars),
-		OutOfOrderTimeWindow:        time.Duration(limits.OutOfOrderTimeWindow).Milliseconds(),
-		OutOfOrderCapMax:            32,
-		EnableOverlappingCompaction: true,
+		RetentionDuration:        i.cfg.Retention.Milliseconds(),
+		MinBlockDuration:         blockMs,
+		MaxBlockDuration:         blockMs,
+		StripeSize:               i.cfg.StripeSize,
+		HeadChunksWriteQueueSize: i.cfg.HeadChunksQueue,
+		SeriesLifecycleCallback:  limiter,
+		EnableExemplarStorage:    true,
+		MaxExemplars:             int64(limits.MaxGlobalExemplars),
+		OutOfOrderTimeWindow:     time.Duration(limits.OutOfOrderTimeWindow).Milliseconds(),
+		OutOfOrderCapMax:         32,
+		BlocksToDelete:           blocksToDelete(ship, i.cfg.Retention, time.Now),
+		// The compactor merges overlapping blocks (out-of-order data,
+		// replicas) in the bucket; merging locally too would ship the same
+		// samples twice.
+		EnableOverlappingCompaction: false,
 		EnableSTAsZeroSample:        true,
 		SamplesPerChunk:             120,
 		WALSegmentSize:              0,
@@ -216,23 +252,16 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	if i.cfg.WALCompression {
 		opts.WALCompression = compression.Snappy
 	}
-	db, err := tsdb.Open(filepath.Join(i.dir, id), i.slogger.With("tenant", id), nil, opts, nil)
+	db, err := tsdb.Open(dir, i.slogger.With("tenant", id), nil, opts, nil)
 	if err != nil {
 		return nil, err
 	}
 	limiter.db = db
-	u := &userTSDB{DB: db, limiter: limiter, metadata: newMetadataStore()}
+	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore()}
 	i.tenants[id] = u
 	i.metrics.tenants.Set(float64(len(i.tenants)))
 	return u, nil
 }
-
-// noFlush is the lifecycler's FlushTransferer. Ingesters keep their data in
-// their WAL and local blocks across restarts, so there is nothing to flush.
-type noFlush struct{}
-
-func (noFlush) Flush()                            {}
-func (noFlush) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
 
 // seriesLimiter enforces the per-tenant series limit when the head is about
 // to create a series. It is the TSDB's SeriesLifecycleCallback.

@@ -15,6 +15,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
@@ -33,6 +34,10 @@ func TestMain(m *testing.M) {
 }
 
 func newTestIngester(t *testing.T, dir string, limits validation.Limits) *Ingester {
+	return newShippingIngester(t, dir, limits, nil)
+}
+
+func newShippingIngester(t *testing.T, dir string, limits validation.Limits, bkt objstore.Bucket) *Ingester {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
@@ -42,7 +47,7 @@ func newTestIngester(t *testing.T, dir string, limits validation.Limits) *Ingest
 	cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
 	cfg.Ring.HeartbeatTimeout = time.Minute
 	require.NoError(t, cfg.Validate())
-	i, err := New(cfg, dir, 9095, validation.NewStaticOverrides(limits, nil), nil, log.NewNopLogger(), nil)
+	i, err := New(cfg, dir, 9095, validation.NewStaticOverrides(limits, nil), bkt, nil, log.NewNopLogger(), nil)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), i))
 	return i

@@ -12,6 +12,8 @@ type metrics struct {
 	tenants           prometheus.Gauge
 	pushes            prometheus.Counter
 	pushErrors        prometheus.Counter
+	shippedBlocks     prometheus.Counter
+	shipFailures      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +41,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pushErrors: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_ingester_push_failures_total",
 			Help: "Push requests that failed as a whole (nothing appended).",
+		}),
+		shippedBlocks: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_ingester_shipper_uploads_total",
+			Help: "TSDB blocks uploaded to the bucket.",
+		}),
+		shipFailures: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_ingester_shipper_upload_failures_total",
+			Help: "Block uploads that failed after retries; the block stays on local disk and is retried.",
 		}),
 	}
 }

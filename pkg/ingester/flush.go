@@ -1,0 +1,152 @@
+package ingester
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/concurrency"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// FlushResult is the answer of POST /ingester/flush.
+type FlushResult struct {
+	Tenants       int      `json:"tenants"`
+	BlocksShipped int      `json:"blocks_shipped"`
+	Errors        []string `json:"errors,omitempty"`
+}
+
+// FlushHandler serves POST /ingester/flush: every tenant's head is cut into
+// blocks now and every unshipped block is uploaded before the answer (200
+// when everything is in the bucket, 500 naming what is not).
+func (i *Ingester) FlushHandler(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	res := i.FlushAndShip(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	if len(res.Errors) > 0 {
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// FlushAndShip cuts every tenant's in-memory data into blocks and uploads
+// every block not yet in the bucket. Errors are collected per tenant; data
+// that could not be shipped stays on local disk.
+func (i *Ingester) FlushAndShip(ctx context.Context) FlushResult {
+	var (
+		mu  sync.Mutex
+		res FlushResult
+	)
+	dbs := i.userTSDBs()
+	res.Tenants = len(dbs)
+	ids := make([]string, 0, len(dbs))
+	for id := range dbs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	_ = concurrency.ForEachJob(ctx, len(ids), i.cfg.ShipConcurrency, func(ctx context.Context, n int) error {
+		id := ids[n]
+		db := dbs[id]
+		err := i.flushHead(ctx, db.DB)
+		shipped := 0
+		if err == nil && db.shipper != nil {
+			shipped, err = db.shipper.Sync(ctx, db.DB)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		res.BlocksShipped += shipped
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("tenant %s: %v", id, err))
+		}
+		return nil
+	})
+	if i.bkt == nil {
+		res.Errors = append(res.Errors, "shipping is off (-ingester.ship-interval=0): blocks were cut but stay on local disk")
+	}
+	sort.Strings(res.Errors)
+	return res
+}
+
+// flushHead writes everything in the head (and the out-of-order head) to
+// blocks aligned to the block range, then truncates the head and WAL.
+func (i *Ingester) flushHead(ctx context.Context, db *tsdb.DB) error {
+	h := db.Head()
+	mint, maxt := h.MinTime(), h.MaxTime()
+	if mint != math.MaxInt64 && maxt != math.MinInt64 && mint <= maxt {
+		r := i.cfg.BlockRange.Milliseconds()
+		start := mint - mint%r
+		if mint < 0 && mint%r != 0 {
+			start -= r
+		}
+		for ; start <= maxt; start += r {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := db.CompactHead(tsdb.NewRangeHead(h, start, start+r-1)); err != nil {
+				return fmt.Errorf("cutting head block [%d, %d): %w", start, start+r, err)
+			}
+		}
+	}
+	if err := db.CompactOOOHead(ctx); err != nil {
+		return fmt.Errorf("cutting out-of-order head: %w", err)
+	}
+	return nil
+}
+
+// shipAll uploads every tenant's unshipped blocks; failures are logged and
+// retried on the next tick.
+func (i *Ingester) shipAll(ctx context.Context) {
+	dbs := i.userTSDBs()
+	ids := make([]string, 0, len(dbs))
+	for id := range dbs {
+		ids = append(ids, id)
+	}
+	_ = concurrency.ForEachJob(ctx, len(ids), i.cfg.ShipConcurrency, func(ctx context.Context, n int) error {
+		db := dbs[ids[n]]
+		if db.shipper == nil {
+			return nil
+		}
+		if _, err := db.shipper.Sync(ctx, db.DB); err != nil && !errors.Is(err, context.Canceled) {
+			level.Warn(i.logger).Log("msg", "shipping blocks", "tenant", ids[n], "err", err)
+		}
+		return nil
+	})
+}
+
+func (i *Ingester) userTSDBs() map[string]*userTSDB {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	out := make(map[string]*userTSDB, len(i.tenants))
+	for k, v := range i.tenants {
+		out[k] = v
+	}
+	return out
+}
+
+// flusher is the lifecycler's FlushTransferer: on shutdown, while the
+// instance is LEAVING the ring, it flushes and ships every tenant.
+type flusher struct{ i *Ingester }
+
+func (f flusher) Flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), f.i.cfg.ShutdownFlushTimeout)
+	defer cancel()
+	res := f.i.FlushAndShip(ctx)
+	if len(res.Errors) > 0 {
+		level.Warn(f.i.logger).Log("msg", "flush on shutdown left data on local disk; it is uploaded at the next start", "err", fmt.Sprint(res.Errors))
+		return
+	}
+	level.Info(f.i.logger).Log("msg", "flushed and shipped every tenant on shutdown", "tenants", res.Tenants, "blocks", res.BlocksShipped)
+}
+
+func (flusher) TransferOut(context.Context) error { return ring.ErrTransferDisabled }

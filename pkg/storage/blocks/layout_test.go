@@ -1,0 +1,141 @@
+package blocks
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// CreateTestBlock writes a real Prometheus block of n series with one sample
+// per minute in [mint, maxt) into dir and returns its directory.
+func createTestBlock(t testing.TB, dir string, n int, mint, maxt int64) string {
+	t.Helper()
+	series := make([]storage.Series, 0, n)
+	for i := range n {
+		var s []chunks.Sample
+		for ts := mint; ts < maxt; ts += 60_000 {
+			s = append(s, sample{t: ts, f: float64(i) + float64(ts)/1000})
+		}
+		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "up", "job", "j", "instance", string(rune('a'+i%26))+strings.Repeat("x", i/26)), s))
+	}
+	d, err := tsdb.CreateBlock(series, dir, 0, promslog.NewNopLogger())
+	require.NoError(t, err)
+	return d
+}
+
+func TestLayoutGolden(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	fs, err := filesystem.NewBucket(filepath.Join(root, "bucket"))
+	require.NoError(t, err)
+	tb := TenantBucket(fs, "team-a")
+
+	b1 := createTestBlock(t, filepath.Join(root, "local"), 10, 0, 2*3600_000)
+	m, err := Upload(ctx, tb, b1, CanopyMeta{Tenant: "team-a", Source: SourceIngester, Ingester: "ingester-1"})
+	require.NoError(t, err)
+	require.NoError(t, WriteMark(ctx, tb, m.ULID, DeletionMarkFilename, "compacted", time.Unix(1700000000, 0)))
+	require.NoError(t, WriteMark(ctx, tb, m.ULID, NoCompactMarkFilename, "test", time.Unix(1700000000, 0)))
+	x, res, err := UpdateBucketIndex(ctx, tb, nil, time.Unix(1700000000, 0))
+	require.NoError(t, err)
+	require.Empty(t, res.Partial)
+	require.Empty(t, res.Corrupt)
+	require.NoError(t, WriteBucketIndex(ctx, tb, x))
+
+	var names []string
+	require.NoError(t, fs.Iter(ctx, "", func(n string) error { names = append(names, n); return nil }, objstore.WithRecursiveIter()))
+	sort.Strings(names)
+	ulidRe := regexp.MustCompile(`[0-9A-HJKMNP-TV-Z]{26}`)
+	got := ulidRe.ReplaceAllString(strings.Join(names, "\n")+"\n", "<ULID>")
+
+	metaJSON, err := os.ReadFile(filepath.Join(root, "bucket", "team-a", "metrics", m.ULID.String(), MetaFilename))
+	require.NoError(t, err)
+	got += "\n# meta.json\n" + ulidRe.ReplaceAllString(string(metaJSON), "<ULID>")
+
+	golden := filepath.Join("testdata", "layout.txt")
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, string(want), got, "object layout changed: update README.md and run go test ./pkg/storage/blocks -run TestLayoutGolden -update")
+
+	// The index round-trips.
+	back, err := ReadBucketIndex(ctx, tb)
+	require.NoError(t, err)
+	require.Equal(t, x, back)
+	require.Len(t, back.Blocks, 1)
+	require.Equal(t, BlockRef{ID: m.ULID, MinTime: 0, MaxTime: 2*3600_000 - 60_000 + 1, UploadedAt: 1700000000, Level: 1, Source: SourceIngester, Series: 10, Samples: 1200}, back.Blocks[0])
+}
+
+func TestUpdateBucketIndexPartialAndCorrupt(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	fs, err := filesystem.NewBucket(root)
+	require.NoError(t, err)
+	tb := TenantBucket(fs, "t")
+
+	good := createTestBlock(t, filepath.Join(t.TempDir()), 3, 0, 3600_000)
+	gm, err := Upload(ctx, tb, good, CanopyMeta{Tenant: "t", Source: SourceIngester})
+	require.NoError(t, err)
+
+	partial := ulid.MustNew(1, nil)
+	require.NoError(t, tb.Upload(ctx, partial.String()+"/index", strings.NewReader("x")))
+	corrupt := ulid.MustNew(2, nil)
+	require.NoError(t, tb.Upload(ctx, corrupt.String()+"/meta.json", strings.NewReader("{not json")))
+
+	x, res, err := UpdateBucketIndex(ctx, tb, nil, time.Now())
+	require.NoError(t, err)
+	require.Len(t, x.Blocks, 1)
+	require.Equal(t, gm.ULID, x.Blocks[0].ID)
+	require.Equal(t, []ulid.ULID{partial}, res.Partial)
+	require.Contains(t, res.Corrupt, corrupt)
+
+	// Delete leaves nothing of the block, and a second delete is harmless.
+	require.NoError(t, WriteMark(ctx, tb, gm.ULID, DeletionMarkFilename, "test", time.Now()))
+	require.NoError(t, Delete(ctx, tb, gm.ULID))
+	require.NoError(t, Delete(ctx, tb, gm.ULID))
+	x, _, err = UpdateBucketIndex(ctx, tb, x, time.Now())
+	require.NoError(t, err)
+	require.Empty(t, x.Blocks)
+	require.Empty(t, x.DeletionMarks)
+}
+
+func TestReadBucketIndexMissing(t *testing.T) {
+	fs, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	_, err = ReadBucketIndex(context.Background(), TenantBucket(fs, "nobody"))
+	require.ErrorIs(t, err, ErrNoBucketIndex)
+}
+
+type sample struct {
+	t int64
+	f float64
+}
+
+func (s sample) T() int64                      { return s.t }
+func (s sample) ST() int64                     { return 0 }
+func (s sample) F() float64                    { return s.f }
+func (s sample) H() *histogram.Histogram       { return nil }
+func (s sample) FH() *histogram.FloatHistogram { return nil }
+func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s sample) Copy() chunks.Sample           { return s }
