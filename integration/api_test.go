@@ -39,7 +39,12 @@ func (r response) String() string {
 
 // do sends one request. tenant "" sends no X-Scope-OrgID.
 func do(method, u, tenant, contentType string, body []byte, hdr map[string]string) (response, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return doTimeout(10*time.Second, method, u, tenant, contentType, body, hdr)
+}
+
+// doTimeout is do with a chosen timeout, for slow operations like flushes.
+func doTimeout(timeout time.Duration, method, u, tenant, contentType string, body []byte, hdr map[string]string) (response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {

@@ -57,6 +57,7 @@ type process struct {
 	name    string
 	bin     string
 	args    []string
+	env     []string // added to the environment
 	logPath string
 
 	mu     sync.Mutex
@@ -120,6 +121,7 @@ func (p *process) start(t *testing.T) {
 	defer f.Close() // The child has its own copy of the descriptor.
 	fmt.Fprintf(f, "===== %s: starting %s %s\n", time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: starting %s: %v", p.name, p.bin, err)
@@ -242,6 +244,7 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 	t.Helper()
 	ports := freePorts(t, 3*count)
 	nodes := make([]*canopyNode, count)
+	bucketDir := filepath.Join(t.TempDir(), "bucket") // one bucket, as in production
 	var join []string
 	for i := range nodes {
 		nodes[i] = &canopyNode{
@@ -267,6 +270,9 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 			"-memberlist.advertise-port=" + strconv.Itoa(n.mlPort),
 			"-ingester.ring.instance-id=" + n.id,
 			"-ingester.ring.instance-addr=127.0.0.1",
+			"-compactor.ring.instance-id=" + n.id,
+			"-compactor.ring.instance-addr=127.0.0.1",
+			"-bucket.filesystem.dir=" + bucketDir,
 			"-ingester.ring.heartbeat-period=1s",
 			"-ingester.ring.heartbeat-timeout=10s",
 			"-data-dir=" + n.dataDir,

@@ -21,7 +21,9 @@ import (
 func TestSingleProcess(t *testing.T) {
 	requireIntegration(t)
 	logs := logDir(t)
-	node := newCanopyNodes(t, logs, 1, "-auth.multitenancy-enabled", "-ingester.replication-factor=1")[0]
+	// Flush on shutdown is off here so that the restart below proves WAL
+	// replay (head series, exemplars); flushing is tested with MinIO.
+	node := newCanopyNodes(t, logs, 1, "-auth.multitenancy-enabled", "-ingester.replication-factor=1", "-ingester.flush-on-shutdown=false")[0]
 	node.start(t)
 	node.waitReady(t, 60*time.Second)
 

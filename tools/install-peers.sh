@@ -17,3 +17,14 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true
+
+# MinIO, the real S3 server of the object-storage tests. No semver tags:
+# pinned by pseudo-version. Building it takes about four minutes the first
+# time; the binary is cached in $(go env GOPATH)/bin.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+GOBIN_DIR="$(go env GOPATH)/bin"
+if ! go version -m "$GOBIN_DIR/minio" 2>/dev/null | grep -q "mod[[:space:]]*github.com/minio/minio[[:space:]]*$MINIO_VERSION"; then
+  echo "install-peers: building MinIO $MINIO_VERSION (a few minutes)" >&2
+  GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION"
+fi
+echo "minio $MINIO_VERSION at $GOBIN_DIR/minio"

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/thanos-io/objstore"
 
+	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
@@ -49,6 +50,7 @@ type Canopy struct {
 	Queryable     *querier.IngesterQueryable
 	Engine        *promql.Engine
 	Bucket        objstore.InstrumentedBucket
+	Compactor     *compactor.Compactor
 
 	mu       sync.Mutex
 	manager  *services.Manager

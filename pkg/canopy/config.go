@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
 
+	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
@@ -33,6 +34,7 @@ type Config struct {
 	Ingester      ingester.Config     `yaml:"ingester"`
 	Querier       querier.Config      `yaml:"querier"`
 	Bucket        bucket.Config       `yaml:"bucket"`
+	Compactor     compactor.Config    `yaml:"compactor"`
 	Limits        validation.Limits   `yaml:"limits"`
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
 }
@@ -46,7 +48,7 @@ type RuntimeConfigConfig struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), or distributor, ingester, querier.")
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), backend (compactor), or one component: distributor, ingester, querier, compactor.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
 
@@ -58,6 +60,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded periodically. Empty: the flag defaults apply to every tenant.")
 	f.DurationVar(&c.RuntimeConfig.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is reloaded.")
@@ -76,7 +79,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("-data-dir must not be empty")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Limits} {
+	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Compactor, &c.Limits} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
@@ -42,6 +43,8 @@ const (
 	Querier       = "querier"
 	API           = "api"
 	Bucket        = "bucket"
+	Compactor     = "compactor"
+	Backend       = "backend"
 	All           = "all"
 	Write         = "write"
 	Read          = "read"
@@ -49,12 +52,14 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:         {Distributor, Ingester, Querier},
+	All:         {Distributor, Ingester, Querier, Compactor},
 	Write:       {Distributor, Ingester},
 	Read:        {Querier},
 	Distributor: {Distributor},
 	Ingester:    {Ingester},
 	Querier:     {Querier},
+	Backend:     {Compactor},
+	Compactor:   {Compactor},
 }
 
 // TargetNames lists the valid -target values.
@@ -79,6 +84,7 @@ var deps = map[string][]string{
 	Querier:       {IngesterRing, IngesterPool, Overrides, API},
 	API:           {Server},
 	Bucket:        {Server},
+	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {
@@ -94,6 +100,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Ingester, c.initIngester)
 	mm.RegisterModule(Distributor, c.initDistributor)
 	mm.RegisterModule(Querier, c.initQuerier)
+	mm.RegisterModule(Compactor, c.initCompactor)
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
 			return nil, err
@@ -235,6 +242,17 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	api := querier.NewAPI(c.cfg.Querier, c.Engine, q, q, q, slogger, c.reg, c.reg)
 	c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(api))
 	return nil, nil
+}
+
+func (c *Canopy) initCompactor() (services.Service, error) {
+	comp, err := compactor.New(c.cfg.Compactor, filepath.Join(c.cfg.DataDir, "compactor"), c.cfg.Server.GRPCListenPort, c.Bucket, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
+	if err != nil {
+		return nil, err
+	}
+	c.Compactor = comp
+	c.Server.HTTP.Handle("/ring/compactor", comp.Ring())
+	c.Server.HTTP.Path("/compactor/run").HandlerFunc(comp.RunHandler)
+	return comp, nil
 }
 
 // initBucket creates the one bucket client every component shares.

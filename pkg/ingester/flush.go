@@ -79,7 +79,9 @@ func (i *Ingester) FlushAndShip(ctx context.Context) FlushResult {
 }
 
 // flushHead writes everything in the head (and the out-of-order head) to
-// blocks aligned to the block range, then truncates the head and WAL.
+// blocks within the block range's aligned windows, then truncates the head
+// and WAL. Afterwards the head accepts samples newer than the flushed ones
+// (older ones only within the out-of-order window).
 func (i *Ingester) flushHead(ctx context.Context, db *tsdb.DB) error {
 	h := db.Head()
 	mint, maxt := h.MinTime(), h.MaxTime()
@@ -93,8 +95,12 @@ func (i *Ingester) flushHead(ctx context.Context, db *tsdb.DB) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := db.CompactHead(tsdb.NewRangeHead(h, start, start+r-1)); err != nil {
-				return fmt.Errorf("cutting head block [%d, %d): %w", start, start+r, err)
+			// Blocks stay inside aligned windows (the compactor builds on
+			// that) and the last one ends at the newest sample, so samples
+			// newer than it are still accepted after the flush.
+			from, end := max(start, mint), min(start+r-1, maxt)
+			if err := db.CompactHead(tsdb.NewRangeHead(h, from, end)); err != nil {
+				return fmt.Errorf("cutting head block [%d, %d]: %w", from, end, err)
 			}
 		}
 	}

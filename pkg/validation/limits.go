@@ -32,6 +32,9 @@ type Limits struct {
 
 	// Read path.
 	MaxQueryLookback model.Duration `yaml:"max_query_lookback"`
+
+	// Storage.
+	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // RegisterFlags registers the defaults of every limit.
@@ -51,6 +54,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store, across the cluster. 0 disables exemplar storage.")
 	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look. 0 is unlimited.")
+	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long a tenant's metrics are kept in the bucket: blocks whose newest sample is older are deleted. 0 keeps them forever.")
 }
 
 // Validate checks the limits are coherent.

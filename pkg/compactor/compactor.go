@@ -1,0 +1,266 @@
+// Package compactor keeps each tenant's metrics in the bucket compact and
+// bounded: it merges the overlapping blocks replicas ship (deduplicating
+// their samples), compacts small blocks into larger ranges, applies
+// retention, deletes marked blocks after a delay, cleans up abandoned
+// uploads and maintains the bucket index. Tenants are sharded over compactor
+// replicas by the compactor ring.
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/concurrency"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// Ring identity.
+const (
+	RingName = "compactor"
+	RingKey  = "compactor"
+)
+
+// Compactor is a services.Service. Create it with New.
+type Compactor struct {
+	services.Service
+
+	cfg      Config
+	dir      string
+	bkt      objstore.Bucket
+	limits   validation.TenantLimits
+	logger   log.Logger
+	slogger  *slog.Logger
+	metrics  *metrics
+	tsdbMets *tsdb.CompactorMetrics
+	now      func() time.Time
+
+	lifecycler *ring.Lifecycler
+	ring       *ring.Ring
+
+	runMu sync.Mutex // one pass at a time
+}
+
+// New returns a compactor working in dir (scratch space for the blocks it
+// compacts) on bkt. memberlistKV may be nil when the ring store is not
+// memberlist.
+func New(cfg Config, dir string, grpcPort int, bkt objstore.Bucket, limits validation.TenantLimits, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Compactor, error) {
+	c := &Compactor{
+		cfg: cfg, dir: dir, bkt: bkt, limits: limits,
+		logger:   log.With(logger, "component", "compactor"),
+		metrics:  newMetrics(reg),
+		tsdbMets: tsdb.NewCompactorMetrics(prometheus.WrapRegistererWithPrefix("canopy_compactor_", reg)),
+		now:      time.Now,
+	}
+	c.slogger = logging.Slog(c.logger)
+	lcCfg, err := cfg.Ring.LifecyclerConfig(memberlistKV, grpcPort, "", logger)
+	if err != nil {
+		return nil, err
+	}
+	lcCfg.RingConfig.ReplicationFactor = 1
+	wrapped := prometheus.WrapRegistererWithPrefix("canopy_", reg)
+	c.lifecycler, err = ring.NewLifecycler(lcCfg, nil, RingName, RingKey, false, logger, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("creating compactor lifecycler: %w", err)
+	}
+	c.ring, err = ring.New(lcCfg.RingConfig, RingName, RingKey, logger, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("creating compactor ring client: %w", err)
+	}
+	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
+	return c, nil
+}
+
+// Ring is the compactor ring (for its status page).
+func (c *Compactor) Ring() *ring.Ring { return c.ring }
+
+func (c *Compactor) starting(ctx context.Context) error {
+	if err := os.RemoveAll(c.dir); err != nil { // leftovers of an interrupted job
+		return fmt.Errorf("cleaning compactor directory: %w", err)
+	}
+	if err := os.MkdirAll(c.dir, 0o750); err != nil {
+		return fmt.Errorf("creating compactor directory: %w", err)
+	}
+	if err := services.StartAndAwaitRunning(ctx, c.ring); err != nil {
+		return err
+	}
+	return services.StartAndAwaitRunning(ctx, c.lifecycler)
+}
+
+func (c *Compactor) running(ctx context.Context) error {
+	// Wait until this instance is ACTIVE and visible in the ring before the
+	// first pass, so ownership is decided on a stable ring.
+	for ctx.Err() == nil {
+		if c.ringHasMe() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	c.Run(ctx, true)
+	compact := time.NewTicker(c.cfg.CompactionInterval)
+	defer compact.Stop()
+	cleanup := time.NewTicker(c.cfg.CleanupInterval)
+	defer cleanup.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-compact.C:
+			c.Run(ctx, true)
+		case <-cleanup.C:
+			c.Run(ctx, false)
+		}
+	}
+}
+
+func (c *Compactor) stopping(_ error) error {
+	err := services.StopAndAwaitTerminated(context.Background(), c.lifecycler)
+	return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), c.ring))
+}
+
+func (c *Compactor) ringHasMe() bool {
+	rs, err := c.ring.GetAllHealthy(ring.Reporting)
+	if err != nil {
+		return false
+	}
+	for _, in := range rs.Instances {
+		if in.Id == c.lifecycler.ID {
+			return true
+		}
+	}
+	return false
+}
+
+var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// owns reports whether this compactor owns tenant id.
+func (c *Compactor) owns(id string) (bool, error) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	rs, err := c.ring.Get(h.Sum32(), ownerOp, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	return len(rs.Instances) > 0 && rs.Instances[0].Id == c.lifecycler.ID, nil
+}
+
+// RunResult summarises one pass.
+type RunResult struct {
+	Tenants   []string `json:"tenants"`
+	Compacted int      `json:"blocks_written"`
+	Errors    []string `json:"errors,omitempty"`
+}
+
+// Run makes one pass over the tenants this compactor owns: compaction (when
+// compact is true) and then cleanup and the bucket index. Passes never
+// overlap.
+func (c *Compactor) Run(ctx context.Context, compact bool) RunResult {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	var (
+		res RunResult
+		mu  sync.Mutex
+	)
+	tenants, err := c.ownedTenants(ctx)
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		c.metrics.runs.WithLabelValues(kind(compact), "failure").Inc()
+		return res
+	}
+	res.Tenants = tenants
+	_ = concurrency.ForEachJob(ctx, len(tenants), c.cfg.TenantConcurrency, func(ctx context.Context, n int) error {
+		id := tenants[n]
+		written, err := c.runTenant(ctx, id, compact)
+		mu.Lock()
+		defer mu.Unlock()
+		res.Compacted += written
+		if err != nil {
+			level.Error(c.logger).Log("msg", "compactor pass failed", "tenant", id, "err", err)
+			res.Errors = append(res.Errors, fmt.Sprintf("tenant %s: %v", id, err))
+		}
+		return nil
+	})
+	sort.Strings(res.Errors)
+	if len(res.Errors) == 0 {
+		c.metrics.runs.WithLabelValues(kind(compact), "success").Inc()
+		if compact {
+			c.metrics.lastSuccess.SetToCurrentTime()
+		}
+	} else {
+		c.metrics.runs.WithLabelValues(kind(compact), "failure").Inc()
+	}
+	return res
+}
+
+func kind(compact bool) string {
+	if compact {
+		return "compaction"
+	}
+	return "cleanup"
+}
+
+// ownedTenants lists the tenants with a metrics prefix in the bucket that
+// this compactor owns.
+func (c *Compactor) ownedTenants(ctx context.Context) ([]string, error) {
+	var all []string
+	err := c.bkt.Iter(ctx, "", func(name string) error {
+		id := strings.TrimSuffix(name, "/")
+		if strings.HasSuffix(name, "/") && tenant.Validate(id) == nil {
+			all = append(all, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants: %w", err)
+	}
+	var owned []string
+	for _, id := range all {
+		ok, err := c.owns(id)
+		if err != nil {
+			return nil, fmt.Errorf("compactor ring: %w", err)
+		}
+		if ok {
+			owned = append(owned, id)
+		}
+	}
+	c.metrics.ownedTenants.Set(float64(len(owned)))
+	return owned, nil
+}
+
+// RunHandler serves POST /compactor/run: one compaction and cleanup pass
+// now, answering when it is done.
+func (c *Compactor) RunHandler(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	res := c.Run(r.Context(), true)
+	writeJSON(w, res, len(res.Errors) > 0)
+}
+
+// tenantDir is the scratch directory of one tenant's jobs.
+func (c *Compactor) tenantDir(id string) string { return filepath.Join(c.dir, id) }
