@@ -173,7 +173,7 @@ func newBenchPipeline(b *testing.B) *Distributor {
 	icfg.Ring.Store = "inmemory"
 	icfg.Ring.InstanceID = "ingester-0"
 	icfg.Ring.InstanceAddr = "127.0.0.1"
-	ing, err := ingester.New(icfg, b.TempDir(), 9095, limits, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	ing, err := ingester.New(icfg, b.TempDir(), 9095, limits, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
