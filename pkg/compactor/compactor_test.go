@@ -13,19 +13,16 @@ import (
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -37,19 +34,6 @@ func TestMain(m *testing.M) {
 	)
 }
 
-type fsample struct {
-	t int64
-	f float64
-}
-
-func (s fsample) T() int64                      { return s.t }
-func (s fsample) ST() int64                     { return 0 }
-func (s fsample) F() float64                    { return s.f }
-func (s fsample) H() *histogram.Histogram       { return nil }
-func (s fsample) FH() *histogram.FloatHistogram { return nil }
-func (s fsample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s fsample) Copy() chunks.Sample           { return s }
-
 // value is the sample of series i at time ts: every replica and every test
 // derives it the same way, so merged data can be checked exactly.
 func value(i int, ts int64) float64 { return float64(i*1000) + float64(ts/15_000) }
@@ -58,16 +42,15 @@ func value(i int, ts int64) float64 { return float64(i*1000) + float64(ts/15_000
 // [mint, maxt) and uploads it as an ingester would.
 func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string, n int, mint, maxt int64, ingester string) blocks.BlockRef {
 	t.Helper()
-	series := make([]storage.Series, 0, n)
+	series := make([]blockstest.Series, 0, n)
 	for i := range n {
-		var ss []chunks.Sample
+		var ss []blockstest.Sample
 		for ts := mint; ts < maxt; ts += 15_000 {
-			ss = append(ss, fsample{t: ts, f: value(i, ts)})
+			ss = append(ss, blockstest.Sample{Ts: ts, V: value(i, ts)})
 		}
-		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "m", "i", string(rune('a'+i))), ss))
+		series = append(series, blockstest.Series{Labels: labels.FromStrings("__name__", "m", "i", string(rune('a'+i))), Samples: ss})
 	}
-	dir, err := tsdb.CreateBlock(series, t.TempDir(), 0, promslog.NewNopLogger())
-	require.NoError(t, err)
+	dir := blockstest.Create(t, t.TempDir(), series)
 	m, err := blocks.Upload(context.Background(), blocks.TenantBucket(bkt, tenant), dir, blocks.CanopyMeta{Tenant: tenant, Source: blocks.SourceIngester, Ingester: ingester})
 	require.NoError(t, err)
 	return blocks.BlockRef{ID: m.ULID, MinTime: m.MinTime, MaxTime: m.MaxTime}
@@ -103,7 +86,7 @@ func defaultLimits() validation.Limits {
 }
 
 // readAll reads every sample of every live (unmarked) block of a tenant.
-func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]fsample, []blocks.BlockRef) {
+func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]blockstest.Sample, []blocks.BlockRef) {
 	t.Helper()
 	ctx := context.Background()
 	tb := blocks.TenantBucket(bkt, tenant)
@@ -111,7 +94,7 @@ func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]fsa
 	require.NoError(t, err)
 	live := compactable(x)
 	slices.SortFunc(live, func(a, b blocks.BlockRef) int { return cmpInt(a.MinTime, b.MinTime) })
-	out := map[string][]fsample{}
+	out := map[string][]blockstest.Sample{}
 	var dirs []string
 	for _, b := range live {
 		d := filepath.Join(t.TempDir(), b.ID.String())
@@ -129,7 +112,7 @@ func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]fsa
 			k := ss.At().Labels().String()
 			for it.Next() != chunkenc.ValNone {
 				ts, v := it.At()
-				out[k] = append(out[k], fsample{t: ts, f: v})
+				out[k] = append(out[k], blockstest.Sample{Ts: ts, V: v})
 			}
 		}
 		require.NoError(t, ss.Err())
@@ -168,8 +151,8 @@ func TestCompactReplicasAndLevels(t *testing.T) {
 		s := got[labels.FromStrings("__name__", "m", "i", string(rune('a'+i))).String()]
 		require.Len(t, s, 14*240)
 		for k, smp := range s {
-			require.Equal(t, int64(k)*15_000, smp.t)
-			require.Equal(t, value(i, smp.t), smp.f)
+			require.Equal(t, int64(k)*15_000, smp.Ts)
+			require.Equal(t, value(i, smp.Ts), smp.V)
 		}
 	}
 

@@ -13,11 +13,15 @@ import (
 
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
 )
 
 // flakyBucket fails every upload while down is set: a bucket outage.
@@ -50,7 +54,8 @@ func TestFlushShipsAndOutageLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	i := newShippingIngester(t, dir, defaultLimits(), bkt)
 	ctx := user.InjectOrgID(context.Background(), "team-a")
-	now := time.Now().UnixMilli()
+	// Inside one 2h block window whatever the wall clock says.
+	now := time.Now().UnixMilli()/7200_000*7200_000 - 30*60_000
 	for k := range int64(5) {
 		_, err := i.Push(ctx, request(now-(4-k)*60_000, "a_one", "a_two"))
 		require.NoError(t, err)
@@ -110,7 +115,25 @@ func TestFlushOnShutdown(t *testing.T) {
 }
 
 func TestBlocksToDeleteKeepsUnshipped(t *testing.T) {
-	// Covered end to end above; here the policy itself: without a shipper
-	// (shipping off) old blocks go, with one only shipped old blocks go.
-	require.Empty(t, blocksToDelete(nil, time.Hour, time.Now)(nil))
+	dir := t.TempDir()
+	var bs []*tsdb.Block
+	for k := int64(0); k < 3; k++ {
+		d := blockstest.Create(t, dir, []blockstest.Series{{
+			Labels:  labels.FromStrings("__name__", "m"),
+			Samples: []blockstest.Sample{{Ts: k * 7200_000, V: 1}},
+		}})
+		b, err := tsdb.OpenBlock(nil, d, nil, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = b.Close() })
+		bs = append(bs, b)
+	}
+	s := &shipper{shipped: map[ulid.ULID]struct{}{bs[0].Meta().ULID: {}, bs[2].Meta().ULID: {}}}
+	// Blocks 0 and 1 are past retention; only the shipped one may go.
+	now := func() time.Time { return time.UnixMilli(2*7200_000 + 30*60_000) }
+	got := blocksToDelete(s, time.Hour, now)(bs)
+	require.Equal(t, map[ulid.ULID]struct{}{bs[0].Meta().ULID: {}}, got)
+	// Shipping off: retention alone decides.
+	got = blocksToDelete(nil, time.Hour, now)(bs)
+	require.Len(t, got, 2)
+	require.Contains(t, got, bs[1].Meta().ULID)
 }

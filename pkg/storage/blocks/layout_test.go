@@ -12,35 +12,29 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// CreateTestBlock writes a real Prometheus block of n series with one sample
+// createTestBlock writes a real Prometheus block of n series with one sample
 // per minute in [mint, maxt) into dir and returns its directory.
 func createTestBlock(t testing.TB, dir string, n int, mint, maxt int64) string {
 	t.Helper()
-	series := make([]storage.Series, 0, n)
+	series := make([]blockstest.Series, 0, n)
 	for i := range n {
-		var s []chunks.Sample
+		var s []blockstest.Sample
 		for ts := mint; ts < maxt; ts += 60_000 {
-			s = append(s, sample{t: ts, f: float64(i) + float64(ts)/1000})
+			s = append(s, blockstest.Sample{Ts: ts, V: float64(i) + float64(ts)/1000})
 		}
-		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "up", "job", "j", "instance", string(rune('a'+i%26))+strings.Repeat("x", i/26)), s))
+		series = append(series, blockstest.Series{Labels: labels.FromStrings("__name__", "up", "job", "j", "instance", string(rune('a'+i%26))+strings.Repeat("x", i/26)), Samples: s})
 	}
-	d, err := tsdb.CreateBlock(series, dir, 0, promslog.NewNopLogger())
-	require.NoError(t, err)
-	return d
+	return blockstest.Create(t, dir, series)
 }
 
 func TestLayoutGolden(t *testing.T) {
@@ -126,16 +120,3 @@ func TestReadBucketIndexMissing(t *testing.T) {
 	_, err = ReadBucketIndex(context.Background(), TenantBucket(fs, "nobody"))
 	require.ErrorIs(t, err, ErrNoBucketIndex)
 }
-
-type sample struct {
-	t int64
-	f float64
-}
-
-func (s sample) T() int64                      { return s.t }
-func (s sample) ST() int64                     { return 0 }
-func (s sample) F() float64                    { return s.f }
-func (s sample) H() *histogram.Histogram       { return nil }
-func (s sample) FH() *histogram.FloatHistogram { return nil }
-func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s sample) Copy() chunks.Sample           { return s }
