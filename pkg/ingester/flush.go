@@ -48,16 +48,7 @@ func (i *Ingester) FlushAndShip(ctx context.Context) FlushResult {
 		mu  sync.Mutex
 		res FlushResult
 	)
-	dbs := i.userTSDBs()
-	res.Tenants = len(dbs)
-	ids := make([]string, 0, len(dbs))
-	for id := range dbs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	_ = concurrency.ForEachJob(ctx, len(ids), i.cfg.ShipConcurrency, func(ctx context.Context, n int) error {
-		id := ids[n]
-		db := dbs[id]
+	res.Tenants = i.forEachTenant(ctx, func(ctx context.Context, id string, db *userTSDB) {
 		err := i.flushHead(ctx, db.DB)
 		shipped := 0
 		if err == nil && db.shipper != nil {
@@ -69,7 +60,6 @@ func (i *Ingester) FlushAndShip(ctx context.Context) FlushResult {
 		if err != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("tenant %s: %v", id, err))
 		}
-		return nil
 	})
 	if i.bkt == nil {
 		res.Errors = append(res.Errors, "shipping is off (-ingester.ship-interval=0): blocks were cut but stay on local disk")
@@ -113,31 +103,30 @@ func (i *Ingester) flushHead(ctx context.Context, db *tsdb.DB) error {
 // shipAll uploads every tenant's unshipped blocks; failures are logged and
 // retried on the next tick.
 func (i *Ingester) shipAll(ctx context.Context) {
-	dbs := i.userTSDBs()
+	i.forEachTenant(ctx, func(ctx context.Context, id string, db *userTSDB) {
+		if db.shipper == nil {
+			return
+		}
+		if _, err := db.shipper.Sync(ctx, db.DB); err != nil && !errors.Is(err, context.Canceled) {
+			level.Warn(i.logger).Log("msg", "shipping blocks", "tenant", id, "err", err)
+		}
+	})
+}
+
+// forEachTenant calls f for every open tenant database, in tenant order,
+// -ingester.ship-concurrency at a time, and returns how many there were.
+func (i *Ingester) forEachTenant(ctx context.Context, f func(ctx context.Context, id string, db *userTSDB)) int {
+	dbs := i.tenantsSnapshot()
 	ids := make([]string, 0, len(dbs))
 	for id := range dbs {
 		ids = append(ids, id)
 	}
+	sort.Strings(ids)
 	_ = concurrency.ForEachJob(ctx, len(ids), i.cfg.ShipConcurrency, func(ctx context.Context, n int) error {
-		db := dbs[ids[n]]
-		if db.shipper == nil {
-			return nil
-		}
-		if _, err := db.shipper.Sync(ctx, db.DB); err != nil && !errors.Is(err, context.Canceled) {
-			level.Warn(i.logger).Log("msg", "shipping blocks", "tenant", ids[n], "err", err)
-		}
+		f(ctx, ids[n], dbs[ids[n]])
 		return nil
 	})
-}
-
-func (i *Ingester) userTSDBs() map[string]*userTSDB {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	out := make(map[string]*userTSDB, len(i.tenants))
-	for k, v := range i.tenants {
-		out[k] = v
-	}
-	return out
+	return len(ids)
 }
 
 // flusher is the lifecycler's FlushTransferer: on shutdown, while the

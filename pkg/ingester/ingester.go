@@ -181,12 +181,13 @@ type userTSDB struct {
 	metadata *metadataStore
 }
 
-func (i *Ingester) tenantsSnapshot() map[string]*tsdb.DB {
+// tenantsSnapshot copies the map of open tenant databases.
+func (i *Ingester) tenantsSnapshot() map[string]*userTSDB {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	out := make(map[string]*tsdb.DB, len(i.tenants))
+	out := make(map[string]*userTSDB, len(i.tenants))
 	for k, v := range i.tenants {
-		out[k] = v.DB
+		out[k] = v
 	}
 	return out
 }

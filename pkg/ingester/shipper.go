@@ -90,11 +90,9 @@ func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (int, error) {
 	local := db.Blocks()
 	slices.SortFunc(local, func(a, b *tsdb.Block) int { return a.Meta().ULID.Compare(b.Meta().ULID) })
 	uploaded := 0
-	present := map[ulid.ULID]struct{}{}
 	var firstErr error
 	for _, b := range local {
 		id := b.Meta().ULID
-		present[id] = struct{}{}
 		if s.isShipped(id) {
 			continue
 		}
@@ -109,29 +107,35 @@ func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (int, error) {
 		s.mu.Lock()
 		s.shipped[id] = struct{}{}
 		s.mu.Unlock()
-		if err := s.save(present, local); err != nil {
+		if err := s.save(local); err != nil {
 			return uploaded, err
 		}
 		level.Info(s.logger).Log("msg", "block shipped", "block", id, "min_time", b.Meta().MinTime, "max_time", b.Meta().MaxTime)
 	}
-	if uploaded == 0 && firstErr == nil && s.hasStale(present) {
+	if uploaded == 0 && firstErr == nil && s.hasStale(local) {
 		// Forget blocks deleted locally since the last save.
-		if err := s.save(present, local); err != nil {
+		if err := s.save(local); err != nil {
 			return 0, err
 		}
 	}
 	return uploaded, firstErr
 }
 
-func (s *shipper) hasStale(present map[ulid.ULID]struct{}) bool {
+// hasStale reports whether the shipped set names blocks no longer on disk.
+func (s *shipper) hasStale(local []*tsdb.Block) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id := range s.shipped {
-		if _, ok := present[id]; !ok {
-			return true
+	return len(s.shipped) > countShipped(s.shipped, local)
+}
+
+func countShipped(shipped map[ulid.ULID]struct{}, local []*tsdb.Block) int {
+	n := 0
+	for _, b := range local {
+		if _, ok := shipped[b.Meta().ULID]; ok {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // upload ships one block, retrying transient failures.
@@ -151,22 +155,20 @@ func (s *shipper) upload(ctx context.Context, dir string) error {
 	return err
 }
 
-// save writes the shipped set (restricted to blocks still on disk)
-// atomically: a temporary file renamed over the old one.
-func (s *shipper) save(present map[ulid.ULID]struct{}, local []*tsdb.Block) error {
+// save restricts the shipped set to the blocks in local (every block on
+// disk) and writes it atomically: a temporary file renamed over the old one.
+func (s *shipper) save(local []*tsdb.Block) error {
 	f := shipperFile{Version: 1}
 	s.mu.Lock()
+	kept := make(map[ulid.ULID]struct{}, len(s.shipped))
 	for _, b := range local {
 		id := b.Meta().ULID
 		if _, ok := s.shipped[id]; ok {
 			f.Shipped = append(f.Shipped, id)
+			kept[id] = struct{}{}
 		}
 	}
-	for id := range s.shipped {
-		if _, ok := present[id]; !ok {
-			delete(s.shipped, id)
-		}
-	}
+	s.shipped = kept
 	s.mu.Unlock()
 	b, err := json.Marshal(f)
 	if err != nil {

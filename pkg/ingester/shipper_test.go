@@ -136,4 +136,20 @@ func TestBlocksToDeleteKeepsUnshipped(t *testing.T) {
 	got = blocksToDelete(nil, time.Hour, now)(bs)
 	require.Len(t, got, 2)
 	require.Contains(t, got, bs[1].Meta().ULID)
+
+	// save keeps every shipped block still on disk, wherever it sorts, and
+	// forgets only those gone from disk.
+	gone := ulid.MustNew(1, nil)
+	s.dir = t.TempDir()
+	s.shipped[gone] = struct{}{}
+	require.True(t, s.hasStale(bs))
+	require.NoError(t, s.save(bs))
+	require.False(t, s.hasStale(bs))
+	require.True(t, s.isShipped(bs[0].Meta().ULID))
+	require.True(t, s.isShipped(bs[2].Meta().ULID))
+	require.False(t, s.isShipped(gone))
+	b, err := os.ReadFile(filepath.Join(s.dir, shipperFilename))
+	require.NoError(t, err)
+	require.Contains(t, string(b), bs[2].Meta().ULID.String())
+	require.NotContains(t, string(b), gone.String())
 }

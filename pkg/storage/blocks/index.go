@@ -159,7 +159,14 @@ func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *BucketInde
 	}
 	slices.SortFunc(x.Blocks, func(a, b BlockRef) int { return a.ID.Compare(b.ID) })
 	for _, kind := range []string{DeletionMarkFilename, NoCompactMarkFilename} {
-		marks, err := ListMarks(ctx, bkt, kind)
+		var known []Mark
+		if old != nil {
+			known = old.DeletionMarks
+			if kind == NoCompactMarkFilename {
+				known = old.NoCompactMarks
+			}
+		}
+		marks, err := ListMarks(ctx, bkt, kind, known)
 		if err != nil {
 			return nil, res, err
 		}

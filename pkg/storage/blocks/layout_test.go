@@ -120,3 +120,25 @@ func TestReadBucketIndexMissing(t *testing.T) {
 	_, err = ReadBucketIndex(context.Background(), TenantBucket(fs, "nobody"))
 	require.ErrorIs(t, err, ErrNoBucketIndex)
 }
+
+func TestUpdateBucketIndexReusesKnownMarks(t *testing.T) {
+	ctx := context.Background()
+	fs, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	tb := TenantBucket(fs, "t")
+	m, err := Upload(ctx, tb, createTestBlock(t, t.TempDir(), 1, 0, 3600_000), CanopyMeta{Tenant: "t", Source: SourceIngester})
+	require.NoError(t, err)
+	require.NoError(t, WriteMark(ctx, tb, m.ULID, DeletionMarkFilename, "test", time.Unix(1700000000, 0)))
+	x, _, err := UpdateBucketIndex(ctx, tb, nil, time.Now())
+	require.NoError(t, err)
+	require.Len(t, x.DeletionMarks, 1)
+
+	// Damage the global marker: an index that knows it does not read it again,
+	// a fresh scan does (and says which object is bad).
+	require.NoError(t, tb.Upload(ctx, globalMarkerName(m.ULID, DeletionMarkFilename), strings.NewReader("{bad")))
+	again, _, err := UpdateBucketIndex(ctx, tb, x, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, x.DeletionMarks, again.DeletionMarks)
+	_, _, err = UpdateBucketIndex(ctx, tb, nil, time.Now())
+	require.ErrorContains(t, err, m.ULID.String()+"-"+DeletionMarkFilename)
+}

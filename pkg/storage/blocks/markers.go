@@ -56,14 +56,28 @@ func WriteMark(ctx context.Context, bkt objstore.Bucket, id ulid.ULID, kind, rea
 	return nil
 }
 
-// ListMarks reads every marker of kind in a tenant bucket, from markers/.
-func ListMarks(ctx context.Context, bkt objstore.Bucket, kind string) (map[ulid.ULID]Mark, error) {
+// ListMarks lists the markers of kind in a tenant bucket, from markers/.
+// Markers never change once written, so those in known are taken from it
+// instead of being read again.
+func ListMarks(ctx context.Context, bkt objstore.Bucket, kind string, known []Mark) (map[ulid.ULID]Mark, error) {
+	have := make(map[ulid.ULID]Mark, len(known))
+	for _, m := range known {
+		have[m.ID] = m
+	}
 	out := map[ulid.ULID]Mark{}
 	var names []string
 	err := bkt.Iter(ctx, MarkersDirname, func(name string) error {
-		if strings.HasSuffix(name, "-"+kind) {
-			names = append(names, name)
+		idPart, ok := strings.CutSuffix(path.Base(name), "-"+kind)
+		if !ok {
+			return nil
 		}
+		if id, err := ulid.Parse(idPart); err == nil {
+			if m, ok := have[id]; ok {
+				out[id] = m
+				return nil
+			}
+		}
+		names = append(names, name)
 		return nil
 	})
 	if err != nil {
