@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +29,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
+	"github.com/canopy-observability/canopy/pkg/storage/blocks"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
-	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -225,16 +224,9 @@ func kind(compact bool) string {
 // ownedTenants lists the tenants with a metrics prefix in the bucket that
 // this compactor owns.
 func (c *Compactor) ownedTenants(ctx context.Context) ([]string, error) {
-	var all []string
-	err := c.bkt.Iter(ctx, "", func(name string) error {
-		id := strings.TrimSuffix(name, "/")
-		if strings.HasSuffix(name, "/") && tenant.Validate(id) == nil {
-			all = append(all, id)
-		}
-		return nil
-	})
+	all, err := blocks.ListTenants(ctx, c.bkt)
 	if err != nil {
-		return nil, fmt.Errorf("listing tenants: %w", err)
+		return nil, err
 	}
 	var owned []string
 	for _, id := range all {

@@ -121,6 +121,10 @@ func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Conn is the connection, for the other services a Canopy process serves on
+// the same gRPC port (the store-gateway).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
 	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, grpc.ForceCodec(Codec{}))
 }
@@ -172,7 +176,13 @@ func (c *Client) QueryStream(ctx context.Context, q *prompb.Query) (io.ReadClose
 		cancel()
 		return nil, err
 	}
-	return &frameReader{stream: stream, cancel: cancel}, nil
+	return NewFrameReader(stream, cancel), nil
+}
+
+// NewFrameReader reads the frames of a server stream whose request has been
+// sent as one byte stream; Close calls cancel, which must end the stream.
+func NewFrameReader(stream grpc.ClientStream, cancel context.CancelFunc) io.ReadCloser {
+	return &frameReader{stream: stream, cancel: cancel}
 }
 
 // frameReader turns a stream of frames back into the byte stream the server

@@ -13,10 +13,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
 // Object names inside a tenant's metrics prefix.
@@ -107,4 +110,20 @@ func (m *Meta) Encode() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ListTenants returns the tenants that have a directory at the bucket's root.
+func ListTenants(ctx context.Context, bkt objstore.BucketReader) ([]string, error) {
+	var all []string
+	err := bkt.Iter(ctx, "", func(name string) error {
+		id := strings.TrimSuffix(name, "/")
+		if strings.HasSuffix(name, "/") && tenant.Validate(id) == nil {
+			all = append(all, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants: %w", err)
+	}
+	return all, nil
 }

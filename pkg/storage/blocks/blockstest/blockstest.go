@@ -3,6 +3,7 @@
 package blockstest
 
 import (
+	"math"
 	"testing"
 
 	"github.com/prometheus/common/promslog"
@@ -42,14 +43,25 @@ type Series struct {
 func Create(t testing.TB, dir string, series []Series) string {
 	t.Helper()
 	ss := make([]storage.Series, 0, len(series))
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, s := range series {
+		if n := len(s.Samples); n > 0 {
+			mint, maxt = min(mint, s.Samples[0].Ts), max(maxt, s.Samples[n-1].Ts)
+		}
 		cs := make([]chunks.Sample, len(s.Samples))
 		for i, smp := range s.Samples {
 			cs[i] = smp
 		}
 		ss = append(ss, storage.NewListSeries(s.Labels, cs))
 	}
-	d, err := tsdb.CreateBlock(ss, dir, 0, promslog.NewNopLogger())
+	// The block writer's head takes samples up to half its chunk range
+	// behind its newest one and commits every 10,000 samples: a range of
+	// twice the data's span (in whole 2h) keeps every sample appendable.
+	chunkRange := tsdb.DefaultBlockDuration
+	for maxt > mint && chunkRange < 2*(maxt-mint+1) {
+		chunkRange += tsdb.DefaultBlockDuration
+	}
+	d, err := tsdb.CreateBlock(ss, dir, chunkRange, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatalf("creating test block: %v", err)
 	}

@@ -1,0 +1,240 @@
+package storegateway
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"hash/crc32"
+	"path"
+	"slices"
+	"sync"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
+	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+)
+
+// Page sizes. Index reads are small and scattered (series entries, postings
+// lists), chunk reads are mostly sequential (series are read in index order
+// and their chunks were written in that order), so chunk pages are larger and
+// a miss fetches several at once.
+const (
+	indexPageSize      = 32 << 10
+	indexReadAhead     = 1
+	chunksPageSize     = 256 << 10
+	chunksReadAhead    = 4
+	maxChunkHeaderSize = binary.MaxVarintLen32 + chunks.ChunkEncodingSize
+)
+
+// bucketBlock is a TSDB block read from the bucket: a tsdb.BlockReader whose
+// index and chunks are byte ranges fetched on demand through the page cache.
+// Nothing of the block is on local disk.
+type bucketBlock struct {
+	meta   *blocks.Meta
+	tenant string
+	index  *index.Reader
+	chunks *chunkReader
+	names  map[string]struct{} // every label name of the block
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// openBlock reads the block's meta.json and the parts of its index every
+// query needs (table of contents, symbol offsets, postings offset table).
+// bkt is the tenant's metrics bucket.
+func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID, cache *pageCache) (_ *bucketBlock, err error) {
+	defer recoverRead(&err)
+	meta, err := blocks.ReadMeta(ctx, bkt, id)
+	if err != nil {
+		if bkt.IsObjNotFoundErr(err) {
+			return nil, fmt.Errorf("block %s of tenant %s: no meta.json in the bucket", id, tenant)
+		}
+		return nil, fmt.Errorf("block %s of tenant %s: %w", id, tenant, err)
+	}
+	indexName := path.Join(id.String(), blocks.IndexFilename)
+	attrs, err := bkt.Attributes(ctx, indexName)
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
+	}
+	ir := &objectReader{ctx: ctx, bkt: bkt, name: indexName, size: attrs.Size, pageSize: indexPageSize, readAhead: indexReadAhead, cache: cache}
+	ir.key = tenant + "/" + indexName
+	idx, err := index.NewReader(ir, index.DecodePostingsRaw)
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
+	}
+	names, err := idx.LabelNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: label names: %w", id, tenant, err)
+	}
+	set := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		set[n] = struct{}{}
+	}
+	return &bucketBlock{
+		meta: meta, tenant: tenant, index: idx, names: set,
+		chunks: &chunkReader{ctx: ctx, bkt: bkt, tenant: tenant, id: id, cache: cache, pool: chunkenc.NewPool()},
+	}, nil
+}
+
+// Index implements tsdb.BlockReader.
+func (b *bucketBlock) Index() (tsdb.IndexReader, error) { return nopCloseIndex{b.index}, nil }
+
+// Chunks implements tsdb.BlockReader.
+func (b *bucketBlock) Chunks() (tsdb.ChunkReader, error) { return b.chunks, nil }
+
+// Tombstones implements tsdb.BlockReader: stored blocks have none (deletes
+// happen by retention, a whole block at a time).
+func (b *bucketBlock) Tombstones() (tombstones.Reader, error) {
+	return tombstones.NewMemTombstones(), nil
+}
+
+// Meta implements tsdb.BlockReader.
+func (b *bucketBlock) Meta() tsdb.BlockMeta { return b.meta.BlockMeta }
+
+// Size implements tsdb.BlockReader.
+func (b *bucketBlock) Size() int64 { return 0 }
+
+// nopCloseIndex is the tsdb.IndexReader of a bucket block. It keeps the
+// shared index reader open when a querier closes, and adds label lookups
+// under matchers, which the index package leaves to its callers.
+type nopCloseIndex struct{ *index.Reader }
+
+func (nopCloseIndex) Close() error { return nil }
+
+// LabelValues implements tsdb.IndexReader.
+func (r nopCloseIndex) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelValues(ctx, name, hints)
+	}
+	// Values ruled out by matchers on the label itself need no postings.
+	values, err := r.Reader.LabelValues(ctx, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	others := false
+	for _, m := range ms {
+		if m.Name != name {
+			others = true
+			continue
+		}
+		values = slices.DeleteFunc(values, func(v string) bool { return !m.Matches(v) })
+	}
+	if others && len(values) > 0 {
+		p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+		if err != nil {
+			return nil, err
+		}
+		each := make([]index.Postings, len(values))
+		for i, v := range values {
+			if each[i], err = r.Postings(ctx, name, v); err != nil {
+				return nil, err
+			}
+		}
+		hit, err := index.FindIntersectingPostings(p, each)
+		if err != nil {
+			return nil, err
+		}
+		found := make([]string, 0, len(hit))
+		for _, i := range hit {
+			found = append(found, values[i])
+		}
+		values = found
+	}
+	if hints != nil && hints.Limit > 0 && len(values) > hints.Limit {
+		values = values[:hints.Limit]
+	}
+	return values, nil
+}
+
+// SortedLabelValues implements tsdb.IndexReader.
+func (r nopCloseIndex) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.SortedLabelValues(ctx, name, hints)
+	}
+	out, err := r.LabelValues(ctx, name, hints, ms...)
+	slices.Sort(out)
+	return out, err
+}
+
+// LabelNames implements tsdb.IndexReader.
+func (r nopCloseIndex) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelNames(ctx)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+	if err != nil {
+		return nil, err
+	}
+	return r.LabelNamesFor(ctx, p)
+}
+
+// chunkReader reads chunks from the block's segment files, chunks/000001…,
+// by their references: segment number in the upper 32 bits, byte offset in
+// the lower. At the offset: uvarint data length, encoding byte, data, CRC32
+// (Castagnoli) of encoding and data.
+type chunkReader struct {
+	ctx    context.Context
+	bkt    objstore.BucketReader
+	tenant string
+	id     ulid.ULID
+	cache  *pageCache
+	pool   chunkenc.Pool
+
+	mu       sync.Mutex
+	segments map[int]*objectReader
+}
+
+func (r *chunkReader) segment(n int) *objectReader {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.segments[n]; ok {
+		return s
+	}
+	if r.segments == nil {
+		r.segments = map[int]*objectReader{}
+	}
+	name := path.Join(r.id.String(), blocks.ChunksDirname, fmt.Sprintf("%06d", n+1))
+	s := &objectReader{ctx: r.ctx, bkt: r.bkt, name: name, key: r.tenant + "/" + name, size: -1, pageSize: chunksPageSize, readAhead: chunksReadAhead, cache: r.cache}
+	r.segments[n] = s
+	return s
+}
+
+// ChunkOrIterable implements tsdb.ChunkReader.
+func (r *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
+	seg, off := chunks.BlockChunkRef(meta.Ref).Unpack()
+	s := r.segment(seg)
+	head, err := s.read(int64(off), int64(off+maxChunkHeaderSize))
+	if err != nil {
+		return nil, nil, err
+	}
+	length, n := binary.Uvarint(head)
+	if n <= 0 || len(head) < n+chunks.ChunkEncodingSize {
+		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s: bad length field", r.id, off, s.name)
+	}
+	start := int64(off + n)
+	end := start + chunks.ChunkEncodingSize + int64(length) + crc32.Size
+	b, err := s.read(start, end)
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(b)) != end-start {
+		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s runs past the end of the segment", r.id, off, s.name)
+	}
+	body, sum := b[:len(b)-crc32.Size], b[len(b)-crc32.Size:]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(sum) {
+		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s: checksum mismatch", r.id, off, s.name)
+	}
+	c, err := r.pool.Get(chunkenc.Encoding(body[0]), body[chunks.ChunkEncodingSize:])
+	return c, nil, err
+}
+
+// Close implements tsdb.ChunkReader. The reader is shared by queries.
+func (r *chunkReader) Close() error { return nil }

@@ -1,0 +1,447 @@
+// Package storegateway serves the series of the blocks in the bucket to
+// queriers. Block ownership is sharded over store-gateways by the
+// store-gateway ring, with replication; a store-gateway reads only the index
+// and chunk byte ranges a query needs, through a bounded in-memory page
+// cache, so its local disk never holds the bucket.
+package storegateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/concurrency"
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// Ring identity.
+const (
+	RingName = "store-gateway"
+	RingKey  = "store-gateway"
+)
+
+// ReadOp selects the store-gateways that serve a block.
+var ReadOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// BlockToken is the ring token of a block: the store-gateways owning it are
+// the replication set of this token.
+func BlockToken(id ulid.ULID) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(id[:])
+	return h.Sum32()
+}
+
+// NewRing returns a client of the store-gateway ring. Unhealthy instances
+// are skipped rather than failing the lookup: a block is served by any
+// healthy replica that owns it.
+func NewRing(cfg Config, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*ring.Ring, error) {
+	rc := cfg.Ring.RingConfig(memberlistKV)
+	store, err := kv.NewClient(rc.KVStore, ring.GetCodec(), kv.RegistererWithKVName(reg, RingName+"-ring"), logger)
+	if err != nil {
+		return nil, fmt.Errorf("store-gateway ring store: %w", err)
+	}
+	return ring.NewWithStoreClientAndStrategy(rc, RingName, RingKey, store, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(), reg, logger)
+}
+
+// StoreGateway is a services.Service. Create it with New.
+type StoreGateway struct {
+	services.Service
+
+	cfg        Config
+	bkt        objstore.Bucket
+	cache      *pageCache
+	logger     log.Logger
+	ring       ring.ReadRing
+	lifecycler *ring.Lifecycler
+
+	// ctx lives as long as the service: block readers outlive requests.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	blocks map[blockKey]*blockEntry
+
+	loaded          prometheus.Gauge
+	openFailures    prometheus.Counter
+	blocksQueried   prometheus.Counter
+	blocksPruned    *prometheus.CounterVec
+	syncs           *prometheus.CounterVec
+	lastSyncSuccess prometheus.Gauge
+}
+
+type blockKey struct {
+	tenant string
+	id     ulid.ULID
+}
+
+type blockEntry struct {
+	mu       sync.Mutex
+	block    *bucketBlock
+	err      error
+	failedAt time.Time
+}
+
+// retryOpenAfter is how long a block that failed to open is not retried.
+const retryOpenAfter = 10 * time.Second
+
+// New returns a store-gateway reading bkt. r is the store-gateway ring
+// (NewRing); memberlistKV may be nil when the ring store is not memberlist.
+func New(cfg Config, grpcPort int, bkt objstore.Bucket, r ring.ReadRing, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
+	g := &StoreGateway{
+		cfg: cfg, bkt: bkt, ring: r,
+		logger: log.With(logger, "component", "store-gateway"),
+		cache:  newPageCache(int64(cfg.CacheSize), reg),
+		blocks: map[blockKey]*blockEntry{},
+		loaded: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "canopy_store_gateway_blocks_loaded", Help: "Blocks whose index header the store-gateway holds open.",
+		}),
+		openFailures: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_block_open_failures_total", Help: "Blocks that could not be opened from the bucket.",
+		}),
+		blocksQueried: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_blocks_queried_total", Help: "Blocks read by series and label calls.",
+		}),
+		blocksPruned: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_blocks_pruned_total", Help: "Blocks skipped without reading their series, by reason (time, labels).",
+		}, []string{"reason"}),
+		syncs: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_syncs_total", Help: "Block syncs by outcome.",
+		}, []string{"outcome"}),
+		lastSyncSuccess: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "canopy_store_gateway_last_sync_success_timestamp_seconds", Help: "When the store-gateway last synced its blocks without error.",
+		}),
+	}
+	lcCfg, err := cfg.Ring.LifecyclerConfig(memberlistKV, grpcPort, "", logger)
+	if err != nil {
+		return nil, err
+	}
+	g.lifecycler, err = ring.NewLifecycler(lcCfg, nil, RingName, RingKey, false, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
+	if err != nil {
+		return nil, fmt.Errorf("creating store-gateway lifecycler: %w", err)
+	}
+	g.Service = services.NewBasicService(g.starting, g.running, g.stopping)
+	return g, nil
+}
+
+func (g *StoreGateway) starting(ctx context.Context) error {
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	return services.StartAndAwaitRunning(ctx, g.lifecycler)
+}
+
+func (g *StoreGateway) running(ctx context.Context) error {
+	// Sync once the ring shows this instance, so ownership is decided on it.
+	for ctx.Err() == nil && !g.ringHasMe() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t := time.NewTicker(g.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		if err := g.Sync(ctx); err != nil && ctx.Err() == nil {
+			level.Warn(g.logger).Log("msg", "block sync failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (g *StoreGateway) stopping(_ error) error {
+	g.cancel()
+	return services.StopAndAwaitTerminated(context.Background(), g.lifecycler)
+}
+
+func (g *StoreGateway) ringHasMe() bool {
+	rs, err := g.ring.GetAllHealthy(ring.Reporting)
+	if err != nil {
+		return false
+	}
+	return rs.Includes(g.lifecycler.Addr)
+}
+
+// owns reports whether this store-gateway is among the replicas of block id.
+func (g *StoreGateway) owns(id ulid.ULID) (bool, error) {
+	rs, err := g.ring.Get(BlockToken(id), ReadOp, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	for _, in := range rs.Instances {
+		if in.Id == g.lifecycler.ID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Sync opens the index headers of the blocks this store-gateway owns (per
+// the tenants' bucket indexes) and forgets every other block. Queries for a
+// block not opened yet open it then: Sync only warms and trims.
+func (g *StoreGateway) Sync(ctx context.Context) error {
+	err := g.sync(ctx)
+	if err != nil {
+		g.syncs.WithLabelValues("failure").Inc()
+	} else {
+		g.syncs.WithLabelValues("success").Inc()
+		g.lastSyncSuccess.SetToCurrentTime()
+	}
+	return err
+}
+
+func (g *StoreGateway) sync(ctx context.Context) error {
+	tenants, err := blocks.ListTenants(ctx, g.bkt)
+	if err != nil {
+		return err
+	}
+	var (
+		owned []blockKey
+		errs  []error
+	)
+	for _, t := range tenants {
+		idx, err := blocks.ReadBucketIndex(ctx, blocks.TenantBucket(g.bkt, t))
+		if errors.Is(err, blocks.ErrNoBucketIndex) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
+			continue
+		}
+		marked := idx.DeletionMarked()
+		for _, b := range idx.Blocks {
+			if _, ok := marked[b.ID]; ok {
+				continue
+			}
+			mine, err := g.owns(b.ID)
+			if err != nil {
+				return fmt.Errorf("store-gateway ring: %w", err)
+			}
+			if mine {
+				owned = append(owned, blockKey{t, b.ID})
+			}
+		}
+	}
+	keep := make(map[blockKey]bool, len(owned))
+	for _, k := range owned {
+		keep[k] = true
+	}
+	g.mu.Lock()
+	for k := range g.blocks {
+		if !keep[k] {
+			delete(g.blocks, k)
+		}
+	}
+	g.mu.Unlock()
+	var errMu sync.Mutex
+	_ = concurrency.ForEachJob(ctx, len(owned), g.cfg.SyncConcurrency, func(_ context.Context, n int) error {
+		if _, err := g.block(owned[n].tenant, owned[n].id); err != nil {
+			errMu.Lock()
+			errs = append(errs, err)
+			errMu.Unlock()
+		}
+		return nil
+	})
+	g.mu.Lock()
+	g.loaded.Set(float64(len(g.blocks)))
+	g.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// block returns the open block, opening it on first use.
+func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
+	k := blockKey{t, id}
+	g.mu.Lock()
+	e, ok := g.blocks[k]
+	if !ok {
+		e = &blockEntry{}
+		g.blocks[k] = e
+	}
+	g.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.block != nil {
+		return e.block, nil
+	}
+	if e.err != nil && time.Since(e.failedAt) < retryOpenAfter {
+		return nil, e.err
+	}
+	b, err := openBlock(g.ctx, blocks.TenantBucket(g.bkt, t), t, id, g.cache)
+	if err != nil {
+		g.openFailures.Inc()
+		e.err, e.failedAt = err, time.Now()
+		return nil, err
+	}
+	e.block, e.err = b, nil
+	return b, nil
+}
+
+// selectBlocks opens the requested blocks and keeps those that may hold
+// matching data in [start, end]. queried lists every block that was opened:
+// pruned blocks count as read, since they were checked and hold nothing.
+func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, end int64, matchers []*labels.Matcher) (queried []string, selected []*bucketBlock, err error) {
+	t, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ids) > g.cfg.MaxBlocksPerCall {
+		return nil, nil, fmt.Errorf("a query asked for %d blocks, more than -store-gateway.max-blocks-per-call (%d)", len(ids), g.cfg.MaxBlocksPerCall)
+	}
+	for _, s := range ids {
+		id, err := ulid.ParseStrict(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("block id %q: %w", s, err)
+		}
+		b, err := g.block(t, id)
+		if err != nil {
+			// Not reported as queried: the querier asks another replica.
+			level.Warn(g.logger).Log("msg", "cannot open block", "tenant", t, "block", s, "err", err)
+			continue
+		}
+		queried = append(queried, s)
+		switch {
+		case b.meta.MinTime > end || b.meta.MaxTime <= start:
+			g.blocksPruned.WithLabelValues("time").Inc()
+		case !b.mayMatch(matchers):
+			g.blocksPruned.WithLabelValues("labels").Inc()
+		default:
+			selected = append(selected, b)
+		}
+	}
+	g.blocksQueried.Add(float64(len(selected)))
+	return queried, selected, nil
+}
+
+// framePool recycles marshalling buffers of series streams.
+var framePool = &sync.Pool{}
+
+type noopFlusher struct{}
+
+func (noopFlusher) Flush() {}
+
+// Series implements Server.
+func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (err error) {
+	ctx := stream.Context()
+	matchers, err := client.ToMatchers(req.Matchers)
+	if err != nil {
+		return fmt.Errorf("series matchers: %w", err)
+	}
+	queried, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
+	if err != nil {
+		return err
+	}
+	if err := sendQueriedBlocks(stream, queried); err != nil {
+		return err
+	}
+	defer recoverRead(&err)
+	// As ingesters do, chunks are sent whole; the querier drops samples
+	// outside the range.
+	hints := &storage.SelectHints{Start: req.Start, End: req.End, DisableTrimming: true}
+	sets := make([]storage.ChunkSeriesSet, 0, len(selected))
+	for _, b := range selected {
+		q, err := tsdb.NewBlockChunkQuerier(b, req.Start, req.End)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		defer q.Close()
+		sets = append(sets, q.Select(ctx, true, hints, matchers...))
+	}
+	// Blocks of one range from several ingesters (not compacted yet) hold
+	// the same samples: the compacting merge sends them once.
+	css := storage.NewMergeChunkSeriesSet(sets, 0, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+	w := remote.NewChunkedWriter(client.FrameWriter{Stream: stream}, noopFlusher{})
+	_, err = remote.StreamChunkedReadResponses(w, 0, css, nil, g.cfg.MaxFrameBytes, framePool)
+	return err
+}
+
+// LabelNames implements Server.
+func (g *StoreGateway) LabelNames(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
+	return g.labels(ctx, req, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+		v, _, err := q.LabelNames(ctx, hints, ms...)
+		return v, err
+	})
+}
+
+// LabelValues implements Server.
+func (g *StoreGateway) LabelValues(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
+	return g.labels(ctx, req, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+		v, _, err := q.LabelValues(ctx, req.Name, hints, ms...)
+		return v, err
+	})
+}
+
+func (g *StoreGateway) labels(ctx context.Context, req *LabelsRequest, get func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error)) (_ *LabelsResponse, err error) {
+	matchers, err := client.ToMatchers(req.Matchers)
+	if err != nil {
+		return nil, fmt.Errorf("label matchers: %w", err)
+	}
+	queried, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
+	if err != nil {
+		return nil, err
+	}
+	defer recoverRead(&err)
+	seen := map[string]struct{}{}
+	hints := &storage.LabelHints{Limit: req.Limit}
+	for _, b := range selected {
+		q, err := tsdb.NewBlockQuerier(b, req.Start, req.End)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		vals, err := get(q, hints, matchers)
+		_ = q.Close()
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		for _, v := range vals {
+			seen[v] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	if req.Limit > 0 && len(out) > req.Limit {
+		out = out[:req.Limit]
+	}
+	return &LabelsResponse{Values: out, QueriedBlocks: queried}, nil
+}
+
+// mayMatch reports whether series matching ms may be in the block: false
+// when a matcher needs a label (it does not match the empty value) that no
+// series of the block has. The label names are in memory once the block is
+// open, so this costs no bucket read.
+func (b *bucketBlock) mayMatch(ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if m.Matches("") {
+			continue
+		}
+		if _, ok := b.names[m.Name]; !ok {
+			return false
+		}
+	}
+	return true
+}
