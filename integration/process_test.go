@@ -232,6 +232,7 @@ type canopyNode struct {
 	id                         string
 	httpPort, grpcPort, mlPort int
 	dataDir                    string
+	bucketDir                  string // the filesystem bucket all nodes share
 }
 
 func (n *canopyNode) url() string { return "http://127.0.0.1:" + strconv.Itoa(n.httpPort) }
@@ -248,11 +249,12 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 	var join []string
 	for i := range nodes {
 		nodes[i] = &canopyNode{
-			id:       fmt.Sprintf("ingester-%d", i+1),
-			httpPort: ports[3*i],
-			grpcPort: ports[3*i+1],
-			mlPort:   ports[3*i+2],
-			dataDir:  filepath.Join(t.TempDir(), "data"),
+			id:        fmt.Sprintf("ingester-%d", i+1),
+			httpPort:  ports[3*i],
+			grpcPort:  ports[3*i+1],
+			mlPort:    ports[3*i+2],
+			dataDir:   filepath.Join(t.TempDir(), "data"),
+			bucketDir: bucketDir,
 		}
 		join = append(join, nodes[i].mlAddr())
 	}
@@ -272,6 +274,10 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 			"-ingester.ring.instance-addr=127.0.0.1",
 			"-compactor.ring.instance-id=" + n.id,
 			"-compactor.ring.instance-addr=127.0.0.1",
+			"-store-gateway.ring.instance-id=" + n.id,
+			"-store-gateway.ring.instance-addr=127.0.0.1",
+			"-store-gateway.ring.heartbeat-period=1s",
+			"-store-gateway.ring.heartbeat-timeout=10s",
 			"-bucket.filesystem.dir=" + bucketDir,
 			"-ingester.ring.heartbeat-period=1s",
 			"-ingester.ring.heartbeat-timeout=10s",

@@ -38,19 +38,20 @@ type Canopy struct {
 	reg      *prometheus.Registry
 	resolver tenant.Resolver
 
-	Server        *server.Server
-	memberlistKV  *memberlist.KVInitService
-	runtimeConfig *runtimeconfig.Manager
-	Overrides     *validation.Overrides
-	IngesterRing  *ring.Ring
-	ingesterPool  *client.Pool
-	Ingester      *ingester.Ingester
-	Distributor   *distributor.Distributor
-	OTLP          *distributor.OTLPListeners
-	Queryable     *querier.IngesterQueryable
-	Engine        *promql.Engine
-	Bucket        objstore.InstrumentedBucket
-	Compactor     *compactor.Compactor
+	Server           *server.Server
+	memberlistKV     *memberlist.KVInitService
+	runtimeConfig    *runtimeconfig.Manager
+	Overrides        *validation.Overrides
+	IngesterRing     *ring.Ring
+	ingesterPool     *client.Pool
+	Ingester         *ingester.Ingester
+	Distributor      *distributor.Distributor
+	OTLP             *distributor.OTLPListeners
+	Queryable        *querier.Queryable
+	Engine           *promql.Engine
+	Bucket           objstore.InstrumentedBucket
+	Compactor        *compactor.Compactor
+	StoreGatewayRing *ring.Ring
 
 	mu       sync.Mutex
 	manager  *services.Manager

@@ -19,6 +19,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
+	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	Querier       querier.Config      `yaml:"querier"`
 	Bucket        bucket.Config       `yaml:"bucket"`
 	Compactor     compactor.Config    `yaml:"compactor"`
+	StoreGateway  storegateway.Config `yaml:"store_gateway"`
 	Limits        validation.Limits   `yaml:"limits"`
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
 }
@@ -48,7 +50,7 @@ type RuntimeConfigConfig struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), backend (compactor), or one component: distributor, ingester, querier, compactor.")
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), backend (store-gateway, compactor), or one component: distributor, ingester, querier, store-gateway, compactor.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
 
@@ -61,6 +63,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Querier.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded periodically. Empty: the flag defaults apply to every tenant.")
 	f.DurationVar(&c.RuntimeConfig.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is reloaded.")
@@ -79,10 +82,13 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("-data-dir must not be empty")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Compactor, &c.Limits} {
+	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Compactor, &c.StoreGateway, &c.Limits} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
+	}
+	if qiw := c.Querier.QueryIngestersWithin; qiw > 0 && c.Ingester.Retention < qiw {
+		return fmt.Errorf("-ingester.tsdb.retention-period (%s) must be at least -querier.query-ingesters-within (%s): queriers read that window from ingesters", c.Ingester.Retention, qiw)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
+	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -44,6 +45,8 @@ const (
 	API           = "api"
 	Bucket        = "bucket"
 	Compactor     = "compactor"
+	StoreGateway  = "store-gateway"
+	StoreGWRing   = "store-gateway-ring"
 	Backend       = "backend"
 	All           = "all"
 	Write         = "write"
@@ -52,14 +55,15 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:         {Distributor, Ingester, Querier, Compactor},
-	Write:       {Distributor, Ingester},
-	Read:        {Querier},
-	Distributor: {Distributor},
-	Ingester:    {Ingester},
-	Querier:     {Querier},
-	Backend:     {Compactor},
-	Compactor:   {Compactor},
+	All:          {Distributor, Ingester, Querier, StoreGateway, Compactor},
+	Write:        {Distributor, Ingester},
+	Read:         {Querier},
+	Distributor:  {Distributor},
+	Ingester:     {Ingester},
+	Querier:      {Querier},
+	Backend:      {StoreGateway, Compactor},
+	Compactor:    {Compactor},
+	StoreGateway: {StoreGateway},
 }
 
 // TargetNames lists the valid -target values.
@@ -81,7 +85,9 @@ var deps = map[string][]string{
 	IngesterPool:  {Server},
 	Ingester:      {Server, MemberlistKV, Overrides, Bucket},
 	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
-	Querier:       {IngesterRing, IngesterPool, Overrides, API},
+	Querier:       {IngesterRing, IngesterPool, StoreGWRing, Bucket, Overrides, API},
+	StoreGWRing:   {MemberlistKV},
+	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
 	API:           {Server},
 	Bucket:        {Server},
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
@@ -101,6 +107,8 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Distributor, c.initDistributor)
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
+	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(StoreGateway, c.initStoreGateway)
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
 			return nil, err
@@ -235,11 +243,14 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 }
 
 func (c *Canopy) initQuerier() (services.Service, error) {
-	q := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, c.cfg.Querier.MaxQueryStreamFrameBytes)
+	cfg := c.cfg.Querier
+	ing := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes)
+	blocks := querier.NewBlocksQueryable(c.Bucket, c.StoreGatewayRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes, cfg.BucketIndexTTL)
+	q := querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter)
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
-	c.Engine = querier.NewEngine(c.cfg.Querier, slogger, c.reg)
-	api := querier.NewAPI(c.cfg.Querier, c.Engine, q, q, q, slogger, c.reg, c.reg)
+	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
+	api := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
 	c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(api))
 	return nil, nil
 }
@@ -253,6 +264,25 @@ func (c *Canopy) initCompactor() (services.Service, error) {
 	c.Server.HTTP.Handle("/ring/compactor", comp.Ring())
 	c.Server.HTTP.Path("/compactor/run").HandlerFunc(comp.RunHandler)
 	return comp, nil
+}
+
+func (c *Canopy) initStoreGatewayRing() (services.Service, error) {
+	r, err := storegateway.NewRing(c.cfg.StoreGateway, c.memberlistGetter(), c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	if err != nil {
+		return nil, fmt.Errorf("store-gateway ring: %w", err)
+	}
+	c.StoreGatewayRing = r
+	c.Server.HTTP.Handle("/ring/store-gateway", r)
+	return r, nil
+}
+
+func (c *Canopy) initStoreGateway() (services.Service, error) {
+	g, err := storegateway.New(c.cfg.StoreGateway, c.cfg.Server.GRPCListenPort, c.Bucket, c.StoreGatewayRing, c.memberlistGetter(), c.logger, c.reg)
+	if err != nil {
+		return nil, err
+	}
+	storegateway.RegisterServer(c.Server.GRPC, g)
+	return g, nil
 }
 
 // initBucket creates the one bucket client every component shares.

@@ -30,7 +30,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ring.RegisterFlags("ingester.", f)
 	f.DurationVar(&c.BlockRange, "ingester.tsdb.block-range", 2*time.Hour, "Time range of the TSDB blocks the ingester cuts from its head.")
-	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 15*24*time.Hour, "How long an ingester keeps blocks on its local disk after shipping them (queriers read the most recent data from ingesters). A block not yet in the bucket is never deleted.")
+	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps blocks on its local disk after shipping them; queriers read the last -querier.query-ingesters-within from ingesters, so this must be at least that. A block not yet in the bucket is never deleted.")
 	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often each tenant's new TSDB blocks are uploaded to the bucket. 0 disables shipping: blocks then stay only on local disk.")
 	f.IntVar(&c.ShipConcurrency, "ingester.ship-concurrency", 4, "Tenants whose blocks are uploaded in parallel.")
 	f.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", true, "On shutdown, after leaving the ring, cut every tenant's head into blocks and upload them, so the bucket holds everything this ingester had.")

@@ -3,6 +3,7 @@ package querier
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type Config struct {
 	ExperimentalFunctions     bool          `yaml:"promql_experimental_functions_enabled"`
 	MaxQueryStreamFrameBytes  uint64        `yaml:"max_query_stream_frame_bytes"`
 	DefaultEvaluationInterval time.Duration `yaml:"default_evaluation_interval"`
+	QueryIngestersWithin      time.Duration `yaml:"query_ingesters_within"`
+	QueryStoreAfter           time.Duration `yaml:"query_store_after"`
+	BucketIndexTTL            time.Duration `yaml:"bucket_index_ttl"`
 }
 
 // RegisterFlags registers the querier flags.
@@ -25,6 +29,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Queries a querier evaluates at once.")
 	f.BoolVar(&c.ExperimentalFunctions, "querier.promql-experimental-functions-enabled", true, "Accept PromQL's experimental functions, duration expressions, extended range selectors and fill modifiers.")
 	f.Uint64Var(&c.MaxQueryStreamFrameBytes, "querier.max-query-stream-frame-bytes", 64<<20, "Largest frame accepted from an ingester's query stream.")
+	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Queries reach ingesters only for data newer than this (0: always). Must exceed -querier.query-store-after, and ingesters must keep data this long (-ingester.tsdb.retention-period).")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Queries read the bucket (through store-gateways) only for data older than this (0: always). Leaves ingesters the time to ship and the compactor the time to index what they shipped.")
+	f.DurationVar(&c.BucketIndexTTL, "querier.bucket-index-ttl", time.Minute, "How long a querier uses a tenant's bucket index before reading it again.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step used for subqueries without one.")
 }
 
@@ -32,6 +39,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.Timeout <= 0 || c.MaxSamples <= 0 || c.LookbackDelta <= 0 || c.MaxConcurrent <= 0 {
 		return errors.New("querier timeout, max samples, lookback delta and max concurrent must be positive")
+	}
+	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 || c.BucketIndexTTL <= 0 {
+		return errors.New("-querier.query-ingesters-within and -querier.query-store-after must not be negative, -querier.bucket-index-ttl must be positive")
+	}
+	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
+		return fmt.Errorf("-querier.query-store-after (%s) must be shorter than -querier.query-ingesters-within (%s), or data between them is read from nowhere", c.QueryStoreAfter, c.QueryIngestersWithin)
 	}
 	return nil
 }

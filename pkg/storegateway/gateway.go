@@ -302,23 +302,27 @@ func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
 // selectBlocks opens the requested blocks and keeps those that may hold
 // matching data in [start, end]. queried lists every block that was opened:
 // pruned blocks count as read, since they were checked and hold nothing.
-func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, end int64, matchers []*labels.Matcher) (queried []string, selected []*bucketBlock, err error) {
+func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, end int64, matchers []*labels.Matcher) (queried []string, failed map[string]string, selected []*bucketBlock, err error) {
 	t, err := tenant.ID(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(ids) > g.cfg.MaxBlocksPerCall {
-		return nil, nil, fmt.Errorf("a query asked for %d blocks, more than -store-gateway.max-blocks-per-call (%d)", len(ids), g.cfg.MaxBlocksPerCall)
+		return nil, nil, nil, fmt.Errorf("a query asked for %d blocks, more than -store-gateway.max-blocks-per-call (%d)", len(ids), g.cfg.MaxBlocksPerCall)
 	}
 	for _, s := range ids {
 		id, err := ulid.ParseStrict(s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("block id %q: %w", s, err)
+			return nil, nil, nil, fmt.Errorf("block id %q: %w", s, err)
 		}
 		b, err := g.block(t, id)
 		if err != nil {
 			// Not reported as queried: the querier asks another replica.
 			level.Warn(g.logger).Log("msg", "cannot open block", "tenant", t, "block", s, "err", err)
+			if failed == nil {
+				failed = map[string]string{}
+			}
+			failed[s] = err.Error()
 			continue
 		}
 		queried = append(queried, s)
@@ -332,7 +336,7 @@ func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, en
 		}
 	}
 	g.blocksQueried.Add(float64(len(selected)))
-	return queried, selected, nil
+	return queried, failed, selected, nil
 }
 
 // framePool recycles marshalling buffers of series streams.
@@ -349,11 +353,11 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 	if err != nil {
 		return fmt.Errorf("series matchers: %w", err)
 	}
-	queried, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
+	queried, failed, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
 	if err != nil {
 		return err
 	}
-	if err := sendQueriedBlocks(stream, queried); err != nil {
+	if err := sendQueriedBlocks(stream, queried, failed); err != nil {
 		return err
 	}
 	defer recoverRead(&err)
@@ -398,7 +402,7 @@ func (g *StoreGateway) labels(ctx context.Context, req *LabelsRequest, get func(
 	if err != nil {
 		return nil, fmt.Errorf("label matchers: %w", err)
 	}
-	queried, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
+	queried, failed, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +431,7 @@ func (g *StoreGateway) labels(ctx context.Context, req *LabelsRequest, get func(
 	if req.Limit > 0 && len(out) > req.Limit {
 		out = out[:req.Limit]
 	}
-	return &LabelsResponse{Values: out, QueriedBlocks: queried}, nil
+	return &LabelsResponse{Values: out, QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // mayMatch reports whether series matching ms may be in the block: false

@@ -149,7 +149,7 @@ func collect(t *testing.T, ss storage.SeriesSet) map[string][]sample {
 
 func (f *fixture) series(t *testing.T, start, end int64, ms ...*labels.Matcher) ([]string, map[string][]sample, error) {
 	ctx := user.InjectOrgID(context.Background(), "t1")
-	ids, rc, err := f.client.Series(ctx, &SeriesRequest{Start: start, End: end, Matchers: client.FromMatchers(ms), BlockIDs: []string{f.id}})
+	ids, _, rc, err := f.client.Series(ctx, &SeriesRequest{Start: start, End: end, Matchers: client.FromMatchers(ms), BlockIDs: []string{f.id}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,11 +249,12 @@ func TestBucketFailures(t *testing.T) {
 	// Other tenants' blocks are not reachable by id.
 	f.bkt.fail.Store(false)
 	ctx := user.InjectOrgID(context.Background(), "t2")
-	ids, _, err = f.client.Series(ctx, &SeriesRequest{Start: 0, End: 1, BlockIDs: []string{f.id}})
+	ids, failed, _, err := f.client.Series(ctx, &SeriesRequest{Start: 0, End: 1, BlockIDs: []string{f.id}})
 	require.NoError(t, err)
 	require.Empty(t, ids)
+	require.Contains(t, failed[f.id], "no meta.json in the bucket")
 
-	_, _, err = f.client.Series(ctx, &SeriesRequest{Start: 0, End: 1, BlockIDs: []string{"not-a-ulid"}})
+	_, _, _, err = f.client.Series(ctx, &SeriesRequest{Start: 0, End: 1, BlockIDs: []string{"not-a-ulid"}})
 	require.ErrorContains(t, err, `block id "not-a-ulid"`)
 }
 

@@ -21,6 +21,10 @@ const ServiceName = "canopy.storegateway.v1.StoreGateway"
 // blocks it asked for and asks another replica for any that are missing.
 const queriedBlocksHeader = "canopy-queried-blocks"
 
+// blockErrorsHeader carries, one value per block, "<id> <reason>" for the
+// requested blocks the store-gateway could not read.
+const blockErrorsHeader = "canopy-block-errors"
+
 // SeriesRequest asks for the series of the given blocks matching Matchers in
 // [Start, End] (milliseconds). The tenant is in the gRPC metadata.
 type SeriesRequest struct {
@@ -51,8 +55,9 @@ func (m *LabelsRequest) Unmarshal(b []byte) error { return json.Unmarshal(b, m) 
 
 // LabelsResponse holds sorted names or values and the blocks that were read.
 type LabelsResponse struct {
-	Values        []string `json:"values"`
-	QueriedBlocks []string `json:"queried_blocks"`
+	Values        []string          `json:"values"`
+	QueriedBlocks []string          `json:"queried_blocks"`
+	BlockErrors   map[string]string `json:"block_errors,omitempty"`
 }
 
 // Marshal implements the codec's message interface.
@@ -115,13 +120,18 @@ type frameStream struct{ grpc.ServerStream }
 
 func (s frameStream) Send(f *client.Frame) error { return s.SendMsg(f) }
 
-// sendQueriedBlocks sends the header naming the blocks a Series call reads.
-func sendQueriedBlocks(stream client.FrameSender, ids []string) error {
+// sendQueriedBlocks sends the header naming the blocks a Series call reads
+// and why the others cannot be read.
+func sendQueriedBlocks(stream client.FrameSender, ids []string, failed map[string]string) error {
 	ss, ok := stream.(frameStream)
 	if !ok {
 		return fmt.Errorf("store-gateway: stream %T cannot send headers", stream)
 	}
-	return ss.SendHeader(metadata.Pairs(queriedBlocksHeader, strings.Join(ids, ",")))
+	md := metadata.Pairs(queriedBlocksHeader, strings.Join(ids, ","))
+	for id, reason := range failed {
+		md.Append(blockErrorsHeader, id+" "+reason)
+	}
+	return ss.SendHeader(md)
 }
 
 // Client calls one store-gateway. Safe for concurrent use.
@@ -131,9 +141,9 @@ type Client struct{ conn *grpc.ClientConn }
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
 // Series opens a Series stream and waits for its header. It returns the
-// blocks the store-gateway will read and a reader over the response frames,
-// which the caller must Close.
-func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, io.ReadCloser, error) {
+// blocks the store-gateway will read, why it cannot read others, and a
+// reader over the response frames, which the caller must Close.
+func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[string]string, io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Series", grpc.ForceCodec(client.Codec{}))
 	if err == nil {
@@ -154,7 +164,7 @@ func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, io.R
 	}
 	if err != nil {
 		cancel()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var ids []string
 	for _, v := range md.Get(queriedBlocksHeader) {
@@ -164,7 +174,15 @@ func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, io.R
 			}
 		}
 	}
-	return ids, client.NewFrameReader(stream, cancel), nil
+	var failed map[string]string
+	for _, v := range md.Get(blockErrorsHeader) {
+		id, reason, _ := strings.Cut(v, " ")
+		if failed == nil {
+			failed = map[string]string{}
+		}
+		failed[id] = reason
+	}
+	return ids, failed, client.NewFrameReader(stream, cancel), nil
 }
 
 // LabelNames asks for label names.
