@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 
@@ -19,13 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
-	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -47,11 +49,15 @@ type Canopy struct {
 	Ingester         *ingester.Ingester
 	Distributor      *distributor.Distributor
 	OTLP             *distributor.OTLPListeners
-	Queryable        *querier.Queryable
+	Queryable        storage.Queryable
 	Engine           *promql.Engine
 	Bucket           objstore.InstrumentedBucket
 	Compactor        *compactor.Compactor
 	StoreGatewayRing *ring.Ring
+	Frontend         *frontend.Frontend
+
+	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
+	apiOnce    sync.Once
 
 	mu       sync.Mutex
 	manager  *services.Manager

@@ -16,6 +16,7 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
@@ -37,6 +38,7 @@ type Config struct {
 	Bucket        bucket.Config       `yaml:"bucket"`
 	Compactor     compactor.Config    `yaml:"compactor"`
 	StoreGateway  storegateway.Config `yaml:"store_gateway"`
+	Frontend      frontend.Config     `yaml:"frontend"`
 	Limits        validation.Limits   `yaml:"limits"`
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
 }
@@ -50,7 +52,7 @@ type RuntimeConfigConfig struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (querier), backend (store-gateway, compactor), or one component: distributor, ingester, querier, store-gateway, compactor.")
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
 
@@ -64,6 +66,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded periodically. Empty: the flag defaults apply to every tenant.")
 	f.DurationVar(&c.RuntimeConfig.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is reloaded.")
@@ -82,15 +85,30 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("-data-dir must not be empty")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Compactor, &c.StoreGateway, &c.Limits} {
+	for _, v := range []interface{ Validate() error }{&c.Distributor, &c.Ingester, &c.Querier, &c.Bucket, &c.Compactor, &c.StoreGateway, &c.Frontend, &c.Limits} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
+	}
+	if c.Frontend.DownstreamURL == "" && c.runs(QueryFrontend) && !c.runs(Querier) {
+		return errors.New("-target runs a query-frontend without a querier: set -query-frontend.downstream-url to the queriers' HTTP address")
 	}
 	if qiw := c.Querier.QueryIngestersWithin; qiw > 0 && c.Ingester.Retention < qiw {
 		return fmt.Errorf("-ingester.tsdb.retention-period (%s) must be at least -querier.query-ingesters-within (%s): queriers read that window from ingesters", c.Ingester.Retention, qiw)
 	}
 	return nil
+}
+
+// runs reports whether the targets include module.
+func (c *Config) runs(module string) bool {
+	for _, t := range c.Target {
+		for _, m := range targets[t] {
+			if m == module {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Load fills c from flags and, when -config.file is given, YAML: defaults

@@ -3,6 +3,7 @@ package canopy
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sort"
 
@@ -17,11 +18,13 @@ import (
 	"github.com/grafana/dskit/server"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql/parser"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/querier"
@@ -47,6 +50,7 @@ const (
 	Compactor     = "compactor"
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
+	QueryFrontend = "query-frontend"
 	Backend       = "backend"
 	All           = "all"
 	Write         = "write"
@@ -55,7 +59,7 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:          {Distributor, Ingester, Querier, StoreGateway, Compactor},
+	All:          {Distributor, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
 	Write:        {Distributor, Ingester},
 	Read:         {Querier},
 	Distributor:  {Distributor},
@@ -88,6 +92,7 @@ var deps = map[string][]string{
 	Querier:       {IngesterRing, IngesterPool, StoreGWRing, Bucket, Overrides, API},
 	StoreGWRing:   {MemberlistKV},
 	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
+	QueryFrontend: {Server, Overrides, API},
 	API:           {Server},
 	Bucket:        {Server},
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
@@ -109,6 +114,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Compactor, c.initCompactor)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, c.initStoreGateway)
+	mm.RegisterModule(QueryFrontend, c.initQueryFrontend)
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
 			return nil, err
@@ -246,13 +252,52 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	cfg := c.cfg.Querier
 	ing := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes)
 	blocks := querier.NewBlocksQueryable(c.Bucket, c.StoreGatewayRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes, cfg.BucketIndexTTL)
-	q := querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter)
+	q := querier.NewLimitedQueryable(querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter), c.Overrides)
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
 	api := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
-	c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(api))
+	c.querierAPI = c.resolver.Wrap(api)
+	c.registerPrometheusAPI()
 	return nil, nil
+}
+
+func (c *Canopy) initQueryFrontend() (services.Service, error) {
+	var down frontend.Downstream = frontend.HandlerDownstream{
+		Handler: func() http.Handler { return c.querierAPI },
+		Prefix:  querier.PrefixPrometheus + "/api/v1/",
+	}
+	if u := c.cfg.Frontend.DownstreamURL; u != "" {
+		d, err := frontend.NewHTTPDownstream(u)
+		if err != nil {
+			return nil, err
+		}
+		down = d
+	}
+	f, err := frontend.New(c.cfg.Frontend, c.Overrides, down, parser.NewParser(querier.ParserOptions(c.cfg.Querier)), c.logger, c.reg)
+	if err != nil {
+		return nil, err
+	}
+	c.Frontend = f
+	c.registerPrometheusAPI()
+	return f, nil
+}
+
+// registerPrometheusAPI serves the Prometheus HTTP API: through the
+// query-frontend when this process runs one, else from the querier.
+func (c *Canopy) registerPrometheusAPI() {
+	c.apiOnce.Do(func() {
+		c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case c.Frontend != nil:
+				c.Frontend.ServeHTTP(w, r)
+			case c.querierAPI != nil:
+				c.querierAPI.ServeHTTP(w, r)
+			default:
+				http.NotFound(w, r)
+			}
+		})))
+	})
 }
 
 func (c *Canopy) initCompactor() (services.Service, error) {

@@ -31,7 +31,13 @@ type Limits struct {
 	MaxGlobalExemplars       int            `yaml:"max_global_exemplars_per_tenant"`
 
 	// Read path.
-	MaxQueryLookback model.Duration `yaml:"max_query_lookback"`
+	MaxQueryLookback          model.Duration `yaml:"max_query_lookback"`
+	MaxQueryLength            model.Duration `yaml:"max_query_length"`
+	MaxFetchedSeriesPerQuery  int            `yaml:"max_fetched_series_per_query"`
+	MaxFetchedSamplesPerQuery int            `yaml:"max_fetched_samples_per_query"`
+	MaxOutstandingPerTenant   int            `yaml:"max_outstanding_requests_per_tenant"`
+	ResultsCacheMaxFreshness  model.Duration `yaml:"max_cache_freshness"`
+	QueryShardingTotalShards  int            `yaml:"query_sharding_total_shards"`
 
 	// Storage.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
@@ -53,7 +59,13 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	l.OutOfOrderTimeWindow = model.Duration(30 * time.Minute)
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store, across the cluster. 0 disables exemplar storage.")
-	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look. 0 is unlimited.")
+	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look: data older is not read. 0 is unlimited.")
+	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query (each part of a split query) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
+	f.IntVar(&l.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 0, "Most samples one query (each part of a split query) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
+	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries (parts of split queries count one each) a tenant may have waiting in the query-frontend's queue; beyond it queries are rejected with 429.")
+	l.ResultsCacheMaxFreshness = model.Duration(10 * time.Minute)
+	f.Var(&l.ResultsCacheMaxFreshness, "query-frontend.max-cache-freshness", "Results newer than this are never cached: recent data may still change (late or out-of-order samples).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long a tenant's metrics are kept in the bucket: blocks whose newest sample is older are deleted. 0 keeps them forever.")
 }
 

@@ -1,0 +1,645 @@
+// Package frontend is the query-frontend: it sits in front of the queriers'
+// Prometheus API, splits long range queries into aligned parts that run in
+// parallel and are cached separately, queues every query fairly per tenant
+// and applies the per-tenant query limits.
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+// Response is a downstream answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Downstream runs requests on the queriers' Prometheus API.
+type Downstream interface {
+	// Do runs the API call path (e.g. "query_range") with form for tenant.
+	Do(ctx context.Context, tenant, path string, form url.Values) (*Response, error)
+	// Proxy forwards any other API request unchanged.
+	Proxy(w http.ResponseWriter, r *http.Request)
+}
+
+// Frontend is a services.Service and the http.Handler of the Prometheus
+// API's /api/v1/ paths. Requests must carry the tenant in their context.
+type Frontend struct {
+	services.Service
+
+	cfg    Config
+	limits validation.TenantLimits
+	down   Downstream
+	cache  resultsCache
+	queue  *queue
+	parser parser.Parser
+	logger log.Logger
+	now    func() time.Time
+	wg     sync.WaitGroup
+
+	queries     *prometheus.CounterVec
+	parts       prometheus.Counter
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	rejected    *prometheus.CounterVec
+}
+
+// New returns a query-frontend sending work to down.
+func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.Parser, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
+	c, err := newResultsCache(cfg.ResultsCache, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	f := &Frontend{
+		cfg: cfg, limits: limits, down: down, cache: c, queue: newQueue(), parser: p,
+		logger: log.With(logger, "component", "query-frontend"),
+		now:    time.Now,
+		queries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_query_frontend_queries_total", Help: "Queries received by the query-frontend, by kind.",
+		}, []string{"kind"}),
+		parts: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_query_frontend_split_parts_total", Help: "Parts range queries were split into.",
+		}),
+		cacheHits: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_query_frontend_results_cache_hits_total", Help: "Query parts answered from the results cache.",
+		}),
+		cacheMisses: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_query_frontend_results_cache_misses_total", Help: "Cacheable query parts not in the results cache.",
+		}),
+		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_query_frontend_rejected_queries_total", Help: "Queries rejected by the query-frontend, by limit.",
+		}, []string{"reason"}),
+	}
+	f.Service = services.NewIdleService(f.start, f.stop)
+	return f, nil
+}
+
+func (f *Frontend) start(context.Context) error {
+	for range f.cfg.Parallelism {
+		f.wg.Add(1)
+		go f.worker()
+	}
+	return nil
+}
+
+func (f *Frontend) stop(error) error {
+	for _, j := range f.queue.close() {
+		close(j.done)
+	}
+	f.wg.Wait()
+	if f.cache != nil {
+		f.cache.stop()
+	}
+	return nil
+}
+
+func (f *Frontend) worker() {
+	defer f.wg.Done()
+	for {
+		j := f.queue.dequeue()
+		if j == nil {
+			return
+		}
+		if j.ctx.Err() == nil {
+			j.run(j.ctx)
+		}
+		close(j.done)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "bad_data", err.Error())
+		return
+	}
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/api/v1/query_range"):
+		f.queries.WithLabelValues("range").Inc()
+		f.queryRange(w, r, id)
+	case strings.HasSuffix(r.URL.Path, "/api/v1/query"):
+		f.queries.WithLabelValues("instant").Inc()
+		f.instant(w, r, id)
+	default:
+		f.down.Proxy(w, r)
+	}
+}
+
+// errorBody is the Prometheus API's error shape.
+type errorBody struct {
+	Status    string `json:"status"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Status: "error", ErrorType: typ, Error: msg})
+}
+
+func writeResponse(w http.ResponseWriter, r *Response) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	w.WriteHeader(r.Status)
+	_, _ = w.Write(r.Body)
+}
+
+// run queues call for tenant and waits for its answer.
+func (f *Frontend) run(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+	var (
+		resp *Response
+		err  = errors.New("query-frontend is shutting down")
+	)
+	j := &job{ctx: ctx, done: make(chan struct{}), run: func(ctx context.Context) {
+		resp, err = f.down.Do(ctx, id, path, form)
+	}}
+	if qerr := f.queue.enqueue(id, f.limits.ByTenant(id).MaxOutstandingPerTenant, j); qerr != nil {
+		return nil, qerr
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		// The worker skips or abandons it; its result is not read.
+		return nil, ctx.Err()
+	}
+	if err == nil && resp == nil {
+		err = ctx.Err()
+	}
+	return resp, err
+}
+
+func (f *Frontend) fail(w http.ResponseWriter, err error) {
+	var tooMany errTooManyOutstanding
+	switch {
+	case errors.As(err, &tooMany):
+		f.rejected.WithLabelValues("max_outstanding_requests_per_tenant").Inc()
+		writeError(w, http.StatusTooManyRequests, "unavailable", err.Error())
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "canceled", "the request was canceled by the client")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timeout", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func (f *Frontend) instant(w http.ResponseWriter, r *http.Request, id string) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid form: %v", err))
+		return
+	}
+	resp, err := f.run(r.Context(), id, "query", r.Form)
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	writeResponse(w, resp)
+}
+
+// part is one piece of a split range query: evaluation times start,
+// start+step, … up to end (milliseconds).
+type part struct{ start, end int64 }
+
+func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid form: %v", err))
+		return
+	}
+	form := r.Form
+	start, err1 := parseTime(form.Get("start"))
+	end, err2 := parseTime(form.Get("end"))
+	step, err3 := parseStep(form.Get("step"))
+	expr, err4 := f.parser.ParseExpr(form.Get("query"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil || end < start || step <= 0 || (end-start)/step > 11_000 {
+		// The querier answers malformed requests with Prometheus's own
+		// messages.
+		resp, err := f.run(r.Context(), id, "query_range", form)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		writeResponse(w, resp)
+		return
+	}
+	lim := f.limits.ByTenant(id)
+	if max := time.Duration(lim.MaxQueryLength); max > 0 && time.Duration(end-start)*time.Millisecond > max {
+		f.rejected.WithLabelValues("max_query_length").Inc()
+		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("the query time range exceeds the limit (query length: %s, limit: %s): max_query_length (-query-frontend.max-query-length)", model.Duration(time.Duration(end-start)*time.Millisecond), lim.MaxQueryLength))
+		return
+	}
+	parts := []part{{start, end}}
+	if f.cfg.SplitInterval > 0 && !usesStartOrEnd(expr) {
+		parts = splitRange(start, end, step, f.cfg.SplitInterval.Milliseconds())
+	}
+	f.parts.Add(float64(len(parts)))
+
+	// Parts entirely older than the freshness window are cached; a request
+	// for statistics runs every part, so the statistics are whole.
+	query := form.Get("query")
+	freshFrom := f.now().Add(-time.Duration(lim.ResultsCacheMaxFreshness)).UnixMilli()
+	keys := make([]string, len(parts))
+	var cacheable []string
+	if f.cache != nil && form.Get("stats") == "" {
+		for i, p := range parts {
+			if p.end < freshFrom {
+				keys[i] = cacheKey(id, query+"\x00"+form.Get("lookback_delta"), p.start, p.end, step)
+				cacheable = append(cacheable, keys[i])
+			}
+		}
+	}
+	bodies := make([][]byte, len(parts))
+	if len(cacheable) > 0 {
+		hits := f.cache.get(r.Context(), cacheable)
+		for i, k := range keys {
+			if b, ok := hits[k]; ok && k != "" {
+				bodies[i] = b
+			}
+		}
+		f.cacheHits.Add(float64(len(hits)))
+		f.cacheMisses.Add(float64(len(cacheable) - len(hits)))
+	}
+
+	responses := make([]*Response, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		if bodies[i] != nil {
+			continue
+		}
+		sub := cloneForm(form)
+		sub.Set("start", formatTime(p.start))
+		sub.Set("end", formatTime(p.end))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			responses[i], errs[i] = f.run(r.Context(), id, "query_range", sub)
+		}()
+	}
+	wg.Wait()
+	store := map[string][]byte{}
+	for i := range parts {
+		if bodies[i] != nil {
+			continue
+		}
+		if errs[i] != nil {
+			f.fail(w, errs[i])
+			return
+		}
+		if responses[i].Status != http.StatusOK {
+			writeResponse(w, responses[i])
+			return
+		}
+		bodies[i] = responses[i].Body
+		if keys[i] != "" {
+			store[keys[i]] = bodies[i]
+		}
+	}
+	merged, err := mergeRange(bodies)
+	if err != nil {
+		level.Error(f.logger).Log("msg", "merging query parts", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	if len(store) > 0 {
+		f.cache.set(store)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(merged)
+}
+
+// splitRange cuts [start, end] at multiples of interval. Every part keeps
+// the original step grid (start + k*step), so the parts evaluate exactly the
+// timestamps the whole query would.
+func splitRange(start, end, step, interval int64) []part {
+	var out []part
+	for s := start; s <= end; {
+		boundary := (floorDiv(s, interval) + 1) * interval
+		e := s + floorDiv(boundary-1-s, step)*step
+		if e > end {
+			e = end
+		}
+		out = append(out, part{s, e})
+		last := s + floorDiv(e-s, step)*step
+		s = last + step
+	}
+	return out
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// usesStartOrEnd reports whether expr uses @ start() or @ end(), whose
+// meaning changes when the query is split.
+func usesStartOrEnd(expr parser.Expr) bool {
+	found := false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			found = found || n.StartOrEnd != 0
+		case *parser.SubqueryExpr:
+			found = found || n.StartOrEnd != 0
+		}
+		return nil
+	})
+	return found
+}
+
+func cloneForm(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// parseTime parses a Prometheus API time (Unix seconds, possibly
+// fractional, or RFC 3339) into milliseconds.
+func parseTime(s string) (int64, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(t) || math.IsInf(t, 0) || math.Abs(t) > 1e15 {
+			return 0, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+		}
+		return int64(math.Round(t * 1000)), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UnixMilli(), nil
+	}
+	return 0, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+}
+
+// parseStep parses a step (seconds or a Prometheus duration) into
+// milliseconds.
+func parseStep(s string) (int64, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(d) || math.IsInf(d, 0) || d*1000 > math.MaxInt64/2 {
+			return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+		}
+		return int64(math.Round(d * 1000)), nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+	}
+	return time.Duration(d).Milliseconds(), nil
+}
+
+func formatTime(ms int64) string {
+	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
+}
+
+// rangeResponse is the part of a query_range answer the merge reads. Sample
+// values are kept as the querier wrote them, so merging changes no digit.
+type rangeResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string          `json:"resultType"`
+		Result     []rangeSeries   `json:"result"`
+		Stats      json.RawMessage `json:"stats,omitempty"`
+	} `json:"data"`
+	Warnings []string `json:"warnings,omitempty"`
+	Infos    []string `json:"infos,omitempty"`
+}
+
+type rangeSeries struct {
+	Metric     map[string]string `json:"metric"`
+	Values     []json.RawMessage `json:"values,omitempty"`
+	Histograms []json.RawMessage `json:"histograms,omitempty"`
+}
+
+type queryStats struct {
+	Timings map[string]float64 `json:"timings,omitempty"`
+	Samples *struct {
+		PerStep []json.RawMessage `json:"totalQueryableSamplesPerStep,omitempty"`
+		Total   int64             `json:"totalQueryableSamples"`
+		Peak    int64             `json:"peakSamples"`
+	} `json:"samples,omitempty"`
+}
+
+// mergeRange joins the answers of consecutive parts of one range query.
+func mergeRange(bodies [][]byte) ([]byte, error) {
+	if len(bodies) == 1 {
+		return bodies[0], nil
+	}
+	var (
+		out    rangeResponse
+		series = map[string]*rangeSeries{}
+		stats  *queryStats
+		seen   = map[string]bool{}
+	)
+	out.Status = "success"
+	out.Data.ResultType = "matrix"
+	for _, b := range bodies {
+		var r rangeResponse
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("decoding a query part's answer: %w", err)
+		}
+		for _, s := range r.Data.Result {
+			k := labels.FromMap(s.Metric).String()
+			cur, ok := series[k]
+			if !ok {
+				cp := rangeSeries{Metric: s.Metric}
+				cur = &cp
+				series[k] = cur
+			}
+			cur.Values = append(cur.Values, s.Values...)
+			cur.Histograms = append(cur.Histograms, s.Histograms...)
+		}
+		for _, w := range r.Warnings {
+			if !seen["w"+w] {
+				seen["w"+w] = true
+				out.Warnings = append(out.Warnings, w)
+			}
+		}
+		for _, w := range r.Infos {
+			if !seen["i"+w] {
+				seen["i"+w] = true
+				out.Infos = append(out.Infos, w)
+			}
+		}
+		if len(r.Data.Stats) > 0 {
+			var s queryStats
+			if err := json.Unmarshal(r.Data.Stats, &s); err != nil {
+				return nil, fmt.Errorf("decoding a query part's stats: %w", err)
+			}
+			stats = mergeStats(stats, &s)
+		}
+	}
+	keys := make([]labels.Labels, 0, len(series))
+	byLabels := make(map[string]*rangeSeries, len(series))
+	for _, s := range series {
+		ls := labels.FromMap(s.Metric)
+		keys = append(keys, ls)
+		byLabels[ls.String()] = s
+	}
+	sort.Slice(keys, func(i, j int) bool { return labels.Compare(keys[i], keys[j]) < 0 })
+	out.Data.Result = make([]rangeSeries, 0, len(keys))
+	for _, ls := range keys {
+		out.Data.Result = append(out.Data.Result, *byLabels[ls.String()])
+	}
+	if stats != nil {
+		b, err := json.Marshal(stats)
+		if err != nil {
+			return nil, err
+		}
+		out.Data.Stats = b
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// mergeStats adds b's statistics to a: times and totals add up, peaks are
+// the largest, per-step counts are concatenated.
+func mergeStats(a, b *queryStats) *queryStats {
+	if a == nil {
+		return b
+	}
+	if a.Timings == nil {
+		a.Timings = map[string]float64{}
+	}
+	for k, v := range b.Timings {
+		a.Timings[k] += v
+	}
+	if b.Samples != nil {
+		if a.Samples == nil {
+			a.Samples = b.Samples
+		} else {
+			a.Samples.PerStep = append(a.Samples.PerStep, b.Samples.PerStep...)
+			a.Samples.Total += b.Samples.Total
+			a.Samples.Peak = max(a.Samples.Peak, b.Samples.Peak)
+		}
+	}
+	return a
+}
+
+// HandlerDownstream runs requests on an http.Handler of this process (the
+// querier's API), found when the request is made.
+type HandlerDownstream struct {
+	Handler func() http.Handler
+	// Prefix is where the API lives, e.g. "/prometheus/api/v1/".
+	Prefix string
+}
+
+// Do implements Downstream.
+func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+	h := d.Handler()
+	if h == nil {
+		return nil, errors.New("no querier runs in this process and -query-frontend.downstream-url is empty")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Prefix+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Scope-OrgID", id)
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	h.ServeHTTP(rec, req)
+	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
+}
+
+// Proxy implements Downstream.
+func (d HandlerDownstream) Proxy(w http.ResponseWriter, r *http.Request) {
+	h := d.Handler()
+	if h == nil {
+		writeError(w, http.StatusInternalServerError, "internal", "no querier runs in this process and -query-frontend.downstream-url is empty")
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+}
+
+// HTTPDownstream sends requests to queriers at a base URL.
+type HTTPDownstream struct {
+	base   *url.URL
+	client *http.Client
+	proxy  *httputil.ReverseProxy
+}
+
+// NewHTTPDownstream returns a downstream for queriers at base.
+func NewHTTPDownstream(base string) (*HTTPDownstream, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("-query-frontend.downstream-url %q: not an absolute URL", base)
+	}
+	return &HTTPDownstream{base: u, client: &http.Client{}, proxy: httputil.NewSingleHostReverseProxy(u)}, nil
+}
+
+// Do implements Downstream.
+func (d *HTTPDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.base.JoinPath("/prometheus/api/v1/", path).String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Scope-OrgID", id)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("querier at %s: %w", d.base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("querier at %s: %w", d.base, err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// Proxy implements Downstream.
+func (d *HTTPDownstream) Proxy(w http.ResponseWriter, r *http.Request) { d.proxy.ServeHTTP(w, r) }

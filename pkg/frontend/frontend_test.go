@@ -1,0 +1,368 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/services"
+	"github.com/grafana/dskit/user"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/teststorage"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/validation"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
+
+type fixedLimits struct{ l validation.Limits }
+
+func (f fixedLimits) ByTenant(string) *validation.Limits { return &f.l }
+
+func defaultLimits() validation.Limits {
+	var l validation.Limits
+	fs := flag.NewFlagSet("", flag.PanicOnError)
+	l.RegisterFlags(fs)
+	return l
+}
+
+func testConfig() Config {
+	var c Config
+	fs := flag.NewFlagSet("", flag.PanicOnError)
+	c.RegisterFlags(fs)
+	return c
+}
+
+func startFrontend(t *testing.T, cfg Config, lim validation.Limits, down Downstream) *Frontend {
+	t.Helper()
+	f, err := New(cfg, fixedLimits{lim}, down, parser.NewParser(parser.Options{}), log.NewNopLogger(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), f))
+	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), f)) })
+	return f
+}
+
+func call(f http.Handler, tenant, path string, form url.Values) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/prometheus/api/v1/"+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req = req.WithContext(user.InjectOrgID(req.Context(), tenant))
+	rec := httptest.NewRecorder()
+	f.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestSplitRangeKeepsTheStepGrid(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for range 2000 {
+		step := int64(rng.Intn(7200)+1) * 1000
+		start := int64(rng.Intn(10*86400)) * 1000
+		end := start + int64(rng.Intn(5*86400))*1000
+		interval := []int64{3600_000, 6 * 3600_000, 86400_000}[rng.Intn(3)]
+		var want []int64
+		for ts := start; ts <= end; ts += step {
+			want = append(want, ts)
+		}
+		var got []int64
+		parts := splitRange(start, end, step, interval)
+		for i, p := range parts {
+			require.LessOrEqual(t, p.start, p.end)
+			if i > 0 {
+				require.Greater(t, floorDiv(p.start, interval), floorDiv(parts[i-1].end, interval), "part %d starts in a new interval", i)
+			}
+			require.Equal(t, floorDiv(p.start, interval), floorDiv(p.end, interval), "part %d stays in one interval", i)
+			for ts := p.start; ts <= p.end; ts += step {
+				got = append(got, ts)
+			}
+		}
+		require.Equal(t, want, got, "start %d end %d step %d interval %d", start, end, step, interval)
+	}
+}
+
+// blockingDownstream answers once release is closed.
+type blockingDownstream struct {
+	release chan struct{}
+	mu      sync.Mutex
+	order   []string
+}
+
+func (b *blockingDownstream) Do(ctx context.Context, tenant, _ string, _ url.Values) (*Response, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	b.order = append(b.order, tenant)
+	b.mu.Unlock()
+	return &Response{Status: 200, Header: http.Header{}, Body: []byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`)}, nil
+}
+
+func (b *blockingDownstream) Proxy(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusTeapot)
+}
+
+func TestQueueLimitsAndFairness(t *testing.T) {
+	cfg := testConfig()
+	cfg.Parallelism = 1
+	lim := defaultLimits()
+	lim.MaxOutstandingPerTenant = 3
+	down := &blockingDownstream{release: make(chan struct{})}
+	f := startFrontend(t, cfg, lim, down)
+
+	// One running, three queued for tenant a: the fifth is rejected.
+	var wg sync.WaitGroup
+	codes := make(chan int, 8)
+	send := func(tenant string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- call(f, tenant, "query", url.Values{"query": {"1"}}).Code
+		}()
+	}
+	send("a")
+	require.Eventually(t, func() bool { return f.queue.len("a") == 0 && len(down.order) == 0 }, time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the worker holds the first
+	for range 3 {
+		send("a")
+	}
+	require.Eventually(t, func() bool { return f.queue.len("a") == 3 }, 5*time.Second, time.Millisecond)
+	rec := call(f, "a", "query", url.Values{"query": {"1"}})
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Contains(t, rec.Body.String(), "max_outstanding_requests_per_tenant")
+	// Tenant b is not blocked by a's queue, and is served before a's backlog.
+	send("b")
+	require.Eventually(t, func() bool { return f.queue.len("b") == 1 }, 5*time.Second, time.Millisecond)
+	close(down.release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		require.Equal(t, http.StatusOK, c)
+	}
+	// After the running query, a and b take turns: b waits for one of a's
+	// three queued queries, not all of them.
+	require.Equal(t, []string{"a", "a", "b", "a", "a"}, down.order, "tenants are served in turn")
+
+	// Other API calls go straight to the querier.
+	require.Equal(t, http.StatusTeapot, call(f, "a", "labels", nil).Code)
+}
+
+func TestMaxQueryLength(t *testing.T) {
+	lim := defaultLimits()
+	lim.MaxQueryLength = model.Duration(24 * time.Hour)
+	f := startFrontend(t, testConfig(), lim, &blockingDownstream{release: make(chan struct{})})
+	rec := call(f, "a", "query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"90000"}, "step": {"60"}})
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Contains(t, rec.Body.String(), "max_query_length")
+	require.Contains(t, rec.Body.String(), "query length: 1d1h")
+}
+
+// promDownstream is the real Prometheus API of a Canopy querier over a
+// local TSDB, as the query-frontend sees it in a single process.
+func promDownstream(t *testing.T, lim validation.Limits) (HandlerDownstream, *teststorage.TestStorage) {
+	st := teststorage.New(t)
+	t.Cleanup(func() { _ = st.Close() })
+	var qcfg querier.Config
+	fs := flag.NewFlagSet("", flag.PanicOnError)
+	qcfg.RegisterFlags(fs)
+	engine := querier.NewEngine(qcfg, nil, prometheus.NewRegistry())
+	q := querier.NewLimitedQueryable(st, fixedLimits{lim})
+	api := querier.NewAPI(qcfg, engine, q, st, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), r.Header.Get("X-Scope-OrgID"))))
+	})
+	return HandlerDownstream{Handler: func() http.Handler { return h }, Prefix: "/prometheus/api/v1/"}, st
+}
+
+// base is the start of the generated data (a UTC midnight).
+const base = int64(1_700_006_400_000) - 1_700_006_400_000%86_400_000
+
+// generate writes three days of counters and gauges, with integer values
+// (so sums are exact in any order), resets and gaps. Gauge values differ
+// between series at each time, because Prometheus leaves the choice among
+// ties in topk and bottomk open.
+func generate(t *testing.T, st *teststorage.TestStorage, rng *rand.Rand) {
+	app := st.Appender(context.Background())
+	for i := range 24 {
+		job := fmt.Sprintf("j%d", i%3)
+		c := labels.FromStrings("__name__", "c_total", "job", job, "i", fmt.Sprint(i))
+		g := labels.FromStrings("__name__", "g", "job", job, "i", fmt.Sprint(i))
+		gapFrom := base + int64(rng.Intn(3*86400))*1000
+		gapTo := gapFrom + int64(rng.Intn(6*3600))*1000
+		var cv float64
+		for ts := base; ts < base+3*86_400_000; ts += 60_000 {
+			if ts >= gapFrom && ts < gapTo && i%4 == 0 {
+				continue
+			}
+			cv += float64(rng.Intn(10))
+			if rng.Intn(2000) == 0 {
+				cv = 0
+			}
+			_, err := app.Append(0, c, ts, cv)
+			require.NoError(t, err)
+			// Distinct per series: topk and bottomk have no ties to break.
+			_, err = app.Append(0, g, ts, float64((rng.Intn(101)-50)*32+i))
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, app.Commit())
+}
+
+var queryTemplates = []string{
+	`c_total`,
+	`rate(c_total[5m])`,
+	`sum by (job) (rate(c_total[5m]))`,
+	`sum(increase(c_total{job="%s"}[1h]))`,
+	`max_over_time(g[1h])`,
+	`min by (job) (g)`,
+	`avg(g)`,
+	`count by (job) (g > 0)`,
+	`topk(2, g)`,
+	`bottomk(3, max_over_time(g[30m]))`,
+	`g offset 1h`,
+	`sum_over_time(g[2h:5m])`,
+	`g and on (i) c_total`,
+	`count_over_time(c_total{job="%s"}[10m])`,
+	`quantile_over_time(0.9, g[1h])`,
+	`absent(nope)`,
+	`time()`,
+	`g @ 1700050000`,
+	`max(g @ start())`,
+	`resets(c_total[3h])`,
+	`group by (job) (c_total)`,
+	`sort_desc(sum by (i) (g))`,
+}
+
+type decoded struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string            `json:"resultType"`
+		Result     []json.RawMessage `json:"result"`
+	} `json:"data"`
+	ErrorType string   `json:"errorType"`
+	Error     string   `json:"error"`
+	Warnings  []string `json:"warnings"`
+	Infos     []string `json:"infos"`
+}
+
+func decode(t *testing.T, body []byte) decoded {
+	t.Helper()
+	var d decoded
+	require.NoError(t, json.Unmarshal(body, &d), "%s", body)
+	sort.Strings(d.Warnings)
+	sort.Strings(d.Infos)
+	// Compare series as canonical JSON (key order of re-encoded maps).
+	for i, r := range d.Data.Result {
+		var v any
+		require.NoError(t, json.Unmarshal(r, &v))
+		d.Data.Result[i], _ = json.Marshal(v)
+	}
+	return d
+}
+
+// TestSplitAndCacheGiveTheUnsplitAnswer is a property test: for random
+// range queries over generated data, the answer through the query-frontend
+// (split into parts, then again from the results cache) is exactly the
+// answer of the querier to the whole query.
+func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	lim := defaultLimits()
+	down, st := promDownstream(t, lim)
+	generate(t, st, rng)
+	for _, interval := range []time.Duration{24 * time.Hour, 5 * time.Hour} {
+		cfg := testConfig()
+		cfg.SplitInterval = interval
+		f := startFrontend(t, cfg, lim, down)
+		f.now = func() time.Time { return time.UnixMilli(base).Add(30 * 24 * time.Hour) } // everything is cacheable
+		for n := range 40 {
+			q := queryTemplates[rng.Intn(len(queryTemplates))]
+			if strings.Contains(q, "%s") {
+				q = fmt.Sprintf(q, fmt.Sprintf("j%d", rng.Intn(3)))
+			}
+			step := []int64{15, 60, 300, 1020, 3600}[rng.Intn(5)]
+			start := base/1000 - 3600 + int64(rng.Intn(3*86400))
+			end := start + int64(rng.Intn(3*86400))
+			if (end-start)/step > 11000 {
+				end = start + 11000*step
+			}
+			form := url.Values{"query": {q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "step": {fmt.Sprint(step)}}
+			want, err := down.Do(context.Background(), "t", "query_range", form)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, want.Status, "%s", want.Body)
+			for pass := range 2 { // the second pass is answered from the cache
+				got := call(f, "t", "query_range", form)
+				require.Equal(t, http.StatusOK, got.Code, "%s", got.Body)
+				require.Equal(t, decode(t, want.Body), decode(t, got.Body.Bytes()), "query %d %s start %d end %d step %d split %s pass %d", n, q, start, end, step, interval, pass)
+			}
+		}
+		require.Positive(t, testutilCounter(f.cacheHits))
+	}
+}
+
+func TestStatsAllAreMerged(t *testing.T) {
+	lim := defaultLimits()
+	down, st := promDownstream(t, lim)
+	generate(t, st, rand.New(rand.NewSource(1)))
+	f := startFrontend(t, testConfig(), lim, down)
+	form := url.Values{"query": {"sum(rate(c_total[5m]))"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 2*86400)}, "step": {"600"}, "stats": {"all"}}
+	whole, err := down.Do(context.Background(), "t", "query_range", form)
+	require.NoError(t, err)
+	split := call(f, "t", "query_range", form)
+	require.Equal(t, http.StatusOK, split.Code)
+	var a, b struct {
+		Data struct {
+			Stats queryStats `json:"stats"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(whole.Body, &a))
+	require.NoError(t, json.Unmarshal(split.Body.Bytes(), &b))
+	require.NotNil(t, b.Data.Stats.Samples)
+	require.Equal(t, a.Data.Stats.Samples.Total, b.Data.Stats.Samples.Total, "samples read add up over the parts")
+	require.Len(t, b.Data.Stats.Samples.PerStep, len(a.Data.Stats.Samples.PerStep))
+	require.Contains(t, b.Data.Stats.Timings, "execTotalTime")
+}
+
+func TestFetchedLimitsNameTheLimit(t *testing.T) {
+	lim := defaultLimits()
+	lim.MaxFetchedSeriesPerQuery = 5
+	down, st := promDownstream(t, lim)
+	generate(t, st, rand.New(rand.NewSource(1)))
+	f := startFrontend(t, testConfig(), lim, down)
+	rec := call(f, "t", "query_range", url.Values{"query": {"sum(g)"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	require.Equal(t, 422, rec.Code)
+	require.Contains(t, rec.Body.String(), "max_fetched_series_per_query")
+
+	lim = defaultLimits()
+	lim.MaxFetchedSamplesPerQuery = 1000
+	down, st = promDownstream(t, lim)
+	generate(t, st, rand.New(rand.NewSource(1)))
+	f = startFrontend(t, testConfig(), lim, down)
+	rec = call(f, "t", "query_range", url.Values{"query": {`g{i="1"}`}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	require.Equal(t, http.StatusOK, rec.Code, "61 samples are within the limit")
+	rec = call(f, "t", "query_range", url.Values{"query": {`max_over_time(g[1d])`}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	require.Equal(t, 422, rec.Code)
+	require.Contains(t, rec.Body.String(), "max_fetched_samples_per_query")
+}
+
+func testutilCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
