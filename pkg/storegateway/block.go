@@ -32,6 +32,9 @@ const (
 	chunksPageSize     = 256 << 10
 	chunksReadAhead    = 4
 	maxChunkHeaderSize = binary.MaxVarintLen32 + chunks.ChunkEncodingSize
+	// maxChunkBytes bounds a chunk's length field: real chunks are a few
+	// kilobytes; a larger value is damage, not a chunk to read.
+	maxChunkBytes = 16 << 20
 )
 
 // bucketBlock is a TSDB block read from the bucket: a tsdb.BlockReader whose
@@ -216,7 +219,7 @@ func (r *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunken
 		return nil, nil, err
 	}
 	length, n := binary.Uvarint(head)
-	if n <= 0 || len(head) < n+chunks.ChunkEncodingSize {
+	if n <= 0 || len(head) < n+chunks.ChunkEncodingSize || length > maxChunkBytes {
 		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s: bad length field", r.id, off, s.name)
 	}
 	start := int64(off + n)

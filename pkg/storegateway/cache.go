@@ -197,7 +197,7 @@ func (o *objectReader) read(start, end int64) ([]byte, error) {
 		}
 		return p[lo:hi], nil
 	}
-	out := make([]byte, 0, end-start)
+	out := make([]byte, 0, min(end-start, 4<<20)) // a bad length must not allocate it all
 	for n := first; n <= last; n++ {
 		p, err := o.page(n, last)
 		if err != nil {
