@@ -64,6 +64,9 @@ type Frontend struct {
 	now    func() time.Time
 	wg     sync.WaitGroup
 
+	mu          sync.Mutex
+	outstanding map[string]int // queries per tenant, queued or running
+
 	queries     *prometheus.CounterVec
 	parts       prometheus.Counter
 	cacheHits   prometheus.Counter
@@ -79,8 +82,9 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 	}
 	f := &Frontend{
 		cfg: cfg, limits: limits, down: down, cache: c, queue: newQueue(), parser: p,
-		logger: log.With(logger, "component", "query-frontend"),
-		now:    time.Now,
+		outstanding: map[string]int{},
+		logger:      log.With(logger, "component", "query-frontend"),
+		now:         time.Now,
 		queries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_query_frontend_queries_total", Help: "Queries received by the query-frontend, by kind.",
 		}, []string{"kind"}),
@@ -141,15 +145,44 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bad_data", err.Error())
 		return
 	}
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/api/v1/query_range"):
+	rangeQuery := strings.HasSuffix(r.URL.Path, "/api/v1/query_range")
+	if !rangeQuery && !strings.HasSuffix(r.URL.Path, "/api/v1/query") {
+		f.down.Proxy(w, r)
+		return
+	}
+	// A query counts once however many parts it is split into.
+	if err := f.admit(id); err != nil {
+		f.fail(w, err)
+		return
+	}
+	defer f.release(id)
+	if rangeQuery {
 		f.queries.WithLabelValues("range").Inc()
 		f.queryRange(w, r, id)
-	case strings.HasSuffix(r.URL.Path, "/api/v1/query"):
-		f.queries.WithLabelValues("instant").Inc()
-		f.instant(w, r, id)
-	default:
-		f.down.Proxy(w, r)
+		return
+	}
+	f.queries.WithLabelValues("instant").Inc()
+	f.instant(w, r, id)
+}
+
+// admit counts a query of the tenant as outstanding, unless the tenant is at
+// its max_outstanding_requests_per_tenant.
+func (f *Frontend) admit(id string) error {
+	limit := f.limits.ByTenant(id).MaxOutstandingPerTenant
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if limit > 0 && f.outstanding[id] >= limit {
+		return errTooManyOutstanding{limit}
+	}
+	f.outstanding[id]++
+	return nil
+}
+
+func (f *Frontend) release(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.outstanding[id]--; f.outstanding[id] <= 0 {
+		delete(f.outstanding, id)
 	}
 }
 
@@ -183,7 +216,7 @@ func (f *Frontend) run(ctx context.Context, id, path string, form url.Values) (*
 	j := &job{ctx: ctx, done: make(chan struct{}), run: func(ctx context.Context) {
 		resp, err = f.down.Do(ctx, id, path, form)
 	}}
-	if qerr := f.queue.enqueue(id, f.limits.ByTenant(id).MaxOutstandingPerTenant, j); qerr != nil {
+	if qerr := f.queue.enqueue(id, j); qerr != nil {
 		return nil, qerr
 	}
 	select {
@@ -265,14 +298,20 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string)
 
 	// Parts entirely older than the freshness window are cached; a request
 	// for statistics runs every part, so the statistics are whole.
-	query := form.Get("query")
+	// Every parameter but the range is part of the key (lookback_delta,
+	// limit, …): they change the answer.
+	rest := cloneForm(form)
+	for _, k := range []string{"query", "start", "end", "step", "stats"} {
+		rest.Del(k)
+	}
+	query, otherParams := form.Get("query"), rest.Encode()
 	freshFrom := f.now().Add(-time.Duration(lim.ResultsCacheMaxFreshness)).UnixMilli()
 	keys := make([]string, len(parts))
 	var cacheable []string
 	if f.cache != nil && form.Get("stats") == "" {
 		for i, p := range parts {
 			if p.end < freshFrom {
-				keys[i] = cacheKey(id, query+"\x00"+form.Get("lookback_delta"), p.start, p.end, step)
+				keys[i] = cacheKey(id, query+"\x00"+otherParams, p.start, p.end, step)
 				cacheable = append(cacheable, keys[i])
 			}
 		}

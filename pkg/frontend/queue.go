@@ -10,7 +10,7 @@ import (
 type errTooManyOutstanding struct{ limit int }
 
 func (e errTooManyOutstanding) Error() string {
-	return fmt.Sprintf("too many outstanding requests: the tenant already has %d queries (or parts of split queries) waiting, its limit max_outstanding_requests_per_tenant (-query-frontend.max-outstanding-requests-per-tenant)", e.limit)
+	return fmt.Sprintf("too many outstanding requests: the tenant already has %d queries waiting or running, its limit max_outstanding_requests_per_tenant (-query-frontend.max-outstanding-requests-per-tenant)", e.limit)
 }
 
 // job is one query (or part of a split query) waiting to run.
@@ -37,18 +37,15 @@ func newQueue() *queue {
 	return q
 }
 
-// enqueue adds j to the tenant's queue unless it already holds limit jobs
-// (limit <= 0: unlimited).
-func (q *queue) enqueue(tenant string, limit int, j *job) error {
+// enqueue adds j to the tenant's queue. How many queries a tenant may have
+// outstanding is bounded before their parts are queued.
+func (q *queue) enqueue(tenant string, j *job) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return fmt.Errorf("query-frontend is shutting down")
 	}
 	jobs := q.tenants[tenant]
-	if limit > 0 && len(jobs) >= limit {
-		return errTooManyOutstanding{limit}
-	}
 	if len(jobs) == 0 {
 		q.order = append(q.order, tenant)
 	}

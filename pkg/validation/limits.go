@@ -63,7 +63,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query (each part of a split query) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
 	f.IntVar(&l.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 0, "Most samples one query (each part of a split query) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
-	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries (parts of split queries count one each) a tenant may have waiting in the query-frontend's queue; beyond it queries are rejected with 429.")
+	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries a tenant may have waiting or running in a query-frontend (a split query counts once); beyond it queries are rejected with 429.")
 	l.ResultsCacheMaxFreshness = model.Duration(10 * time.Minute)
 	f.Var(&l.ResultsCacheMaxFreshness, "query-frontend.max-cache-freshness", "Results newer than this are never cached: recent data may still change (late or out-of-order samples).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long a tenant's metrics are kept in the bucket: blocks whose newest sample is older are deleted. 0 keeps them forever.")
