@@ -180,7 +180,8 @@ func TestMinIOShippingSurvivesOutage(t *testing.T) {
 	logs := logDir(t)
 	m := startMinIO(t, logs)
 	m.makeBucket(t)
-	flags := append([]string{"-ingester.replication-factor=1", "-ingester.ship-interval=1s", "-auth.multitenancy-enabled"}, m.canopyFlags()...)
+	flags := append([]string{"-ingester.replication-factor=1", "-ingester.ship-interval=1s", "-auth.multitenancy-enabled",
+		"-querier.query-store-after=0", "-querier.bucket-index-ttl=1s"}, m.canopyFlags()...)
 	node := newCanopyNodes(t, logs, 1, flags...)[0]
 	node.start(t)
 	node.waitReady(t, 60*time.Second)
@@ -258,6 +259,42 @@ func TestMinIOShippingSurvivesOutage(t *testing.T) {
 		t.Logf("  block %s [%d, %d) level %d from %s, %d samples", b.ID, b.MinTime, b.MaxTime, b.Level, b.Source, b.Samples)
 	}
 	checkBucket(t, bucketSamples(t, bkt, tenant), want)
+
+	// The node restarts with an empty disk: every sample now comes back
+	// from MinIO through the store-gateway.
+	node.terminate(t, 60*time.Second)
+	if err := os.RemoveAll(node.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	node.start(t)
+	node.waitReady(t, 60*time.Second)
+	a := api{base: node.url() + "/prometheus", tenant: tenant}
+	var got []series
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, _, err = a.query(http.MethodGet, loadMetric+"[2h]", base+40*15_000)
+		if (err == nil && len(got) == len(want)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]map[int64]float64{}
+	for _, s := range got {
+		pts := map[int64]float64{}
+		for _, p := range s.Points {
+			v, err := strconv.ParseFloat(p.V, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pts[p.T] = v
+		}
+		read[s.Labels["series"]] = pts
+	}
+	checkBucket(t, read, want)
+	t.Logf("after wiping the node's disk, all %d samples read back from MinIO through the store-gateway", 40*loadSeries)
 }
 
 func checkBucket(t *testing.T, got, want map[string]map[int64]float64) {
