@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -202,9 +201,7 @@ func (q *BlocksQueryable) fetch(ctx context.Context, user string, ids []ulid.ULI
 type blocksQuerier struct {
 	q          *BlocksQueryable
 	mint, maxt int64
-
-	mu      sync.Mutex
-	closers []io.Closer
+	streams    closers
 }
 
 func (bq *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
@@ -232,9 +229,7 @@ func (bq *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Sele
 		mu.Lock()
 		sets = append(sets, set)
 		mu.Unlock()
-		bq.mu.Lock()
-		bq.closers = append(bq.closers, rc)
-		bq.mu.Unlock()
+		bq.streams.add(rc)
 		return got, failed, nil
 	})
 	if err != nil {
@@ -282,15 +277,7 @@ func (bq *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHin
 	return bq.labels(ctx, "", hints, matchers, (*storegateway.Client).LabelNames)
 }
 
-func (bq *blocksQuerier) Close() error {
-	bq.mu.Lock()
-	defer bq.mu.Unlock()
-	for _, c := range bq.closers {
-		_ = c.Close()
-	}
-	bq.closers = nil
-	return nil
-}
+func (bq *blocksQuerier) Close() error { return bq.streams.Close() }
 
 // Queryable reads recent data from ingesters and older data from the
 // blocks in the bucket, and merges them: where both hold a sample (the

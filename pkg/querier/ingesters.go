@@ -98,9 +98,30 @@ func forEach[T any](ctx context.Context, q *IngesterQueryable, f func(context.Co
 type ingesterQuerier struct {
 	q          *IngesterQueryable
 	mint, maxt int64
+	streams    closers
+}
 
-	mu      sync.Mutex
-	closers []io.Closer
+// closers are the streams a querier opened, closed with it.
+type closers struct {
+	mu   sync.Mutex
+	list []io.Closer
+}
+
+func (c *closers) add(x io.Closer) {
+	c.mu.Lock()
+	c.list = append(c.list, x)
+	c.mu.Unlock()
+}
+
+// Close implements storage.Querier's Close for the querier holding c.
+func (c *closers) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.list {
+		_ = x.Close()
+	}
+	c.list = nil
+	return nil
 }
 
 func (iq *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
@@ -119,13 +140,11 @@ func (iq *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Se
 		return storage.ErrSeriesSet(err)
 	}
 	sets := make([]storage.SeriesSet, 0, len(streams))
-	iq.mu.Lock()
 	for _, s := range streams {
-		iq.closers = append(iq.closers, s)
+		iq.streams.add(s)
 		reader := remote.NewChunkedReader(s, iq.q.maxFrameBytes, nil)
 		sets = append(sets, remote.NewChunkedSeriesSet(reader, s, mint, maxt, func(error) {}))
 	}
-	iq.mu.Unlock()
 	if len(sets) == 1 {
 		return sets[0]
 	}
@@ -182,15 +201,7 @@ func mergeLabels(res []*client.LabelsResponse, limit int, err error) ([]string, 
 	return out, annots, nil
 }
 
-func (iq *ingesterQuerier) Close() error {
-	iq.mu.Lock()
-	defer iq.mu.Unlock()
-	for _, c := range iq.closers {
-		_ = c.Close()
-	}
-	iq.closers = nil
-	return nil
-}
+func (iq *ingesterQuerier) Close() error { return iq.streams.Close() }
 
 type exemplarQuerier struct {
 	ctx context.Context

@@ -128,8 +128,8 @@ type sample struct {
 	v float64
 }
 
-func collect(t *testing.T, ss storage.SeriesSet) map[string][]sample {
-	t.Helper()
+// samplesOf reads a series set to the end.
+func samplesOf(ss storage.SeriesSet) (map[string][]sample, error) {
 	out := map[string][]sample{}
 	var it chunkenc.Iterator
 	for ss.Next() {
@@ -140,10 +140,18 @@ func collect(t *testing.T, ss storage.SeriesSet) map[string][]sample {
 			ts, v := it.At()
 			got = append(got, sample{ts, v})
 		}
-		require.NoError(t, it.Err())
+		if err := it.Err(); err != nil {
+			return nil, err
+		}
 		out[s.Labels().String()] = got
 	}
-	require.NoError(t, ss.Err())
+	return out, ss.Err()
+}
+
+func collect(t *testing.T, ss storage.SeriesSet) map[string][]sample {
+	t.Helper()
+	out, err := samplesOf(ss)
+	require.NoError(t, err)
 	return out
 }
 
@@ -154,20 +162,8 @@ func (f *fixture) series(t *testing.T, start, end int64, ms ...*labels.Matcher) 
 		return nil, nil, err
 	}
 	defer rc.Close()
-	ss := remote.NewChunkedSeriesSet(remote.NewChunkedReader(rc, 64<<20, nil), rc, start, end, func(error) {})
-	out := map[string][]sample{}
-	var it chunkenc.Iterator
-	for ss.Next() {
-		s := ss.At()
-		it = s.Iterator(it)
-		var got []sample
-		for it.Next() != chunkenc.ValNone {
-			ts, v := it.At()
-			got = append(got, sample{ts, v})
-		}
-		out[s.Labels().String()] = got
-	}
-	return ids, out, ss.Err()
+	out, err := samplesOf(remote.NewChunkedSeriesSet(remote.NewChunkedReader(rc, 64<<20, nil), rc, start, end, func(error) {}))
+	return ids, out, err
 }
 
 func TestSeriesFromBucketMatchLocalBlock(t *testing.T) {
