@@ -165,6 +165,13 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.instant(w, r, id)
 }
 
+// errTooManyOutstanding is returned when a tenant has its maximum of queries outstanding.
+type errTooManyOutstanding struct{ limit int }
+
+func (e errTooManyOutstanding) Error() string {
+	return fmt.Sprintf("too many outstanding requests: the tenant already has %d queries waiting or running, its limit max_outstanding_requests_per_tenant (-query-frontend.max-outstanding-requests-per-tenant)", e.limit)
+}
+
 // admit counts a query of the tenant as outstanding, unless the tenant is at
 // its max_outstanding_requests_per_tenant.
 func (f *Frontend) admit(id string) error {

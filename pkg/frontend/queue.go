@@ -6,13 +6,6 @@ import (
 	"sync"
 )
 
-// errTooManyOutstanding is returned when a tenant's queue is full.
-type errTooManyOutstanding struct{ limit int }
-
-func (e errTooManyOutstanding) Error() string {
-	return fmt.Sprintf("too many outstanding requests: the tenant already has %d queries waiting or running, its limit max_outstanding_requests_per_tenant (-query-frontend.max-outstanding-requests-per-tenant)", e.limit)
-}
-
 // job is one query (or part of a split query) waiting to run.
 type job struct {
 	ctx  context.Context
