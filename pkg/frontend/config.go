@@ -23,6 +23,9 @@ type Config struct {
 	Parallelism   int           `yaml:"parallelism"`
 	DownstreamURL string        `yaml:"downstream_url"`
 	ResultsCache  CacheConfig   `yaml:"results_cache"`
+	// MaxShardedQueries bounds the downstream queries one part of a sharded
+	// query becomes.
+	MaxShardedQueries int `yaml:"query_sharding_max_sharded_queries"`
 }
 
 // CacheConfig configures the results cache.
@@ -39,6 +42,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Parallelism, "query-frontend.parallelism", 16, "Queries (or parts of split queries) this query-frontend runs at once, taken from the tenants' queues in turn.")
 	f.StringVar(&c.DownstreamURL, "query-frontend.downstream-url", "", "Base URL of the queriers (e.g. http://querier:9009) when they run in other processes. Empty: the querier of this process.")
 	f.StringVar(&c.ResultsCache.Backend, "query-frontend.results-cache.backend", CacheInMemory, "Where query results are cached: inmemory (this process, bounded by -query-frontend.results-cache.size), memcached (shared by every query-frontend) or none.")
+	f.IntVar(&c.MaxShardedQueries, "query-frontend.query-sharding-max-sharded-queries", 128, "Most downstream queries one sharded query (each part of a split one) becomes: a query with several shardable aggregations runs with fewer shards each.")
 	c.ResultsCache.Size = 256 << 20
 	f.Var(&c.ResultsCache.Size, "query-frontend.results-cache.size", "Memory of the in-process results cache (e.g. 256MiB).")
 	f.DurationVar(&c.ResultsCache.TTL, "query-frontend.results-cache.ttl", 7*24*time.Hour, "How long a cached result is kept.")
@@ -47,6 +51,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	if c.MaxShardedQueries < 1 {
+		return errors.New("-query-frontend.query-sharding-max-sharded-queries must be at least 1")
+	}
 	if c.SplitInterval < 0 || c.Parallelism < 1 {
 		return errors.New("-query-frontend.split-queries-by-interval must not be negative and -query-frontend.parallelism must be at least 1")
 	}

@@ -27,7 +27,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -60,6 +62,7 @@ type Frontend struct {
 	cache  resultsCache
 	queue  *queue
 	parser parser.Parser
+	engine *promql.Engine // evaluates what is left of sharded queries
 	logger log.Logger
 	now    func() time.Time
 	wg     sync.WaitGroup
@@ -72,6 +75,9 @@ type Frontend struct {
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
 	rejected    *prometheus.CounterVec
+
+	shardedParts   prometheus.Counter
+	shardFallbacks prometheus.Counter
 }
 
 // New returns a query-frontend sending work to down.
@@ -83,8 +89,19 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 	f := &Frontend{
 		cfg: cfg, limits: limits, down: down, cache: c, queue: newQueue(), parser: p,
 		outstanding: map[string]int{},
-		logger:      log.With(logger, "component", "query-frontend"),
-		now:         time.Now,
+		engine: promql.NewEngine(promql.EngineOpts{
+			Logger:     promslog.NewNopLogger(),
+			MaxSamples: 50_000_000,
+			Timeout:    2 * time.Minute,
+			// The partial results hold a sample at every step, so the
+			// lookback never reaches back.
+			EnableAtModifier:         true,
+			EnableNegativeOffset:     true,
+			EnableDelayedNameRemoval: true,
+			Parser:                   p,
+		}),
+		logger: log.With(logger, "component", "query-frontend"),
+		now:    time.Now,
 		queries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_query_frontend_queries_total", Help: "Queries received by the query-frontend, by kind.",
 		}, []string{"kind"}),
@@ -101,6 +118,12 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 			Name: "canopy_query_frontend_rejected_queries_total", Help: "Queries rejected by the query-frontend, by limit.",
 		}, []string{"reason"}),
 	}
+	f.shardedParts = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "canopy_query_frontend_sharded_queries_total", Help: "Queries (or parts of split queries) run sharded.",
+	})
+	f.shardFallbacks = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "canopy_query_frontend_sharding_fallbacks_total", Help: "Sharded queries run again unsharded because their partial results could not be merged exactly (native histograms).",
+	})
 	f.Service = services.NewIdleService(f.start, f.stop)
 	return f, nil
 }
@@ -258,7 +281,27 @@ func (f *Frontend) instant(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid form: %v", err))
 		return
 	}
-	resp, err := f.run(r.Context(), id, "query", r.Form)
+	form := cloneForm(r.Form)
+	var (
+		plan   *shardPlan
+		ts     int64
+		shards int
+	)
+	if expr, err := f.parser.ParseExpr(form.Get("query")); err == nil && form.Get("stats") == "" {
+		var terr error
+		if form.Get("time") == "" {
+			// Every shard must evaluate the same instant.
+			ts = f.now().UnixMilli()
+			form.Set("time", formatTime(ts))
+		} else {
+			ts, terr = parseTime(form.Get("time"))
+		}
+		if terr == nil {
+			plan = planSharding(expr, f.parser)
+			shards = f.shards(id, plan)
+		}
+	}
+	resp, err := f.execute(r.Context(), id, "query", form, plan, shards, ts, ts, 0)
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -297,6 +340,12 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string)
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("the query time range exceeds the limit (query length: %s, limit: %s): max_query_length (-query-frontend.max-query-length)", model.Duration(time.Duration(end-start)*time.Millisecond), lim.MaxQueryLength))
 		return
 	}
+	var plan *shardPlan
+	if form.Get("stats") == "" {
+		// Statistics are those of the one query the querier runs.
+		plan = planSharding(expr, f.parser)
+	}
+	shards := f.shards(id, plan)
 	parts := []part{{start, end}}
 	if f.cfg.SplitInterval > 0 && !usesStartOrEnd(expr) {
 		parts = splitRange(start, end, step, f.cfg.SplitInterval.Milliseconds())
@@ -348,7 +397,7 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			responses[i], errs[i] = f.run(r.Context(), id, "query_range", sub)
+			responses[i], errs[i] = f.execute(r.Context(), id, "query_range", sub, plan, shards, p.start, p.end, step)
 		}()
 	}
 	wg.Wait()

@@ -3,13 +3,18 @@ package frontend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +28,14 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -179,18 +187,41 @@ func TestMaxQueryLength(t *testing.T) {
 // promDownstream is the real Prometheus API of a Canopy querier over a
 // local TSDB, as the query-frontend sees it in a single process.
 func promDownstream(t *testing.T, lim validation.Limits) (HandlerDownstream, *teststorage.TestStorage) {
-	st := teststorage.New(t)
+	st := teststorage.New(t, func(o *tsdb.Options) { o.EnableSharding = true })
 	t.Cleanup(func() { _ = st.Close() })
 	var qcfg querier.Config
 	fs := flag.NewFlagSet("", flag.PanicOnError)
 	qcfg.RegisterFlags(fs)
 	engine := querier.NewEngine(qcfg, nil, prometheus.NewRegistry())
-	q := querier.NewLimitedQueryable(st, fixedLimits{lim})
+	q := querier.NewLimitedQueryable(shardingQueryable{st}, fixedLimits{lim})
 	api := querier.NewAPI(qcfg, engine, q, st, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), r.Header.Get("X-Scope-OrgID"))))
 	})
 	return HandlerDownstream{Handler: func() http.Handler { return h }, Prefix: "/prometheus/api/v1/"}, st
+}
+
+// shardingQueryable takes the shard matcher out of selectors, as ingesters
+// and store-gateways do.
+type shardingQueryable struct{ storage.Queryable }
+
+func (s shardingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := s.Queryable.Querier(mint, maxt)
+	return shardingQuerier{q}, err
+}
+
+type shardingQuerier struct{ storage.Querier }
+
+func (s shardingQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	h := storage.SelectHints{}
+	if hints != nil {
+		h = *hints
+	}
+	ms, err := queryshard.Extract(ms, &h)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return s.Querier.Select(ctx, sorted, &h, ms...)
 }
 
 // base is the start of the generated data (a UTC midnight).
@@ -250,6 +281,29 @@ var queryTemplates = []string{
 	`resets(c_total[3h])`,
 	`group by (job) (c_total)`,
 	`sort_desc(sum by (i) (g))`,
+	// Shardable aggregations, alone and inside larger expressions.
+	`avg by (job) (rate(c_total[5m]))`,
+	`count(c_total)`,
+	`max without (i) (g)`,
+	`sum without (i) (rate(c_total[5m]))`,
+	`topk by (job) (2, g)`,
+	`bottomk without (job) (1, -g)`,
+	`sum(rate(c_total[5m])) / count(c_total)`,
+	`quantile(0.5, sum by (i) (g))`,
+	`sum(count by (job) (g))`,
+	`stddev(g)`,
+	`2 * sum by (job) (g) - 1`,
+	`sum by (x) (label_replace(g, "x", "$1", "i", "(.)"))`,
+	`sum(clamp_max(g, 10))`,
+	`max(max_over_time(g[30m:1m]))`,
+	`sum by (job) (g) + on (job) group_left sum by (job) (c_total)`,
+	`min(g) < bool 0`,
+	`avg(g offset 2h)`,
+	`sum by (job) (g) / on (job) max by (job) (g)`,
+	`sum(g) * scalar(sum(c_total))`,
+	`group(g) or vector(1)`,
+	`count(g > 1000)`,
+	`absent(sum(nope))`,
 }
 
 type decoded struct {
@@ -262,6 +316,63 @@ type decoded struct {
 	Error     string   `json:"error"`
 	Warnings  []string `json:"warnings"`
 	Infos     []string `json:"infos"`
+}
+
+var position = regexp.MustCompile(` \(\d+:\d+\)$`)
+
+// requireSameAnswer compares two answers. Sample values may differ in the
+// last bits: a sharded sum adds the same numbers in another order, and
+// floating-point addition is not associative (Prometheus's own answer
+// depends on the order of series too).
+func requireSameAnswer(t *testing.T, want, got decoded, msgAndArgs ...any) {
+	t.Helper()
+	type row struct {
+		Metric map[string]string `json:"metric"`
+		Values [][2]any          `json:"values"`
+		Value  *[2]any           `json:"value"`
+	}
+	rows := func(d decoded) []row {
+		out := make([]row, len(d.Data.Result))
+		for i, r := range d.Data.Result {
+			require.NoError(t, json.Unmarshal(r, &out[i]), msgAndArgs...)
+			if out[i].Value != nil {
+				out[i].Values, out[i].Value = append(out[i].Values, *out[i].Value), nil
+			}
+		}
+		return out
+	}
+	var w, g []row
+	if want.Data.ResultType == "matrix" || want.Data.ResultType == "vector" {
+		w, g = rows(want), rows(got)
+		want.Data.Result, got.Data.Result = nil, nil
+	}
+	// Positions in warnings are those of the query that ran: a shard's or
+	// the frontend's part of it.
+	for _, d := range []*decoded{&want, &got} {
+		for _, ws := range [][]string{d.Warnings, d.Infos} {
+			for i := range ws {
+				ws[i] = position.ReplaceAllString(ws[i], "")
+			}
+			sort.Strings(ws)
+		}
+		d.Warnings, d.Infos = slices.Compact(d.Warnings), slices.Compact(d.Infos)
+	}
+	require.Equal(t, want, got, msgAndArgs...)
+	require.Len(t, g, len(w), msgAndArgs...)
+	for i := range w {
+		require.Equal(t, w[i].Metric, g[i].Metric, msgAndArgs...)
+		require.Len(t, g[i].Values, len(w[i].Values), msgAndArgs...)
+		for j, p := range w[i].Values {
+			q := g[i].Values[j]
+			require.Equal(t, p[0], q[0], msgAndArgs...)
+			a, err1 := strconv.ParseFloat(p[1].(string), 64)
+			b, err2 := strconv.ParseFloat(q[1].(string), 64)
+			require.NoError(t, errors.Join(err1, err2))
+			if a != b && !(math.IsNaN(a) && math.IsNaN(b)) {
+				require.InEpsilon(t, a, b, 1e-12, msgAndArgs...)
+			}
+		}
+	}
 }
 
 func decode(t *testing.T, body []byte) decoded {
@@ -313,10 +424,47 @@ func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
 			for pass := range 2 { // the second pass is answered from the cache
 				got := call(f, "t", "query_range", form)
 				require.Equal(t, http.StatusOK, got.Code, "%s", got.Body)
-				require.Equal(t, decode(t, want.Body), decode(t, got.Body.Bytes()), "query %d %s start %d end %d step %d split %s pass %d", n, q, start, end, step, interval, pass)
+				requireSameAnswer(t, decode(t, want.Body), decode(t, got.Body.Bytes()), "query %d %s start %d end %d step %d split %s pass %d", n, q, start, end, step, interval, pass)
 			}
 		}
 		require.Positive(t, testutilCounter(f.cacheHits))
+		require.Positive(t, testutilCounter(f.shardedParts))
+	}
+}
+
+// TestShardedInstantQueriesGiveTheUnshardedAnswer is the same property for
+// instant queries, which are sharded but not split.
+func TestShardedInstantQueriesGiveTheUnshardedAnswer(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	lim := defaultLimits()
+	down, st := promDownstream(t, lim)
+	generate(t, st, rng)
+	for _, shards := range []int{2, 3, 16} {
+		lim.QueryShardingTotalShards = shards
+		f := startFrontend(t, testConfig(), lim, down)
+		for range 30 {
+			q := queryTemplates[rng.Intn(len(queryTemplates))]
+			if strings.Contains(q, "%s") {
+				q = fmt.Sprintf(q, fmt.Sprintf("j%d", rng.Intn(3)))
+			}
+			ts := base/1000 + int64(rng.Intn(3*86400))
+			form := url.Values{"query": {q}, "time": {fmt.Sprint(ts)}}
+			want, err := down.Do(context.Background(), "t", "query", form)
+			require.NoError(t, err)
+			got := call(f, "t", "query", form)
+			require.Equal(t, want.Status, got.Code, "%s", got.Body)
+			w, g := decode(t, want.Body), decode(t, got.Body.Bytes())
+			// An instant vector's order is not defined (but for sort).
+			if w.Data.ResultType == "vector" && !strings.HasPrefix(q, "sort") {
+				for _, d := range []*decoded{&w, &g} {
+					sort.Slice(d.Data.Result, func(i, j int) bool { return string(d.Data.Result[i]) < string(d.Data.Result[j]) })
+				}
+			}
+			requireSameAnswer(t, w, g, "query %s time %d shards %d", q, ts, shards)
+		}
+		require.Positive(t, testutilCounter(f.shardedParts))
 	}
 }
 
@@ -349,7 +497,8 @@ func TestFetchedLimitsNameTheLimit(t *testing.T) {
 	down, st := promDownstream(t, lim)
 	generate(t, st, rand.New(rand.NewSource(1)))
 	f := startFrontend(t, testConfig(), lim, down)
-	rec := call(f, "t", "query_range", url.Values{"query": {"sum(g)"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	// Limits apply to each part and shard: g is not sharded.
+	rec := call(f, "t", "query_range", url.Values{"query": {"g"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
 	require.Equal(t, 422, rec.Code)
 	require.Contains(t, rec.Body.String(), "max_fetched_series_per_query")
 

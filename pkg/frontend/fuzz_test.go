@@ -2,6 +2,9 @@ package frontend
 
 import (
 	"testing"
+
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // FuzzMergeRange feeds arbitrary part answers to the merge: it may reject
@@ -23,5 +26,62 @@ func FuzzParseParams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_, _ = parseTime(s)
 		_, _ = parseStep(s)
+	})
+}
+
+// FuzzDecodeShard feeds arbitrary shard answers to the decoder and the
+// queryable built from them: they may be rejected, never panic.
+func FuzzDecodeShard(f *testing.F) {
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"1"],[2,"NaN"]]}]}}`), int64(1000), int64(3000), int64(1000))
+	f.Add([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1.5,"+Inf"]}]},"warnings":["w"]}`), int64(1500), int64(1500), int64(0))
+	f.Add([]byte(`{"data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"1"]]},{"metric":{"a":"b"},"values":[[1,"1"]]}]}}`), int64(0), int64(10), int64(1))
+	f.Fuzz(func(t *testing.T, body []byte, start, end, step int64) {
+		if step < 0 || end < start || (step > 0 && (end-start)/step > 1000) || (step == 0 && end != start) {
+			return
+		}
+		series, _, _, err := decodeShard(body, 1)
+		if err != nil {
+			return
+		}
+		q, err := newEmbeddedQueryable([][]embeddedSeries{series}, start, end, step)
+		if err != nil {
+			return
+		}
+		set := q.Select(t.Context(), true, nil, embeddedSelector(0).LabelMatchers...)
+		for set.Next() {
+			it := set.At().Iterator(nil)
+			for it.Next() != chunkenc.ValNone {
+			}
+			if it.Err() != nil {
+				t.Fatal(it.Err())
+			}
+		}
+	})
+}
+
+// FuzzPlanSharding checks that every plan for a valid query renders
+// queries that parse again.
+func FuzzPlanSharding(f *testing.F) {
+	for _, q := range []string{`sum by (job) (rate(x[5m]))`, `1 / avg(x offset 1h)`, `topk(3, x) + sum(y)`, `histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))`, `count(x > bool 1)`} {
+		f.Add(q)
+	}
+	p := parser.NewParser(parser.Options{})
+	f.Fuzz(func(t *testing.T, q string) {
+		expr, err := p.ParseExpr(q)
+		if err != nil {
+			return
+		}
+		plan := planSharding(expr, p)
+		if plan == nil {
+			return
+		}
+		if _, err := p.ParseExpr(plan.outer); err != nil {
+			t.Fatalf("outer %q of %q: %v", plan.outer, q, err)
+		}
+		for k := range plan.embedded {
+			if s := plan.shardQuery(k, 0, 2); s == "" {
+				t.Fatalf("embedded %d of %q is empty", k, q)
+			}
+		}
 	})
 }

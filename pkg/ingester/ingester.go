@@ -246,9 +246,11 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		// samples twice.
 		EnableOverlappingCompaction: false,
 		EnableSTAsZeroSample:        true,
-		SamplesPerChunk:             120,
-		WALSegmentSize:              0,
-		MaxBlockChunkSegmentSize:    0,
+		// The query-frontend shards aggregations by series hash.
+		EnableSharding:           true,
+		SamplesPerChunk:          120,
+		WALSegmentSize:           0,
+		MaxBlockChunkSegmentSize: 0,
 	}
 	if i.cfg.WALCompression {
 		opts.WALCompression = compression.Snappy

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -83,11 +85,12 @@ func (f *frameBuffer) Send(fr *client.Frame) error {
 	return nil
 }
 
-// query returns name -> samples for the tenant's series matching name=~".+".
-func query(t *testing.T, i *Ingester, tenantID string) map[string][]float64 {
+// query returns name -> samples for the tenant's series matching name=~".+"
+// and ms.
+func query(t *testing.T, i *Ingester, tenantID string, ms ...*labels.Matcher) map[string][]float64 {
 	t.Helper()
 	ctx := user.InjectOrgID(context.Background(), tenantID)
-	q, err := remote.ToQuery(0, time.Now().Add(time.Hour).UnixMilli(), []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}, nil)
+	q, err := remote.ToQuery(0, time.Now().Add(time.Hour).UnixMilli(), append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}, ms...), nil)
 	require.NoError(t, err)
 	fb := &frameBuffer{ctx: ctx}
 	require.NoError(t, i.QueryStream(q, fb))
@@ -131,6 +134,32 @@ func TestPushQueryAndWALReplay(t *testing.T) {
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i2)) }()
 	require.Equal(t, map[string][]float64{"a_one": {1}, "a_two": {2}}, query(t, i2, "team-a"))
 	require.Equal(t, map[string][]float64{"b_one": {1}}, query(t, i2, "team-b"))
+}
+
+// TestQueryShards checks that the shards of a query sharded by the
+// query-frontend split the series between them.
+func TestQueryShards(t *testing.T) {
+	i := newTestIngester(t, t.TempDir(), defaultLimits())
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
+	var names []string
+	for n := range 40 {
+		names = append(names, fmt.Sprintf("m_%d", n))
+	}
+	_, err := i.Push(user.InjectOrgID(context.Background(), "t"), request(time.Now().UnixMilli(), names...))
+	require.NoError(t, err)
+	all := query(t, i, "t")
+	require.Len(t, all, 40)
+	union := map[string][]float64{}
+	for s := range 3 {
+		got := query(t, i, "t", queryshard.Matcher(s, 3))
+		require.NotEmpty(t, got)
+		require.Less(t, len(got), 40)
+		for k, v := range got {
+			require.NotContains(t, union, k, "a series is in one shard only")
+			union[k] = v
+		}
+	}
+	require.Equal(t, all, union)
 }
 
 func TestPushRejectionsKeepTheRest(t *testing.T) {

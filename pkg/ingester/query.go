@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -49,6 +50,9 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 	hints := &storage.SelectHints{Start: q.StartTimestampMs, End: q.EndTimestampMs, DisableTrimming: true}
 	if h := q.Hints; h != nil {
 		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
+	}
+	if matchers, err = queryshard.Extract(matchers, hints); err != nil {
+		return err
 	}
 	css := cq.Select(ctx, true, hints, matchers...)
 	w := remote.NewChunkedWriter(client.FrameWriter{Stream: stream}, noopFlusher{})

@@ -32,6 +32,7 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -353,6 +354,13 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 	if err != nil {
 		return fmt.Errorf("series matchers: %w", err)
 	}
+	// As ingesters do, chunks are sent whole; the querier drops samples
+	// outside the range. The shard matcher is no label of any block: it is
+	// taken out before blocks are pruned by label.
+	hints := &storage.SelectHints{Start: req.Start, End: req.End, DisableTrimming: true}
+	if matchers, err = queryshard.Extract(matchers, hints); err != nil {
+		return err
+	}
 	queried, failed, selected, err := g.selectBlocks(ctx, req.BlockIDs, req.Start, req.End, matchers)
 	if err != nil {
 		return err
@@ -361,9 +369,6 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 		return err
 	}
 	defer recoverRead(&err)
-	// As ingesters do, chunks are sent whole; the querier drops samples
-	// outside the range.
-	hints := &storage.SelectHints{Start: req.Start, End: req.End, DisableTrimming: true}
 	sets := make([]storage.ChunkSeriesSet, 0, len(selected))
 	for _, b := range selected {
 		q, err := tsdb.NewBlockChunkQuerier(b, req.Start, req.End)

@@ -31,6 +31,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
 	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
@@ -190,6 +191,30 @@ func TestSeriesFromBucketMatchLocalBlock(t *testing.T) {
 		}
 	}
 	require.LessOrEqual(t, f.gateway.cache.size, int64(64<<10)+chunksReadAhead*chunksPageSize, "the cache stays near its bound")
+}
+
+// TestSeriesShards checks the shard matcher: the shards split the block's
+// series between them, and the matcher does not prune the block (no block
+// has a __query_shard__ label).
+func TestSeriesShards(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	name := labels.MustNewMatcher(labels.MatchRegexp, "__name__", "metric_[0-4]")
+	_, all, err := f.series(t, base, base+3600_000, name)
+	require.NoError(t, err)
+	require.NotEmpty(t, all)
+	union := map[string][]sample{}
+	for s := range 4 {
+		_, got, err := f.series(t, base, base+3600_000, name, queryshard.Matcher(s, 4))
+		require.NoError(t, err)
+		require.NotEmpty(t, got)
+		for k, v := range got {
+			require.NotContains(t, union, k)
+			union[k] = v
+		}
+	}
+	require.Equal(t, all, union)
+	_, _, err = f.series(t, base, base+3600_000, name, labels.MustNewMatcher(labels.MatchEqual, queryshard.Label, "5_of_4"))
+	require.ErrorContains(t, err, "5_of_4")
 }
 
 func TestLabelsFromBucket(t *testing.T) {

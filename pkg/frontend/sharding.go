@@ -1,0 +1,555 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/canopy-observability/canopy/pkg/util/queryshard"
+)
+
+// Query sharding. An associative aggregation over series, sum by (job)
+// (rate(x[5m])) say, gives the same answer as the same aggregation of its
+// partial results over disjoint sets of series. The frontend rewrites such
+// an aggregation into "embedded" queries, each run by a querier once per
+// shard with the shard matcher added to every selector, and evaluates what
+// is left of the query (the outer aggregation and anything around it) with a
+// local PromQL engine over the partial results.
+
+const (
+	// embeddedName is the metric name of a selector standing for the
+	// results of an embedded query; embeddedLabel says which one.
+	embeddedName  = "__canopy_embedded__"
+	embeddedLabel = "__canopy_embedded_query__"
+)
+
+// shardPlan is a query rewritten for sharding.
+type shardPlan struct {
+	// outer is what the frontend evaluates over the embedded results.
+	outer string
+	// embedded are the partial aggregations, run once per shard.
+	embedded []parser.Expr
+	// labelled says which embedded results get the shard label added: the
+	// partial results of one group from different shards share a label set
+	// (sum, count…), while topk and bottomk return input series, which are
+	// in one shard each.
+	labelled []bool
+	parser   parser.Parser
+}
+
+// shardQuery renders embedded query k for shard i of n.
+func (p *shardPlan) shardQuery(k, i, n int) string {
+	e, err := p.parser.ParseExpr(p.embedded[k].String())
+	if err != nil {
+		// Cannot happen: it was parsed from a query and rendered back.
+		panic(fmt.Sprintf("re-parsing embedded query %q: %v", p.embedded[k], err))
+	}
+	m := queryshard.Matcher(i, n)
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			vs.LabelMatchers = append(vs.LabelMatchers, m)
+		}
+		return nil
+	})
+	return e.String()
+}
+
+// planSharding rewrites expr for sharding. It returns nil when nothing in
+// expr can be sharded, or when a selector would be left outside the embedded
+// queries (the frontend holds no series).
+func planSharding(expr parser.Expr, p parser.Parser) *shardPlan {
+	// The rewrite changes nodes in place: work on a copy.
+	cp, err := p.ParseExpr(expr.String())
+	if err != nil {
+		return nil
+	}
+	plan := &shardPlan{parser: p}
+	outer := plan.rewrite(cp)
+	if len(plan.embedded) == 0 || hasSelector(outer, true) {
+		return nil
+	}
+	plan.outer = outer.String()
+	return plan
+}
+
+func (p *shardPlan) rewrite(e parser.Expr) parser.Expr {
+	switch n := e.(type) {
+	case *parser.AggregateExpr:
+		if r := p.shard(n); r != nil {
+			return r
+		}
+		n.Expr = p.rewrite(n.Expr)
+		if n.Param != nil {
+			n.Param = p.rewrite(n.Param)
+		}
+	case *parser.BinaryExpr:
+		n.LHS, n.RHS = p.rewrite(n.LHS), p.rewrite(n.RHS)
+	case *parser.Call:
+		for i, a := range n.Args {
+			n.Args[i] = p.rewrite(a)
+		}
+	case *parser.ParenExpr:
+		n.Expr = p.rewrite(n.Expr)
+	case *parser.UnaryExpr:
+		n.Expr = p.rewrite(n.Expr)
+	}
+	// Subqueries are left whole: their steps are not the query's.
+	return e
+}
+
+// shard returns what replaces agg when it can be sharded, else nil.
+func (p *shardPlan) shard(agg *parser.AggregateExpr) parser.Expr {
+	switch agg.Op {
+	case parser.SUM, parser.MIN, parser.MAX, parser.COUNT, parser.GROUP, parser.AVG, parser.TOPK, parser.BOTTOMK:
+	default:
+		return nil
+	}
+	if !perSeries(agg.Expr) || (agg.Param != nil && hasSelector(agg.Param, false)) {
+		return nil
+	}
+	partial := func(op parser.ItemType) parser.Expr {
+		return &parser.AggregateExpr{Op: op, Expr: agg.Expr, Param: agg.Param, Grouping: agg.Grouping, Without: agg.Without}
+	}
+	// combine aggregates the embedded results of k with op.
+	combine := func(op parser.ItemType, k int) parser.Expr {
+		out := &parser.AggregateExpr{Op: op, Param: agg.Param, Grouping: agg.Grouping, Without: agg.Without, Expr: embeddedSelector(k)}
+		if agg.Without && p.labelled[k] {
+			out.Grouping = append(append([]string(nil), agg.Grouping...), queryshard.Label)
+		}
+		return out
+	}
+	add := func(e parser.Expr, labelled bool) int {
+		p.embedded = append(p.embedded, e)
+		p.labelled = append(p.labelled, labelled)
+		return len(p.embedded) - 1
+	}
+	switch agg.Op {
+	case parser.COUNT:
+		return combine(parser.SUM, add(partial(parser.COUNT), true))
+	case parser.AVG:
+		sum := combine(parser.SUM, add(partial(parser.SUM), true))
+		count := combine(parser.SUM, add(partial(parser.COUNT), true))
+		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
+			Op: parser.DIV, LHS: sum, RHS: count,
+			VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne},
+		}}
+	case parser.TOPK, parser.BOTTOMK:
+		return combine(agg.Op, add(partial(agg.Op), false))
+	default:
+		return combine(agg.Op, add(partial(agg.Op), true))
+	}
+}
+
+func embeddedSelector(k int) *parser.VectorSelector {
+	return &parser.VectorSelector{
+		Name: embeddedName,
+		LabelMatchers: []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, embeddedName),
+			labels.MustNewMatcher(labels.MatchEqual, embeddedLabel, strconv.Itoa(k)),
+		},
+	}
+}
+
+// hasSelector reports whether e selects series; with skipEmbedded, the
+// embedded results' selectors do not count.
+func hasSelector(e parser.Expr, skipEmbedded bool) bool {
+	found := false
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			found = found || !skipEmbedded || n.Name != embeddedName
+		case *parser.MatrixSelector:
+			found = found || !skipEmbedded || n.VectorSelector.(*parser.VectorSelector).Name != embeddedName
+		}
+		return nil
+	})
+	return found
+}
+
+// perSeriesFuncs are the functions whose every output series depends on one
+// input series only. Left out: those that make series from nothing (vector,
+// time…), join or compare series (histogram_quantile over classic buckets,
+// info, absent…) or return scalars.
+var perSeriesFuncs = map[string]bool{}
+
+func init() {
+	for _, f := range []string{
+		"abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time", "ceil", "changes",
+		"clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "days_in_month",
+		"day_of_month", "day_of_week", "day_of_year", "deg", "delta", "deriv", "exp", "first_over_time",
+		"floor", "histogram_avg", "histogram_count", "histogram_sum", "histogram_stddev",
+		"histogram_stdvar", "histogram_fraction", "double_exponential_smoothing", "hour", "idelta",
+		"increase", "irate", "label_replace", "label_join", "last_over_time", "ln", "log10", "log2",
+		"mad_over_time", "max_over_time", "min_over_time", "ts_of_first_over_time", "ts_of_max_over_time",
+		"ts_of_min_over_time", "ts_of_last_over_time", "minute", "month", "predict_linear",
+		"present_over_time", "quantile_over_time", "rad", "rate", "resets", "round", "sgn", "sin", "sinh",
+		"sort", "sort_desc", "sort_by_label", "sort_by_label_desc", "sqrt", "stddev_over_time",
+		"stdvar_over_time", "sum_over_time", "tan", "tanh", "timestamp", "year",
+	} {
+		perSeriesFuncs[f] = true
+	}
+}
+
+// perSeries reports whether every series e returns is computed from one
+// input series, so e over a shard's series returns exactly e's series of
+// that shard.
+func perSeries(e parser.Expr) bool {
+	switch n := e.(type) {
+	case *parser.VectorSelector, *parser.MatrixSelector:
+		return true
+	case *parser.ParenExpr:
+		return perSeries(n.Expr)
+	case *parser.UnaryExpr:
+		return perSeries(n.Expr)
+	case *parser.SubqueryExpr:
+		return perSeries(n.Expr)
+	case *parser.BinaryExpr:
+		// A vector with a constant scalar; two vectors join series.
+		l, r := isConstant(n.LHS), isConstant(n.RHS)
+		return (l && !r && perSeries(n.RHS)) || (r && !l && perSeries(n.LHS))
+	case *parser.Call:
+		if !perSeriesFuncs[n.Func.Name] {
+			return false
+		}
+		vectors := 0
+		for _, a := range n.Args {
+			switch a.Type() {
+			case parser.ValueTypeVector, parser.ValueTypeMatrix:
+				if !perSeries(a) {
+					return false
+				}
+				vectors++
+			default:
+				if hasSelector(a, false) {
+					return false
+				}
+			}
+		}
+		return vectors == 1
+	}
+	return false
+}
+
+// isConstant reports whether e is a scalar or string computed without
+// series.
+func isConstant(e parser.Expr) bool {
+	t := e.Type()
+	return (t == parser.ValueTypeScalar || t == parser.ValueTypeString) && !hasSelector(e, false)
+}
+
+// errNotShardable makes a part run unsharded after all: a partial result
+// the frontend cannot evaluate exactly (native histograms, whose JSON form
+// does not carry their schema, or two series with one label set).
+var errNotShardable = errors.New("partial results cannot be merged")
+
+// embeddedSeries is one series of an embedded query's partial results.
+type embeddedSeries struct {
+	lset labels.Labels
+	ts   []int64
+	fs   []float64
+}
+
+// decodeShard reads one downstream answer (a matrix or a vector) into
+// series; with shard >= 0 the shard label is added to each.
+func decodeShard(body []byte, shard int) ([]embeddedSeries, []string, []string, error) {
+	var r struct {
+		Data struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+		Warnings []string `json:"warnings"`
+		Infos    []string `json:"infos"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, nil, nil, fmt.Errorf("decoding a shard's answer: %w", err)
+	}
+	type point [2]json.RawMessage
+	var rows []struct {
+		Metric     map[string]string `json:"metric"`
+		Values     []point           `json:"values"`
+		Value      *point            `json:"value"`
+		Histograms json.RawMessage   `json:"histograms"`
+		Histogram  json.RawMessage   `json:"histogram"`
+	}
+	switch r.Data.ResultType {
+	case "matrix", "vector":
+		if err := json.Unmarshal(r.Data.Result, &rows); err != nil {
+			return nil, nil, nil, fmt.Errorf("decoding a shard's %s: %w", r.Data.ResultType, err)
+		}
+	default:
+		return nil, nil, nil, fmt.Errorf("a shard answered a %q, not a vector or matrix", r.Data.ResultType)
+	}
+	out := make([]embeddedSeries, 0, len(rows))
+	for _, row := range rows {
+		if len(row.Histograms) > 0 || len(row.Histogram) > 0 {
+			return nil, nil, nil, errNotShardable
+		}
+		b := labels.NewBuilder(labels.FromMap(row.Metric))
+		if shard >= 0 {
+			b.Set(queryshard.Label, strconv.Itoa(shard))
+		}
+		s := embeddedSeries{lset: b.Labels()}
+		if row.Value != nil {
+			row.Values = append(row.Values, *row.Value)
+		}
+		for _, p := range row.Values {
+			t, err := parseTime(string(p[0]))
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("a shard's sample time: %w", err)
+			}
+			var v string
+			if err := json.Unmarshal(p[1], &v); err != nil {
+				return nil, nil, nil, fmt.Errorf("a shard's sample value: %w", err)
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("a shard's sample value: %w", err)
+			}
+			s.ts, s.fs = append(s.ts, t), append(s.fs, f)
+		}
+		out = append(out, s)
+	}
+	return out, r.Warnings, r.Infos, nil
+}
+
+// embeddedQueryable serves the partial results to the frontend's engine.
+// Each series has a sample at every step of the query: a step where the
+// partial result has none holds a stale marker, so the engine's lookback
+// does not carry the previous step's value over.
+type embeddedQueryable struct {
+	results [][]embeddedSeries // by embedded query, sorted by labels
+}
+
+func newEmbeddedQueryable(results [][]embeddedSeries, start, end, step int64) (*embeddedQueryable, error) {
+	for k, rs := range results {
+		sort.Slice(rs, func(i, j int) bool { return labels.Compare(rs[i].lset, rs[j].lset) < 0 })
+		for i := range rs {
+			if i > 0 && labels.Equal(rs[i].lset, rs[i-1].lset) {
+				return nil, errNotShardable
+			}
+			rs[i] = fillSteps(rs[i], start, end, step)
+		}
+		results[k] = rs
+	}
+	return &embeddedQueryable{results: results}, nil
+}
+
+func fillSteps(s embeddedSeries, start, end, step int64) embeddedSeries {
+	if step <= 0 {
+		return s
+	}
+	n := int((end-start)/step) + 1
+	out := embeddedSeries{lset: s.lset, ts: make([]int64, 0, n), fs: make([]float64, 0, n)}
+	j := 0
+	for t := start; t <= end; t += step {
+		for j < len(s.ts) && s.ts[j] < t {
+			j++
+		}
+		v := math.Float64frombits(value.StaleNaN)
+		if j < len(s.ts) && s.ts[j] == t {
+			v = s.fs[j]
+		}
+		out.ts, out.fs = append(out.ts, t), append(out.fs, v)
+	}
+	return out
+}
+
+func (q *embeddedQueryable) Querier(_, _ int64) (storage.Querier, error) { return q, nil }
+
+func (q *embeddedQueryable) Select(_ context.Context, _ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	for _, m := range ms {
+		if m.Name != embeddedLabel {
+			continue
+		}
+		k, err := strconv.Atoi(m.Value)
+		if err != nil || k < 0 || k >= len(q.results) {
+			return storage.ErrSeriesSet(fmt.Errorf("no embedded query %q", m.Value))
+		}
+		return &embeddedSet{series: q.results[k], i: -1}
+	}
+	return storage.EmptySeriesSet()
+}
+
+func (q *embeddedQueryable) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, nil
+}
+
+func (q *embeddedQueryable) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, nil
+}
+
+func (q *embeddedQueryable) Close() error { return nil }
+
+type embeddedSet struct {
+	series []embeddedSeries
+	i      int
+}
+
+func (s *embeddedSet) Next() bool                        { s.i++; return s.i < len(s.series) }
+func (s *embeddedSet) At() storage.Series                { return embeddedSeriesAt(s.series[s.i]) }
+func (s *embeddedSet) Err() error                        { return nil }
+func (s *embeddedSet) Warnings() annotations.Annotations { return nil }
+
+func embeddedSeriesAt(e embeddedSeries) storage.Series {
+	samples := make([]chunks.Sample, len(e.ts))
+	for i := range e.ts {
+		samples[i] = floatSample{e.ts[i], e.fs[i]}
+	}
+	return storage.NewListSeries(e.lset, samples)
+}
+
+type floatSample struct {
+	t int64
+	f float64
+}
+
+func (s floatSample) T() int64                      { return s.t }
+func (s floatSample) ST() int64                     { return 0 }
+func (s floatSample) F() float64                    { return s.f }
+func (s floatSample) H() *histogram.Histogram       { return nil }
+func (s floatSample) FH() *histogram.FloatHistogram { return nil }
+func (s floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s floatSample) Copy() chunks.Sample           { return s }
+
+// shards returns how many shards each embedded query of plan runs on for
+// tenant id, or 0 when the query runs unsharded.
+func (f *Frontend) shards(id string, plan *shardPlan) int {
+	if plan == nil {
+		return 0
+	}
+	n := f.limits.ByTenant(id).QueryShardingTotalShards
+	n = min(n, f.cfg.MaxShardedQueries/len(plan.embedded), queryshard.MaxShards)
+	if n < 2 {
+		return 0
+	}
+	return n
+}
+
+// execute runs one query (or part of a split one) on the queriers, sharded
+// when plan says it can be. start, end and step (ms) are its evaluation
+// times; step is 0 for an instant query.
+func (f *Frontend) execute(ctx context.Context, id, path string, form url.Values, plan *shardPlan, shards int, start, end, step int64) (*Response, error) {
+	if shards == 0 {
+		return f.run(ctx, id, path, form)
+	}
+	resp, err := f.runSharded(ctx, id, path, form, plan, shards, start, end, step)
+	if errors.Is(err, errNotShardable) {
+		f.shardFallbacks.Inc()
+		return f.run(ctx, id, path, form)
+	}
+	return resp, err
+}
+
+func (f *Frontend) runSharded(ctx context.Context, id, path string, form url.Values, plan *shardPlan, shards int, start, end, step int64) (*Response, error) {
+	f.shardedParts.Inc()
+	type result struct {
+		resp *Response
+		err  error
+	}
+	results := make([][]result, len(plan.embedded))
+	var wg sync.WaitGroup
+	for k := range plan.embedded {
+		results[k] = make([]result, shards)
+		for i := range shards {
+			sub := cloneForm(form)
+			sub.Set("query", plan.shardQuery(k, i, shards))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := f.run(ctx, id, path, sub)
+				results[k][i] = result{r, err}
+			}()
+		}
+	}
+	wg.Wait()
+
+	series := make([][]embeddedSeries, len(plan.embedded))
+	var warnings, infos []string
+	for k, rs := range results {
+		for i, r := range rs {
+			if r.err != nil {
+				return nil, r.err
+			}
+			if r.resp.Status != http.StatusOK {
+				return r.resp, nil
+			}
+			shard := -1
+			if plan.labelled[k] {
+				shard = i
+			}
+			ss, w, in, err := decodeShard(r.resp.Body, shard)
+			if err != nil {
+				return nil, err
+			}
+			series[k] = append(series[k], ss...)
+			warnings, infos = append(warnings, w...), append(infos, in...)
+		}
+	}
+	q, err := newEmbeddedQueryable(series, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	var query promql.Query
+	if step == 0 {
+		query, err = f.engine.NewInstantQuery(ctx, q, nil, plan.outer, time.UnixMilli(start))
+	} else {
+		query, err = f.engine.NewRangeQuery(ctx, q, nil, plan.outer, time.UnixMilli(start), time.UnixMilli(end), time.Duration(step)*time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluating the sharded query %q: %w", plan.outer, err)
+	}
+	defer query.Close()
+	res := query.Exec(ctx)
+	if res.Err != nil {
+		if errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, context.DeadlineExceeded) {
+			return nil, res.Err
+		}
+		return jsonResponse(http.StatusUnprocessableEntity, &v1.Response{Status: "error", ErrorType: "execution", Error: res.Err.Error()})
+	}
+	w, in := res.Warnings.AsStrings(plan.outer, 0, 0)
+	return jsonResponse(http.StatusOK, &v1.Response{
+		Status:   "success",
+		Data:     &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value},
+		Warnings: dedup(append(warnings, w...)),
+		Infos:    dedup(append(infos, in...)),
+	})
+}
+
+func jsonResponse(code int, r *v1.Response) (*Response, error) {
+	b, err := v1.JSONCodec{}.Encode(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: code, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: b}, nil
+}
+
+func dedup(ss []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
