@@ -43,7 +43,7 @@ const (
 type bucketBlock struct {
 	meta   *blocks.Meta
 	tenant string
-	index  *index.Reader
+	index  blockIndex
 	chunks *chunkReader
 	names  map[string]struct{} // every label name of the block
 }
@@ -69,9 +69,24 @@ func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id
 	}
 	ir := &objectReader{ctx: ctx, bkt: bkt, name: indexName, size: attrs.Size, pageSize: indexPageSize, readAhead: indexReadAhead, cache: cache}
 	ir.key = tenant + "/" + indexName
+	toc, err := index.NewTOCFromByteSlice(ir)
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
+	}
+	// The postings offset table ends where the TOC (6 offsets, a CRC) begins.
+	if err := ir.pinSection(int64(toc.PostingsTable), attrs.Size-(6*8+4)); err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index postings offset table: %w", id, tenant, err)
+	}
 	idx, err := index.NewReader(ir, index.DecodePostingsRaw)
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
+	}
+	if idx.Version() == index.FormatV1 {
+		return nil, fmt.Errorf("block %s of tenant %s: index format 1 (Prometheus 1.x) is not supported", id, tenant)
+	}
+	syms, err := newSymbolTable(ir, int64(toc.Symbols))
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index symbols: %w", id, tenant, err)
 	}
 	names, err := idx.LabelNames(ctx)
 	if err != nil {
@@ -82,13 +97,14 @@ func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id
 		set[n] = struct{}{}
 	}
 	return &bucketBlock{
-		meta: meta, tenant: tenant, index: idx, names: set,
+		meta: meta, tenant: tenant, names: set,
+		index:  blockIndex{Reader: idx, bytes: ir, dec: &index.Decoder{LookupSymbol: syms.lookup, DecodePostings: index.DecodePostingsRaw}},
 		chunks: &chunkReader{ctx: ctx, bkt: bkt, tenant: tenant, id: id, cache: cache, pool: chunkenc.NewPool()},
 	}, nil
 }
 
 // Index implements tsdb.BlockReader.
-func (b *bucketBlock) Index() (tsdb.IndexReader, error) { return nopCloseIndex{b.index}, nil }
+func (b *bucketBlock) Index() (tsdb.IndexReader, error) { return b.index, nil }
 
 // Chunks implements tsdb.BlockReader.
 func (b *bucketBlock) Chunks() (tsdb.ChunkReader, error) { return b.chunks, nil }
@@ -105,15 +121,8 @@ func (b *bucketBlock) Meta() tsdb.BlockMeta { return b.meta.BlockMeta }
 // Size implements tsdb.BlockReader.
 func (b *bucketBlock) Size() int64 { return 0 }
 
-// nopCloseIndex is the tsdb.IndexReader of a bucket block. It keeps the
-// shared index reader open when a querier closes, and adds label lookups
-// under matchers, which the index package leaves to its callers.
-type nopCloseIndex struct{ *index.Reader }
-
-func (nopCloseIndex) Close() error { return nil }
-
 // LabelValues implements tsdb.IndexReader.
-func (r nopCloseIndex) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+func (r blockIndex) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
 		return r.Reader.LabelValues(ctx, name, hints)
 	}
@@ -158,7 +167,7 @@ func (r nopCloseIndex) LabelValues(ctx context.Context, name string, hints *stor
 }
 
 // SortedLabelValues implements tsdb.IndexReader.
-func (r nopCloseIndex) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+func (r blockIndex) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
 		return r.Reader.SortedLabelValues(ctx, name, hints)
 	}
@@ -168,7 +177,7 @@ func (r nopCloseIndex) SortedLabelValues(ctx context.Context, name string, hints
 }
 
 // LabelNames implements tsdb.IndexReader.
-func (r nopCloseIndex) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+func (r blockIndex) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
 		return r.Reader.LabelNames(ctx)
 	}

@@ -3,8 +3,10 @@ package storegateway
 import (
 	"container/list"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -158,6 +160,32 @@ type objectReader struct {
 	// readAhead is how many pages one bucket request fetches on a miss.
 	readAhead int64
 	cache     *pageCache
+	// pinned is a section held in memory (see pinSection).
+	pinned      []byte
+	pinnedStart int64
+}
+
+// pinSection reads a length-prefixed section at off (4-byte length, data,
+// 4-byte CRC) into memory: reads inside it need no cache lookup and no
+// copy. limit bounds where the section may end.
+func (o *objectReader) pinSection(off, limit int64) error {
+	if off+4 > limit || limit > o.size {
+		return fmt.Errorf("section at %d is outside the index (%d bytes)", off, o.size)
+	}
+	l, err := o.read(off, off+4)
+	if err != nil {
+		return err
+	}
+	end := off + 4 + int64(binary.BigEndian.Uint32(l)) + 4
+	if end > limit {
+		return fmt.Errorf("section at %d of %d bytes runs past %d", off, end-off, limit)
+	}
+	b, err := o.read(off, end)
+	if err != nil {
+		return err
+	}
+	o.pinned, o.pinnedStart = slices.Clone(b), off
+	return nil
 }
 
 // Len implements index.ByteSlice.
@@ -182,6 +210,9 @@ func (o *objectReader) read(start, end int64) ([]byte, error) {
 	first, last := start/o.pageSize, (end-1)/o.pageSize
 	if end == start {
 		return []byte{}, nil
+	}
+	if p := o.pinned; start >= o.pinnedStart && end <= o.pinnedStart+int64(len(p)) {
+		return p[start-o.pinnedStart : end-o.pinnedStart], nil
 	}
 	if first == last {
 		p, err := o.page(first, last)

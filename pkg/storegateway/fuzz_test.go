@@ -32,3 +32,28 @@ func FuzzChunkReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSymbolTable reads a symbol table from arbitrary index bytes and looks
+// every symbol up: a damaged index is an error, never a panic.
+func FuzzSymbolTable(f *testing.F) {
+	// Two symbols, "a" and "bc", and a CRC.
+	f.Add([]byte{0, 0, 0, 9, 0, 0, 0, 2, 1, 'a', 2, 'b', 'c', 0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bkt := objstore.NewInMemBucket()
+		if err := bkt.Upload(context.Background(), "index", bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		r := &objectReader{ctx: context.Background(), bkt: bkt, name: "index", key: "t/index", size: int64(len(b)), pageSize: 8, readAhead: 1, cache: newPageCache(1<<20, prometheus.NewRegistry())}
+		s, err := newSymbolTable(r, 0)
+		if err != nil {
+			return
+		}
+		for i := range min(s.count, 1000) {
+			_, _ = s.lookup(context.Background(), uint32(i))
+		}
+		if err := r.pinSection(0, r.size); err == nil && len(r.pinned) < 8 {
+			t.Fatalf("pinned %d bytes of a section", len(r.pinned))
+		}
+	})
+}
