@@ -13,7 +13,7 @@ build: ## Build the canopy binary into bin/.
 run: ## Start the complete single-process Canopy (data under ./data, HTTP on :9009).
 	$(GO) run ./cmd/canopy
 
-peers: ## Install the pinned third-party programs the tests use (Prometheus).
+peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO).
 	bash tools/install-peers.sh
 
 test: peers ## Run every test: unit, PromQL scripts, integration (builds and starts the real binaries).

@@ -18,6 +18,20 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true
 
+# memcached, the shared results cache of the query-frontend tests (Debian
+# bookworm's package, 1.6.18).
+if ! command -v memcached >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends memcached >/dev/null
+    # The package starts a system service; tests start their own.
+    (systemctl stop memcached 2>/dev/null || service memcached stop 2>/dev/null || pkill -x memcached || true) >/dev/null 2>&1
+  else
+    echo "install-peers: memcached missing and not root; tests needing it will skip" >&2
+  fi
+fi
+command -v memcached >/dev/null 2>&1 && memcached -V || true
+
 # MinIO, the real S3 server of the object-storage tests. No semver tags:
 # pinned by pseudo-version. Building it takes about four minutes the first
 # time; the binary is cached in $(go env GOPATH)/bin.
