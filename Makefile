@@ -34,6 +34,7 @@ fmt: ## Format the code.
 check: lint ## Check generated files (canopy -help golden file).
 	$(GO) test -count=1 -run TestHelpGolden ./cmd/canopy
 
-bench: ## Go benchmarks of the hot paths, then the load harness against Canopy and Prometheus.
+bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus.
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	bash tools/bench.sh
+	bash tools/storebench.sh

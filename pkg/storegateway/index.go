@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -25,12 +26,25 @@ import (
 // of every 32nd symbol is kept; a lookup walks from the one before.
 const symbolFactor = 32
 
+// maxSymbolCacheSlots bounds a block's cache of looked-up symbols: at most
+// about a megabyte per open block when full.
+const maxSymbolCacheSlots = 1 << 14
+
 // symbolTable looks symbols of a V2+ index up through the page cache.
+// Recently looked-up symbols are kept in a direct-mapped cache: every series
+// repeats its label names, and a query decodes the same values again and
+// again (once per shard of a sharded query).
 type symbolTable struct {
 	r       *objectReader
 	end     int64   // end of the symbols, before the section's CRC
 	offsets []int64 // position of every symbolFactor-th symbol
 	count   int
+	cache   []atomic.Pointer[symbolEntry] // length a power of two
+}
+
+type symbolEntry struct {
+	ref uint32
+	sym string
 }
 
 // newSymbolTable reads the symbol section at off: a 4-byte length, a 4-byte
@@ -46,7 +60,11 @@ func newSymbolTable(r *objectReader, off int64) (*symbolTable, error) {
 	if end+4 > r.size || int64(count) > length {
 		return nil, fmt.Errorf("symbol table at %d: %d symbols in %d bytes do not fit the index (%d bytes)", off, count, length, r.size)
 	}
-	s := &symbolTable{r: r, end: end, count: count, offsets: make([]int64, 0, count/symbolFactor+1)}
+	slots := 1
+	for slots < count && slots < maxSymbolCacheSlots {
+		slots <<= 1
+	}
+	s := &symbolTable{r: r, end: end, count: count, offsets: make([]int64, 0, count/symbolFactor+1), cache: make([]atomic.Pointer[symbolEntry], slots)}
 	pos := off + 8
 	for i := range count {
 		if i%symbolFactor == 0 {
@@ -79,6 +97,10 @@ func (s *symbolTable) lookup(_ context.Context, o uint32) (string, error) {
 	if int(o) >= s.count {
 		return "", fmt.Errorf("unknown symbol %d (the index has %d)", o, s.count)
 	}
+	slot := &s.cache[int(o)&(len(s.cache)-1)]
+	if e := slot.Load(); e != nil && e.ref == o {
+		return e.sym, nil
+	}
 	g := int(o) / symbolFactor
 	stop := s.end
 	if g+1 < len(s.offsets) {
@@ -92,6 +114,7 @@ func (s *symbolTable) lookup(_ context.Context, o uint32) (string, error) {
 	if d.Err() != nil {
 		return "", fmt.Errorf("symbol %d: %w", o, d.Err())
 	}
+	slot.Store(&symbolEntry{ref: o, sym: sym})
 	return sym, nil
 }
 
