@@ -84,7 +84,7 @@ func planSharding(expr parser.Expr, p parser.Parser) *shardPlan {
 	}
 	plan := &shardPlan{parser: p}
 	outer := plan.rewrite(cp)
-	if len(plan.embedded) == 0 || hasSelector(outer, true) {
+	if len(plan.embedded) == 0 || hasSelector(outer, true) || readsStorage(outer) {
 		return nil
 	}
 	plan.outer = outer.String()
@@ -179,6 +179,19 @@ func hasSelector(e parser.Expr, skipEmbedded bool) bool {
 			found = found || !skipEmbedded || n.Name != embeddedName
 		case *parser.MatrixSelector:
 			found = found || !skipEmbedded || n.VectorSelector.(*parser.VectorSelector).Name != embeddedName
+		}
+		return nil
+	})
+	return found
+}
+
+// readsStorage reports whether e calls a function that selects series of its
+// own (info joins target_info), which the frontend does not hold.
+func readsStorage(e parser.Expr) bool {
+	found := false
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if c, ok := n.(*parser.Call); ok && c.Func.Name == "info" {
+			found = true
 		}
 		return nil
 	})

@@ -8,7 +8,7 @@ import (
 )
 
 func TestPlanSharding(t *testing.T) {
-	p := parser.NewParser(parser.Options{})
+	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: true})
 	for _, c := range []struct {
 		query, outer string
 		embedded     []string // shard 2 of 4
@@ -63,6 +63,7 @@ func TestPlanSharding(t *testing.T) {
 		{query: `topk(scalar(y), x)`},
 		{query: `sum(x * scalar(y))`},
 		{query: `x`},
+		{query: `info(sum by (instance, job) (x))`},
 		{query: `sum(sum by (i) (x))`, outer: `sum(sum by (i) (__canopy_embedded__{__canopy_embedded_query__="0"}))`, embedded: []string{`sum by (i) (x{__query_shard__="2_of_4"})`}},
 	} {
 		expr, err := p.ParseExpr(c.query)
