@@ -62,7 +62,9 @@ func doTimeout(timeout time.Duration, method, u, tenant, contentType string, bod
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := httpClient.Do(req)
+	// The context's timeout governs, not httpClient's 15 s: a flush during a
+	// bucket outage takes about that long retrying its uploads.
+	resp, err := untimedClient.Do(req)
 	if err != nil {
 		return response{}, err
 	}

@@ -325,6 +325,9 @@ func (n *canopyNode) waitReady(t *testing.T, timeout time.Duration) {
 // httpClient is shared by all tests; requests carry their own timeouts.
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
+// untimedClient leaves the timeout to the request's context.
+var untimedClient = &http.Client{}
+
 func httpGet(u string, hdr http.Header) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
