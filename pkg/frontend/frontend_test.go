@@ -501,10 +501,15 @@ func TestFetchedLimitsNameTheLimit(t *testing.T) {
 	down, st := promDownstream(t, lim)
 	generate(t, st, rand.New(rand.NewSource(1)))
 	f := startFrontend(t, testConfig(), lim, down)
-	// Limits apply to each part and shard: g is not sharded.
 	rec := call(f, "t", "query_range", url.Values{"query": {"g"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
 	require.Equal(t, 422, rec.Code)
 	require.Contains(t, rec.Body.String(), "max_fetched_series_per_query")
+	// Sharded, each shard reads fewer than 5 of the 24 series; the shards
+	// together are one query over the limit.
+	rec = call(f, "t", "query_range", url.Values{"query": {"sum(g)"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	require.Equal(t, 422, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "read 24 series over its 16 shards, more than 5, the tenant's limit max_fetched_series_per_query")
+	require.Positive(t, testutilCounter(f.shardedParts))
 
 	lim = defaultLimits()
 	lim.MaxFetchedSamplesPerQuery = 1000
@@ -516,6 +521,10 @@ func TestFetchedLimitsNameTheLimit(t *testing.T) {
 	rec = call(f, "t", "query_range", url.Values{"query": {`max_over_time(g[1d])`}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
 	require.Equal(t, 422, rec.Code)
 	require.Contains(t, rec.Body.String(), "max_fetched_samples_per_query")
+	// 24 series × 61 samples: each of 16 shards stays under 1,000.
+	rec = call(f, "t", "query_range", url.Values{"query": {`sum(g)`}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 3600)}, "step": {"60"}})
+	require.Equal(t, 422, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "over its 16 shards, more than 1000, the tenant's limit max_fetched_samples_per_query")
 }
 
 func testutilCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 )
 
@@ -496,7 +497,10 @@ func (f *Frontend) runSharded(ctx context.Context, id, path string, form url.Val
 	wg.Wait()
 
 	series := make([][]embeddedSeries, len(plan.embedded))
-	var warnings, infos []string
+	var (
+		warnings, infos        []string
+		fetchedSeries, samples int64
+	)
 	for k, rs := range results {
 		for i, r := range rs {
 			if r.err != nil {
@@ -515,7 +519,19 @@ func (f *Frontend) runSharded(ctx context.Context, id, path string, form url.Val
 			}
 			series[k] = append(series[k], ss...)
 			warnings, infos = append(warnings, w...), append(infos, in...)
+			n, _ := strconv.ParseInt(r.resp.Header.Get(querier.FetchedSeriesHeader), 10, 64)
+			m, _ := strconv.ParseInt(r.resp.Header.Get(querier.FetchedSamplesHeader), 10, 64)
+			fetchedSeries, samples = fetchedSeries+n, samples+m
 		}
+	}
+	// Each shard stayed within the per-query limits; together they are one
+	// query.
+	lim := f.limits.ByTenant(id)
+	if max := int64(lim.MaxFetchedSeriesPerQuery); max > 0 && fetchedSeries > max {
+		return limitResponse(fmt.Sprintf("the query read %d series over its %d shards, more than %d, the tenant's limit max_fetched_series_per_query (-querier.max-fetched-series-per-query): narrow its selectors or time range", fetchedSeries, shards, max))
+	}
+	if max := int64(lim.MaxFetchedSamplesPerQuery); max > 0 && samples > max {
+		return limitResponse(fmt.Sprintf("the query read %d samples over its %d shards, more than %d, the tenant's limit max_fetched_samples_per_query (-querier.max-fetched-samples-per-query): narrow its selectors or time range", samples, shards, max))
 	}
 	q, err := newEmbeddedQueryable(series, start, end, step)
 	if err != nil {
@@ -545,6 +561,11 @@ func (f *Frontend) runSharded(ctx context.Context, id, path string, form url.Val
 		Warnings: dedup(append(warnings, w...)),
 		Infos:    dedup(append(infos, in...)),
 	})
+}
+
+// limitResponse is the querier's answer to a query over a limit.
+func limitResponse(msg string) (*Response, error) {
+	return jsonResponse(http.StatusUnprocessableEntity, &v1.Response{Status: "error", ErrorType: "execution", Error: msg})
 }
 
 func jsonResponse(code int, r *v1.Response) (*Response, error) {

@@ -157,6 +157,8 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 			case <-r.Context().Done():
 				return
 			}
+			ctx, f := withFetched(r.Context())
+			r, w = r.WithContext(ctx), &fetchedWriter{ResponseWriter: w, f: f}
 		}
 		router.ServeHTTP(w, r)
 	})
