@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,49 @@ func storeAnswers(t *testing.T, a api, start, end int64) (answers, error) {
 	return out, nil
 }
 
+// checkAggregates checks sharded aggregations (the query-frontend shards
+// them 16 ways by default) against values computed from what was written:
+// a shard an ingester or store-gateway dropped or doubled would show.
+func checkAggregates(t *testing.T, a api, end int64) {
+	t.Helper()
+	last := storeSamples - 1
+	sum, byJob, maxV := 0.0, map[string]float64{}, 0.0
+	for i := 0; i < storeSeries; i++ {
+		v := storeValue(i, last)
+		sum += v
+		byJob[fmt.Sprintf("j%d", i%3)] += v / float64(storeSeries/3)
+		maxV = max(maxV, v)
+	}
+	for q, want := range map[string]map[string]float64{
+		`sum(` + storeMetric + `)`:                 {"": sum},
+		`max(` + storeMetric + `)`:                 {"": maxV},
+		`count by (job) (` + storeMetric + `)`:     {"j0": storeSeries / 3, "j1": storeSeries / 3, "j2": storeSeries / 3},
+		`avg by (job) (` + storeMetric + `)`:       byJob,
+		`sum by (job) (` + storeMetric + `) > 0.5`: nil, // checked for shape only
+	} {
+		got, _, err := a.query(http.MethodGet, q, end)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if want == nil {
+			if len(got) != 3 {
+				t.Errorf("%s: %d series, want 3", q, len(got))
+			}
+			continue
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d series, want %d", q, len(got), len(want))
+			continue
+		}
+		for _, s := range got {
+			w, ok := want[s.Labels["job"]]
+			if !ok || len(s.Points) != 1 || s.Points[0].V != strconv.FormatFloat(w, 'f', -1, 64) {
+				t.Errorf("%s: %v = %v, want %v", q, s.Labels, s.Points, w)
+			}
+		}
+	}
+}
+
 func diffAnswers(t *testing.T, got, want answers) {
 	t.Helper()
 	for k, w := range want {
@@ -143,6 +187,7 @@ func TestBucketQueryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkAggregates(t, api{base: nodes[1].url() + "/prometheus", tenant: storeTenant}, end)
 	if raw := before["raw"].([]series); len(raw) != storeSeries || len(raw[0].Points) != storeSamples {
 		t.Fatalf("from the ingesters: %d series, want %d with %d samples each", len(raw), storeSeries, storeSamples)
 	}
@@ -209,6 +254,7 @@ func TestBucketQueryPath(t *testing.T) {
 		t.Fatalf("after the wipe: %v", err)
 	}
 	diffAnswers(t, after, before)
+	checkAggregates(t, a, end)
 	if !t.Failed() {
 		t.Logf("after wiping every node's disk, all %d answers are identical, read from the bucket", len(before))
 	}
