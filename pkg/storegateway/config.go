@@ -20,6 +20,7 @@ type Config struct {
 	SyncConcurrency  int           `yaml:"sync_concurrency"`
 	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
 	MaxBlocksPerCall int           `yaml:"max_blocks_per_call"`
+	IdleBlockTimeout time.Duration `yaml:"idle_block_timeout"`
 }
 
 // RegisterFlags registers the -store-gateway.* flags.
@@ -31,6 +32,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.SyncConcurrency, "store-gateway.sync-concurrency", 4, "Blocks opened in parallel while syncing.")
 	f.IntVar(&c.MaxFrameBytes, "store-gateway.max-frame-bytes", 1<<20, "Largest frame of a series stream sent to queriers.")
 	f.IntVar(&c.MaxBlocksPerCall, "store-gateway.max-blocks-per-call", 10_000, "Most blocks one query may ask a store-gateway to read.")
+	f.DurationVar(&c.IdleBlockTimeout, "store-gateway.idle-block-timeout", time.Hour, "A block no query has read for this long lets go of its index header (postings offset table, symbol table) until the next query that needs it; checked at every sync. 0 keeps every owned block open.")
 }
 
 // Validate checks the configuration.
@@ -40,6 +42,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheSize < 1<<20 {
 		return errors.New("-store-gateway.cache-size must be at least 1MiB")
+	}
+	if c.IdleBlockTimeout < 0 {
+		return errors.New("-store-gateway.idle-block-timeout must not be negative")
 	}
 	if c.SyncInterval <= 0 || c.SyncConcurrency < 1 || c.MaxFrameBytes < 1024 || c.MaxBlocksPerCall < 1 {
 		return errors.New("-store-gateway.sync-interval, sync-concurrency, max-frame-bytes (at least 1024) and max-blocks-per-call must be positive")

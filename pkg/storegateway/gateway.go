@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -82,8 +83,10 @@ type StoreGateway struct {
 
 	mu     sync.Mutex
 	blocks map[blockKey]*blockEntry
+	now    func() time.Time
 
 	loaded          prometheus.Gauge
+	unloaded        prometheus.Counter
 	openFailures    prometheus.Counter
 	blocksQueried   prometheus.Counter
 	blocksPruned    *prometheus.CounterVec
@@ -101,6 +104,7 @@ type blockEntry struct {
 	block    *bucketBlock
 	err      error
 	failedAt time.Time
+	lastUsed atomic.Int64 // Unix nanoseconds of the last query (or opening)
 }
 
 // retryOpenAfter is how long a block that failed to open is not retried.
@@ -114,8 +118,12 @@ func New(cfg Config, grpcPort int, bkt objstore.Bucket, r ring.ReadRing, memberl
 		logger: log.With(logger, "component", "store-gateway"),
 		cache:  newPageCache(int64(cfg.CacheSize), reg),
 		blocks: map[blockKey]*blockEntry{},
+		now:    time.Now,
 		loaded: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "canopy_store_gateway_blocks_loaded", Help: "Blocks whose index header the store-gateway holds open.",
+		}),
+		unloaded: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_blocks_unloaded_total", Help: "Block index headers let go after -store-gateway.idle-block-timeout without a query.",
 		}),
 		openFailures: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_store_gateway_block_open_failures_total", Help: "Blocks that could not be opened from the bucket.",
@@ -249,26 +257,79 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 	for _, k := range owned {
 		keep[k] = true
 	}
+	// Newly owned blocks are opened now, so their first query does not
+	// wait; blocks unloaded for idleness are opened again by a query.
+	var fresh []blockKey
 	g.mu.Lock()
 	for k := range g.blocks {
 		if !keep[k] {
 			delete(g.blocks, k)
 		}
 	}
+	for _, k := range owned {
+		e, ok := g.blocks[k]
+		if !ok {
+			fresh = append(fresh, k)
+			continue
+		}
+		e.mu.Lock()
+		if e.err != nil { // failed to open: try again
+			fresh = append(fresh, k)
+		}
+		e.mu.Unlock()
+	}
 	g.mu.Unlock()
+	g.unloadIdle()
+	defer g.updateLoaded() // blocks no longer owned were dropped
 	var errMu sync.Mutex
-	_ = concurrency.ForEachJob(ctx, len(owned), g.cfg.SyncConcurrency, func(_ context.Context, n int) error {
-		if _, err := g.block(owned[n].tenant, owned[n].id); err != nil {
+	_ = concurrency.ForEachJob(ctx, len(fresh), g.cfg.SyncConcurrency, func(_ context.Context, n int) error {
+		if _, err := g.block(fresh[n].tenant, fresh[n].id); err != nil {
 			errMu.Lock()
 			errs = append(errs, err)
 			errMu.Unlock()
 		}
 		return nil
 	})
-	g.mu.Lock()
-	g.loaded.Set(float64(len(g.blocks)))
-	g.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// unloadIdle lets go of the index of every block no query has read for
+// -store-gateway.idle-block-timeout: its postings offset table and symbol
+// table leave memory (a query in flight keeps what it holds).
+func (g *StoreGateway) unloadIdle() {
+	if g.cfg.IdleBlockTimeout <= 0 {
+		return
+	}
+	before := g.now().Add(-g.cfg.IdleBlockTimeout).UnixNano()
+	g.mu.Lock()
+	entries := make([]*blockEntry, 0, len(g.blocks))
+	for _, e := range g.blocks {
+		entries = append(entries, e)
+	}
+	g.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.block != nil && e.lastUsed.Load() < before {
+			e.block = nil
+			g.unloaded.Inc()
+			g.loaded.Dec()
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (g *StoreGateway) updateLoaded() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, e := range g.blocks {
+		e.mu.Lock()
+		if e.block != nil {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	g.loaded.Set(float64(n))
 }
 
 // block returns the open block, opening it on first use.
@@ -282,6 +343,7 @@ func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
 	}
 	g.mu.Unlock()
 
+	e.lastUsed.Store(g.now().UnixNano())
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.block != nil {
@@ -297,6 +359,7 @@ func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
 		return nil, err
 	}
 	e.block, e.err = b, nil
+	g.loaded.Inc()
 	return b, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/middleware"
@@ -303,4 +304,34 @@ func mustULID(t *testing.T, s string) ulid.ULID {
 	id, err := ulid.ParseStrict(s)
 	require.NoError(t, err)
 	return id
+}
+
+// TestIdleBlocksAreUnloaded checks that a block no query read for
+// -store-gateway.idle-block-timeout lets go of its index, that a recently
+// read one keeps it, and that the next query opens it again and answers the
+// same.
+func TestIdleBlocksAreUnloaded(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	clock := time.Unix(1_800_000_000, 0)
+	f.gateway.now = func() time.Time { return clock }
+	name := labels.MustNewMatcher(labels.MatchEqual, "__name__", "metric_1")
+	_, want, err := f.series(t, base, base+3600_000, name)
+	require.NoError(t, err)
+	require.NotEmpty(t, want)
+	require.Equal(t, 1.0, counterValue(t, f.gateway.loaded))
+
+	clock = clock.Add(30 * time.Minute)
+	f.gateway.unloadIdle()
+	require.Equal(t, 1.0, counterValue(t, f.gateway.loaded), "read 30 minutes ago: still open")
+
+	clock = clock.Add(31 * time.Minute)
+	f.gateway.unloadIdle()
+	require.Equal(t, 0.0, counterValue(t, f.gateway.loaded))
+	require.Equal(t, 1.0, counterValue(t, f.gateway.unloaded))
+
+	_, got, err := f.series(t, base, base+3600_000, name)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	f.gateway.updateLoaded()
+	require.Equal(t, 1.0, counterValue(t, f.gateway.loaded))
 }
