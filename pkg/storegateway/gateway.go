@@ -259,7 +259,10 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 	}
 	// Newly owned blocks are opened now, so their first query does not
 	// wait; blocks unloaded for idleness are opened again by a query.
+	// An entry's lock is held while its block opens (bucket reads): it is
+	// never taken under g.mu.
 	var fresh []blockKey
+	known := map[blockKey]*blockEntry{}
 	g.mu.Lock()
 	for k := range g.blocks {
 		if !keep[k] {
@@ -267,18 +270,20 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 		}
 	}
 	for _, k := range owned {
-		e, ok := g.blocks[k]
-		if !ok {
+		if e, ok := g.blocks[k]; ok {
+			known[k] = e
+		} else {
 			fresh = append(fresh, k)
-			continue
 		}
+	}
+	g.mu.Unlock()
+	for k, e := range known {
 		e.mu.Lock()
 		if e.err != nil { // failed to open: try again
 			fresh = append(fresh, k)
 		}
 		e.mu.Unlock()
 	}
-	g.mu.Unlock()
 	g.unloadIdle()
 	defer g.updateLoaded() // blocks no longer owned were dropped
 	var errMu sync.Mutex
@@ -301,13 +306,7 @@ func (g *StoreGateway) unloadIdle() {
 		return
 	}
 	before := g.now().Add(-g.cfg.IdleBlockTimeout).UnixNano()
-	g.mu.Lock()
-	entries := make([]*blockEntry, 0, len(g.blocks))
-	for _, e := range g.blocks {
-		entries = append(entries, e)
-	}
-	g.mu.Unlock()
-	for _, e := range entries {
+	for _, e := range g.entries() {
 		e.mu.Lock()
 		if e.block != nil && e.lastUsed.Load() < before {
 			e.block = nil
@@ -318,11 +317,19 @@ func (g *StoreGateway) unloadIdle() {
 	}
 }
 
-func (g *StoreGateway) updateLoaded() {
+func (g *StoreGateway) entries() []*blockEntry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n := 0
+	out := make([]*blockEntry, 0, len(g.blocks))
 	for _, e := range g.blocks {
+		out = append(out, e)
+	}
+	return out
+}
+
+func (g *StoreGateway) updateLoaded() {
+	n := 0
+	for _, e := range g.entries() {
 		e.mu.Lock()
 		if e.block != nil {
 			n++
