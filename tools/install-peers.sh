@@ -3,33 +3,29 @@
 # Idempotent: skips what is already installed at the pinned version.
 set -euo pipefail
 
+# apt_peer PACKAGE: installs a Debian package that provides the command of the
+# same name, unless it is there. The packages start a system service; tests
+# start their own instances, so it is stopped.
+apt_peer() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-peers: $1 missing and not root; tests needing it will skip" >&2
+    return 0
+  fi
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+  (systemctl stop "$1" 2>/dev/null || service "$1" stop 2>/dev/null || pkill -x "$1" || true) >/dev/null 2>&1
+}
+
 # Prometheus, from Debian's package (2.42: has --web.enable-remote-write-receiver
 # and remote_write). Used as a real remote-write sender and as the reference
 # receiver in benchmarks.
-if ! command -v prometheus >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    # The package starts a system service; tests start their own instances.
-    (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus || true) >/dev/null 2>&1
-  else
-    echo "install-peers: prometheus missing and not root; tests needing it will skip" >&2
-  fi
-fi
+apt_peer prometheus
 command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true
 
 # memcached, the shared results cache of the query-frontend tests (Debian
 # bookworm's package, 1.6.18).
-if ! command -v memcached >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends memcached >/dev/null
-    # The package starts a system service; tests start their own.
-    (systemctl stop memcached 2>/dev/null || service memcached stop 2>/dev/null || pkill -x memcached || true) >/dev/null 2>&1
-  else
-    echo "install-peers: memcached missing and not root; tests needing it will skip" >&2
-  fi
-fi
+apt_peer memcached
 command -v memcached >/dev/null 2>&1 && memcached -V || true
 
 # MinIO, the real S3 server of the object-storage tests. No semver tags:

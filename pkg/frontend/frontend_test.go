@@ -394,27 +394,40 @@ func decode(t *testing.T, body []byte) decoded {
 	return d
 }
 
-// TestSplitAndCacheGiveTheUnsplitAnswer is a property test: for random
-// range queries over generated data, the answer through the query-frontend
-// (split into parts, then again from the results cache) is exactly the
-// answer of the querier to the whole query.
-func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
+// propertyFixture is the data and querier of the property tests, from a
+// seed the test logs.
+func propertyFixture(t *testing.T) (*rand.Rand, validation.Limits, HandlerDownstream) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
 	lim := defaultLimits()
 	down, st := promDownstream(t, lim)
 	generate(t, st, rng)
+	return rng, lim, down
+}
+
+// randomQuery picks one of queryTemplates, with a job filled in.
+func randomQuery(rng *rand.Rand) string {
+	q := queryTemplates[rng.Intn(len(queryTemplates))]
+	if strings.Contains(q, "%s") {
+		q = fmt.Sprintf(q, fmt.Sprintf("j%d", rng.Intn(3)))
+	}
+	return q
+}
+
+// TestSplitAndCacheGiveTheUnsplitAnswer is a property test: for random
+// range queries over generated data, the answer through the query-frontend
+// (split into parts, sharded, then again from the results cache) is the
+// answer of the querier to the whole query (see requireSameAnswer).
+func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
+	rng, lim, down := propertyFixture(t)
 	for _, interval := range []time.Duration{24 * time.Hour, 5 * time.Hour} {
 		cfg := testConfig()
 		cfg.SplitInterval = interval
 		f := startFrontend(t, cfg, lim, down)
 		f.now = func() time.Time { return time.UnixMilli(base).Add(30 * 24 * time.Hour) } // everything is cacheable
 		for n := range 40 {
-			q := queryTemplates[rng.Intn(len(queryTemplates))]
-			if strings.Contains(q, "%s") {
-				q = fmt.Sprintf(q, fmt.Sprintf("j%d", rng.Intn(3)))
-			}
+			q := randomQuery(rng)
 			step := []int64{15, 60, 300, 1020, 3600}[rng.Intn(5)]
 			start := base/1000 - 3600 + int64(rng.Intn(3*86400))
 			end := start + int64(rng.Intn(3*86400))
@@ -439,20 +452,12 @@ func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
 // TestShardedInstantQueriesGiveTheUnshardedAnswer is the same property for
 // instant queries, which are sharded but not split.
 func TestShardedInstantQueriesGiveTheUnshardedAnswer(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
-	lim := defaultLimits()
-	down, st := promDownstream(t, lim)
-	generate(t, st, rng)
+	rng, lim, down := propertyFixture(t)
 	for _, shards := range []int{2, 3, 16} {
 		lim.QueryShardingTotalShards = shards
 		f := startFrontend(t, testConfig(), lim, down)
 		for range 30 {
-			q := queryTemplates[rng.Intn(len(queryTemplates))]
-			if strings.Contains(q, "%s") {
-				q = fmt.Sprintf(q, fmt.Sprintf("j%d", rng.Intn(3)))
-			}
+			q := randomQuery(rng)
 			ts := base/1000 + int64(rng.Intn(3*86400))
 			form := url.Values{"query": {q}, "time": {fmt.Sprint(ts)}}
 			want, err := down.Do(context.Background(), "t", "query", form)
