@@ -122,7 +122,7 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 		Name: "canopy_query_frontend_sharded_queries_total", Help: "Queries (or parts of split queries) run sharded.",
 	})
 	f.shardFallbacks = promauto.With(reg).NewCounter(prometheus.CounterOpts{
-		Name: "canopy_query_frontend_sharding_fallbacks_total", Help: "Sharded queries run again unsharded because their partial results could not be merged exactly (native histograms).",
+		Name: "canopy_query_frontend_sharding_fallbacks_total", Help: "Sharded queries run again unsharded because their partial results could not be merged exactly (native histograms, or one label set from two shards).",
 	})
 	f.Service = services.NewIdleService(f.start, f.stop)
 	return f, nil
