@@ -3,8 +3,9 @@ package querier
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
-	"sync/atomic"
+	"sync"
 )
 
 // Response headers of the query API: how many series (and, when the tenant
@@ -17,10 +18,32 @@ const (
 	FetchedSamplesHeader = "Canopy-Fetched-Samples"
 )
 
-// fetched counts what one API request read.
+// fetched gathers the limited queriers one API request's query used: their
+// counters say what it read.
 type fetched struct {
-	series, samples atomic.Int64
-	countedSamples  atomic.Bool
+	mu       sync.Mutex
+	queriers []*limitedQuerier
+}
+
+func (f *fetched) add(q *limitedQuerier) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains(f.queriers, q) {
+		f.queriers = append(f.queriers, q)
+	}
+}
+
+// totals returns the series and samples read; samples are counted only
+// under a sample limit.
+func (f *fetched) totals() (series, samples int64, countedSamples bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, q := range f.queriers {
+		series += q.series.Load()
+		samples += q.samples.Load()
+		countedSamples = countedSamples || q.countsSamples.Load()
+	}
+	return series, samples, countedSamples
 }
 
 type fetchedKey struct{}
@@ -48,9 +71,10 @@ func (w *fetchedWriter) WriteHeader(code int) {
 	if !w.started {
 		w.started = true
 		h := w.Header()
-		h.Set(FetchedSeriesHeader, strconv.FormatInt(w.f.series.Load(), 10))
-		if w.f.countedSamples.Load() {
-			h.Set(FetchedSamplesHeader, strconv.FormatInt(w.f.samples.Load(), 10))
+		series, samples, counted := w.f.totals()
+		h.Set(FetchedSeriesHeader, strconv.FormatInt(series, 10))
+		if counted {
+			h.Set(FetchedSamplesHeader, strconv.FormatInt(samples, 10))
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -44,7 +44,10 @@ type limitedQuerier struct {
 	l          *LimitedQueryable
 	mint, maxt int64
 
+	// series counts every series read; samples only under a sample limit
+	// (countsSamples), as counting them costs a wrapped iterator.
 	series, samples atomic.Int64
+	countsSamples   atomic.Bool
 }
 
 // ErrLimit is the type of the errors of exceeded query limits.
@@ -81,16 +84,18 @@ func (q *limitedQuerier) Select(ctx context.Context, sorted bool, hints *storage
 	if lim.MaxFetchedSeriesPerQuery <= 0 && lim.MaxFetchedSamplesPerQuery <= 0 && f == nil {
 		return set
 	}
-	if f != nil && lim.MaxFetchedSamplesPerQuery > 0 {
-		f.countedSamples.Store(true)
+	if f != nil {
+		f.add(q)
 	}
-	return &limitedSet{SeriesSet: set, q: q, fetched: f, maxSeries: int64(lim.MaxFetchedSeriesPerQuery), maxSamples: int64(lim.MaxFetchedSamplesPerQuery)}
+	if lim.MaxFetchedSamplesPerQuery > 0 {
+		q.countsSamples.Store(true)
+	}
+	return &limitedSet{SeriesSet: set, q: q, maxSeries: int64(lim.MaxFetchedSeriesPerQuery), maxSamples: int64(lim.MaxFetchedSamplesPerQuery)}
 }
 
 type limitedSet struct {
 	storage.SeriesSet
 	q                     *limitedQuerier
-	fetched               *fetched // counts for the API response, or nil
 	maxSeries, maxSamples int64
 	err                   error
 }
@@ -99,10 +104,7 @@ func (s *limitedSet) Next() bool {
 	if s.err != nil || !s.SeriesSet.Next() {
 		return false
 	}
-	if s.fetched != nil {
-		s.fetched.series.Add(1)
-	}
-	if s.maxSeries > 0 && s.q.series.Add(1) > s.maxSeries {
+	if n := s.q.series.Add(1); s.maxSeries > 0 && n > s.maxSeries {
 		s.err = ErrLimit{fmt.Sprintf("the query read more than %d series, the tenant's limit max_fetched_series_per_query (-querier.max-fetched-series-per-query): narrow its selectors or time range", s.maxSeries)}
 		return false
 	}
@@ -157,9 +159,6 @@ func (it *limitedIterator) landed(t chunkenc.ValueType) chunkenc.ValueType {
 		return t
 	}
 	it.started, it.last = true, ts
-	if it.s.fetched != nil {
-		it.s.fetched.samples.Add(1)
-	}
 	if it.s.q.samples.Add(1) > it.s.maxSamples {
 		it.err = ErrLimit{fmt.Sprintf("the query read more than %d samples, the tenant's limit max_fetched_samples_per_query (-querier.max-fetched-samples-per-query): narrow its selectors or time range", it.s.maxSamples)}
 		return chunkenc.ValNone
