@@ -94,7 +94,7 @@ func (c *Canopy) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mods []string
+	mods := []string{API} // every process serves the operational routes
 	for _, t := range c.cfg.Target {
 		mods = append(mods, targets[t]...)
 	}

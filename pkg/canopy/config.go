@@ -21,6 +21,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	Target              flagext.StringSliceCSV `yaml:"target"`
 	DataDir             string                 `yaml:"data_dir"`
 	MultitenancyEnabled bool                   `yaml:"multitenancy_enabled"`
+	// Instance is the process identity every ring and memberlist use.
+	Instance ringconfig.Instance `yaml:",inline"`
 
 	Server        server.Config       `yaml:"server"`
 	MemberlistKV  memberlist.KVConfig `yaml:"memberlist"`
@@ -59,7 +62,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Server.RegisterFlags(f)
 	overrideDefault(f, "server.http-listen-port", "9009")
 	overrideDefault(f, "server.grpc-listen-port", "9095")
+	c.Instance.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
+	overrideFlag(f, "memberlist.advertise-port", "0", "Gossip port advertised to the other members. 0: -memberlist.bind-port.")
+	overrideFlag(f, "memberlist.advertise-addr", "", "Gossip address advertised to the other members. Empty: the address memberlist is bound to, or -instance-addr's when bound to every interface.")
+	overrideFlag(f, "memberlist.rejoin-interval", "30s", "How often to join the -memberlist.join seeds again, so a cluster split by a restarted seed heals. 0: join only on start.")
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
@@ -144,6 +151,13 @@ func findConfigFile(args []string) string {
 		}
 	}
 	return ""
+}
+
+// overrideFlag changes the default and the help of a flag registered by a
+// dependency.
+func overrideFlag(f *flag.FlagSet, name, value, usage string) {
+	overrideDefault(f, name, value)
+	f.Lookup(name).Usage = usage
 }
 
 // overrideDefault changes the default of a flag registered by a dependency.

@@ -3,6 +3,7 @@ package canopy
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -12,7 +13,6 @@ import (
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/middleware"
 	"github.com/grafana/dskit/modules"
-	"github.com/grafana/dskit/netutil"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/server"
@@ -31,6 +31,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -51,6 +52,7 @@ const (
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
 	QueryFrontend = "query-frontend"
+	OTLPReceivers = "otlp-receivers"
 	Backend       = "backend"
 	All           = "all"
 	Write         = "write"
@@ -59,15 +61,16 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:          {Distributor, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
-	Write:        {Distributor, Ingester},
-	Read:         {Querier},
-	Distributor:  {Distributor},
-	Ingester:     {Ingester},
-	Querier:      {Querier},
-	Backend:      {StoreGateway, Compactor},
-	Compactor:    {Compactor},
-	StoreGateway: {StoreGateway},
+	All:           {Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
+	Write:         {Distributor, OTLPReceivers, Ingester},
+	Read:          {QueryFrontend, Querier},
+	Backend:       {StoreGateway, Compactor},
+	Distributor:   {Distributor, OTLPReceivers},
+	Ingester:      {Ingester},
+	QueryFrontend: {QueryFrontend},
+	Querier:       {Querier},
+	StoreGateway:  {StoreGateway},
+	Compactor:     {Compactor},
 }
 
 // TargetNames lists the valid -target values.
@@ -89,6 +92,7 @@ var deps = map[string][]string{
 	IngesterPool:  {Server},
 	Ingester:      {Server, MemberlistKV, Overrides, Bucket},
 	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
+	OTLPReceivers: {Distributor},
 	Querier:       {IngesterRing, IngesterPool, StoreGWRing, Bucket, Overrides, API},
 	StoreGWRing:   {MemberlistKV},
 	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
@@ -110,6 +114,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Bucket, c.initBucket, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, c.initIngester)
 	mm.RegisterModule(Distributor, c.initDistributor)
+	mm.RegisterModule(OTLPReceivers, c.initOTLPReceivers, modules.UserInvisibleModule)
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
@@ -139,24 +144,22 @@ func (c *Canopy) initServer() (services.Service, error) {
 	return newServerService(srv, c.servicesToWaitFor), nil
 }
 
-// advertiseAddr is the address this process gives to its peers.
-func (c *Canopy) advertiseAddr() string {
-	if a := c.cfg.Ingester.Ring.InstanceAddr; a != "" {
-		return a
+// self is this process's identity in every ring and in memberlist: the
+// configured one with the address and port the flags left empty filled in
+// from the gRPC server's listen address and bound port.
+func (c *Canopy) self() ringconfig.Instance {
+	port := c.cfg.Server.GRPCListenPort
+	if c.Server != nil {
+		if a, ok := c.Server.GRPCListenAddr().(*net.TCPAddr); ok {
+			port = a.Port
+		}
 	}
-	a, err := netutil.GetFirstAddressOf(netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0", "lo"}, c.logger), c.logger, false)
-	if err != nil {
-		return "127.0.0.1"
-	}
-	return a
+	return c.cfg.Instance.Resolve(c.cfg.Server.GRPCListenAddress, port, c.logger)
 }
 
 func (c *Canopy) initMemberlistKV() (services.Service, error) {
-	cfg := c.cfg.MemberlistKV
+	cfg := memberlistConfig(c.cfg.MemberlistKV, c.self())
 	cfg.Codecs = []codec.Codec{ring.GetCodec()}
-	if cfg.AdvertiseAddr == "" {
-		cfg.AdvertiseAddr = c.advertiseAddr()
-	}
 	cfg.MetricsNamespace = "canopy"
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
 	c.memberlistKV = memberlist.NewKVInitService(&cfg, c.logger, dnsProvider, c.reg)
@@ -194,9 +197,9 @@ func (c *Canopy) initOverrides() (services.Service, error) {
 }
 
 func (c *Canopy) initIngesterRing() (services.Service, error) {
-	r, err := ring.New(c.cfg.Ingester.Ring.RingConfig(c.memberlistGetter()), ingester.RingName, ingester.RingKey, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	r, err := c.cfg.Ingester.Ring.NewRing(ingester.RingName, ingester.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
 	if err != nil {
-		return nil, fmt.Errorf("ingester ring: %w", err)
+		return nil, err
 	}
 	c.IngesterRing = r
 	c.Server.HTTP.Handle("/ring/ingester", r)
@@ -217,7 +220,7 @@ func (c *Canopy) initIngesterPool() (services.Service, error) {
 }
 
 func (c *Canopy) initIngester() (services.Service, error) {
-	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.cfg.Server.GRPCListenPort, c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
+	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.self(), c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -241,11 +244,14 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	c.Distributor = d
 	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
 	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))
-	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, d, c.resolver, c.logger)
-	return services.NewIdleService(
-		func(ctx context.Context) error { return services.StartAndAwaitRunning(ctx, c.OTLP) },
-		func(error) error { return services.StopAndAwaitTerminated(context.Background(), c.OTLP) },
-	), nil
+	return services.NewIdleService(nil, nil), nil
+}
+
+// initOTLPReceivers runs the OTLP listeners on their own ports as a module
+// of their own: one that fails to listen or serve fails the process.
+func (c *Canopy) initOTLPReceivers() (services.Service, error) {
+	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, c.Distributor, c.resolver, c.logger)
+	return c.OTLP, nil
 }
 
 func (c *Canopy) initQuerier() (services.Service, error) {
@@ -259,7 +265,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	api := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
 	c.querierAPI = c.resolver.Wrap(api)
 	c.registerPrometheusAPI()
-	return nil, nil
+	return services.NewIdleService(nil, nil), nil
 }
 
 func (c *Canopy) initQueryFrontend() (services.Service, error) {
@@ -301,7 +307,7 @@ func (c *Canopy) registerPrometheusAPI() {
 }
 
 func (c *Canopy) initCompactor() (services.Service, error) {
-	comp, err := compactor.New(c.cfg.Compactor, filepath.Join(c.cfg.DataDir, "compactor"), c.cfg.Server.GRPCListenPort, c.Bucket, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
+	comp, err := compactor.New(c.cfg.Compactor, filepath.Join(c.cfg.DataDir, "compactor"), c.self(), c.Bucket, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +328,7 @@ func (c *Canopy) initStoreGatewayRing() (services.Service, error) {
 }
 
 func (c *Canopy) initStoreGateway() (services.Service, error) {
-	g, err := storegateway.New(c.cfg.StoreGateway, c.cfg.Server.GRPCListenPort, c.Bucket, c.StoreGatewayRing, c.memberlistGetter(), c.logger, c.reg)
+	g, err := storegateway.New(c.cfg.StoreGateway, c.self(), c.Bucket, c.StoreGatewayRing, c.memberlistGetter(), c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}

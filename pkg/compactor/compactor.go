@@ -31,6 +31,7 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -56,6 +57,7 @@ type Compactor struct {
 
 	lifecycler *ring.Lifecycler
 	ring       *ring.Ring
+	watcher    *services.FailureWatcher
 
 	runMu sync.Mutex // one pass at a time
 }
@@ -63,7 +65,7 @@ type Compactor struct {
 // New returns a compactor working in dir (scratch space for the blocks it
 // compacts) on bkt. memberlistKV may be nil when the ring store is not
 // memberlist.
-func New(cfg Config, dir string, grpcPort int, bkt objstore.Bucket, limits validation.TenantLimits, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Compactor, error) {
+func New(cfg Config, dir string, self ringconfig.Instance, bkt objstore.Bucket, limits validation.TenantLimits, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	c := &Compactor{
 		cfg: cfg, dir: dir, bkt: bkt, limits: limits,
 		logger:   log.With(logger, "component", "compactor"),
@@ -72,20 +74,21 @@ func New(cfg Config, dir string, grpcPort int, bkt objstore.Bucket, limits valid
 		now:      time.Now,
 	}
 	c.slogger = logging.Slog(c.logger)
-	lcCfg, err := cfg.Ring.LifecyclerConfig(memberlistKV, grpcPort, "", logger)
+	rcfg := cfg.Ring
+	rcfg.ReplicationFactor = 1 // a tenant has one owner
+	wrapped := prometheus.WrapRegistererWithPrefix("canopy_", reg)
+	var err error
+	c.lifecycler, err = rcfg.NewLifecycler(ringconfig.Lifecycler{Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV}, logger, wrapped)
 	if err != nil {
 		return nil, err
 	}
-	lcCfg.RingConfig.ReplicationFactor = 1
-	wrapped := prometheus.WrapRegistererWithPrefix("canopy_", reg)
-	c.lifecycler, err = ring.NewLifecycler(lcCfg, nil, RingName, RingKey, false, logger, wrapped)
+	c.ring, err = rcfg.NewRing(RingName, RingKey, memberlistKV, nil, logger, wrapped)
 	if err != nil {
-		return nil, fmt.Errorf("creating compactor lifecycler: %w", err)
+		return nil, err
 	}
-	c.ring, err = ring.New(lcCfg.RingConfig, RingName, RingKey, logger, wrapped)
-	if err != nil {
-		return nil, fmt.Errorf("creating compactor ring client: %w", err)
-	}
+	c.watcher = services.NewFailureWatcher()
+	c.watcher.WatchService(c.lifecycler)
+	c.watcher.WatchService(c.ring)
 	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
 	return c, nil
 }
@@ -115,6 +118,8 @@ func (c *Compactor) running(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+		case err := <-c.watcher.Chan():
+			return fmt.Errorf("compactor ring: %w", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -127,6 +132,8 @@ func (c *Compactor) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-c.watcher.Chan():
+			return fmt.Errorf("compactor ring: %w", err)
 		case <-compact.C:
 			c.Run(ctx, true)
 		case <-cleanup.C:
@@ -136,7 +143,7 @@ func (c *Compactor) running(ctx context.Context) error {
 }
 
 func (c *Compactor) stopping(_ error) error {
-	err := services.StopAndAwaitTerminated(context.Background(), c.lifecycler)
+	err := ringconfig.StopLifecycler(c.lifecycler)
 	return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), c.ring))
 }
 

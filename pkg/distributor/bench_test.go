@@ -18,6 +18,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/canopy-observability/canopy/pkg/ingester"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -173,7 +174,7 @@ func newBenchPipeline(b *testing.B) *Distributor {
 	icfg.Ring.Store = "inmemory"
 	icfg.Ring.InstanceID = "ingester-0"
 	icfg.Ring.InstanceAddr = "127.0.0.1"
-	ing, err := ingester.New(icfg, b.TempDir(), 9095, limits, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	ing, err := ingester.New(icfg, b.TempDir(), ringconfig.Instance{ID: "ingester-0", Addr: "127.0.0.1", Port: 9095}, limits, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -61,7 +62,7 @@ type Ingester struct {
 // and shipping blocks to bkt. bkt nil, or -ingester.ship-interval=0, keeps
 // blocks on local disk only. memberlistKV may be nil when the ring store is
 // not memberlist.
-func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, bkt objstore.Bucket, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Ingester, error) {
+func New(cfg Config, dir string, self ringconfig.Instance, limits validation.TenantLimits, bkt objstore.Bucket, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating ingester directory: %w", err)
 	}
@@ -80,13 +81,13 @@ func New(cfg Config, dir string, grpcPort int, limits validation.TenantLimits, b
 	if reg != nil {
 		reg.MustRegister(headCollector{ing: i, desc: prometheus.NewDesc("canopy_ingester_head_series", "Series in each tenant's TSDB head in this ingester.", []string{"tenant"}, nil)})
 	}
-	lcCfg, err := cfg.Ring.LifecyclerConfig(memberlistKV, grpcPort, filepath.Join(dir, "tokens"), logger)
+	var err error
+	i.lifecycler, err = cfg.Ring.NewLifecycler(ringconfig.Lifecycler{
+		Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV,
+		TokensFile: filepath.Join(dir, "tokens"), Flusher: flusher{i}, FlushOnShutdown: cfg.FlushOnShutdown && i.bkt != nil,
+	}, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
 	if err != nil {
 		return nil, err
-	}
-	i.lifecycler, err = ring.NewLifecycler(lcCfg, flusher{i}, RingName, RingKey, cfg.FlushOnShutdown && i.bkt != nil, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
-	if err != nil {
-		return nil, fmt.Errorf("creating ingester lifecycler: %w", err)
 	}
 	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
 	return i, nil
@@ -161,7 +162,7 @@ func (i *Ingester) stopping(_ error) error {
 	// flushes and ships every head while LEAVING when
 	// -ingester.flush-on-shutdown is on), then close the databases; the WAL
 	// has every acknowledged sample either way.
-	err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler)
+	err := ringconfig.StopLifecycler(i.lifecycler)
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for id, db := range i.tenants {

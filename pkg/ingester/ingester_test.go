@@ -49,7 +49,7 @@ func newShippingIngester(t *testing.T, dir string, limits validation.Limits, bkt
 	cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
 	cfg.Ring.HeartbeatTimeout = time.Minute
 	require.NoError(t, cfg.Validate())
-	i, err := New(cfg, dir, 9095, validation.NewStaticOverrides(limits, nil), bkt, nil, log.NewNopLogger(), nil)
+	i, err := New(cfg, dir, ringconfig.Instance{ID: "ingester-test", Addr: "127.0.0.1", Port: 9095}, validation.NewStaticOverrides(limits, nil), bkt, nil, log.NewNopLogger(), nil)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), i))
 	return i

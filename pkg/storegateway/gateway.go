@@ -18,7 +18,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/concurrency"
-	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -34,6 +33,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/storage/blocks"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -58,12 +58,7 @@ func BlockToken(id ulid.ULID) uint32 {
 // are skipped rather than failing the lookup: a block is served by any
 // healthy replica that owns it.
 func NewRing(cfg Config, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*ring.Ring, error) {
-	rc := cfg.Ring.RingConfig(memberlistKV)
-	store, err := kv.NewClient(rc.KVStore, ring.GetCodec(), kv.RegistererWithKVName(reg, RingName+"-ring"), logger)
-	if err != nil {
-		return nil, fmt.Errorf("store-gateway ring store: %w", err)
-	}
-	return ring.NewWithStoreClientAndStrategy(rc, RingName, RingKey, store, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(), reg, logger)
+	return cfg.Ring.NewRing(RingName, RingKey, memberlistKV, ring.NewIgnoreUnhealthyInstancesReplicationStrategy(), logger, reg)
 }
 
 // StoreGateway is a services.Service. Create it with New.
@@ -76,6 +71,7 @@ type StoreGateway struct {
 	logger     log.Logger
 	ring       ring.ReadRing
 	lifecycler *ring.Lifecycler
+	watcher    *services.FailureWatcher
 
 	// ctx lives as long as the service: block readers outlive requests.
 	ctx    context.Context
@@ -112,7 +108,7 @@ const retryOpenAfter = 10 * time.Second
 
 // New returns a store-gateway reading bkt. r is the store-gateway ring
 // (NewRing); memberlistKV may be nil when the ring store is not memberlist.
-func New(cfg Config, grpcPort int, bkt objstore.Bucket, r ring.ReadRing, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
+func New(cfg Config, self ringconfig.Instance, bkt objstore.Bucket, r ring.ReadRing, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
 	g := &StoreGateway{
 		cfg: cfg, bkt: bkt, ring: r,
 		logger: log.With(logger, "component", "store-gateway"),
@@ -141,14 +137,13 @@ func New(cfg Config, grpcPort int, bkt objstore.Bucket, r ring.ReadRing, memberl
 			Name: "canopy_store_gateway_last_sync_success_timestamp_seconds", Help: "When the store-gateway last synced its blocks without error.",
 		}),
 	}
-	lcCfg, err := cfg.Ring.LifecyclerConfig(memberlistKV, grpcPort, "", logger)
+	var err error
+	g.lifecycler, err = cfg.Ring.NewLifecycler(ringconfig.Lifecycler{Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV}, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
 	if err != nil {
 		return nil, err
 	}
-	g.lifecycler, err = ring.NewLifecycler(lcCfg, nil, RingName, RingKey, false, logger, prometheus.WrapRegistererWithPrefix("canopy_", reg))
-	if err != nil {
-		return nil, fmt.Errorf("creating store-gateway lifecycler: %w", err)
-	}
+	g.watcher = services.NewFailureWatcher()
+	g.watcher.WatchService(g.lifecycler)
 	g.Service = services.NewBasicService(g.starting, g.running, g.stopping)
 	return g, nil
 }
@@ -163,6 +158,8 @@ func (g *StoreGateway) running(ctx context.Context) error {
 	for ctx.Err() == nil && !g.ringHasMe() {
 		select {
 		case <-ctx.Done():
+		case err := <-g.watcher.Chan():
+			return fmt.Errorf("store-gateway lifecycler: %w", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -175,6 +172,8 @@ func (g *StoreGateway) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-g.watcher.Chan():
+			return fmt.Errorf("store-gateway lifecycler: %w", err)
 		case <-t.C:
 		}
 	}
@@ -182,7 +181,7 @@ func (g *StoreGateway) running(ctx context.Context) error {
 
 func (g *StoreGateway) stopping(_ error) error {
 	g.cancel()
-	return services.StopAndAwaitTerminated(context.Background(), g.lifecycler)
+	return ringconfig.StopLifecycler(g.lifecycler)
 }
 
 func (g *StoreGateway) ringHasMe() bool {
@@ -441,7 +440,7 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 	defer recoverRead(&err)
 	sets := make([]storage.ChunkSeriesSet, 0, len(selected))
 	for _, b := range selected {
-		q, err := tsdb.NewBlockChunkQuerier(b, req.Start, req.End)
+		q, err := tsdb.NewBlockChunkQuerier(b.reader(ctx), req.Start, req.End)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
@@ -485,7 +484,7 @@ func (g *StoreGateway) labels(ctx context.Context, req *LabelsRequest, get func(
 	seen := map[string]struct{}{}
 	hints := &storage.LabelHints{Limit: req.Limit}
 	for _, b := range selected {
-		q, err := tsdb.NewBlockQuerier(b, req.Start, req.End)
+		q, err := tsdb.NewBlockQuerier(b.reader(ctx), req.Start, req.End)
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}

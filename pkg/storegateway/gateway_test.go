@@ -104,7 +104,7 @@ func newFixture(t *testing.T, cacheSize int64) *fixture {
 	cfg.RegisterFlags(fset)
 	cfg.Ring.Store = ringconfig.StoreInMemory
 	cfg.Ring.InstanceAddr = "127.0.0.1"
-	g, err := New(cfg, 0, bkt, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	g, err := New(cfg, ringconfig.Instance{ID: "store-gateway", Addr: "127.0.0.1"}, bkt, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	g.cache = newPageCache(cacheSize, prometheus.NewRegistry())
 	g.ctx = context.Background()

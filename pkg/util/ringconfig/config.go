@@ -1,21 +1,23 @@
 // Package ringconfig is the one ring configuration every Canopy ring uses
-// (ingesters today; store-gateways, compactors and rulers later). It keeps the
+// (ingesters, store-gateways, compactors; rulers later) and the process
+// identity (Instance) their instances advertise. It keeps the
 // flag surface small and maps onto dskit's ring and lifecycler configs.
 package ringconfig
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
-	"github.com/grafana/dskit/netutil"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Store names accepted by -<prefix>ring.store.
@@ -36,26 +38,26 @@ type Config struct {
 	InstanceAddr      string        `yaml:"instance_addr"`
 	InstancePort      int           `yaml:"instance_port"`
 	InstanceZone      string        `yaml:"instance_availability_zone"`
-	FinalSleep        time.Duration `yaml:"final_sleep"`
-	MinReadyDuration  time.Duration `yaml:"min_ready_duration"`
+	// ZoneAwarenessEnabled spreads a key's replicas over zones.
+	ZoneAwarenessEnabled bool          `yaml:"zone_awareness_enabled"`
+	FinalSleep           time.Duration `yaml:"final_sleep"`
+	MinReadyDuration     time.Duration `yaml:"min_ready_duration"`
 }
 
 // RegisterFlags registers the ring flags under prefix, e.g. "ingester.".
-// The replication factor flag is <prefix>replication-factor.
+// The replication factor flag is <prefix>replication-factor. The instance
+// flags are overrides of the process identity (Instance) for this ring only.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
 	f.StringVar(&c.Store, prefix+"ring.store", StoreMemberlist, "Where the ring is kept: memberlist (gossip between Canopy processes, see -memberlist.join) or inmemory (this process only).")
 	f.DurationVar(&c.HeartbeatPeriod, prefix+"ring.heartbeat-period", 5*time.Second, "How often an instance refreshes its heartbeat in the ring.")
 	f.DurationVar(&c.HeartbeatTimeout, prefix+"ring.heartbeat-timeout", time.Minute, "An instance whose last heartbeat is older than this is unhealthy and skipped.")
 	f.IntVar(&c.ReplicationFactor, prefix+"replication-factor", 1, "How many instances hold each series. 1 suits a single process; 3 is the setting for a cluster (writes need a quorum of 2).")
 	f.IntVar(&c.NumTokens, prefix+"ring.num-tokens", 128, "Tokens each instance owns in the ring.")
-	f.StringVar(&c.InstanceID, prefix+"ring.instance-id", host, "This instance's ID in the ring; must be unique and stable across restarts.")
-	f.StringVar(&c.InstanceAddr, prefix+"ring.instance-addr", "", "Address other processes reach this instance's gRPC server on. Empty: the first private network interface, else loopback.")
-	f.IntVar(&c.InstancePort, prefix+"ring.instance-port", 0, "Port advertised in the ring. 0: -server.grpc-listen-port.")
-	f.StringVar(&c.InstanceZone, prefix+"ring.instance-availability-zone", "", "Availability zone of this instance, for zone-aware replication.")
+	f.StringVar(&c.InstanceID, prefix+"ring.instance-id", "", "This instance's ID in this ring only. Empty: -instance-id.")
+	f.StringVar(&c.InstanceAddr, prefix+"ring.instance-addr", "", "Address advertised in this ring only. Empty: -instance-addr.")
+	f.IntVar(&c.InstancePort, prefix+"ring.instance-port", 0, "Port advertised in this ring only. 0: -instance-port.")
+	f.StringVar(&c.InstanceZone, prefix+"ring.instance-availability-zone", "", "Availability zone in this ring only. Empty: -instance-availability-zone.")
+	f.BoolVar(&c.ZoneAwarenessEnabled, prefix+"ring.zone-awareness-enabled", false, "Place the replicas of each key in different availability zones (instances must set -instance-availability-zone).")
 	f.DurationVar(&c.FinalSleep, prefix+"ring.final-sleep", 0, "How long to wait after leaving the ring before exiting.")
 	f.DurationVar(&c.MinReadyDuration, prefix+"ring.min-ready-duration", 0, "How long an instance waits after becoming ACTIVE before /ready succeeds.")
 }
@@ -91,29 +93,17 @@ func (c *Config) RingConfig(memberlistKV func() (*memberlist.KV, error)) ring.Co
 		KVStore:              c.KVConfig(memberlistKV),
 		HeartbeatTimeout:     c.HeartbeatTimeout,
 		ReplicationFactor:    c.ReplicationFactor,
-		ZoneAwarenessEnabled: c.InstanceZone != "",
+		ZoneAwarenessEnabled: c.ZoneAwarenessEnabled,
 	}
 }
 
-// LifecyclerConfig returns the dskit lifecycler configuration for an instance
-// listening for gRPC on grpcPort. tokensFile may be empty.
-func (c *Config) LifecyclerConfig(memberlistKV func() (*memberlist.KV, error), grpcPort int, tokensFile string, logger log.Logger) (ring.LifecyclerConfig, error) {
-	addr := c.InstanceAddr
-	if addr == "" {
-		a, err := netutil.GetFirstAddressOf(netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0", "lo"}, logger), logger, false)
-		if err != nil {
-			a = "127.0.0.1"
-		}
-		addr = a
-	}
-	if ip := net.ParseIP(addr); ip == nil {
-		if _, err := net.LookupHost(addr); err != nil {
-			return ring.LifecyclerConfig{}, fmt.Errorf("ring instance address %q: %w", addr, err)
-		}
-	}
-	port := c.InstancePort
-	if port == 0 {
-		port = grpcPort
+// LifecyclerConfig returns the dskit lifecycler configuration of this
+// process (self, resolved: see Instance.Resolve) in this ring. tokensFile may
+// be empty.
+func (c *Config) LifecyclerConfig(memberlistKV func() (*memberlist.KV, error), self Instance, tokensFile string) (ring.LifecyclerConfig, error) {
+	me, err := c.merge(self)
+	if err != nil {
+		return ring.LifecyclerConfig{}, err
 	}
 	return ring.LifecyclerConfig{
 		RingConfig:               c.RingConfig(memberlistKV),
@@ -123,12 +113,72 @@ func (c *Config) LifecyclerConfig(memberlistKV func() (*memberlist.KV, error), g
 		MinReadyDuration:         c.MinReadyDuration,
 		FinalSleep:               c.FinalSleep,
 		TokensFilePath:           tokensFile,
-		Zone:                     c.InstanceZone,
+		Zone:                     me.Zone,
 		UnregisterOnShutdown:     true,
 		ReadinessCheckRingHealth: false,
-		Addr:                     addr,
-		Port:                     port,
-		ID:                       c.InstanceID,
-		ListenPort:               port,
+		Addr:                     me.Addr,
+		Port:                     me.Port,
+		ID:                       me.ID,
+		ListenPort:               me.Port,
 	}, nil
+}
+
+// Lifecycler is what NewLifecycler needs besides the ring's Config.
+type Lifecycler struct {
+	Name, Key       string // ring name (metrics, logs) and KV key
+	Self            Instance
+	MemberlistKV    func() (*memberlist.KV, error) // may be nil unless the store is memberlist
+	TokensFile      string                         // empty: tokens are not kept across restarts
+	Flusher         ring.FlushTransferer           // nil: nothing to flush when leaving
+	FlushOnShutdown bool
+}
+
+// NewLifecycler builds the lifecycler of one instance in one ring: every
+// Canopy ring's instances are built here, so they all advertise the process
+// identity the same way. The caller must watch the returned service (a
+// services.FailureWatcher) so a ring failure fails the component.
+func (c *Config) NewLifecycler(l Lifecycler, logger log.Logger, reg prometheus.Registerer) (*ring.Lifecycler, error) {
+	lcCfg, err := c.LifecyclerConfig(l.MemberlistKV, l.Self, l.TokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s ring: %w", l.Name, err)
+	}
+	flusher := l.Flusher
+	if flusher == nil {
+		flusher = ring.NewNoopFlushTransferer()
+	}
+	lc, err := ring.NewLifecycler(lcCfg, flusher, l.Name, l.Key, l.FlushOnShutdown, logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s lifecycler: %w", l.Name, err)
+	}
+	return lc, nil
+}
+
+// NewRing builds the read side of a ring (the client that watches it).
+// strategy nil is dskit's default replication strategy.
+func (c *Config) NewRing(name, key string, memberlistKV func() (*memberlist.KV, error), strategy ring.ReplicationStrategy, logger log.Logger, reg prometheus.Registerer) (*ring.Ring, error) {
+	rc := c.RingConfig(memberlistKV)
+	store, err := kv.NewClient(rc.KVStore, ring.GetCodec(), kv.RegistererWithKVName(reg, name+"-ring"), logger)
+	if err != nil {
+		return nil, fmt.Errorf("%s ring store: %w", name, err)
+	}
+	if strategy == nil {
+		strategy = ring.NewDefaultReplicationStrategy()
+	}
+	r, err := ring.NewWithStoreClientAndStrategy(rc, name, key, store, strategy, reg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("%s ring: %w", name, err)
+	}
+	return r, nil
+}
+
+// StopLifecycler stops a lifecycler (leaving the ring) and waits for it. A
+// lifecycler stopped while it was still joining fails with the cancellation
+// of its own context: that is a normal stop, not an error. (The memberlist
+// store formats the cause into its message, so errors.Is cannot see it.)
+func StopLifecycler(lc *ring.Lifecycler) error {
+	err := services.StopAndAwaitTerminated(context.Background(), lc)
+	if err != nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error())) {
+		return nil
+	}
+	return err
 }
