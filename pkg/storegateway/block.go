@@ -37,13 +37,14 @@ const (
 	maxChunkBytes = 16 << 20
 )
 
-// bucketBlock is a TSDB block read from the bucket: a tsdb.BlockReader whose
-// index and chunks are byte ranges fetched on demand through the page cache.
-// Nothing of the block is on local disk.
+// bucketBlock is a TSDB block read from the bucket: its index and chunks are
+// byte ranges fetched on demand through the page cache. Nothing of the block
+// is on local disk. It is shared by the queries that read it, each through
+// its own reader (see reader).
 type bucketBlock struct {
 	meta   *blocks.Meta
 	tenant string
-	index  blockIndex
+	index  *indexHeader
 	chunks *chunkReader
 	names  map[string]struct{} // every label name of the block
 }
@@ -51,8 +52,8 @@ type bucketBlock struct {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // openBlock reads the block's meta.json and the parts of its index every
-// query needs (table of contents, symbol offsets, postings offset table).
-// bkt is the tenant's metrics bucket.
+// query needs (table of contents, symbol offsets, postings offset table),
+// with ctx. bkt is the tenant's metrics bucket.
 func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID, cache *pageCache) (_ *bucketBlock, err error) {
 	defer recoverRead(&err)
 	meta, err := blocks.ReadMeta(ctx, bkt, id)
@@ -67,26 +68,32 @@ func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
 	}
-	ir := &objectReader{ctx: ctx, bkt: bkt, name: indexName, size: attrs.Size, pageSize: indexPageSize, readAhead: indexReadAhead, cache: cache}
+	ir := &objectReader{bkt: bkt, name: indexName, size: attrs.Size, pageSize: indexPageSize, readAhead: indexReadAhead, cache: cache}
 	ir.key = tenant + "/" + indexName
-	toc, err := index.NewTOCFromByteSlice(ir)
+	toc, err := index.NewTOCFromByteSlice(ir.with(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
 	}
 	// The postings offset table ends where the TOC (6 offsets, a CRC) begins.
-	if err := ir.pinSection(int64(toc.PostingsTable), attrs.Size-(6*8+4)); err != nil {
+	if err := ir.pinSection(ctx, int64(toc.PostingsTable), attrs.Size-(6*8+4)); err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index postings offset table: %w", id, tenant, err)
 	}
-	idx, err := index.NewReader(ir, index.DecodePostingsRaw)
+	// Prometheus's reader keeps the bytes it is given, read with ctx: it
+	// is used only for what the pinned postings offset table answers.
+	idx, err := index.NewReader(ir.with(ctx), index.DecodePostingsRaw)
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
 	}
 	if idx.Version() == index.FormatV1 {
 		return nil, fmt.Errorf("block %s of tenant %s: index format 1 (Prometheus 1.x) is not supported", id, tenant)
 	}
-	syms, err := newSymbolTable(ir, int64(toc.Symbols))
+	syms, err := newSymbolTable(ctx, ir, int64(toc.Symbols))
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index symbols: %w", id, tenant, err)
+	}
+	postings, err := newPostingsTable(ctx, ir, int64(toc.PostingsTable))
+	if err != nil {
+		return nil, fmt.Errorf("block %s of tenant %s: index postings offset table: %w", id, tenant, err)
 	}
 	names, err := idx.LabelNames(ctx)
 	if err != nil {
@@ -98,28 +105,43 @@ func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id
 	}
 	return &bucketBlock{
 		meta: meta, tenant: tenant, names: set,
-		index:  blockIndex{Reader: idx, bytes: ir, dec: &index.Decoder{LookupSymbol: syms.lookup, DecodePostings: index.DecodePostingsRaw}},
-		chunks: &chunkReader{ctx: ctx, bkt: bkt, tenant: tenant, id: id, cache: cache, pool: chunkenc.NewPool()},
+		index:  &indexHeader{Reader: idx, bytes: ir, syms: syms, postings: postings},
+		chunks: &chunkReader{bkt: bkt, tenant: tenant, id: id, cache: cache, pool: chunkenc.NewPool()},
 	}, nil
 }
 
+// reader returns the block as one query reads it: every bucket read made
+// through it uses ctx, so it stops when the query ends. Reads panic with
+// readError on failure where the tsdb package's interfaces cannot return an
+// error: its callers recover them (recoverRead).
+func (b *bucketBlock) reader(ctx context.Context) tsdb.BlockReader {
+	return blockReader{b: b, ctx: ctx}
+}
+
+type blockReader struct {
+	b   *bucketBlock
+	ctx context.Context
+}
+
 // Index implements tsdb.BlockReader.
-func (b *bucketBlock) Index() (tsdb.IndexReader, error) { return b.index, nil }
+func (r blockReader) Index() (tsdb.IndexReader, error) { return r.b.index.reader(r.ctx), nil }
 
 // Chunks implements tsdb.BlockReader.
-func (b *bucketBlock) Chunks() (tsdb.ChunkReader, error) { return b.chunks, nil }
+func (r blockReader) Chunks() (tsdb.ChunkReader, error) {
+	return blockChunks{r: r.b.chunks, ctx: r.ctx}, nil
+}
 
 // Tombstones implements tsdb.BlockReader: stored blocks have none (deletes
 // happen by retention, a whole block at a time).
-func (b *bucketBlock) Tombstones() (tombstones.Reader, error) {
+func (blockReader) Tombstones() (tombstones.Reader, error) {
 	return tombstones.NewMemTombstones(), nil
 }
 
 // Meta implements tsdb.BlockReader.
-func (b *bucketBlock) Meta() tsdb.BlockMeta { return b.meta.BlockMeta }
+func (r blockReader) Meta() tsdb.BlockMeta { return r.b.meta.BlockMeta }
 
 // Size implements tsdb.BlockReader.
-func (b *bucketBlock) Size() int64 { return 0 }
+func (blockReader) Size() int64 { return 0 }
 
 // LabelValues implements tsdb.IndexReader.
 func (r blockIndex) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
@@ -191,9 +213,8 @@ func (r blockIndex) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]st
 // chunkReader reads chunks from the block's segment files, chunks/000001…,
 // by their references: segment number in the upper 32 bits, byte offset in
 // the lower. At the offset: uvarint data length, encoding byte, data, CRC32
-// (Castagnoli) of encoding and data.
+// (Castagnoli) of encoding and data. It is shared by the block's queries.
 type chunkReader struct {
-	ctx    context.Context
 	bkt    objstore.BucketReader
 	tenant string
 	id     ulid.ULID
@@ -214,39 +235,51 @@ func (r *chunkReader) segment(n int) *objectReader {
 		r.segments = map[int]*objectReader{}
 	}
 	name := path.Join(r.id.String(), blocks.ChunksDirname, fmt.Sprintf("%06d", n+1))
-	s := &objectReader{ctx: r.ctx, bkt: r.bkt, name: name, key: r.tenant + "/" + name, size: -1, pageSize: chunksPageSize, readAhead: chunksReadAhead, cache: r.cache}
+	s := &objectReader{bkt: r.bkt, name: name, key: r.tenant + "/" + name, size: -1, pageSize: chunksPageSize, readAhead: chunksReadAhead, cache: r.cache}
 	r.segments[n] = s
 	return s
 }
 
-// ChunkOrIterable implements tsdb.ChunkReader.
-func (r *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
+// chunk reads the chunk of meta, with ctx.
+func (r *chunkReader) chunk(ctx context.Context, meta chunks.Meta) (chunkenc.Chunk, error) {
 	seg, off := chunks.BlockChunkRef(meta.Ref).Unpack()
 	s := r.segment(seg)
-	head, err := s.read(int64(off), int64(off+maxChunkHeaderSize))
+	head, err := s.read(ctx, int64(off), int64(off+maxChunkHeaderSize))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	length, n := binary.Uvarint(head)
 	if n <= 0 || len(head) < n+chunks.ChunkEncodingSize || length > maxChunkBytes {
-		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s: bad length field", r.id, off, s.name)
+		return nil, fmt.Errorf("block %s: chunk %d in segment %s: bad length field", r.id, off, s.name)
 	}
 	start := int64(off + n)
 	end := start + chunks.ChunkEncodingSize + int64(length) + crc32.Size
-	b, err := s.read(start, end)
+	b, err := s.read(ctx, start, end)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if int64(len(b)) != end-start {
-		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s runs past the end of the segment", r.id, off, s.name)
+		return nil, fmt.Errorf("block %s: chunk %d in segment %s runs past the end of the segment", r.id, off, s.name)
 	}
 	body, sum := b[:len(b)-crc32.Size], b[len(b)-crc32.Size:]
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(sum) {
-		return nil, nil, fmt.Errorf("block %s: chunk %d in segment %s: checksum mismatch", r.id, off, s.name)
+		return nil, fmt.Errorf("block %s: chunk %d in segment %s: checksum mismatch", r.id, off, s.name)
 	}
-	c, err := r.pool.Get(chunkenc.Encoding(body[0]), body[chunks.ChunkEncodingSize:])
-	return c, nil, err
+	return r.pool.Get(chunkenc.Encoding(body[0]), body[chunks.ChunkEncodingSize:])
+}
+
+// blockChunks is the tsdb.ChunkReader of one query: it reads with the
+// query's context.
+type blockChunks struct {
+	r   *chunkReader
+	ctx context.Context
+}
+
+// ChunkOrIterable implements tsdb.ChunkReader.
+func (c blockChunks) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
+	chk, err := c.r.chunk(c.ctx, meta)
+	return chk, nil, err
 }
 
 // Close implements tsdb.ChunkReader. The reader is shared by queries.
-func (r *chunkReader) Close() error { return nil }
+func (blockChunks) Close() error { return nil }

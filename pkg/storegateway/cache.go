@@ -27,6 +27,7 @@ type pageCache struct {
 	loading map[pageKey]*load
 
 	hits, misses, evictions prometheus.Counter
+	shared                  prometheus.Counter
 	bytes                   prometheus.Gauge
 	fetched                 prometheus.Counter
 }
@@ -45,6 +46,9 @@ type load struct {
 	done chan struct{}
 	data []byte
 	err  error
+	// abandoned is set when the load failed because its caller's context
+	// ended: the error is that caller's, not the page's.
+	abandoned bool
 }
 
 func newPageCache(maxBytes int64, reg prometheus.Registerer) *pageCache {
@@ -58,6 +62,9 @@ func newPageCache(maxBytes int64, reg prometheus.Registerer) *pageCache {
 		}),
 		misses: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_store_gateway_cache_misses_total", Help: "Page reads that went to the bucket.",
+		}),
+		shared: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "canopy_store_gateway_cache_shared_loads_total", Help: "Page reads that waited for another read's load of the same page instead of reading the bucket.",
 		}),
 		evictions: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_store_gateway_cache_evictions_total", Help: "Pages evicted to keep the cache within -store-gateway.cache-size.",
@@ -73,53 +80,68 @@ func newPageCache(maxBytes int64, reg prometheus.Registerer) *pageCache {
 
 // get returns the page of key, loading it (and, when fetch covers more
 // pages, those after it) with fetch on a miss. Concurrent misses on one page
-// load it once.
-func (c *pageCache) get(key pageKey, fetch func() ([][]byte, error)) ([]byte, error) {
-	c.mu.Lock()
-	if e, ok := c.pages[key]; ok {
-		c.lru.MoveToFront(e)
-		c.mu.Unlock()
-		c.hits.Inc()
-		return e.Value.(*page).data, nil
-	}
-	if l, ok := c.loading[key]; ok {
-		c.mu.Unlock()
-		<-l.done
-		return l.data, l.err
-	}
-	l := &load{done: make(chan struct{})}
-	c.loading[key] = l
-	c.mu.Unlock()
-	c.misses.Inc()
-
-	pages, err := fetch()
-	c.mu.Lock()
-	delete(c.loading, key)
-	if err == nil {
-		l.data = pages[0]
-		for i, data := range pages {
-			k := pageKey{key.object, key.page + int64(i)}
-			if _, ok := c.pages[k]; ok {
+// load it once: the first caller fetches, the others wait. Whoever waits
+// stops waiting when its own ctx ends. A load whose caller's ctx ended is
+// not kept (nothing is cached on error), and the callers that were waiting
+// for it, whose contexts still hold, load the page again themselves: one
+// query's cancellation never fails another's read. fetch must use ctx.
+func (c *pageCache) get(ctx context.Context, key pageKey, fetch func() ([][]byte, error)) ([]byte, error) {
+	for {
+		c.mu.Lock()
+		if e, ok := c.pages[key]; ok {
+			c.lru.MoveToFront(e)
+			c.mu.Unlock()
+			c.hits.Inc()
+			return e.Value.(*page).data, nil
+		}
+		if l, ok := c.loading[key]; ok {
+			c.mu.Unlock()
+			c.shared.Inc()
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if l.abandoned {
 				continue
 			}
-			c.fetched.Add(float64(len(data)))
-			c.pages[k] = c.lru.PushFront(&page{key: k, data: data})
-			c.size += int64(len(data))
+			return l.data, l.err
 		}
-		for c.size > c.max && c.lru.Len() > 1 {
-			e := c.lru.Back()
-			p := e.Value.(*page)
-			c.lru.Remove(e)
-			delete(c.pages, p.key)
-			c.size -= int64(len(p.data))
-			c.evictions.Inc()
+		l := &load{done: make(chan struct{})}
+		c.loading[key] = l
+		c.mu.Unlock()
+		c.misses.Inc()
+
+		pages, err := fetch()
+		c.mu.Lock()
+		delete(c.loading, key)
+		if err == nil {
+			l.data = pages[0]
+			for i, data := range pages {
+				k := pageKey{key.object, key.page + int64(i)}
+				if _, ok := c.pages[k]; ok {
+					continue
+				}
+				c.fetched.Add(float64(len(data)))
+				c.pages[k] = c.lru.PushFront(&page{key: k, data: data})
+				c.size += int64(len(data))
+			}
+			for c.size > c.max && c.lru.Len() > 1 {
+				e := c.lru.Back()
+				p := e.Value.(*page)
+				c.lru.Remove(e)
+				delete(c.pages, p.key)
+				c.size -= int64(len(p.data))
+				c.evictions.Inc()
+			}
+			c.bytes.Set(float64(c.size))
 		}
-		c.bytes.Set(float64(c.size))
+		l.err = err
+		l.abandoned = err != nil && ctx.Err() != nil
+		c.mu.Unlock()
+		close(l.done)
+		return l.data, err
 	}
-	l.err = err
-	c.mu.Unlock()
-	close(l.done)
-	return l.data, err
 }
 
 // cached reports whether the page of key is in the cache.
@@ -130,7 +152,7 @@ func (c *pageCache) cached(key pageKey) bool {
 	return ok
 }
 
-// readError is what objectReader panics with when the bucket fails: the
+// readError is what byteSlice panics with when the bucket fails: the
 // tsdb index and chunk readers read through an interface that cannot return
 // errors. Every entry point that reads blocks recovers it (see recoverRead).
 type readError struct{ err error }
@@ -149,9 +171,9 @@ func recoverRead(err *error) {
 }
 
 // objectReader reads byte ranges of one bucket object through the page
-// cache. It implements the tsdb index package's ByteSlice.
+// cache. It is shared by the queries of a block; every read takes the
+// context of the query (or of the opening of the block) it is made for.
 type objectReader struct {
-	ctx      context.Context
 	bkt      objstore.BucketReader
 	name     string // in bkt
 	key      string // in the cache: unique across tenants
@@ -168,11 +190,11 @@ type objectReader struct {
 // pinSection reads a length-prefixed section at off (4-byte length, data,
 // 4-byte CRC) into memory: reads inside it need no cache lookup and no
 // copy. limit bounds where the section may end.
-func (o *objectReader) pinSection(off, limit int64) error {
+func (o *objectReader) pinSection(ctx context.Context, off, limit int64) error {
 	if off+4 > limit || limit > o.size {
 		return fmt.Errorf("section at %d is outside the index (%d bytes)", off, o.size)
 	}
-	l, err := o.read(off, off+4)
+	l, err := o.read(ctx, off, off+4)
 	if err != nil {
 		return err
 	}
@@ -180,7 +202,7 @@ func (o *objectReader) pinSection(off, limit int64) error {
 	if end > limit {
 		return fmt.Errorf("section at %d of %d bytes runs past %d", off, end-off, limit)
 	}
-	b, err := o.read(off, end)
+	b, err := o.read(ctx, off, end)
 	if err != nil {
 		return err
 	}
@@ -188,22 +210,35 @@ func (o *objectReader) pinSection(off, limit int64) error {
 	return nil
 }
 
-// Len implements index.ByteSlice.
-func (o *objectReader) Len() int { return int(o.size) }
+// with returns o as the tsdb index package's ByteSlice, reading with ctx.
+func (o *objectReader) with(ctx context.Context) *byteSlice { return &byteSlice{o: o, ctx: ctx} }
 
-// Range implements index.ByteSlice. A bucket failure panics with readError.
-func (o *objectReader) Range(start, end int) []byte {
-	b, err := o.read(int64(start), int64(end))
+// byteSlice is an objectReader read with one context: the tsdb index
+// package's ByteSlice, whose Range can neither take a context nor return an
+// error. A bucket failure (the context's end included) panics with
+// readError.
+type byteSlice struct {
+	o   *objectReader
+	ctx context.Context
+}
+
+// Len implements index.ByteSlice.
+func (b *byteSlice) Len() int { return int(b.o.size) }
+
+// Range implements index.ByteSlice.
+func (b *byteSlice) Range(start, end int) []byte {
+	r, err := b.o.read(b.ctx, int64(start), int64(end))
 	if err != nil {
 		panic(readError{err})
 	}
-	return b
+	return r
 }
 
 // read returns bytes [start, end) of the object; fewer when the object ends
 // first. A range inside one page is a subslice of the cached page, so no
-// copy is made.
-func (o *objectReader) read(start, end int64) ([]byte, error) {
+// copy is made. Pages missing from the cache are read from the bucket with
+// ctx.
+func (o *objectReader) read(ctx context.Context, start, end int64) ([]byte, error) {
 	if start < 0 || end < start || (o.size >= 0 && end > o.size) {
 		return nil, fmt.Errorf("read of %s: range [%d, %d) outside the object (%d bytes)", o.name, start, end, o.size)
 	}
@@ -215,7 +250,7 @@ func (o *objectReader) read(start, end int64) ([]byte, error) {
 		return p[start-o.pinnedStart : end-o.pinnedStart], nil
 	}
 	if first == last {
-		p, err := o.page(first, last)
+		p, err := o.page(ctx, first, last)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +265,7 @@ func (o *objectReader) read(start, end int64) ([]byte, error) {
 	}
 	out := make([]byte, 0, min(end-start, 4<<20)) // a bad length must not allocate it all
 	for n := first; n <= last; n++ {
-		p, err := o.page(n, last)
+		p, err := o.page(ctx, n, last)
 		if err != nil {
 			return nil, err
 		}
@@ -253,10 +288,10 @@ func (o *objectReader) read(start, end int64) ([]byte, error) {
 }
 
 // page returns page n, fetching on a miss every uncached page up to
-// max(last, n+readAhead-1) in one request.
-func (o *objectReader) page(n, last int64) ([]byte, error) {
+// max(last, n+readAhead-1) in one request made with ctx.
+func (o *objectReader) page(ctx context.Context, n, last int64) ([]byte, error) {
 	key := pageKey{o.key, n}
-	return o.cache.get(key, func() ([][]byte, error) {
+	return o.cache.get(ctx, key, func() ([][]byte, error) {
 		upto := max(last, n+o.readAhead-1)
 		if o.size >= 0 {
 			upto = min(upto, (o.size-1)/o.pageSize)
@@ -271,7 +306,7 @@ func (o *objectReader) page(n, last int64) ([]byte, error) {
 		if o.size >= 0 {
 			length = min(length, o.size-off)
 		}
-		data, err := getRange(o.ctx, o.bkt, o.name, off, length)
+		data, err := getRange(ctx, o.bkt, o.name, off, length)
 		if err != nil {
 			return nil, err
 		}
@@ -285,13 +320,11 @@ func (o *objectReader) page(n, last int64) ([]byte, error) {
 	})
 }
 
-// getRange reads [off, off+length) of name, retrying transient failures.
+// getRange reads [off, off+length) of name, retrying transient failures
+// while ctx holds.
 func getRange(ctx context.Context, bkt objstore.BucketReader, name string, off, length int64) ([]byte, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	lastErr := ctx.Err()
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		rc, err := bkt.GetRange(ctx, name, off, length)
 		if err == nil {
 			buf := make([]byte, 0, length)
@@ -305,6 +338,9 @@ func getRange(ctx context.Context, bkt objstore.BucketReader, name string, off, 
 			return nil, fmt.Errorf("reading %s: object not found in the bucket", name)
 		}
 		lastErr = err
+	}
+	if ctx.Err() != nil {
+		lastErr = ctx.Err() // whatever the bucket made of it
 	}
 	return nil, fmt.Errorf("reading %s bytes %d-%d from the bucket: %w", name, off, off+length, lastErr)
 }

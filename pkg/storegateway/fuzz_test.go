@@ -23,8 +23,8 @@ func FuzzChunkReader(f *testing.F) {
 		if err := bkt.Upload(context.Background(), id.String()+"/chunks/000001", bytes.NewReader(segment)); err != nil {
 			t.Fatal(err)
 		}
-		r := &chunkReader{ctx: context.Background(), bkt: bkt, tenant: "t", id: id, cache: newPageCache(1<<20, prometheus.NewRegistry()), pool: chunkenc.NewPool()}
-		c, _, err := r.ChunkOrIterable(chunks.Meta{Ref: chunks.ChunkRef(ref % (1 << 33))})
+		r := &chunkReader{bkt: bkt, tenant: "t", id: id, cache: newPageCache(1<<20, prometheus.NewRegistry()), pool: chunkenc.NewPool()}
+		c, err := r.chunk(context.Background(), chunks.Meta{Ref: chunks.ChunkRef(ref % (1 << 33))})
 		if err == nil {
 			it := c.Iterator(nil)
 			for it.Next() != chunkenc.ValNone {
@@ -44,15 +44,15 @@ func FuzzSymbolTable(f *testing.F) {
 		if err := bkt.Upload(context.Background(), "index", bytes.NewReader(b)); err != nil {
 			t.Fatal(err)
 		}
-		r := &objectReader{ctx: context.Background(), bkt: bkt, name: "index", key: "t/index", size: int64(len(b)), pageSize: 8, readAhead: 1, cache: newPageCache(1<<20, prometheus.NewRegistry())}
-		s, err := newSymbolTable(r, 0)
+		r := &objectReader{bkt: bkt, name: "index", key: "t/index", size: int64(len(b)), pageSize: 8, readAhead: 1, cache: newPageCache(1<<20, prometheus.NewRegistry())}
+		s, err := newSymbolTable(context.Background(), r, 0)
 		if err != nil {
 			return
 		}
 		for i := range min(s.count, 1000) {
 			_, _ = s.lookup(context.Background(), uint32(i))
 		}
-		if err := r.pinSection(0, r.size); err == nil && len(r.pinned) < 8 {
+		if err := r.pinSection(context.Background(), 0, r.size); err == nil && len(r.pinned) < 8 {
 			t.Fatalf("pinned %d bytes of a section", len(r.pinned))
 		}
 	})

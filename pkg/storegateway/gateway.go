@@ -100,7 +100,8 @@ type blockEntry struct {
 	block    *bucketBlock
 	err      error
 	failedAt time.Time
-	lastUsed atomic.Int64 // Unix nanoseconds of the last query (or opening)
+	opening  chan struct{} // closed when the opening in progress ends; nil when none is
+	lastUsed atomic.Int64  // Unix nanoseconds of the last query (or opening)
 }
 
 // retryOpenAfter is how long a block that failed to open is not retried.
@@ -258,8 +259,8 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 	}
 	// Newly owned blocks are opened now, so their first query does not
 	// wait; blocks unloaded for idleness are opened again by a query.
-	// An entry's lock is held while its block opens (bucket reads): it is
-	// never taken under g.mu.
+	// An entry's lock is never held across bucket reads (see block), nor
+	// taken under g.mu.
 	var fresh []blockKey
 	known := map[blockKey]*blockEntry{}
 	g.mu.Lock()
@@ -287,7 +288,7 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 	defer g.updateLoaded() // blocks no longer owned were dropped
 	var errMu sync.Mutex
 	_ = concurrency.ForEachJob(ctx, len(fresh), g.cfg.SyncConcurrency, func(_ context.Context, n int) error {
-		if _, err := g.block(fresh[n].tenant, fresh[n].id); err != nil {
+		if _, err := g.block(ctx, fresh[n].tenant, fresh[n].id); err != nil {
 			errMu.Lock()
 			errs = append(errs, err)
 			errMu.Unlock()
@@ -338,8 +339,11 @@ func (g *StoreGateway) updateLoaded() {
 	g.loaded.Set(float64(n))
 }
 
-// block returns the open block, opening it on first use.
-func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
+// block returns the open block, opening it on first use. The block is
+// opened in the background with the service's context: it is shared by
+// every query, so a caller whose ctx ends stops waiting for it (with ctx's
+// error) but the opening goes on for the next one.
+func (g *StoreGateway) block(ctx context.Context, t string, id ulid.ULID) (*bucketBlock, error) {
 	k := blockKey{t, id}
 	g.mu.Lock()
 	e, ok := g.blocks[k]
@@ -351,22 +355,48 @@ func (g *StoreGateway) block(t string, id ulid.ULID) (*bucketBlock, error) {
 
 	e.lastUsed.Store(g.now().UnixNano())
 	e.mu.Lock()
+	if e.block != nil {
+		defer e.mu.Unlock()
+		return e.block, nil
+	}
+	if e.err != nil && time.Since(e.failedAt) < retryOpenAfter {
+		defer e.mu.Unlock()
+		return nil, e.err
+	}
+	opened := e.opening
+	if opened == nil {
+		opened = make(chan struct{})
+		e.opening = opened
+		go g.open(e, t, id, opened)
+	}
+	e.mu.Unlock()
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.block != nil {
 		return e.block, nil
 	}
-	if e.err != nil && time.Since(e.failedAt) < retryOpenAfter {
-		return nil, e.err
-	}
+	return nil, e.err
+}
+
+// open opens block id of tenant t into e, then closes opened.
+func (g *StoreGateway) open(e *blockEntry, t string, id ulid.ULID, opened chan struct{}) {
 	b, err := openBlock(g.ctx, blocks.TenantBucket(g.bkt, t), t, id, g.cache)
+	e.mu.Lock()
 	if err != nil {
 		g.openFailures.Inc()
 		e.err, e.failedAt = err, time.Now()
-		return nil, err
+	} else {
+		e.block, e.err = b, nil
+		g.loaded.Inc()
 	}
-	e.block, e.err = b, nil
-	g.loaded.Inc()
-	return b, nil
+	e.opening = nil
+	e.mu.Unlock()
+	close(opened)
 }
 
 // selectBlocks opens the requested blocks and keeps those that may hold
@@ -385,7 +415,10 @@ func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, en
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("block id %q: %w", s, err)
 		}
-		b, err := g.block(t, id)
+		b, err := g.block(ctx, t, id)
+		if err != nil && ctx.Err() != nil {
+			return nil, nil, nil, ctx.Err()
+		}
 		if err != nil {
 			// Not reported as queried: the querier asks another replica.
 			level.Warn(g.logger).Log("msg", "cannot open block", "tenant", t, "block", s, "err", err)

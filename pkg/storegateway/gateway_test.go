@@ -262,7 +262,7 @@ func TestBucketFailures(t *testing.T) {
 	// crash and not a short answer.
 	f.bkt.fail.Store(false)
 	f.gateway.blocks = map[blockKey]*blockEntry{}
-	_, err = f.gateway.block("t1", mustULID(t, f.id))
+	_, err = f.gateway.block(context.Background(), "t1", mustULID(t, f.id))
 	require.NoError(t, err)
 	f.bkt.fail.Store(true)
 	_, _, err = f.series(t, 0, base+1e9, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
