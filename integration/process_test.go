@@ -230,6 +230,7 @@ func (p *process) dumpLog(maxLines int) {
 type canopyNode struct {
 	*process
 	id                         string
+	target                     string // -target; empty: all
 	httpPort, grpcPort, mlPort int
 	dataDir                    string
 	bucketDir                  string // the filesystem bucket all nodes share
@@ -240,16 +241,35 @@ func (n *canopyNode) url() string { return "http://127.0.0.1:" + strconv.Itoa(n.
 func (n *canopyNode) mlAddr() string { return "127.0.0.1:" + strconv.Itoa(n.mlPort) }
 
 // newCanopyNodes prepares (does not start) count canopy processes that join
-// each other by memberlist. extra flags are appended to every command line.
+// each other by memberlist, each running every component. extra flags are
+// appended to every command line.
 func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*canopyNode {
 	t.Helper()
+	targets := make([]string, count)
+	return newCanopyCluster(t, logs, targets, extra...)
+}
+
+// newCanopyCluster prepares one canopy process per entry of targets, each
+// given that -target (empty: the default, all) and named after it. They
+// share one filesystem bucket and join each other by memberlist, every one
+// naming all of them as seeds (the process skips its own address). Each
+// process gets only -instance-id: its rings advertise the gRPC listen
+// address and memberlist the port it binds, by default.
+func newCanopyCluster(t *testing.T, logs string, targets []string, extra ...string) []*canopyNode {
+	t.Helper()
+	count := len(targets)
 	ports := freePorts(t, 3*count)
 	nodes := make([]*canopyNode, count)
 	bucketDir := filepath.Join(t.TempDir(), "bucket") // one bucket, as in production
 	var join []string
-	for i := range nodes {
+	for i, target := range targets {
+		id := fmt.Sprintf("ingester-%d", i+1)
+		if target != "" {
+			id = fmt.Sprintf("%s-%d", target, i+1)
+		}
 		nodes[i] = &canopyNode{
-			id:        fmt.Sprintf("ingester-%d", i+1),
+			id:        id,
+			target:    target,
 			httpPort:  ports[3*i],
 			grpcPort:  ports[3*i+1],
 			mlPort:    ports[3*i+2],
@@ -261,6 +281,7 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 	for _, n := range nodes {
 		args := []string{
 			"-log.level=info",
+			"-instance-id=" + n.id,
 			"-server.http-listen-address=127.0.0.1",
 			"-server.http-listen-port=" + strconv.Itoa(n.httpPort),
 			"-server.grpc-listen-address=127.0.0.1",
@@ -268,14 +289,6 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 			"-server.graceful-shutdown-timeout=5s",
 			"-memberlist.bind-addr=127.0.0.1",
 			"-memberlist.bind-port=" + strconv.Itoa(n.mlPort),
-			"-memberlist.advertise-addr=127.0.0.1",
-			"-memberlist.advertise-port=" + strconv.Itoa(n.mlPort),
-			"-ingester.ring.instance-id=" + n.id,
-			"-ingester.ring.instance-addr=127.0.0.1",
-			"-compactor.ring.instance-id=" + n.id,
-			"-compactor.ring.instance-addr=127.0.0.1",
-			"-store-gateway.ring.instance-id=" + n.id,
-			"-store-gateway.ring.instance-addr=127.0.0.1",
 			"-store-gateway.ring.heartbeat-period=1s",
 			"-store-gateway.ring.heartbeat-timeout=10s",
 			"-bucket.filesystem.dir=" + bucketDir,
@@ -284,6 +297,9 @@ func newCanopyNodes(t *testing.T, logs string, count int, extra ...string) []*ca
 			"-data-dir=" + n.dataDir,
 			"-distributor.otlp.grpc-listen-address=",
 			"-distributor.otlp.http-listen-address=",
+		}
+		if n.target != "" {
+			args = append(args, "-target="+n.target)
 		}
 		if count > 1 {
 			args = append(args, "-memberlist.join="+strings.Join(join, ","), "-memberlist.rejoin-interval=5s")
