@@ -72,7 +72,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the limits are coherent.
 func (l *Limits) Validate() error {
-	if l.IngestionRate <= 0 {
+	if !(l.IngestionRate > 0) { // NaN too
 		return errors.New("ingestion rate limit must be positive")
 	}
 	if l.IngestionBurstSize <= 0 {

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -100,6 +101,13 @@ func (o *Overrides) ByTenant(tenant string) *Limits {
 // decodeStrict decodes node into v, rejecting fields v does not have (a typo
 // in an overrides file must not silently fall back to the default).
 func decodeStrict(node *yaml.Node, v interface{}) error {
+	// Marshalled on its own, an alias would lose the anchor it refers to
+	// (tenants sharing limits through an anchor): aliases are expanded.
+	budget := maxOverrideNodes
+	node, err := expandAliases(node, &budget)
+	if err != nil {
+		return err
+	}
 	b, err := yaml.Marshal(node)
 	if err != nil {
 		return err
@@ -107,4 +115,32 @@ func decodeStrict(node *yaml.Node, v interface{}) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	return dec.Decode(v)
+}
+
+// maxOverrideNodes bounds the YAML nodes of one tenant's overrides once its
+// aliases are expanded: aliases of aliases grow exponentially.
+const maxOverrideNodes = 10_000
+
+// expandAliases returns a copy of n with every alias replaced by what it
+// refers to, counting the nodes against budget.
+func expandAliases(n *yaml.Node, budget *int) (*yaml.Node, error) {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil {
+		return nil, errors.New("alias to nothing")
+	}
+	if *budget--; *budget < 0 {
+		return nil, fmt.Errorf("more than %d YAML nodes once aliases are expanded", maxOverrideNodes)
+	}
+	out := *n
+	out.Anchor = ""
+	out.Content = make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		var err error
+		if out.Content[i], err = expandAliases(c, budget); err != nil {
+			return nil, err
+		}
+	}
+	return &out, nil
 }

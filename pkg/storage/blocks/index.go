@@ -75,6 +75,11 @@ func ReadBucketIndex(ctx context.Context, bkt objstore.BucketReader) (*BucketInd
 		return nil, fmt.Errorf("reading bucket index: %w", err)
 	}
 	defer r.Close() //nolint:errcheck // read-only
+	return decodeBucketIndex(r)
+}
+
+// decodeBucketIndex reads a bucket index: gzip-compressed JSON.
+func decodeBucketIndex(r io.Reader) (*BucketIndex, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("bucket index is not gzip: %w", err)
@@ -91,18 +96,27 @@ func ReadBucketIndex(ctx context.Context, bkt objstore.BucketReader) (*BucketInd
 
 // WriteBucketIndex replaces a tenant's bucket index.
 func WriteBucketIndex(ctx context.Context, bkt objstore.Bucket, x *BucketIndex) error {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(gz).Encode(x); err != nil {
+	b, err := encodeBucketIndex(x)
+	if err != nil {
 		return err
 	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	if err := bkt.Upload(ctx, BucketIndexFilename, &buf); err != nil {
+	if err := bkt.Upload(ctx, BucketIndexFilename, bytes.NewReader(b)); err != nil {
 		return fmt.Errorf("writing bucket index: %w", err)
 	}
 	return nil
+}
+
+// encodeBucketIndex returns the bytes of the bucket index object.
+func encodeBucketIndex(x *BucketIndex) ([]byte, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(gz).Encode(x); err != nil {
+		return nil, fmt.Errorf("encoding bucket index: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return nil, fmt.Errorf("compressing bucket index: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // ScanResult is what UpdateBucketIndex found besides complete blocks.

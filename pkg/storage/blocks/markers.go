@@ -21,13 +21,16 @@ const (
 	NoCompactMarkFilename = "no-compact-mark.json"
 )
 
+// MarkVersion is the marker format version written by this code.
+const MarkVersion = 1
+
 // Mark is a deletion or no-compact marker.
 type Mark struct {
 	ID ulid.ULID `json:"id"`
 	// Time is when the mark was placed, Unix seconds.
 	Time   int64  `json:"time"`
 	Reason string `json:"reason"`
-	// Version of the marker format, 1.
+	// Version of the marker format, MarkVersion.
 	Version int `json:"version"`
 }
 
@@ -43,7 +46,7 @@ func WriteMark(ctx context.Context, bkt objstore.Bucket, id ulid.ULID, kind, rea
 	} else if ok {
 		return nil
 	}
-	b, err := json.Marshal(Mark{ID: id, Time: now.Unix(), Reason: reason, Version: 1})
+	b, err := json.Marshal(Mark{ID: id, Time: now.Unix(), Reason: reason, Version: MarkVersion})
 	if err != nil {
 		return err
 	}
@@ -106,9 +109,21 @@ func readMark(ctx context.Context, bkt objstore.Bucket, name string) (Mark, erro
 	if err != nil {
 		return Mark{}, fmt.Errorf("reading %s: %w", name, err)
 	}
+	m, err := decodeMark(b)
+	if err != nil {
+		return Mark{}, fmt.Errorf("parsing %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// decodeMark parses a marker's JSON.
+func decodeMark(b []byte) (Mark, error) {
 	var m Mark
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Mark{}, fmt.Errorf("parsing %s: %w", name, err)
+		return Mark{}, err
+	}
+	if m.Version != MarkVersion {
+		return Mark{}, fmt.Errorf("marker version %d not supported (want %d)", m.Version, MarkVersion)
 	}
 	return m, nil
 }
