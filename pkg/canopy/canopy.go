@@ -28,6 +28,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -46,7 +47,8 @@ type Canopy struct {
 	Overrides        *validation.Overrides
 	IngesterRing     *ring.Ring
 	ingesterPool     *client.Pool
-	Ingester         *ingester.Ingester
+	Ingester         *ingester.Ingester        // hosts the signal units below
+	MetricsIngester  *metricsingester.Ingester // the metrics unit, when hosted
 	Distributor      *distributor.Distributor
 	OTLP             *distributor.OTLPListeners
 	Queryable        storage.Queryable

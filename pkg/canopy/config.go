@@ -100,8 +100,8 @@ func (c *Config) Validate() error {
 	if c.Frontend.DownstreamURL == "" && c.runs(QueryFrontend) && !c.runs(Querier) {
 		return errors.New("-target runs a query-frontend without a querier: set -query-frontend.downstream-url to the queriers' HTTP address")
 	}
-	if qiw := c.Querier.QueryIngestersWithin; qiw > 0 && c.Ingester.Retention < qiw {
-		return fmt.Errorf("-ingester.tsdb.retention-period (%s) must be at least -querier.query-ingesters-within (%s): queriers read that window from ingesters", c.Ingester.Retention, qiw)
+	if qiw := c.Querier.QueryIngestersWithin; qiw > 0 && c.Ingester.Metrics.Retention < qiw {
+		return fmt.Errorf("-ingester.tsdb.retention-period (%s) must be at least -querier.query-ingesters-within (%s): queriers read that window from ingesters", c.Ingester.Metrics.Retention, qiw)
 	}
 	return nil
 }

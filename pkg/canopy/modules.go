@@ -27,6 +27,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
@@ -197,7 +198,7 @@ func (c *Canopy) initOverrides() (services.Service, error) {
 }
 
 func (c *Canopy) initIngesterRing() (services.Service, error) {
-	r, err := c.cfg.Ingester.Ring.NewRing(ingester.RingName, ingester.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	r, err := c.cfg.Ingester.Metrics.Ring.NewRing(metricsingester.RingName, metricsingester.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
 	if err != nil {
 		return nil, err
 	}
@@ -220,25 +221,32 @@ func (c *Canopy) initIngesterPool() (services.Service, error) {
 }
 
 func (c *Canopy) initIngester() (services.Service, error) {
-	ing, err := ingester.New(c.cfg.Ingester, filepath.Join(c.cfg.DataDir, "ingester"), c.self(), c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
-	if err != nil {
-		return nil, err
+	dir := filepath.Join(c.cfg.DataDir, "ingester")
+	var units []ingester.Unit
+	if c.cfg.Ingester.Hosts(metricsingester.Signal) {
+		m, err := metricsingester.New(c.cfg.Ingester.Metrics, ingester.Dir(dir, metricsingester.Signal), ingester.TokensFile(dir, metricsingester.Signal),
+			c.self(), c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
+		if err != nil {
+			return nil, err
+		}
+		c.MetricsIngester = m
+		client.RegisterIngesterServer(c.Server.GRPC, m)
+		c.Server.HTTP.Handle("/ingester/ring-status", m.RingStatus())
+		units = append(units, m)
 	}
-	c.Ingester = ing
-	client.RegisterIngesterServer(c.Server.GRPC, ing)
-	c.Server.HTTP.Handle("/ingester/ring-status", ing.Lifecycler())
-	c.Server.HTTP.Path("/ingester/flush").HandlerFunc(ing.FlushHandler)
-	return ing, nil
+	c.Ingester = ingester.New(dir, units, c.logger)
+	c.Server.HTTP.Path("/ingester/flush").HandlerFunc(c.Ingester.FlushHandler)
+	return c.Ingester, nil
 }
 
 func (c *Canopy) initDistributor() (services.Service, error) {
 	// The ingester module may be initialised after this one (or not at all):
 	// look it up on each push.
 	local := func() (distributor.IngesterPusher, string) {
-		if c.Ingester == nil {
+		if c.MetricsIngester == nil {
 			return nil, ""
 		}
-		return c.Ingester, c.Ingester.ID()
+		return c.MetricsIngester, c.MetricsIngester.ID()
 	}
 	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
 	c.Distributor = d

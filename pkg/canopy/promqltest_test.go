@@ -107,17 +107,15 @@ func startTestCanopy(t *testing.T) (*Canopy, Config) {
 	cfg.MemberlistKV.TCPTransport.BindAddrs = []string{"127.0.0.1"}
 	cfg.MemberlistKV.TCPTransport.BindPort = 0
 	cfg.MemberlistKV.AdvertiseAddr = "127.0.0.1"
-	cfg.Ingester.Ring.InstanceAddr = "127.0.0.1"
-	cfg.Ingester.Ring.InstancePort = cfg.Server.GRPCListenPort
-	cfg.Ingester.Ring.InstanceID = "promqltest-ingester"
-	cfg.Ingester.Ring.MinReadyDuration = 0
-	cfg.Ingester.Ring.HeartbeatPeriod = time.Second
+	cfg.Instance.ID = "promqltest-ingester"
+	cfg.Ingester.Metrics.Ring.MinReadyDuration = 0
+	cfg.Ingester.Metrics.Ring.HeartbeatPeriod = time.Second
 	// Every script (and every "clear" in it) gets a tenant, so some 250 TSDBs
 	// stay open: small lock stripes keep their memory down.
-	cfg.Ingester.StripeSize = 1024
+	cfg.Ingester.Metrics.StripeSize = 1024
 	// Prometheus's test storage has no retention (Canopy's is relative to a
 	// tenant's newest block, so long scripts could lose their oldest data).
-	cfg.Ingester.Retention = 100 * 365 * 24 * time.Hour
+	cfg.Ingester.Metrics.Retention = 100 * 365 * 24 * time.Hour
 	cfg.Distributor.OTLPGRPCListenAddress = ""
 	cfg.Distributor.OTLPHTTPListenAddress = ""
 	// Scripts write around 1970: every query must reach the ingesters.

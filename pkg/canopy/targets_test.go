@@ -187,7 +187,7 @@ func targetTestConfig(t *testing.T, target string) Config {
 	cfg.MemberlistKV.TCPTransport.BindPort = 0
 	cfg.Distributor.OTLPGRPCListenAddress = "127.0.0.1:0"
 	cfg.Distributor.OTLPHTTPListenAddress = "127.0.0.1:0"
-	cfg.Ingester.Ring.HeartbeatPeriod = time.Second
+	cfg.Ingester.Metrics.Ring.HeartbeatPeriod = time.Second
 	return cfg
 }
 

@@ -86,9 +86,6 @@ func New(cfg Config, dir string, self ringconfig.Instance, bkt objstore.Bucket, 
 	if err != nil {
 		return nil, err
 	}
-	c.watcher = services.NewFailureWatcher()
-	c.watcher.WatchService(c.lifecycler)
-	c.watcher.WatchService(c.ring)
 	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
 	return c, nil
 }
@@ -103,6 +100,9 @@ func (c *Compactor) starting(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o750); err != nil {
 		return fmt.Errorf("creating compactor directory: %w", err)
 	}
+	c.watcher = services.NewFailureWatcher()
+	c.watcher.WatchService(c.lifecycler)
+	c.watcher.WatchService(c.ring)
 	if err := services.StartAndAwaitRunning(ctx, c.ring); err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (c *Compactor) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case err := <-c.watcher.Chan():
-			return fmt.Errorf("compactor ring: %w", err)
+			return ringconfig.LifecyclerFailure(ctx, "compactor", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -133,7 +133,7 @@ func (c *Compactor) running(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-c.watcher.Chan():
-			return fmt.Errorf("compactor ring: %w", err)
+			return ringconfig.LifecyclerFailure(ctx, "compactor", err)
 		case <-compact.C:
 			c.Run(ctx, true)
 		case <-cleanup.C:

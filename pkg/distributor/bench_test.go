@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
-	"github.com/canopy-observability/canopy/pkg/ingester"
+	ingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -172,9 +172,7 @@ func newBenchPipeline(b *testing.B) *Distributor {
 	var icfg ingester.Config
 	icfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
 	icfg.Ring.Store = "inmemory"
-	icfg.Ring.InstanceID = "ingester-0"
-	icfg.Ring.InstanceAddr = "127.0.0.1"
-	ing, err := ingester.New(icfg, b.TempDir(), ringconfig.Instance{ID: "ingester-0", Addr: "127.0.0.1", Port: 9095}, limits, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	ing, err := ingester.New(icfg, b.TempDir(), "", ringconfig.Instance{ID: "ingester-0", Addr: "127.0.0.1", Port: 9095}, limits, nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

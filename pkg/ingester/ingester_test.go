@@ -1,11 +1,16 @@
 package ingester
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"flag"
-	"fmt"
-	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,209 +19,223 @@ import (
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/stretchr/testify/require"
-	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
-	"github.com/canopy-observability/canopy/pkg/util/queryshard"
+	"github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/grafana/dskit/kv/consul.(*Client).WatchKey"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/grafana/dskit/kv/consul.(*Client).cas"),
 		// dskit keeps one process-wide in-memory KV for the "inmemory" ring store.
 		goleak.IgnoreTopFunction("github.com/grafana/dskit/kv/consul.(*mockKV).loop"),
+		goleak.IgnoreAnyFunction("github.com/grafana/dskit/kv/consul.(*Client).cas"),
+		goleak.IgnoreTopFunction("github.com/grafana/dskit/kv/consul.(*Client).WatchKey"),
 	)
 }
 
-func newTestIngester(t *testing.T, dir string, limits validation.Limits) *Ingester {
-	return newShippingIngester(t, dir, limits, nil)
-}
-
-func newShippingIngester(t *testing.T, dir string, limits validation.Limits, bkt objstore.Bucket) *Ingester {
+// tree lists the files and directories under dir, relative, directories
+// with a trailing slash.
+func tree(t *testing.T, dir string) []string {
 	t.Helper()
-	var cfg Config
-	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
-	cfg.Ring.Store = ringconfig.StoreInMemory
-	cfg.Ring.InstanceID = "ingester-test"
-	cfg.Ring.InstanceAddr = "127.0.0.1"
-	cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
-	cfg.Ring.HeartbeatTimeout = time.Minute
-	require.NoError(t, cfg.Validate())
-	i, err := New(cfg, dir, ringconfig.Instance{ID: "ingester-test", Addr: "127.0.0.1", Port: 9095}, validation.NewStaticOverrides(limits, nil), bkt, nil, log.NewNopLogger(), nil)
-	require.NoError(t, err)
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), i))
-	return i
+	var out []string
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			rel += "/"
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	}))
+	sort.Strings(out)
+	return out
 }
 
-func defaultLimits() validation.Limits {
-	var l validation.Limits
-	l.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
-	return l
+func mkfiles(t *testing.T, dir string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if strings.HasSuffix(p, "/") {
+			require.NoError(t, os.MkdirAll(full, 0o750))
+			continue
+		}
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o750))
+		require.NoError(t, os.WriteFile(full, []byte(p), 0o640))
+	}
 }
 
-func request(ts int64, names ...string) *writev2.Request {
-	st := writev2.NewSymbolTable()
-	req := &writev2.Request{}
-	for i, n := range names {
-		req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
-			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", n, "job", "test"), nil),
-			Samples:    []writev2.Sample{{Value: float64(i + 1), Timestamp: ts}},
+func TestMigrateLayout(t *testing.T) {
+	for name, tc := range map[string]struct {
+		before  []string
+		after   []string
+		wantErr string
+	}{
+		"fresh directory": {
+			before: nil,
+			after:  []string{"layout-version"},
+		},
+		"layout 1: tenants at the top, one of them named metrics": {
+			before: []string{"tokens", "team-a/wal/00000000", "metrics/wal/00000000", "anonymous/01ABC/meta.json"},
+			after: []string{
+				"layout-version", "metrics.tokens", "metrics/",
+				"metrics/anonymous/", "metrics/anonymous/01ABC/", "metrics/anonymous/01ABC/meta.json",
+				"metrics/metrics/", "metrics/metrics/wal/", "metrics/metrics/wal/00000000",
+				"metrics/team-a/", "metrics/team-a/wal/", "metrics/team-a/wal/00000000",
+			},
+		},
+		"interrupted while moving tenants": {
+			before: []string{"metrics.tokens", "metrics.migrating/team-a/wal/1", "team-b/wal/1"},
+			after: []string{
+				"layout-version", "metrics.tokens", "metrics/",
+				"metrics/team-a/", "metrics/team-a/wal/", "metrics/team-a/wal/1",
+				"metrics/team-b/", "metrics/team-b/wal/", "metrics/team-b/wal/1",
+			},
+		},
+		"interrupted before the final rename": {
+			before: []string{"layout-version", "metrics.migrating/team-a/wal/1"},
+			after:  []string{"layout-version", "metrics/", "metrics/team-a/", "metrics/team-a/wal/", "metrics/team-a/wal/1"},
+		},
+		"layout 2 is left alone": {
+			before: []string{"layout-version", "metrics.tokens", "metrics/team-a/wal/1"},
+			after:  []string{"layout-version", "metrics.tokens", "metrics/", "metrics/team-a/", "metrics/team-a/wal/", "metrics/team-a/wal/1"},
+		},
+		"unknown files stay": {
+			before: []string{"README.txt", "lost+found/x", "team-a/wal/1"},
+			after: []string{
+				"README.txt", "layout-version", "lost+found/", "lost+found/x", "metrics/",
+				"metrics/team-a/", "metrics/team-a/wal/", "metrics/team-a/wal/1",
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ingester")
+			mkfiles(t, dir, tc.before...)
+			if strings.Contains(name, "layout 2") || strings.Contains(name, "before the final rename") {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, layoutFile), []byte("2\n"), 0o640))
+			}
+			require.NoError(t, migrateLayout(dir, log.NewNopLogger()))
+			got := tree(t, dir)
+			require.Equal(t, tc.after, got)
+			// Idempotent: a second start changes nothing.
+			require.NoError(t, migrateLayout(dir, log.NewNopLogger()))
+			require.Equal(t, got, tree(t, dir))
 		})
 	}
-	req.Symbols = st.Symbols()
-	return req
-}
 
-type frameBuffer struct {
-	ctx context.Context
-	buf bytes.Buffer
-}
-
-func (f *frameBuffer) Context() context.Context { return f.ctx }
-func (f *frameBuffer) Send(fr *client.Frame) error {
-	f.buf.Write(fr.Data)
-	return nil
-}
-
-// query returns name -> samples for the tenant's series matching name=~".+"
-// and ms.
-func query(t *testing.T, i *Ingester, tenantID string, ms ...*labels.Matcher) map[string][]float64 {
-	t.Helper()
-	ctx := user.InjectOrgID(context.Background(), tenantID)
-	q, err := remote.ToQuery(0, time.Now().Add(time.Hour).UnixMilli(), append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}, ms...), nil)
-	require.NoError(t, err)
-	fb := &frameBuffer{ctx: ctx}
-	require.NoError(t, i.QueryStream(q, fb))
-	ss := remote.NewChunkedSeriesSet(remote.NewChunkedReader(&fb.buf, 1<<20, nil), io.NopCloser(nil), 0, time.Now().Add(time.Hour).UnixMilli(), func(error) {})
-	out := map[string][]float64{}
-	for ss.Next() {
-		s := ss.At()
-		it := s.Iterator(nil)
-		for it.Next() != 0 {
-			_, v := it.At()
-			out[s.Labels().Get("__name__")] = append(out[s.Labels().Get("__name__")], v)
-		}
-	}
-	require.NoError(t, ss.Err())
-	return out
-}
-
-func TestPushQueryAndWALReplay(t *testing.T) {
 	dir := t.TempDir()
-	i := newTestIngester(t, dir, defaultLimits())
-	now := time.Now().UnixMilli()
-	ctxA := user.InjectOrgID(context.Background(), "team-a")
-	resp, err := i.Push(ctxA, request(now, "a_one", "a_two"))
-	require.NoError(t, err)
-	require.Empty(t, resp.Rejected)
-	_, err = i.Push(user.InjectOrgID(context.Background(), "team-b"), request(now, "b_one"))
-	require.NoError(t, err)
-
-	require.Equal(t, map[string][]float64{"a_one": {1}, "a_two": {2}}, query(t, i, "team-a"))
-	require.Equal(t, map[string][]float64{"b_one": {1}}, query(t, i, "team-b"), "tenants never see each other's series")
-	require.Empty(t, query(t, i, "team-c"))
-
-	names, err := i.LabelValues(ctxA, &client.LabelsRequest{Start: 0, End: now + 1, Name: "__name__"})
-	require.NoError(t, err)
-	require.Equal(t, []string{"a_one", "a_two"}, names.Values)
-
-	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i))
-
-	// A new ingester on the same directory replays the WAL before serving.
-	i2 := newTestIngester(t, dir, defaultLimits())
-	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i2)) }()
-	require.Equal(t, map[string][]float64{"a_one": {1}, "a_two": {2}}, query(t, i2, "team-a"))
-	require.Equal(t, map[string][]float64{"b_one": {1}}, query(t, i2, "team-b"))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, layoutFile), []byte("3\n"), 0o640))
+	require.ErrorContains(t, migrateLayout(dir, log.NewNopLogger()), `layout "3"`)
 }
 
-// TestQueryShards checks that the shards of a query sharded by the
-// query-frontend split the series between them.
-func TestQueryShards(t *testing.T) {
-	i := newTestIngester(t, t.TempDir(), defaultLimits())
-	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
-	var names []string
-	for n := range 40 {
-		names = append(names, fmt.Sprintf("m_%d", n))
-	}
-	_, err := i.Push(user.InjectOrgID(context.Background(), "t"), request(time.Now().UnixMilli(), names...))
+func metricsUnit(t *testing.T, cfg metrics.Config, dir, tokens string) *metrics.Ingester {
+	t.Helper()
+	var limits validation.Limits
+	limits.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	m, err := metrics.New(cfg, dir, tokens, ringconfig.Instance{ID: "ingester-1", Addr: "127.0.0.1", Port: 9095},
+		validation.NewStaticOverrides(limits, nil), nil, nil, log.NewNopLogger(), nil)
 	require.NoError(t, err)
-	all := query(t, i, "t")
-	require.Len(t, all, 40)
-	union := map[string][]float64{}
-	for s := range 3 {
-		got := query(t, i, "t", queryshard.Matcher(s, 3))
-		require.NotEmpty(t, got)
-		require.Less(t, len(got), 40)
-		for k, v := range got {
-			require.NotContains(t, union, k, "a series is in one shard only")
-			union[k] = v
+	return m
+}
+
+func testConfig(t *testing.T) Config {
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	cfg.Metrics.Ring.Store = ringconfig.StoreInMemory
+	cfg.Metrics.Ring.HeartbeatPeriod = 100 * time.Millisecond
+	cfg.Metrics.ShipInterval = 0
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+func push(t *testing.T, m *metrics.Ingester, tenant, name string, ts int64) {
+	t.Helper()
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", name), nil),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: ts}},
+	}}}
+	req.Symbols = st.Symbols()
+	_, err := m.Push(user.InjectOrgID(context.Background(), tenant), req)
+	require.NoError(t, err)
+}
+
+func names(t *testing.T, m *metrics.Ingester, tenant string) []string {
+	t.Helper()
+	resp, err := m.LabelValues(user.InjectOrgID(context.Background(), tenant), &client.LabelsRequest{Start: math.MinInt64, End: math.MaxInt64, Name: "__name__"})
+	require.NoError(t, err)
+	return resp.Values
+}
+
+// TestUpgradeKeepsMetrics: an ingester directory written by a Canopy from
+// before ingesters hosted several signals (tenants' TSDBs directly under
+// <data-dir>/ingester) is moved once; the metrics unit then replays every
+// tenant's WAL from <data-dir>/ingester/metrics/<tenant>.
+func TestUpgradeKeepsMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	dir := filepath.Join(t.TempDir(), "ingester")
+	ts := time.Now().UnixMilli()
+
+	old := metricsUnit(t, cfg.Metrics, dir, filepath.Join(dir, legacyTokens)) // layout 1
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), old))
+	push(t, old, "team-a", "a_total", ts)
+	push(t, old, "metrics", "m_total", ts) // a tenant named like the signal
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), old))
+
+	m := metricsUnit(t, cfg.Metrics, Dir(dir, metrics.Signal), TokensFile(dir, metrics.Signal))
+	ing := New(dir, []Unit{m}, log.NewNopLogger())
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing)) }()
+	require.Equal(t, []string{"a_total"}, names(t, m, "team-a"))
+	require.Equal(t, []string{"m_total"}, names(t, m, "metrics"))
+	require.FileExists(t, filepath.Join(dir, "metrics", "team-a", "wal", "00000000"))
+	require.NoFileExists(t, filepath.Join(dir, legacyTokens))
+	require.Eventually(t, func() bool { return ing.CheckReady(context.Background()) == nil }, 10*time.Second, 20*time.Millisecond)
+
+	// POST /ingester/flush reports each unit's part.
+	rec := httptest.NewRecorder()
+	ing.FlushHandler(rec, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
+	require.Equal(t, http.StatusInternalServerError, rec.Code, "shipping is off: the flush says the blocks stay local")
+	require.Contains(t, rec.Body.String(), `"metrics":{"tenants":2,"shipped":0,"errors":["shipping is off`)
+}
+
+// failingUnit fails while running, as a unit whose ring lifecycler died.
+type failingUnit struct {
+	services.Service
+	fail chan struct{}
+}
+
+func newFailingUnit() *failingUnit {
+	u := &failingUnit{fail: make(chan struct{})}
+	u.Service = services.NewBasicService(nil, func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.fail:
+			return errors.New("ring lifecycler failed")
 		}
-	}
-	require.Equal(t, all, union)
+	}, nil)
+	return u
 }
 
-func TestPushRejectionsKeepTheRest(t *testing.T) {
-	limits := defaultLimits()
-	limits.MaxGlobalSeriesPerTenant = 2
-	limits.OutOfOrderTimeWindow = 0
-	i := newTestIngester(t, t.TempDir(), limits)
-	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
-	ctx := user.InjectOrgID(context.Background(), "t")
-	now := time.Now().UnixMilli()
+func (*failingUnit) Signal() string                                 { return "test" }
+func (*failingUnit) CheckReady(context.Context) error               { return nil }
+func (*failingUnit) RingStatus() http.Handler                       { return http.NotFoundHandler() }
+func (*failingUnit) FlushAndShip(context.Context) (int, int, error) { return 0, 0, nil }
 
-	resp, err := i.Push(ctx, request(now, "s1", "s2", "s3"))
-	require.NoError(t, err)
-	require.Equal(t, map[string]int{ReasonSeriesLimit: 1}, resp.Rejected)
-	require.Contains(t, resp.FirstError, "-ingester.max-global-series-per-tenant")
-	require.True(t, resp.LimitError)
-
-	// An out-of-order sample is rejected, the in-order one beside it kept.
-	req := request(now-60_000, "s1")
-	req2 := request(now+1000, "s2")
-	req.Timeseries = append(req.Timeseries, writev2.TimeSeries{LabelsRefs: remap(req2, req), Samples: req2.Timeseries[0].Samples})
-	resp, err = i.Push(ctx, req)
-	require.NoError(t, err)
-	require.Equal(t, map[string]int{ReasonOutOfOrder: 1}, resp.Rejected)
-	require.Contains(t, resp.FirstError, "-ingester.out-of-order-time-window")
-	require.Equal(t, map[string][]float64{"s1": {1}, "s2": {2, 1}}, query(t, i, "t"))
-}
-
-// remap re-symbolizes the first series of src into dst's symbol table.
-func remap(src, dst *writev2.Request) []uint32 {
-	var out []uint32
-	for _, r := range src.Timeseries[0].LabelsRefs {
-		s := src.Symbols[r]
-		idx := -1
-		for j, d := range dst.Symbols {
-			if d == s {
-				idx = j
-			}
-		}
-		if idx < 0 {
-			dst.Symbols = append(dst.Symbols, s)
-			idx = len(dst.Symbols) - 1
-		}
-		out = append(out, uint32(idx))
-	}
-	return out
-}
-
-func TestLocalLimit(t *testing.T) {
-	for name, tc := range map[string]struct{ global, rf, n, want int }{
-		"single":       {100, 1, 1, 100},
-		"rf3 of 3":     {100, 3, 3, 100},
-		"rf3 of 6":     {100, 3, 6, 50},
-		"rf above n":   {100, 3, 2, 100},
-		"rounds up":    {10, 1, 3, 4},
-		"no instances": {10, 1, 0, 10},
-	} {
-		t.Run(name, func(t *testing.T) { require.Equal(t, tc.want, localLimit(tc.global, tc.rf, tc.n)) })
-	}
+// TestUnitFailureFailsIngester: a unit that fails takes the ingester (and
+// so the process) down instead of leaving it running and ready.
+func TestUnitFailureFailsIngester(t *testing.T) {
+	u := newFailingUnit()
+	ing := New(t.TempDir(), []Unit{u}, log.NewNopLogger())
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	close(u.fail)
+	err := ing.AwaitTerminated(context.Background())
+	require.ErrorContains(t, err, "ring lifecycler failed")
+	require.Error(t, ing.CheckReady(context.Background()))
 }

@@ -143,14 +143,14 @@ func New(cfg Config, self ringconfig.Instance, bkt objstore.Bucket, r ring.ReadR
 	if err != nil {
 		return nil, err
 	}
-	g.watcher = services.NewFailureWatcher()
-	g.watcher.WatchService(g.lifecycler)
 	g.Service = services.NewBasicService(g.starting, g.running, g.stopping)
 	return g, nil
 }
 
 func (g *StoreGateway) starting(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.watcher = services.NewFailureWatcher()
+	g.watcher.WatchService(g.lifecycler)
 	return services.StartAndAwaitRunning(ctx, g.lifecycler)
 }
 
@@ -160,7 +160,7 @@ func (g *StoreGateway) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case err := <-g.watcher.Chan():
-			return fmt.Errorf("store-gateway lifecycler: %w", err)
+			return ringconfig.LifecyclerFailure(ctx, "store-gateway", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -174,7 +174,7 @@ func (g *StoreGateway) running(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-g.watcher.Chan():
-			return fmt.Errorf("store-gateway lifecycler: %w", err)
+			return ringconfig.LifecyclerFailure(ctx, "store-gateway", err)
 		case <-t.C:
 		}
 	}

@@ -173,12 +173,29 @@ func (c *Config) NewRing(name, key string, memberlistKV func() (*memberlist.KV, 
 
 // StopLifecycler stops a lifecycler (leaving the ring) and waits for it. A
 // lifecycler stopped while it was still joining fails with the cancellation
-// of its own context: that is a normal stop, not an error. (The memberlist
-// store formats the cause into its message, so errors.Is cannot see it.)
+// of its own context: that is a normal stop, not an error.
 func StopLifecycler(lc *ring.Lifecycler) error {
 	err := services.StopAndAwaitTerminated(context.Background(), lc)
-	if err != nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error())) {
+	if isCancellation(err) {
 		return nil
 	}
 	return err
+}
+
+// LifecyclerFailure is what a component's running loop returns when the
+// failure watcher of its lifecycler reports err: nil when the component is
+// stopping (ctx done) or the lifecycler failed only because it was being
+// stopped, else err naming the ring.
+func LifecyclerFailure(ctx context.Context, ring string, err error) error {
+	if ctx.Err() != nil || isCancellation(err) {
+		return nil
+	}
+	return fmt.Errorf("%s ring lifecycler: %w", ring, err)
+}
+
+// isCancellation reports whether err is a context cancellation. (The
+// memberlist store formats the cause into its message, so errors.Is cannot
+// always see it.)
+func isCancellation(err error) bool {
+	return err != nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error()))
 }

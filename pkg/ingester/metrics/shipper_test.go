@@ -1,4 +1,4 @@
-package ingester
+package metrics
 
 import (
 	"context"
@@ -65,9 +65,8 @@ func TestFlushShipsAndOutageLosesNothing(t *testing.T) {
 
 	// Outage: the flush cuts blocks but cannot upload them; they stay.
 	bkt.down.Store(true)
-	res := i.FlushAndShip(context.Background())
-	require.NotEmpty(t, res.Errors)
-	require.Contains(t, res.Errors[0], "test outage")
+	_, _, err = i.FlushAndShip(context.Background())
+	require.ErrorContains(t, err, "test outage")
 	require.Empty(t, bucketBlocks(t, fs, "team-a"))
 	require.Equal(t, before, query(t, i, "team-a"), "data cut into a local block is still served")
 
@@ -79,8 +78,8 @@ func TestFlushShipsAndOutageLosesNothing(t *testing.T) {
 	// The bucket is back: the next sync (the periodic one started with the
 	// ingester, or this one) ships the waiting block.
 	bkt.down.Store(false)
-	res = i.FlushAndShip(context.Background())
-	require.Empty(t, res.Errors)
+	_, _, err = i.FlushAndShip(context.Background())
+	require.NoError(t, err)
 	got := bucketBlocks(t, fs, "team-a")
 	require.Len(t, got, 1)
 	require.Equal(t, uint64(2), got[0].Series)
@@ -91,9 +90,9 @@ func TestFlushShipsAndOutageLosesNothing(t *testing.T) {
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i))
 	n := bkt.uploads.Load()
 	i = newShippingIngester(t, dir, defaultLimits(), bkt)
-	res = i.FlushAndShip(context.Background())
-	require.Empty(t, res.Errors)
-	require.Zero(t, res.BlocksShipped)
+	_, shipped, err := i.FlushAndShip(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, shipped)
 	require.Equal(t, n, bkt.uploads.Load())
 	b, err := os.ReadFile(filepath.Join(dir, "team-a", shipperFilename))
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package ingester
+package metrics
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func newBenchIngester(b *testing.B) *Ingester {
 	cfg.Ring.InstanceAddr = "127.0.0.1"
 	limits := defaultLimits()
 	limits.MaxGlobalSeriesPerTenant = 0
-	i, err := New(cfg, b.TempDir(), ringconfig.Instance{ID: "ingester-bench", Addr: "127.0.0.1", Port: 9095}, validation.NewStaticOverrides(limits, nil), nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	i, err := New(cfg, b.TempDir(), "", ringconfig.Instance{ID: "ingester-bench", Addr: "127.0.0.1", Port: 9095}, validation.NewStaticOverrides(limits, nil), nil, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,12 +1,10 @@
-package ingester
+package metrics
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"sort"
 	"sync"
 
@@ -16,56 +14,33 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 )
 
-// FlushResult is the answer of POST /ingester/flush.
-type FlushResult struct {
-	Tenants       int      `json:"tenants"`
-	BlocksShipped int      `json:"blocks_shipped"`
-	Errors        []string `json:"errors,omitempty"`
-}
-
-// FlushHandler serves POST /ingester/flush: every tenant's head is cut into
-// blocks now and every unshipped block is uploaded before the answer (200
-// when everything is in the bucket, 500 naming what is not).
-func (i *Ingester) FlushHandler(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "use POST", http.StatusMethodNotAllowed)
-		return
-	}
-	res := i.FlushAndShip(r.Context())
-	w.Header().Set("Content-Type", "application/json")
-	if len(res.Errors) > 0 {
-		w.WriteHeader(http.StatusInternalServerError)
-	}
-	_ = json.NewEncoder(w).Encode(res)
-}
-
 // FlushAndShip cuts every tenant's in-memory data into blocks and uploads
-// every block not yet in the bucket. Errors are collected per tenant; data
-// that could not be shipped stays on local disk.
-func (i *Ingester) FlushAndShip(ctx context.Context) FlushResult {
+// every block not yet in the bucket. It returns how many tenants it flushed,
+// how many blocks it uploaded, and one error per tenant whose data could
+// not all be shipped (errors.Join): that data stays on local disk.
+func (i *Ingester) FlushAndShip(ctx context.Context) (tenants, shipped int, err error) {
 	var (
-		mu  sync.Mutex
-		res FlushResult
+		mu   sync.Mutex
+		errs []error
 	)
-	res.Tenants = i.forEachTenant(ctx, func(ctx context.Context, id string, db *userTSDB) {
+	tenants = i.forEachTenant(ctx, func(ctx context.Context, id string, db *userTSDB) {
 		err := i.flushHead(ctx, db.DB)
-		shipped := 0
+		n := 0
 		if err == nil && db.shipper != nil {
-			shipped, err = db.shipper.Sync(ctx, db.DB)
+			n, err = db.shipper.Sync(ctx, db.DB)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		res.BlocksShipped += shipped
+		shipped += n
 		if err != nil {
-			res.Errors = append(res.Errors, fmt.Sprintf("tenant %s: %v", id, err))
+			errs = append(errs, fmt.Errorf("tenant %s: %w", id, err))
 		}
 	})
+	sort.Slice(errs, func(a, b int) bool { return errs[a].Error() < errs[b].Error() })
 	if i.bkt == nil {
-		res.Errors = append(res.Errors, "shipping is off (-ingester.ship-interval=0): blocks were cut but stay on local disk")
+		errs = append(errs, errors.New("shipping is off (-ingester.ship-interval=0): blocks were cut but stay on local disk"))
 	}
-	sort.Strings(res.Errors)
-	return res
+	return tenants, shipped, errors.Join(errs...)
 }
 
 // flushHead writes everything in the head (and the out-of-order head) to
@@ -136,12 +111,12 @@ type flusher struct{ i *Ingester }
 func (f flusher) Flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), f.i.cfg.ShutdownFlushTimeout)
 	defer cancel()
-	res := f.i.FlushAndShip(ctx)
-	if len(res.Errors) > 0 {
-		level.Warn(f.i.logger).Log("msg", "flush on shutdown left data on local disk; it is uploaded at the next start", "err", fmt.Sprint(res.Errors))
+	tenants, shipped, err := f.i.FlushAndShip(ctx)
+	if err != nil {
+		level.Warn(f.i.logger).Log("msg", "flush on shutdown left data on local disk; it is uploaded at the next start", "err", err)
 		return
 	}
-	level.Info(f.i.logger).Log("msg", "flushed and shipped every tenant on shutdown", "tenants", res.Tenants, "blocks", res.BlocksShipped)
+	level.Info(f.i.logger).Log("msg", "flushed and shipped every tenant on shutdown", "tenants", tenants, "blocks", shipped)
 }
 
 func (flusher) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
