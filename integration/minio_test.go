@@ -22,7 +22,8 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/s3"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 const (
@@ -121,8 +122,8 @@ func (m *minioServer) canopyFlags() []string {
 func bucketSamples(t *testing.T, bkt objstore.Bucket, tenant string) map[string]map[int64]float64 {
 	t.Helper()
 	ctx := context.Background()
-	tb := blocks.TenantBucket(bkt, tenant)
-	x, scan, err := blocks.UpdateBucketIndex(ctx, tb, nil, time.Now())
+	tb := metricsblocks.TenantBucket(bkt, tenant)
+	x, scan, err := metricsblocks.UpdateBucketIndex(ctx, tb, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestMinIOShippingSurvivesOutage(t *testing.T) {
 	if err != nil || r.code != http.StatusOK {
 		t.Fatalf("compactor run: %v %s", err, r)
 	}
-	x, err := blocks.ReadBucketIndex(context.Background(), blocks.TenantBucket(bkt, tenant))
+	x, err := layout.ReadBucketIndex(context.Background(), metricsblocks.TenantBucket(bkt, tenant))
 	if err != nil {
 		t.Fatal(err)
 	}

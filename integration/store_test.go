@@ -16,7 +16,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 const (
@@ -209,8 +210,8 @@ func TestBucketQueryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := blocks.TenantBucket(bkt, storeTenant)
-	idx, err := blocks.ReadBucketIndex(context.Background(), tb)
+	tb := metricsblocks.TenantBucket(bkt, storeTenant)
+	idx, err := layout.ReadBucketIndex(context.Background(), tb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +274,8 @@ func TestBucketQueryPath(t *testing.T) {
 
 	// A block listed in the bucket index that no store-gateway can read.
 	ghost := ulid.MustNew(ulid.Now(), nil)
-	idx.Blocks = append(idx.Blocks, blocks.BlockRef{ID: ghost, MinTime: start, MaxTime: end})
-	if err := blocks.WriteBucketIndex(context.Background(), tb, idx); err != nil {
+	idx.Blocks = append(idx.Blocks, layout.BlockRef{ID: ghost, MinTime: start, MaxTime: end})
+	if err := layout.WriteBucketIndex(context.Background(), tb, idx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // the queriers' bucket index TTL

@@ -29,7 +29,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -231,7 +231,7 @@ func kind(compact bool) string {
 // ownedTenants lists the tenants with a metrics prefix in the bucket that
 // this compactor owns.
 func (c *Compactor) ownedTenants(ctx context.Context) ([]string, error) {
-	all, err := blocks.ListTenants(ctx, c.bkt)
+	all, err := metricsblocks.ListTenants(ctx, c.bkt)
 	if err != nil {
 		return nil, err
 	}

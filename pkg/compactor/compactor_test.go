@@ -21,8 +21,9 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"go.uber.org/goleak"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -40,7 +41,7 @@ func value(i int, ts int64) float64 { return float64(i*1000) + float64(ts/15_000
 
 // uploadBlock writes a real block of n series sampled every 15s in
 // [mint, maxt) and uploads it as an ingester would.
-func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string, n int, mint, maxt int64, ingester string) blocks.BlockRef {
+func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string, n int, mint, maxt int64, ingester string) layout.BlockRef {
 	t.Helper()
 	series := make([]blockstest.Series, 0, n)
 	for i := range n {
@@ -51,9 +52,9 @@ func uploadBlock(t *testing.T, bkt objstore.Bucket, tenant string, n int, mint, 
 		series = append(series, blockstest.Series{Labels: labels.FromStrings("__name__", "m", "i", string(rune('a'+i))), Samples: ss})
 	}
 	dir := blockstest.Create(t, t.TempDir(), series)
-	m, err := blocks.Upload(context.Background(), blocks.TenantBucket(bkt, tenant), dir, blocks.CanopyMeta{Tenant: tenant, Source: blocks.SourceIngester, Ingester: ingester})
+	m, err := metricsblocks.Upload(context.Background(), metricsblocks.TenantBucket(bkt, tenant), dir, metricsblocks.CanopyMeta{Tenant: tenant, Source: metricsblocks.SourceIngester, Ingester: ingester})
 	require.NoError(t, err)
-	return blocks.BlockRef{ID: m.ULID, MinTime: m.MinTime, MaxTime: m.MaxTime}
+	return layout.BlockRef{ID: m.ULID, MinTime: m.MinTime, MaxTime: m.MaxTime}
 }
 
 func newTestCompactor(t *testing.T, bkt objstore.Bucket, limits validation.Limits, now *time.Time) *Compactor {
@@ -86,14 +87,14 @@ func defaultLimits() validation.Limits {
 }
 
 // readAll reads every sample of every live (unmarked) block of a tenant.
-func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]blockstest.Sample, []blocks.BlockRef) {
+func readAll(t *testing.T, bkt objstore.Bucket, tenant string) (map[string][]blockstest.Sample, []layout.BlockRef) {
 	t.Helper()
 	ctx := context.Background()
-	tb := blocks.TenantBucket(bkt, tenant)
-	x, err := blocks.ReadBucketIndex(ctx, tb)
+	tb := metricsblocks.TenantBucket(bkt, tenant)
+	x, err := layout.ReadBucketIndex(ctx, tb)
 	require.NoError(t, err)
 	live := compactable(x)
-	slices.SortFunc(live, func(a, b blocks.BlockRef) int { return cmpInt(a.MinTime, b.MinTime) })
+	slices.SortFunc(live, func(a, b layout.BlockRef) int { return cmpInt(a.MinTime, b.MinTime) })
 	out := map[string][]blockstest.Sample{}
 	var dirs []string
 	for _, b := range live {
@@ -143,7 +144,7 @@ func TestCompactReplicasAndLevels(t *testing.T) {
 	require.Len(t, live, 2)
 	require.Equal(t, int64(0), live[0].MinTime)
 	require.Equal(t, 12*h-15_000+1, live[0].MaxTime)
-	require.Equal(t, blocks.SourceCompactor, live[0].Source)
+	require.Equal(t, metricsblocks.SourceCompactor, live[0].Source)
 	require.Equal(t, uint64(4*12*240), live[0].Samples, "replicas deduplicated: each sample once")
 	require.Equal(t, 12*h, live[1].MinTime)
 	require.Len(t, got, 4)
@@ -157,13 +158,13 @@ func TestCompactReplicasAndLevels(t *testing.T) {
 	}
 
 	// Sources are only marked; they go after the deletion delay.
-	x, err := blocks.ReadBucketIndex(ctx, blocks.TenantBucket(fs, "team-a"))
+	x, err := layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(fs, "team-a"))
 	require.NoError(t, err)
 	require.Len(t, x.DeletionMarks, 21+6, "21 ingester blocks, and the six deduplicated 2h blocks the 12h block was made of")
 	now = now.Add(12*time.Hour + time.Minute)
 	res = c.Run(ctx, false)
 	require.Empty(t, res.Errors)
-	x, err = blocks.ReadBucketIndex(ctx, blocks.TenantBucket(fs, "team-a"))
+	x, err = layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(fs, "team-a"))
 	require.NoError(t, err)
 	require.Len(t, x.Blocks, 2)
 	require.Empty(t, x.DeletionMarks)
@@ -180,8 +181,8 @@ func TestCompactReplicasAndLevels(t *testing.T) {
 	require.Len(t, got[labels.FromStrings("__name__", "m", "i", "a").String()], 26*240)
 }
 
-func readLevel(t *testing.T, bkt objstore.Bucket, b blocks.BlockRef) int {
-	m, err := blocks.ReadMeta(context.Background(), blocks.TenantBucket(bkt, "team-a"), b.ID)
+func readLevel(t *testing.T, bkt objstore.Bucket, b layout.BlockRef) int {
+	m, err := metricsblocks.ReadMeta(context.Background(), metricsblocks.TenantBucket(bkt, "team-a"), b.ID)
 	require.NoError(t, err)
 	return m.Compaction.Level
 }
@@ -191,7 +192,7 @@ func TestRetentionDeletesExactlyExpiredBlocks(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	day := 24 * h
-	var refs []blocks.BlockRef
+	var refs []layout.BlockRef
 	for d := int64(0); d < 5; d++ { // five daily blocks, already compacted size
 		refs = append(refs, uploadBlock(t, fs, "team-r", 2, d*day, (d+1)*day, "x"))
 	}
@@ -203,7 +204,7 @@ func TestRetentionDeletesExactlyExpiredBlocks(t *testing.T) {
 	c := newTestCompactor(t, fs, limits, &now)
 	res := c.Run(ctx, false)
 	require.Empty(t, res.Errors)
-	x, err := blocks.ReadBucketIndex(ctx, blocks.TenantBucket(fs, "team-r"))
+	x, err := layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(fs, "team-r"))
 	require.NoError(t, err)
 	marked := x.DeletionMarked()
 	for i, r := range refs {
@@ -212,7 +213,7 @@ func TestRetentionDeletesExactlyExpiredBlocks(t *testing.T) {
 	}
 	now = now.Add(13 * time.Hour)
 	require.Empty(t, c.Run(ctx, false).Errors)
-	x, err = blocks.ReadBucketIndex(ctx, blocks.TenantBucket(fs, "team-r"))
+	x, err = layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(fs, "team-r"))
 	require.NoError(t, err)
 	require.Len(t, x.Blocks, 2)
 	require.Equal(t, refs[3].ID, x.Blocks[0].ID)
@@ -236,14 +237,14 @@ func TestCorruptBlockIsSkippedAndPartialsCleaned(t *testing.T) {
 	require.NoError(t, os.WriteFile(seg, raw, 0o644))
 	// And leave an abandoned partial upload.
 	partial := "01J00000000000000000000000"
-	tb := blocks.TenantBucket(fs, "team-c")
+	tb := metricsblocks.TenantBucket(fs, "team-c")
 	require.NoError(t, tb.Upload(ctx, partial+"/index", strings.NewReader("half")))
 
 	now := time.Now().Add(25 * time.Hour)
 	c := newTestCompactor(t, fs, defaultLimits(), &now)
 	res := c.Run(ctx, true)
 	require.Empty(t, res.Errors, "a corrupt block never fails the tenant")
-	x, err := blocks.ReadBucketIndex(ctx, tb)
+	x, err := layout.ReadBucketIndex(ctx, tb)
 	require.NoError(t, err)
 	require.Len(t, x.NoCompactMarks, 1)
 	require.Equal(t, b.ID, x.NoCompactMarks[0].ID)

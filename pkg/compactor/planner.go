@@ -3,12 +3,12 @@ package compactor
 import (
 	"slices"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
 )
 
 // job is a set of blocks of one tenant to compact into one.
 type job struct {
-	Blocks []blocks.BlockRef
+	Blocks []layout.BlockRef
 	// Kind is "vertical" (overlapping blocks, e.g. replicas of the same
 	// data) or "level" (adjacent blocks into the next range).
 	Kind string
@@ -19,12 +19,12 @@ type job struct {
 // first; blocks taking part in such a merge wait for the next pass before
 // they are considered for the next range. ranges are in milliseconds,
 // smallest first.
-func plan(bs []blocks.BlockRef, ranges []int64) []job {
+func plan(bs []layout.BlockRef, ranges []int64) []job {
 	if len(bs) == 0 {
 		return nil
 	}
 	bs = slices.Clone(bs)
-	slices.SortFunc(bs, func(a, b blocks.BlockRef) int {
+	slices.SortFunc(bs, func(a, b layout.BlockRef) int {
 		if a.MinTime != b.MinTime {
 			return cmpInt(a.MinTime, b.MinTime)
 		}

@@ -21,7 +21,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 // maxPlanRounds bounds the compaction rounds of one tenant in one pass:
@@ -33,14 +34,14 @@ var errCorruptBlock = errors.New("corrupt block")
 // runTenant compacts (when compact is true) and cleans up one tenant, then
 // writes its bucket index. It returns how many blocks compaction wrote.
 func (c *Compactor) runTenant(ctx context.Context, id string, compact bool) (int, error) {
-	tb := blocks.TenantBucket(c.bkt, id)
-	old, err := blocks.ReadBucketIndex(ctx, tb)
-	if err != nil && !errors.Is(err, blocks.ErrNoBucketIndex) {
+	tb := metricsblocks.TenantBucket(c.bkt, id)
+	old, err := layout.ReadBucketIndex(ctx, tb)
+	if err != nil && !errors.Is(err, layout.ErrNoBucketIndex) {
 		// An unreadable index is rebuilt from the bucket, never fatal.
 		level.Warn(c.logger).Log("msg", "rebuilding unreadable bucket index", "tenant", id, "err", err)
 		old = nil
 	}
-	x, scan, err := blocks.UpdateBucketIndex(ctx, tb, old, c.now())
+	x, scan, err := metricsblocks.UpdateBucketIndex(ctx, tb, old, c.now())
 	if err != nil {
 		return 0, err
 	}
@@ -63,7 +64,7 @@ func (c *Compactor) runTenant(ctx context.Context, id string, compact bool) (int
 				written += n
 				progressed = true
 			}
-			if x, scan, err = blocks.UpdateBucketIndex(ctx, tb, x, c.now()); err != nil {
+			if x, scan, err = metricsblocks.UpdateBucketIndex(ctx, tb, x, c.now()); err != nil {
 				return written, err
 			}
 			if !progressed {
@@ -74,18 +75,18 @@ func (c *Compactor) runTenant(ctx context.Context, id string, compact bool) (int
 	if err := c.cleanup(ctx, id, tb, x, scan); err != nil {
 		return written, err
 	}
-	if x, scan, err = blocks.UpdateBucketIndex(ctx, tb, x, c.now()); err != nil {
+	if x, scan, err = metricsblocks.UpdateBucketIndex(ctx, tb, x, c.now()); err != nil {
 		return written, err
 	}
 	c.reportCorrupt(id, x, scan)
 	if old == nil && len(x.Blocks) == 0 && len(x.DeletionMarks) == 0 {
 		return written, nil // no metrics for this tenant (yet)
 	}
-	return written, blocks.WriteBucketIndex(ctx, tb, x)
+	return written, layout.WriteBucketIndex(ctx, tb, x)
 }
 
 // compactable are the index's blocks not marked for deletion or no-compact.
-func compactable(x *blocks.BucketIndex) []blocks.BlockRef {
+func compactable(x *layout.BucketIndex) []layout.BlockRef {
 	skip := map[ulid.ULID]bool{}
 	for _, m := range x.DeletionMarks {
 		skip[m.ID] = true
@@ -93,7 +94,7 @@ func compactable(x *blocks.BucketIndex) []blocks.BlockRef {
 	for _, m := range x.NoCompactMarks {
 		skip[m.ID] = true
 	}
-	var out []blocks.BlockRef
+	var out []layout.BlockRef
 	for _, b := range x.Blocks {
 		if !skip[b.ID] {
 			out = append(out, b)
@@ -102,7 +103,7 @@ func compactable(x *blocks.BucketIndex) []blocks.BlockRef {
 	return out
 }
 
-func (c *Compactor) reportCorrupt(id string, x *blocks.BucketIndex, scan blocks.ScanResult) {
+func (c *Compactor) reportCorrupt(id string, x *layout.BucketIndex, scan layout.ScanResult) {
 	for bid, err := range scan.Corrupt {
 		level.Error(c.logger).Log("msg", "block has an unreadable meta.json; it is skipped", "tenant", id, "block", bid, "err", err)
 	}
@@ -135,7 +136,7 @@ func (c *Compactor) runJob(ctx context.Context, id string, tb objstore.Bucket, j
 		}
 		if err := verifyBlock(ctx, bd); err != nil {
 			level.Error(c.logger).Log("msg", "block is corrupt: marked no-compact and skipped; queries still read it where they can", "tenant", id, "block", b.ID, "err", err)
-			if merr := blocks.WriteMark(ctx, tb, b.ID, blocks.NoCompactMarkFilename, "corrupt: "+err.Error(), c.now()); merr != nil {
+			if merr := layout.WriteMark(ctx, tb, b.ID, layout.NoCompactMarkFilename, "corrupt: "+err.Error(), c.now()); merr != nil {
 				return 0, merr
 			}
 			return 0, errCorruptBlock
@@ -159,13 +160,13 @@ func (c *Compactor) runJob(ctx context.Context, id string, tb objstore.Bucket, j
 		return 0, fmt.Errorf("compacting blocks %s: %w", blockIDs(j.Blocks), err)
 	}
 	for _, nid := range ids {
-		if _, err := blocks.Upload(ctx, tb, filepath.Join(out, nid.String()), blocks.CanopyMeta{Tenant: id, Source: blocks.SourceCompactor}); err != nil {
+		if _, err := metricsblocks.Upload(ctx, tb, filepath.Join(out, nid.String()), metricsblocks.CanopyMeta{Tenant: id, Source: metricsblocks.SourceCompactor}); err != nil {
 			return 0, err
 		}
 	}
 	reason := fmt.Sprintf("compacted into %v", ids)
 	for _, b := range j.Blocks {
-		if err := blocks.WriteMark(ctx, tb, b.ID, blocks.DeletionMarkFilename, reason, c.now()); err != nil {
+		if err := layout.WriteMark(ctx, tb, b.ID, layout.DeletionMarkFilename, reason, c.now()); err != nil {
 			return len(ids), err
 		}
 		c.metrics.blocksMarked.WithLabelValues("compacted").Inc()
@@ -175,7 +176,7 @@ func (c *Compactor) runJob(ctx context.Context, id string, tb objstore.Bucket, j
 	return len(ids), nil
 }
 
-func blockIDs(bs []blocks.BlockRef) string {
+func blockIDs(bs []layout.BlockRef) string {
 	s := make([]string, len(bs))
 	for i, b := range bs {
 		s[i] = b.ID.String()
@@ -241,7 +242,7 @@ func verifyBlock(ctx context.Context, dir string) (err error) {
 
 // cleanup applies retention, deletes blocks whose deletion delay has passed
 // and removes abandoned partial uploads.
-func (c *Compactor) cleanup(ctx context.Context, id string, tb objstore.Bucket, x *blocks.BucketIndex, scan blocks.ScanResult) error {
+func (c *Compactor) cleanup(ctx context.Context, id string, tb objstore.Bucket, x *layout.BucketIndex, scan layout.ScanResult) error {
 	now := c.now()
 	marked := x.DeletionMarked()
 	if p := time.Duration(c.limits.ByTenant(id).CompactorBlocksRetentionPeriod); p > 0 {
@@ -250,7 +251,7 @@ func (c *Compactor) cleanup(ctx context.Context, id string, tb objstore.Bucket, 
 			if _, ok := marked[b.ID]; ok || b.MaxTime > cutoff {
 				continue
 			}
-			if err := blocks.WriteMark(ctx, tb, b.ID, blocks.DeletionMarkFilename, fmt.Sprintf("retention: all samples older than %s", p), now); err != nil {
+			if err := layout.WriteMark(ctx, tb, b.ID, layout.DeletionMarkFilename, fmt.Sprintf("retention: all samples older than %s", p), now); err != nil {
 				return err
 			}
 			c.metrics.blocksMarked.WithLabelValues("retention").Inc()
@@ -261,7 +262,7 @@ func (c *Compactor) cleanup(ctx context.Context, id string, tb objstore.Bucket, 
 		if now.Sub(time.Unix(m.Time, 0)) < c.cfg.DeletionDelay {
 			continue
 		}
-		if err := blocks.Delete(ctx, tb, m.ID); err != nil {
+		if err := metricsblocks.Delete(ctx, tb, m.ID); err != nil {
 			return err
 		}
 		c.metrics.blocksDeleted.Inc()
@@ -275,7 +276,7 @@ func (c *Compactor) cleanup(ctx context.Context, id string, tb objstore.Bucket, 
 		if now.Sub(newest) < c.cfg.PartialBlockDeletionDelay {
 			continue
 		}
-		if err := blocks.Delete(ctx, tb, pid); err != nil {
+		if err := metricsblocks.Delete(ctx, tb, pid); err != nil {
 			return err
 		}
 		c.metrics.partialsDeleted.Inc()

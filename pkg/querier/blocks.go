@@ -19,7 +19,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
@@ -42,7 +43,7 @@ type BlocksQueryable struct {
 
 type tenantIndex struct {
 	mu       sync.Mutex
-	index    *blocks.BucketIndex // nil: the tenant has none yet
+	index    *layout.BucketIndex // nil: the tenant has none yet
 	loadedAt time.Time
 }
 
@@ -58,7 +59,7 @@ func (q *BlocksQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 }
 
 // index returns the tenant's bucket index, nil when it has none.
-func (q *BlocksQueryable) index(ctx context.Context, id string) (*blocks.BucketIndex, error) {
+func (q *BlocksQueryable) index(ctx context.Context, id string) (*layout.BucketIndex, error) {
 	q.mu.Lock()
 	ti, ok := q.indexes[id]
 	if !ok {
@@ -71,8 +72,8 @@ func (q *BlocksQueryable) index(ctx context.Context, id string) (*blocks.BucketI
 	if !ti.loadedAt.IsZero() && time.Since(ti.loadedAt) < q.indexTTL {
 		return ti.index, nil
 	}
-	idx, err := blocks.ReadBucketIndex(ctx, blocks.TenantBucket(q.bkt, id))
-	if errors.Is(err, blocks.ErrNoBucketIndex) {
+	idx, err := layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(q.bkt, id))
+	if errors.Is(err, layout.ErrNoBucketIndex) {
 		idx, err = nil, nil
 	}
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 // Page sizes. Index reads are small and scattered (series entries, postings
@@ -42,7 +42,7 @@ const (
 // is on local disk. It is shared by the queries that read it, each through
 // its own reader (see reader).
 type bucketBlock struct {
-	meta   *blocks.Meta
+	meta   *metricsblocks.Meta
 	tenant string
 	index  *indexHeader
 	chunks *chunkReader
@@ -56,14 +56,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // with ctx. bkt is the tenant's metrics bucket.
 func openBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID, cache *pageCache) (_ *bucketBlock, err error) {
 	defer recoverRead(&err)
-	meta, err := blocks.ReadMeta(ctx, bkt, id)
+	meta, err := metricsblocks.ReadMeta(ctx, bkt, id)
 	if err != nil {
 		if bkt.IsObjNotFoundErr(err) {
 			return nil, fmt.Errorf("block %s of tenant %s: no meta.json in the bucket", id, tenant)
 		}
 		return nil, fmt.Errorf("block %s of tenant %s: %w", id, tenant, err)
 	}
-	indexName := path.Join(id.String(), blocks.IndexFilename)
+	indexName := path.Join(id.String(), metricsblocks.IndexFilename)
 	attrs, err := bkt.Attributes(ctx, indexName)
 	if err != nil {
 		return nil, fmt.Errorf("block %s of tenant %s: index: %w", id, tenant, err)
@@ -234,7 +234,7 @@ func (r *chunkReader) segment(n int) *objectReader {
 	if r.segments == nil {
 		r.segments = map[int]*objectReader{}
 	}
-	name := path.Join(r.id.String(), blocks.ChunksDirname, fmt.Sprintf("%06d", n+1))
+	name := path.Join(r.id.String(), metricsblocks.ChunksDirname, fmt.Sprintf("%06d", n+1))
 	s := &objectReader{bkt: r.bkt, name: name, key: r.tenant + "/" + name, size: -1, pageSize: chunksPageSize, readAhead: chunksReadAhead, cache: r.cache}
 	r.segments[n] = s
 	return s

@@ -31,7 +31,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -222,7 +223,7 @@ func (g *StoreGateway) Sync(ctx context.Context) error {
 }
 
 func (g *StoreGateway) sync(ctx context.Context) error {
-	tenants, err := blocks.ListTenants(ctx, g.bkt)
+	tenants, err := metricsblocks.ListTenants(ctx, g.bkt)
 	if err != nil {
 		return err
 	}
@@ -231,8 +232,8 @@ func (g *StoreGateway) sync(ctx context.Context) error {
 		errs  []error
 	)
 	for _, t := range tenants {
-		idx, err := blocks.ReadBucketIndex(ctx, blocks.TenantBucket(g.bkt, t))
-		if errors.Is(err, blocks.ErrNoBucketIndex) {
+		idx, err := layout.ReadBucketIndex(ctx, metricsblocks.TenantBucket(g.bkt, t))
+		if errors.Is(err, layout.ErrNoBucketIndex) {
 			continue
 		}
 		if err != nil {
@@ -385,7 +386,7 @@ func (g *StoreGateway) block(ctx context.Context, t string, id ulid.ULID) (*buck
 
 // open opens block id of tenant t into e, then closes opened.
 func (g *StoreGateway) open(e *blockEntry, t string, id ulid.ULID, opened chan struct{}) {
-	b, err := openBlock(g.ctx, blocks.TenantBucket(g.bkt, t), t, id, g.cache)
+	b, err := openBlock(g.ctx, metricsblocks.TenantBucket(g.bkt, t), t, id, g.cache)
 	e.mu.Lock()
 	if err != nil {
 		g.openFailures.Inc()

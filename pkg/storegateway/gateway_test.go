@@ -30,8 +30,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
@@ -93,7 +93,7 @@ func newFixture(t *testing.T, cacheSize int64) *fixture {
 	require.NoError(t, err)
 	bkt := &flakyBucket{Bucket: fs}
 	dir := blockstest.Create(t, t.TempDir(), testSeries(500, base))
-	meta, err := blocks.Upload(context.Background(), blocks.TenantBucket(bkt, "t1"), dir, blocks.CanopyMeta{Tenant: "t1", Source: blocks.SourceIngester})
+	meta, err := metricsblocks.Upload(context.Background(), metricsblocks.TenantBucket(bkt, "t1"), dir, metricsblocks.CanopyMeta{Tenant: "t1", Source: metricsblocks.SourceIngester})
 	require.NoError(t, err)
 	local, err := tsdb.OpenBlock(nil, dir, chunkenc.NewPool(), nil)
 	require.NoError(t, err)

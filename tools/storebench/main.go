@@ -46,7 +46,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 type config struct {
@@ -301,9 +302,9 @@ func benchCanopy(c config, blockDir string, qs, qe time.Time) (*result, error) {
 		return nil, err
 	}
 	logf("uploading %d blocks to Canopy's bucket", len(ids))
-	tb := blocks.TenantBucket(bkt, "anonymous")
+	tb := metricsblocks.TenantBucket(bkt, "anonymous")
 	for _, m := range ids {
-		if _, err := blocks.Upload(context.Background(), tb, filepath.Dir(m), blocks.CanopyMeta{Tenant: "anonymous", Source: blocks.SourceIngester, Ingester: "storebench"}); err != nil {
+		if _, err := metricsblocks.Upload(context.Background(), tb, filepath.Dir(m), metricsblocks.CanopyMeta{Tenant: "anonymous", Source: metricsblocks.SourceIngester, Ingester: "storebench"}); err != nil {
 			return nil, err
 		}
 	}
@@ -582,7 +583,7 @@ func liveBlocks(dir string) []string {
 	ms, _ := filepath.Glob(filepath.Join(dir, "*", "meta.json"))
 	var out []string
 	for _, m := range ms {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(m), blocks.DeletionMarkFilename)); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(m), layout.DeletionMarkFilename)); err == nil {
 			continue
 		}
 		out = append(out, filepath.Dir(m))

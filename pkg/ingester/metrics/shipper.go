@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 )
 
 // shipperFilename records, in a tenant's TSDB directory, which local blocks
@@ -50,7 +50,7 @@ type shipperFile struct {
 
 func newShipper(bkt objstore.Bucket, dir, tenant, ingesterID string, logger log.Logger, m *metrics) (*shipper, error) {
 	s := &shipper{
-		bkt: blocks.TenantBucket(bkt, tenant), dir: dir, tenant: tenant, ingester: ingesterID,
+		bkt: metricsblocks.TenantBucket(bkt, tenant), dir: dir, tenant: tenant, ingester: ingesterID,
 		logger: log.With(logger, "tenant", tenant), metrics: m, shipped: map[ulid.ULID]struct{}{},
 	}
 	b, err := os.ReadFile(filepath.Join(dir, shipperFilename))
@@ -143,7 +143,7 @@ func (s *shipper) upload(ctx context.Context, dir string) error {
 	bo := backoff.New(ctx, backoff.Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxRetries: 3})
 	var err error
 	for bo.Ongoing() {
-		_, err = blocks.Upload(ctx, s.bkt, dir, blocks.CanopyMeta{Tenant: s.tenant, Source: blocks.SourceIngester, Ingester: s.ingester})
+		_, err = metricsblocks.Upload(ctx, s.bkt, dir, metricsblocks.CanopyMeta{Tenant: s.tenant, Source: metricsblocks.SourceIngester, Ingester: s.ingester})
 		if err == nil {
 			return nil
 		}

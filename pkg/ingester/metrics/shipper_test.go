@@ -20,8 +20,9 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks"
-	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 )
 
 // flakyBucket fails every upload while down is set: a bucket outage.
@@ -39,9 +40,9 @@ func (b *flakyBucket) Upload(ctx context.Context, name string, r io.Reader, opts
 	return b.Bucket.Upload(ctx, name, r, opts...)
 }
 
-func bucketBlocks(t *testing.T, bkt objstore.Bucket, tenant string) []blocks.BlockRef {
+func bucketBlocks(t *testing.T, bkt objstore.Bucket, tenant string) []layout.BlockRef {
 	t.Helper()
-	x, res, err := blocks.UpdateBucketIndex(context.Background(), blocks.TenantBucket(bkt, tenant), nil, time.Now())
+	x, res, err := metricsblocks.UpdateBucketIndex(context.Background(), metricsblocks.TenantBucket(bkt, tenant), nil, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, res.Corrupt)
 	return x.Blocks
@@ -84,7 +85,7 @@ func TestFlushShipsAndOutageLosesNothing(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, uint64(2), got[0].Series)
 	require.Equal(t, uint64(10), got[0].Samples)
-	require.Equal(t, blocks.SourceIngester, got[0].Source)
+	require.Equal(t, metricsblocks.SourceIngester, got[0].Source)
 
 	// Shipping again uploads nothing: the shipped set survives a restart.
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i))

@@ -1,4 +1,4 @@
-package blocks
+package layout
 
 import (
 	"testing"

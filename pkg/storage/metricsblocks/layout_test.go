@@ -1,4 +1,4 @@
-package blocks
+package metricsblocks
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
-	"github.com/canopy-observability/canopy/pkg/storage/blocks/blockstest"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -47,13 +48,13 @@ func TestLayoutGolden(t *testing.T) {
 	b1 := createTestBlock(t, filepath.Join(root, "local"), 10, 0, 2*3600_000)
 	m, err := Upload(ctx, tb, b1, CanopyMeta{Tenant: "team-a", Source: SourceIngester, Ingester: "ingester-1"})
 	require.NoError(t, err)
-	require.NoError(t, WriteMark(ctx, tb, m.ULID, DeletionMarkFilename, "compacted", time.Unix(1700000000, 0)))
-	require.NoError(t, WriteMark(ctx, tb, m.ULID, NoCompactMarkFilename, "test", time.Unix(1700000000, 0)))
+	require.NoError(t, layout.WriteMark(ctx, tb, m.ULID, layout.DeletionMarkFilename, "compacted", time.Unix(1700000000, 0)))
+	require.NoError(t, layout.WriteMark(ctx, tb, m.ULID, layout.NoCompactMarkFilename, "test", time.Unix(1700000000, 0)))
 	x, res, err := UpdateBucketIndex(ctx, tb, nil, time.Unix(1700000000, 0))
 	require.NoError(t, err)
 	require.Empty(t, res.Partial)
 	require.Empty(t, res.Corrupt)
-	require.NoError(t, WriteBucketIndex(ctx, tb, x))
+	require.NoError(t, layout.WriteBucketIndex(ctx, tb, x))
 
 	var names []string
 	require.NoError(t, fs.Iter(ctx, "", func(n string) error { names = append(names, n); return nil }, objstore.WithRecursiveIter()))
@@ -71,14 +72,14 @@ func TestLayoutGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	require.NoError(t, err)
-	require.Equal(t, string(want), got, "object layout changed: update README.md and run go test ./pkg/storage/blocks -run TestLayoutGolden -update")
+	require.Equal(t, string(want), got, "object layout changed: update README.md and run go test ./pkg/storage/metricsblocks -run TestLayoutGolden -update")
 
 	// The index round-trips.
-	back, err := ReadBucketIndex(ctx, tb)
+	back, err := layout.ReadBucketIndex(ctx, tb)
 	require.NoError(t, err)
 	require.Equal(t, x, back)
 	require.Len(t, back.Blocks, 1)
-	require.Equal(t, BlockRef{ID: m.ULID, MinTime: 0, MaxTime: 2*3600_000 - 60_000 + 1, UploadedAt: 1700000000, Level: 1, Source: SourceIngester, Series: 10, Samples: 1200}, back.Blocks[0])
+	require.Equal(t, layout.BlockRef{ID: m.ULID, MinTime: 0, MaxTime: 2*3600_000 - 60_000 + 1, UploadedAt: 1700000000, Level: 1, Source: SourceIngester, Series: 10, Samples: 1200}, back.Blocks[0])
 }
 
 func TestUpdateBucketIndexPartialAndCorrupt(t *testing.T) {
@@ -105,7 +106,7 @@ func TestUpdateBucketIndexPartialAndCorrupt(t *testing.T) {
 	require.Contains(t, res.Corrupt, corrupt)
 
 	// Delete leaves nothing of the block, and a second delete is harmless.
-	require.NoError(t, WriteMark(ctx, tb, gm.ULID, DeletionMarkFilename, "test", time.Now()))
+	require.NoError(t, layout.WriteMark(ctx, tb, gm.ULID, layout.DeletionMarkFilename, "test", time.Now()))
 	require.NoError(t, Delete(ctx, tb, gm.ULID))
 	require.NoError(t, Delete(ctx, tb, gm.ULID))
 	x, _, err = UpdateBucketIndex(ctx, tb, x, time.Now())
@@ -117,8 +118,8 @@ func TestUpdateBucketIndexPartialAndCorrupt(t *testing.T) {
 func TestReadBucketIndexMissing(t *testing.T) {
 	fs, err := filesystem.NewBucket(t.TempDir())
 	require.NoError(t, err)
-	_, err = ReadBucketIndex(context.Background(), TenantBucket(fs, "nobody"))
-	require.ErrorIs(t, err, ErrNoBucketIndex)
+	_, err = layout.ReadBucketIndex(context.Background(), TenantBucket(fs, "nobody"))
+	require.ErrorIs(t, err, layout.ErrNoBucketIndex)
 }
 
 func TestUpdateBucketIndexReusesKnownMarks(t *testing.T) {
@@ -128,17 +129,17 @@ func TestUpdateBucketIndexReusesKnownMarks(t *testing.T) {
 	tb := TenantBucket(fs, "t")
 	m, err := Upload(ctx, tb, createTestBlock(t, t.TempDir(), 1, 0, 3600_000), CanopyMeta{Tenant: "t", Source: SourceIngester})
 	require.NoError(t, err)
-	require.NoError(t, WriteMark(ctx, tb, m.ULID, DeletionMarkFilename, "test", time.Unix(1700000000, 0)))
+	require.NoError(t, layout.WriteMark(ctx, tb, m.ULID, layout.DeletionMarkFilename, "test", time.Unix(1700000000, 0)))
 	x, _, err := UpdateBucketIndex(ctx, tb, nil, time.Now())
 	require.NoError(t, err)
 	require.Len(t, x.DeletionMarks, 1)
 
 	// Damage the global marker: an index that knows it does not read it again,
 	// a fresh scan does (and says which object is bad).
-	require.NoError(t, tb.Upload(ctx, globalMarkerName(m.ULID, DeletionMarkFilename), strings.NewReader("{bad")))
+	require.NoError(t, tb.Upload(ctx, layout.MarkersDirname+"/"+m.ULID.String()+"-"+layout.DeletionMarkFilename, strings.NewReader("{bad")))
 	again, _, err := UpdateBucketIndex(ctx, tb, x, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, x.DeletionMarks, again.DeletionMarks)
 	_, _, err = UpdateBucketIndex(ctx, tb, nil, time.Now())
-	require.ErrorContains(t, err, m.ULID.String()+"-"+DeletionMarkFilename)
+	require.ErrorContains(t, err, m.ULID.String()+"-"+layout.DeletionMarkFilename)
 }

@@ -1,4 +1,9 @@
-package blocks
+// Package layout is what every signal's objects in the bucket share: the
+// <tenant>/<signal>/ prefix and the listing of a signal's tenants, the
+// deletion and no-compact markers, the per-tenant bucket index, and the order
+// in which a block's objects are written and deleted. Formats are in
+// README.md beside this file, pinned by golden tests.
+package layout
 
 import (
 	"bytes"
@@ -37,7 +42,9 @@ type BucketIndex struct {
 	NoCompactMarks []Mark `json:"no_compact_marks"`
 }
 
-// BlockRef is one block in the bucket index.
+// BlockRef is one block in the bucket index. Series and Samples are the
+// block's series and samples for metrics; other signals record their own
+// counts there (streams and entries, traces and spans).
 type BlockRef struct {
 	ID      ulid.ULID `json:"id"`
 	MinTime int64     `json:"min_time"`
@@ -121,16 +128,23 @@ func encodeBucketIndex(x *BucketIndex) ([]byte, error) {
 
 // ScanResult is what UpdateBucketIndex found besides complete blocks.
 type ScanResult struct {
-	// Partial are block directories without meta.json: uploads in progress
-	// or abandoned.
+	// Partial are block directories without their metadata object:
+	// uploads in progress or abandoned.
 	Partial []ulid.ULID
-	// Corrupt are blocks whose meta.json cannot be read, with the reason.
+	// Corrupt are blocks whose metadata cannot be read, with the reason.
 	Corrupt map[ulid.ULID]error
 }
 
-// UpdateBucketIndex lists a tenant bucket and returns its new index. Blocks
-// already in old are not read again (a block never changes once complete).
-func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *BucketIndex, now time.Time) (*BucketIndex, ScanResult, error) {
+// ReadRef reads what the bucket index records of block id from the block's
+// own metadata object, with UploadedAt left to the caller. Its error
+// satisfies bkt.IsObjNotFoundErr when the block has no metadata object yet
+// (a partial upload). Each signal's block format provides one.
+type ReadRef func(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) (BlockRef, error)
+
+// UpdateBucketIndex lists a tenant's signal bucket (TenantBucket) and
+// returns its new index, reading new blocks with readRef. Blocks already in
+// old are not read again (a block never changes once complete).
+func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *BucketIndex, now time.Time, readRef ReadRef) (*BucketIndex, ScanResult, error) {
 	res := ScanResult{Corrupt: map[ulid.ULID]error{}}
 	known := map[ulid.ULID]BlockRef{}
 	if old != nil {
@@ -154,7 +168,7 @@ func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *BucketInde
 			x.Blocks = append(x.Blocks, b)
 			continue
 		}
-		m, err := ReadMeta(ctx, bkt, id)
+		ref, err := readRef(ctx, bkt, id)
 		switch {
 		case bkt.IsObjNotFoundErr(err):
 			res.Partial = append(res.Partial, id)
@@ -165,11 +179,8 @@ func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *BucketInde
 			res.Corrupt[id] = err
 			continue
 		}
-		x.Blocks = append(x.Blocks, BlockRef{
-			ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime, UploadedAt: now.Unix(),
-			Level: m.Compaction.Level, Source: m.Canopy.Source,
-			Series: m.Stats.NumSeries, Samples: m.Stats.NumSamples,
-		})
+		ref.ID, ref.UploadedAt = id, now.Unix()
+		x.Blocks = append(x.Blocks, ref)
 	}
 	slices.SortFunc(x.Blocks, func(a, b BlockRef) int { return a.ID.Compare(b.ID) })
 	for _, kind := range []string{DeletionMarkFilename, NoCompactMarkFilename} {

@@ -1,10 +1,11 @@
-package blocks
+package layout
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"os"
 	"path"
@@ -13,10 +14,11 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 )
+
+var update = flag.Bool("update", false, "rewrite golden files")
 
 // Fixed block IDs, so that the golden files hold real ULIDs.
 var (
@@ -27,18 +29,26 @@ var (
 // goldenTime is when the golden bucket index and markers were written.
 var goldenTime = time.Unix(1700000000, 0)
 
-// putMeta writes a block's meta.json (and nothing else of it: the bucket
-// index reads no more).
-func putMeta(t *testing.T, bkt objstore.Bucket, id ulid.ULID, mint, maxt int64, level int, series, samples uint64, canopy CanopyMeta) {
+// testMeta is the metadata object of the test blocks: the JSON of their
+// BlockRef. readTestRef is its ReadRef.
+const testMeta = "test-meta.json"
+
+func putRef(t *testing.T, bkt objstore.Bucket, ref BlockRef) {
 	t.Helper()
-	m := &Meta{BlockMeta: tsdb.BlockMeta{
-		ULID: id, MinTime: mint, MaxTime: maxt, Version: metaVersion1,
-		Stats:      tsdb.BlockStats{NumSeries: series, NumSamples: samples, NumChunks: series},
-		Compaction: tsdb.BlockMetaCompaction{Level: level, Sources: []ulid.ULID{id}},
-	}, Canopy: canopy}
-	b, err := m.Encode()
+	b, err := json.Marshal(ref)
 	require.NoError(t, err)
-	require.NoError(t, bkt.Upload(context.Background(), path.Join(id.String(), MetaFilename), bytes.NewReader(b)))
+	require.NoError(t, bkt.Upload(context.Background(), path.Join(ref.ID.String(), testMeta), bytes.NewReader(b)))
+}
+
+func readTestRef(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) (BlockRef, error) {
+	r, err := bkt.Get(ctx, path.Join(id.String(), testMeta))
+	if err != nil {
+		return BlockRef{}, err
+	}
+	defer r.Close() //nolint:errcheck // read-only
+	var ref BlockRef
+	err = json.NewDecoder(r).Decode(&ref)
+	return ref, err
 }
 
 // checkGolden compares the JSON object got with testdata/<name>: the object
@@ -58,7 +68,7 @@ func checkGolden(t *testing.T, name string, got []byte, suffix string) {
 	var compact bytes.Buffer
 	require.NoError(t, json.Compact(&compact, want))
 	compact.WriteString(suffix)
-	require.Equal(t, compact.String(), string(got), "the stored format changed: update README.md and run go test ./pkg/storage/blocks -run %s -update", t.Name())
+	require.Equal(t, compact.String(), string(got), "the stored format changed: update README.md and run go test ./pkg/storage/layout -run %s -update", t.Name())
 }
 
 func readObject(t *testing.T, bkt objstore.BucketReader, name string) []byte {
@@ -85,8 +95,8 @@ func TestBucketIndexGolden(t *testing.T) {
 			golden: "bucket-index.json",
 			fill: func(t *testing.T, bkt objstore.Bucket) {
 				ctx := context.Background()
-				putMeta(t, bkt, goldenBlock1, 1699992000000, 1699999200000, 1, 10, 1200, CanopyMeta{Tenant: "team-a", Source: SourceIngester, Ingester: "ingester-1"})
-				putMeta(t, bkt, goldenBlock2, 1699999200000, 1700006400000, 2, 12, 2880, CanopyMeta{Tenant: "team-a", Source: SourceCompactor})
+				putRef(t, bkt, BlockRef{ID: goldenBlock1, MinTime: 1699992000000, MaxTime: 1699999200000, Level: 1, Source: "ingester", Series: 10, Samples: 1200})
+				putRef(t, bkt, BlockRef{ID: goldenBlock2, MinTime: 1699999200000, MaxTime: 1700006400000, Level: 2, Source: "compactor", Series: 12, Samples: 2880})
 				require.NoError(t, WriteMark(ctx, bkt, goldenBlock1, DeletionMarkFilename, "compacted", goldenTime))
 				require.NoError(t, WriteMark(ctx, bkt, goldenBlock2, NoCompactMarkFilename, "corrupt index", goldenTime))
 			},
@@ -101,7 +111,7 @@ func TestBucketIndexGolden(t *testing.T) {
 			ctx := context.Background()
 			bkt := objstore.NewInMemBucket()
 			tc.fill(t, bkt)
-			x, res, err := UpdateBucketIndex(ctx, bkt, nil, goldenTime)
+			x, res, err := UpdateBucketIndex(ctx, bkt, nil, goldenTime, readTestRef)
 			require.NoError(t, err)
 			require.Empty(t, res.Partial)
 			require.Empty(t, res.Corrupt)

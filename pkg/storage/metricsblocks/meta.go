@@ -1,8 +1,9 @@
-// Package blocks is Canopy's metrics object layout: where Prometheus TSDB
-// blocks, their markers and the per-tenant bucket index live in the bucket,
-// and how they are written and read. The layout is documented in README.md
-// beside this file and pinned by TestLayoutGolden.
-package blocks
+// Package metricsblocks is Canopy's metrics object layout: Prometheus TSDB
+// blocks under <tenant>/metrics/ in the bucket, their meta.json, and how they
+// are uploaded, indexed and deleted. What every signal shares (prefixes,
+// markers, bucket index, upload order) is package layout. The metrics layout
+// is documented in README.md beside this file and pinned by TestLayoutGolden.
+package metricsblocks
 
 import (
 	"bytes"
@@ -13,21 +14,20 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
 )
 
 // Object names inside a tenant's metrics prefix.
 const (
-	MetaFilename   = "meta.json"
-	IndexFilename  = "index"
-	ChunksDirname  = "chunks"
-	MarkersDirname = "markers"
+	MetaFilename  = "meta.json"
+	IndexFilename = "index"
+	ChunksDirname = "chunks"
 )
 
 // metaVersion1 is the only meta.json version Prometheus writes.
@@ -58,8 +58,32 @@ type CanopyMeta struct {
 }
 
 // TenantBucket scopes bkt to a tenant's metrics: <tenant>/metrics/.
-func TenantBucket(bkt objstore.Bucket, tenant string) objstore.Bucket {
-	return objstore.NewPrefixedBucket(bkt, path.Join(tenant, "metrics"))
+func TenantBucket(bkt objstore.Bucket, tenantID string) objstore.Bucket {
+	return layout.TenantBucket(bkt, tenantID, layout.Metrics)
+}
+
+// ListTenants returns the tenants that have metrics in the bucket.
+func ListTenants(ctx context.Context, bkt objstore.BucketReader) ([]string, error) {
+	return layout.ListTenants(ctx, bkt, layout.Metrics)
+}
+
+// ReadRef is the metrics blocks' layout.ReadRef: the bucket index entry of a
+// block, from its meta.json.
+func ReadRef(ctx context.Context, bkt objstore.BucketReader, id ulid.ULID) (layout.BlockRef, error) {
+	m, err := ReadMeta(ctx, bkt, id)
+	if err != nil {
+		return layout.BlockRef{}, err
+	}
+	return layout.BlockRef{
+		ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime,
+		Level: m.Compaction.Level, Source: m.Canopy.Source,
+		Series: m.Stats.NumSeries, Samples: m.Stats.NumSamples,
+	}, nil
+}
+
+// UpdateBucketIndex is layout.UpdateBucketIndex for a tenant's metrics.
+func UpdateBucketIndex(ctx context.Context, bkt objstore.Bucket, old *layout.BucketIndex, now time.Time) (*layout.BucketIndex, layout.ScanResult, error) {
+	return layout.UpdateBucketIndex(ctx, bkt, old, now, ReadRef)
 }
 
 // ReadMeta reads <id>/meta.json from a tenant bucket. The error satisfies
@@ -110,20 +134,4 @@ func (m *Meta) Encode() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// ListTenants returns the tenants that have a directory at the bucket's root.
-func ListTenants(ctx context.Context, bkt objstore.BucketReader) ([]string, error) {
-	var all []string
-	err := bkt.Iter(ctx, "", func(name string) error {
-		id := strings.TrimSuffix(name, "/")
-		if strings.HasSuffix(name, "/") && tenant.Validate(id) == nil {
-			all = append(all, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing tenants: %w", err)
-	}
-	return all, nil
 }
