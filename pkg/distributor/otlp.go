@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -248,18 +247,9 @@ type otlpGRPC struct {
 
 // Export implements pmetricotlp.GRPCServer.
 func (s *otlpGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	tenantID := tenant.Anonymous
-	if s.resolver.Enabled {
-		md, _ := metadata.FromIncomingContext(ctx)
-		vals := md.Get("x-scope-orgid")
-		id := ""
-		if len(vals) > 0 {
-			id = vals[0]
-		}
-		if err := tenant.Validate(id); err != nil {
-			return pmetricotlp.ExportResponse{}, status.Error(codes.Unauthenticated, err.Error())
-		}
-		tenantID = id
+	tenantID, err := s.resolver.FromIncomingContext(ctx)
+	if err != nil {
+		return pmetricotlp.ExportResponse{}, status.Error(codes.Unauthenticated, err.Error())
 	}
 	rejected, msg, err := s.d.pushOTLP(ctx, tenantID, req.Metrics())
 	if err != nil {

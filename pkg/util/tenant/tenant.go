@@ -12,6 +12,7 @@ import (
 	"net/http"
 
 	"github.com/grafana/dskit/user"
+	"google.golang.org/grpc/metadata"
 )
 
 // Anonymous is the tenant every request belongs to when multi-tenancy is off.
@@ -71,22 +72,43 @@ func ID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// Resolver turns requests into tenants. The zero value has multi-tenancy off.
+// Resolver turns requests into tenants: every HTTP and gRPC entry point
+// decides a request's tenant through it, so credentials (the tenants file of
+// ARCHITECTURE.md §5) plug in here once. The zero value has multi-tenancy
+// off. Safe for concurrent use.
 type Resolver struct {
 	// Enabled requires X-Scope-OrgID on every request.
 	Enabled bool
 }
 
-// FromRequest returns the tenant the request belongs to.
-func (r Resolver) FromRequest(req *http.Request) (string, error) {
+// Resolve returns the tenant of a request whose headers (HTTP headers or
+// gRPC metadata, by case-insensitive name) get returns.
+func (r Resolver) Resolve(get func(name string) string) (string, error) {
 	if !r.Enabled {
 		return Anonymous, nil
 	}
-	id := req.Header.Get(Header)
+	id := get(Header)
 	if err := Validate(id); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// FromRequest returns the tenant the HTTP request belongs to.
+func (r Resolver) FromRequest(req *http.Request) (string, error) {
+	return r.Resolve(req.Header.Get)
+}
+
+// FromIncomingContext returns the tenant of a gRPC request from its
+// metadata (x-scope-orgid).
+func (r Resolver) FromIncomingContext(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return r.Resolve(func(name string) string {
+		if v := md.Get(name); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	})
 }
 
 // Wrap returns a handler that injects the tenant into the request context and
@@ -101,3 +123,7 @@ func (r Resolver) Wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(w, req.WithContext(user.InjectOrgID(req.Context(), id)))
 	})
 }
+
+// SetHeader names tenant id on an outgoing HTTP request (to a downstream
+// Canopy component, which resolves it again).
+func SetHeader(req *http.Request, id string) { req.Header.Set(Header, id) }

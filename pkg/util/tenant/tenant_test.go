@@ -1,11 +1,13 @@
 package tenant
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/metadata"
 )
 
 func TestValidate(t *testing.T) {
@@ -72,6 +74,45 @@ func TestResolverWrap(t *testing.T) {
 			Resolver{Enabled: tc.enabled}.Wrap(h).ServeHTTP(rec, req)
 			require.Equal(t, tc.code, rec.Code)
 			require.Equal(t, tc.tenant, seen)
+		})
+	}
+}
+
+// TestResolverSameOverHTTPAndGRPC: the HTTP header and the gRPC metadata
+// give the same answer for the same input, through the one Resolve.
+func TestResolverSameOverHTTPAndGRPC(t *testing.T) {
+	for name, tc := range map[string]struct {
+		enabled bool
+		header  string // "" = absent
+		want    string
+		wantErr string
+	}{
+		"off: everything is anonymous": {enabled: false, header: "team-a", want: Anonymous},
+		"on: the header names it":      {enabled: true, header: "team-a", want: "team-a"},
+		"on: missing":                  {enabled: true, wantErr: "X-Scope-OrgID"},
+		"on: invalid":                  {enabled: true, header: "../x", wantErr: "not allowed"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := Resolver{Enabled: tc.enabled}
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			md := metadata.MD{}
+			if tc.header != "" {
+				req.Header.Set(Header, tc.header)
+				md.Set(Header, tc.header)
+			}
+			fromHTTP, errHTTP := r.FromRequest(req)
+			fromGRPC, errGRPC := r.FromIncomingContext(metadata.NewIncomingContext(context.Background(), md))
+			for _, got := range []struct {
+				id  string
+				err error
+			}{{fromHTTP, errHTTP}, {fromGRPC, errGRPC}} {
+				if tc.wantErr != "" {
+					require.ErrorContains(t, got.err, tc.wantErr)
+					continue
+				}
+				require.NoError(t, got.err)
+				require.Equal(t, tc.want, got.id)
+			}
 		})
 	}
 }
