@@ -58,7 +58,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-global-series-per-tenant", 5_000_000, "Most active series a tenant may have across the cluster (counted before replication). 0 is unlimited.")
 	l.OutOfOrderTimeWindow = model.Duration(30 * time.Minute)
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
-	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store, across the cluster. 0 disables exemplar storage.")
+	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store across the cluster: each ingester holds its share (replication factor / ingesters). 0 disables exemplar storage.")
 	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look: data older is not read. 0 is unlimited.")
 	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query (each part of a split query, its shards together) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")

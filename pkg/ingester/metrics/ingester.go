@@ -151,6 +151,8 @@ func (i *Ingester) running(ctx context.Context) error {
 		tick = t.C
 		i.shipAll(ctx) // blocks left from before a restart or an outage
 	}
+	limitsTick := time.NewTicker(limitsApplyInterval)
+	defer limitsTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,6 +161,8 @@ func (i *Ingester) running(ctx context.Context) error {
 			return ringconfig.LifecyclerFailure(ctx, RingName, err)
 		case <-tick:
 			i.shipAll(ctx)
+		case <-limitsTick.C:
+			i.applyLimits()
 		}
 	}
 }
@@ -195,6 +199,7 @@ type userTSDB struct {
 	shipper  *shipper // nil when shipping is off
 	limiter  *seriesLimiter
 	metadata *metadataStore
+	applied  tsdbLimits // owned by applyLimits once the TSDB is open
 }
 
 // tenantsSnapshot copies the map of open tenant databases.
@@ -231,7 +236,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	if db, ok := i.tenants[id]; ok {
 		return db, nil
 	}
-	limits := i.limits.ByTenant(id)
+	want := i.tsdbLimits(id)
 	limiter := &seriesLimiter{tenant: id, limits: i.limits, ring: i.lifecycler, rf: i.cfg.Ring.ReplicationFactor}
 	blockMs := i.cfg.BlockRange.Milliseconds()
 	dir := filepath.Join(i.dir, id)
@@ -253,8 +258,8 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		HeadChunksWriteQueueSize: i.cfg.HeadChunksQueue,
 		SeriesLifecycleCallback:  limiter,
 		EnableExemplarStorage:    true,
-		MaxExemplars:             int64(limits.MaxGlobalExemplars),
-		OutOfOrderTimeWindow:     time.Duration(limits.OutOfOrderTimeWindow).Milliseconds(),
+		MaxExemplars:             want.maxExemplars,
+		OutOfOrderTimeWindow:     want.oooWindow,
 		OutOfOrderCapMax:         32,
 		BlocksToDelete:           blocksToDelete(ship, i.cfg.Retention, time.Now),
 		// The compactor merges overlapping blocks (out-of-order data,
@@ -276,7 +281,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		return nil, err
 	}
 	limiter.db = db
-	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore()}
+	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore(), applied: want}
 	i.tenants[id] = u
 	i.metrics.tenants.Set(float64(len(i.tenants)))
 	return u, nil
