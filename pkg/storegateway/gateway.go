@@ -468,7 +468,7 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 	if err != nil {
 		return err
 	}
-	if err := sendQueriedBlocks(stream, queried, failed); err != nil {
+	if err := SendQueriedBlocks(stream, queried, failed); err != nil {
 		return err
 	}
 	defer recoverRead(&err)

@@ -69,7 +69,7 @@ func (m *LabelsResponse) Unmarshal(b []byte) error { return json.Unmarshal(b, m)
 // Server is what a store-gateway serves.
 type Server interface {
 	// Series streams matching series as remote-read chunked frames, after
-	// sending the queriedBlocksHeader.
+	// naming the blocks it reads with SendQueriedBlocks.
 	Series(req *SeriesRequest, stream client.FrameSender) error
 	LabelNames(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error)
 	LabelValues(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error)
@@ -120,9 +120,10 @@ type frameStream struct{ grpc.ServerStream }
 
 func (s frameStream) Send(f *client.Frame) error { return s.SendMsg(f) }
 
-// sendQueriedBlocks sends the header naming the blocks a Series call reads
-// and why the others cannot be read.
-func sendQueriedBlocks(stream client.FrameSender, ids []string, failed map[string]string) error {
+// SendQueriedBlocks sends the header naming the blocks a Series call reads
+// and why the others (failed, by block ID) cannot be read. Series calls it
+// once, before the first frame; stream is the one Series was given.
+func SendQueriedBlocks(stream client.FrameSender, ids []string, failed map[string]string) error {
 	ss, ok := stream.(frameStream)
 	if !ok {
 		return fmt.Errorf("store-gateway: stream %T cannot send headers", stream)
