@@ -252,7 +252,7 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	c.Distributor = d
 	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
 	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))
-	return services.NewIdleService(nil, nil), nil
+	return d, nil
 }
 
 // initOTLPReceivers runs the OTLP listeners on their own ports as a module

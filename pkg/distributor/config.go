@@ -18,6 +18,7 @@ type Config struct {
 	OTLPPromoteResourceAttr flagext.StringSliceCSV `yaml:"otlp_promote_resource_attributes"`
 	OTLPKeepIdentifyingAttr bool                   `yaml:"otlp_keep_identifying_resource_attributes"`
 	OTLPDisableTargetInfo   bool                   `yaml:"otlp_disable_target_info"`
+	IdleTenantTimeout       time.Duration          `yaml:"idle_tenant_timeout"`
 }
 
 // RegisterFlags registers the distributor flags.
@@ -29,6 +30,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.OTLPHTTPListenAddress, "distributor.otlp.http-listen-address", ":4318", "Address of the OTLP HTTP receiver (/v1/metrics). Empty disables it; /otlp/v1/metrics on the main HTTP port stays.")
 	f.Var(&c.OTLPPromoteResourceAttr, "distributor.otlp.promote-resource-attributes", "Comma-separated OTel resource attributes copied onto every series as labels (as Prometheus's promote_resource_attributes).")
 	f.BoolVar(&c.OTLPKeepIdentifyingAttr, "distributor.otlp.keep-identifying-resource-attributes", false, "Also keep service.name, service.namespace and service.instance.id as labels on target_info.")
+	f.DurationVar(&c.IdleTenantTimeout, "distributor.idle-tenant-timeout", 20*time.Minute, "A tenant that has pushed nothing to this distributor for this long has its rate limiter and per-tenant metric series dropped.")
 	f.BoolVar(&c.OTLPDisableTargetInfo, "distributor.otlp.disable-target-info", false, "Do not write the target_info series carrying resource attributes.")
 }
 
@@ -36,6 +38,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.MaxRecvMsgSize <= 0 || c.MaxDecompressedSize <= 0 {
 		return errors.New("distributor message size limits must be positive")
+	}
+	if c.IdleTenantTimeout <= 0 {
+		return errors.New("-distributor.idle-tenant-timeout must be positive")
 	}
 	if c.RemoteTimeout <= 0 {
 		return errors.New("distributor remote timeout must be positive")

@@ -56,7 +56,14 @@ type Distributor struct {
 	now     func() time.Time
 
 	limitersMu sync.Mutex
-	limiters   map[string]*rate.Limiter
+	limiters   map[string]*tenantLimiter
+}
+
+// tenantLimiter is a tenant's ingestion rate limiter and when it was last
+// used, so the state of tenants gone idle can be dropped.
+type tenantLimiter struct {
+	*rate.Limiter
+	lastUsed time.Time
 }
 
 // LocalIngester returns the ingester running in this process and its ring ID,
@@ -76,9 +83,12 @@ func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing,
 		logger:   log.With(logger, "component", "distributor"),
 		metrics:  newMetrics(reg),
 		now:      time.Now,
-		limiters: map[string]*rate.Limiter{},
+		limiters: map[string]*tenantLimiter{},
 	}
-	d.Service = services.NewIdleService(nil, nil)
+	d.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
+		d.dropIdleTenants()
+		return nil
+	}, nil)
 	return d
 }
 
@@ -104,6 +114,7 @@ func (e *Error) Error() string { return e.Msg }
 func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Request) (PushResult, error) {
 	l := d.limits.ByTenant(tenantID)
 	now := d.now()
+	lim := d.limiter(tenantID, l, now) // also marks the tenant active
 	received := 0
 	for i := range req.Timeseries {
 		received += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
@@ -126,7 +137,7 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Re
 		exemplars += len(req.Timeseries[i].Exemplars)
 	}
 	total := samples + histograms + exemplars
-	if total > 0 && !d.limiter(tenantID, l).AllowN(now, total) {
+	if total > 0 && !lim.AllowN(now, total) {
 		d.metrics.discardedSamples.WithLabelValues(tenantID, "rate_limited").Add(float64(samples + histograms))
 		return res, &Error{Code: http.StatusTooManyRequests, Msg: fmt.Sprintf(
 			"ingestion rate limit of %g samples/s (burst %d) exceeded by tenant %s while writing %d samples and exemplars; raise -distributor.ingestion-rate-limit / -distributor.ingestion-burst-size or ingestion_rate / ingestion_burst_size in the runtime overrides file",
@@ -165,22 +176,37 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Re
 	return res, nil
 }
 
-func (d *Distributor) limiter(tenantID string, l *validation.Limits) *rate.Limiter {
+func (d *Distributor) limiter(tenantID string, l *validation.Limits, now time.Time) *rate.Limiter {
 	d.limitersMu.Lock()
 	defer d.limitersMu.Unlock()
 	lim, ok := d.limiters[tenantID]
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize)
+		lim = &tenantLimiter{Limiter: rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize), lastUsed: now}
 		d.limiters[tenantID] = lim
-		return lim
+		return lim.Limiter
 	}
+	lim.lastUsed = now
 	if lim.Limit() != rate.Limit(l.IngestionRate) {
 		lim.SetLimit(rate.Limit(l.IngestionRate))
 	}
 	if lim.Burst() != l.IngestionBurstSize {
 		lim.SetBurst(l.IngestionBurstSize)
 	}
-	return lim
+	return lim.Limiter
+}
+
+// dropIdleTenants forgets the rate limiter and the per-tenant metric series
+// of tenants that pushed nothing for -distributor.idle-tenant-timeout.
+func (d *Distributor) dropIdleTenants() {
+	cutoff := d.now().Add(-d.cfg.IdleTenantTimeout)
+	d.limitersMu.Lock()
+	defer d.limitersMu.Unlock()
+	for id, lim := range d.limiters {
+		if lim.lastUsed.Before(cutoff) {
+			delete(d.limiters, id)
+			d.metrics.forgetTenant(id)
+		}
+	}
 }
 
 // shardKey hashes tenant and labels into a ring token. Labels are sorted by

@@ -322,3 +322,49 @@ func TestIngesterRejectionsAreReported(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "-ingester.max-global-series-per-tenant")
 	require.Contains(t, rec.Body.String(), "1 samples written, 1 samples rejected")
 }
+
+// TestIdleTenantStateIsDropped: a tenant that stopped pushing loses its rate
+// limiter and per-tenant metric series after -distributor.idle-tenant-timeout;
+// an active tenant keeps them.
+func TestIdleTenantStateIsDropped(t *testing.T) {
+	d, _ := newTestDistributor(t, 1, 1, defaultLimits())
+	reg := prometheus.NewRegistry()
+	d.metrics = newMetrics(reg)
+	clock := time.Now()
+	d.now = func() time.Time { return clock }
+	h := d.RemoteWriteHandler(tenant.Resolver{Enabled: true})
+	push := func(id string) {
+		rec := post(t, h, snappyProto(t, makeV1(2, clock.UnixMilli())), map[string]string{tenant.Header: id})
+		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	}
+	series := func(id string) int {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		n := 0
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "tenant" && l.GetValue() == id {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	push("team-a")
+	clock = clock.Add(15 * time.Minute)
+	push("team-b")
+	require.Positive(t, series("team-a"))
+
+	clock = clock.Add(10 * time.Minute) // team-a idle 25m, team-b 10m
+	d.dropIdleTenants()
+	require.Zero(t, series("team-a"))
+	require.Positive(t, series("team-b"))
+	d.limitersMu.Lock()
+	_, a := d.limiters["team-a"]
+	_, b := d.limiters["team-b"]
+	d.limitersMu.Unlock()
+	require.False(t, a, "team-a's limiter dropped")
+	require.True(t, b, "team-b's limiter kept")
+}

@@ -44,3 +44,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"ingester"}),
 	}
 }
+
+// forgetTenant drops a tenant's series from the per-tenant metrics.
+func (m *metrics) forgetTenant(id string) {
+	m.receivedSamples.DeleteLabelValues(id)
+	m.writtenSamples.DeleteLabelValues(id)
+	m.discardedSamples.DeletePartialMatch(prometheus.Labels{"tenant": id})
+}

@@ -24,6 +24,7 @@ type Config struct {
 	FlushOnShutdown      bool          `yaml:"flush_on_shutdown"`
 	ShutdownFlushTimeout time.Duration `yaml:"shutdown_flush_timeout"`
 	ShipConcurrency      int           `yaml:"ship_concurrency"`
+	IdleTenantTimeout    time.Duration `yaml:"idle_tenant_timeout"`
 }
 
 // RegisterFlags registers the ingester flags.
@@ -38,6 +39,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.WALCompression, "ingester.tsdb.wal-compression-enabled", true, "Compress the write-ahead log (snappy).")
 	f.IntVar(&c.HeadChunksQueue, "ingester.tsdb.head-chunks-write-queue-size", 1_000_000, "Size of the queue of head chunks waiting to be written to disk.")
 	f.IntVar(&c.MaxFrameBytes, "ingester.query-stream-max-frame-bytes", 1<<20, "Largest frame of series an ingester streams to a querier.")
+	f.DurationVar(&c.IdleTenantTimeout, "ingester.idle-tenant-timeout", time.Hour, "A tenant that has pushed nothing for this long has its head cut into blocks and shipped; once the local retention has deleted its last block, its TSDB is closed, its directory removed and its per-tenant metrics dropped. 0 keeps idle tenants open.")
 	f.IntVar(&c.StripeSize, "ingester.tsdb.stripe-size", 16384, "Number of lock stripes in each tenant's series map (power of two); more reduces contention with many series.")
 }
 
@@ -54,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShipInterval < 0 {
 		return errors.New("-ingester.ship-interval must not be negative")
+	}
+	if c.IdleTenantTimeout < 0 {
+		return errors.New("-ingester.idle-tenant-timeout must not be negative")
 	}
 	if c.ShipConcurrency < 1 {
 		return errors.New("-ingester.ship-concurrency must be at least 1")

@@ -98,7 +98,12 @@ func (i *Ingester) forEachTenant(ctx context.Context, f func(ctx context.Context
 	}
 	sort.Strings(ids)
 	_ = concurrency.ForEachJob(ctx, len(ids), i.cfg.ShipConcurrency, func(ctx context.Context, n int) error {
-		f(ctx, ids[n], dbs[ids[n]])
+		db := dbs[ids[n]]
+		db.use.RLock()
+		defer db.use.RUnlock()
+		if !db.closed {
+			f(ctx, ids[n], db)
+		}
 		return nil
 	})
 	return len(ids)

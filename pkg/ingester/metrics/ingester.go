@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -64,6 +65,8 @@ type Ingester struct {
 	mu      sync.RWMutex
 	tenants map[string]*userTSDB
 	closing bool
+
+	now func() time.Time
 }
 
 // New returns the metrics unit storing under dir (one subdirectory per
@@ -79,6 +82,7 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 		logger:  log.With(logger, "component", "ingester"),
 		metrics: newMetrics(reg),
 		tenants: map[string]*userTSDB{},
+		now:     time.Now,
 	}
 	if cfg.ShipInterval > 0 {
 		i.bkt = bkt
@@ -163,6 +167,7 @@ func (i *Ingester) running(ctx context.Context) error {
 			i.shipAll(ctx)
 		case <-limitsTick.C:
 			i.applyLimits()
+			i.handleIdle(ctx)
 		}
 	}
 }
@@ -200,6 +205,13 @@ type userTSDB struct {
 	limiter  *seriesLimiter
 	metadata *metadataStore
 	applied  tsdbLimits // owned by applyLimits once the TSDB is open
+
+	// lastPush is when the tenant last pushed, Unix nanoseconds.
+	lastPush atomic.Int64
+	// use is held shared by every user of the TSDB (acquire) and
+	// exclusively by closeIdle; closed is set under it, once.
+	use    sync.RWMutex
+	closed bool
 }
 
 // tenantsSnapshot copies the map of open tenant databases.
@@ -218,6 +230,28 @@ func (i *Ingester) getTSDB(id string) *userTSDB {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
 	return i.tenants[id]
+}
+
+// acquire returns tenant id's database held for use until release is
+// called, creating it when create is set; without create it returns nil
+// (and a no-op release) for a tenant with no database. A database closed
+// for idleness meanwhile is never returned.
+func (i *Ingester) acquire(id string, create bool) (db *userTSDB, release func(), err error) {
+	for {
+		if create {
+			db, err = i.getOrCreateTSDB(id)
+			if err != nil {
+				return nil, func() {}, err
+			}
+		} else if db = i.getTSDB(id); db == nil {
+			return nil, func() {}, nil
+		}
+		db.use.RLock()
+		if !db.closed {
+			return db, db.use.RUnlock, nil
+		}
+		db.use.RUnlock() // closed for idleness: its map entry is gone now
+	}
 }
 
 func (i *Ingester) getOrCreateTSDB(id string) (*userTSDB, error) {
@@ -282,6 +316,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 	}
 	limiter.db = db
 	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore(), applied: want}
+	u.lastPush.Store(i.now().UnixNano())
 	i.tenants[id] = u
 	i.metrics.tenants.Set(float64(len(i.tenants)))
 	return u, nil

@@ -31,11 +31,13 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 	if err != nil {
 		return nil, err
 	}
-	db, err := i.getOrCreateTSDB(id)
+	db, release, err := i.acquire(id, true)
 	if err != nil {
 		i.metrics.pushErrors.Inc()
 		return nil, fmt.Errorf("opening TSDB of tenant %s: %w", id, err)
 	}
+	defer release()
+	db.lastPush.Store(i.now().UnixNano())
 	resp := &client.PushResponse{}
 	reject := func(reason string, err error, lbls labels.Labels) {
 		if resp.Rejected == nil {

@@ -30,9 +30,10 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 	if err != nil {
 		return err
 	}
-	db := i.getTSDB(id)
-	if db == nil {
-		return nil
+	db, release, err := i.acquire(id, false)
+	defer release()
+	if err != nil || db == nil {
+		return err
 	}
 	matchers, err := remote.FromLabelMatchers(q.Matchers)
 	if err != nil {
@@ -60,21 +61,39 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 	return err
 }
 
+// labelQuerier returns a querier of the tenant's database, nil when it has
+// none; closing it releases the database.
 func (i *Ingester) labelQuerier(ctx context.Context, req *client.LabelsRequest) (storage.Querier, []*labels.Matcher, error) {
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	db := i.getTSDB(id)
-	if db == nil {
-		return nil, nil, nil
-	}
 	matchers, err := client.ToMatchers(req.Matchers)
 	if err != nil {
 		return nil, nil, err
 	}
+	db, release, err := i.acquire(id, false)
+	if err != nil || db == nil {
+		release()
+		return nil, nil, err
+	}
 	q, err := db.Querier(req.Start, req.End)
-	return q, matchers, err
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return releasingQuerier{Querier: q, release: release}, matchers, nil
+}
+
+// releasingQuerier releases its tenant's database when closed.
+type releasingQuerier struct {
+	storage.Querier
+	release func()
+}
+
+func (q releasingQuerier) Close() error {
+	defer q.release()
+	return q.Querier.Close()
 }
 
 // LabelNames returns the tenant's label names.
@@ -119,9 +138,10 @@ func (i *Ingester) Exemplars(ctx context.Context, req *client.ExemplarsRequest) 
 	if err != nil {
 		return nil, err
 	}
-	db := i.getTSDB(id)
-	if db == nil {
-		return &client.ExemplarsResponse{}, nil
+	db, release, err := i.acquire(id, false)
+	defer release()
+	if err != nil || db == nil {
+		return &client.ExemplarsResponse{}, err
 	}
 	sets := make([][]*labels.Matcher, 0, len(req.Matchers))
 	for _, ms := range req.Matchers {
@@ -148,9 +168,10 @@ func (i *Ingester) Metadata(ctx context.Context, req *client.MetadataRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	db := i.getTSDB(id)
-	if db == nil {
-		return &client.MetadataResponse{}, nil
+	db, release, err := i.acquire(id, false)
+	defer release()
+	if err != nil || db == nil {
+		return &client.MetadataResponse{}, err
 	}
 	return &client.MetadataResponse{Metadata: db.metadata.get(req.Metric, req.Limit, req.LimitPerMetric)}, nil
 }
