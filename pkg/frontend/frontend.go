@@ -5,17 +5,12 @@
 package frontend
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,28 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
-
-// Response is a downstream answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// Downstream runs requests on the queriers' Prometheus API.
-type Downstream interface {
-	// Do runs the API call path (e.g. "query_range") with form for tenant.
-	Do(ctx context.Context, tenant, path string, form url.Values) (*Response, error)
-	// Proxy forwards any other API request unchanged.
-	Proxy(w http.ResponseWriter, r *http.Request)
-}
 
 // Frontend is a services.Service and the http.Handler of the Prometheus
 // API's /api/v1/ paths. Requests must carry the tenant in their context.
@@ -216,27 +195,6 @@ func (f *Frontend) release(id string) {
 	}
 }
 
-// errorBody is the Prometheus API's error shape.
-type errorBody struct {
-	Status    string `json:"status"`
-	ErrorType string `json:"errorType"`
-	Error     string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, code int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(errorBody{Status: "error", ErrorType: typ, Error: msg})
-}
-
-func writeResponse(w http.ResponseWriter, r *Response) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
-	}
-	w.WriteHeader(r.Status)
-	_, _ = w.Write(r.Body)
-}
-
 // run queues call for tenant and waits for its answer.
 func (f *Frontend) run(ctx context.Context, id, path string, form url.Values) (*Response, error) {
 	var (
@@ -308,10 +266,6 @@ func (f *Frontend) instant(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	writeResponse(w, resp)
 }
-
-// part is one piece of a split range query: evaluation times start,
-// start+step, … up to end (milliseconds).
-type part struct{ start, end int64 }
 
 func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string) {
 	if err := r.ParseForm(); err != nil {
@@ -433,32 +387,6 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request, id string)
 	_, _ = w.Write(merged)
 }
 
-// splitRange cuts [start, end] at multiples of interval. Every part keeps
-// the original step grid (start + k*step), so the parts evaluate exactly the
-// timestamps the whole query would.
-func splitRange(start, end, step, interval int64) []part {
-	var out []part
-	for s := start; s <= end; {
-		boundary := (floorDiv(s, interval) + 1) * interval
-		e := s + floorDiv(boundary-1-s, step)*step
-		if e > end {
-			e = end
-		}
-		out = append(out, part{s, e})
-		last := s + floorDiv(e-s, step)*step
-		s = last + step
-	}
-	return out
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
 // usesStartOrEnd reports whether expr uses @ start() or @ end(), whose
 // meaning changes when the query is split.
 func usesStartOrEnd(expr parser.Expr) bool {
@@ -517,224 +445,3 @@ func parseStep(s string) (int64, error) {
 func formatTime(ms int64) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 }
-
-// rangeResponse is the part of a query_range answer the merge reads. Sample
-// values are kept as the querier wrote them, so merging changes no digit.
-type rangeResponse struct {
-	Status string `json:"status"`
-	Data   struct {
-		ResultType string          `json:"resultType"`
-		Result     []rangeSeries   `json:"result"`
-		Stats      json.RawMessage `json:"stats,omitempty"`
-	} `json:"data"`
-	Warnings []string `json:"warnings,omitempty"`
-	Infos    []string `json:"infos,omitempty"`
-}
-
-type rangeSeries struct {
-	Metric     map[string]string `json:"metric"`
-	Values     []json.RawMessage `json:"values,omitempty"`
-	Histograms []json.RawMessage `json:"histograms,omitempty"`
-}
-
-type queryStats struct {
-	Timings map[string]float64 `json:"timings,omitempty"`
-	Samples *struct {
-		PerStep []json.RawMessage `json:"totalQueryableSamplesPerStep,omitempty"`
-		Total   int64             `json:"totalQueryableSamples"`
-		Peak    int64             `json:"peakSamples"`
-	} `json:"samples,omitempty"`
-}
-
-// mergeRange joins the answers of consecutive parts of one range query.
-func mergeRange(bodies [][]byte) ([]byte, error) {
-	if len(bodies) == 1 {
-		return bodies[0], nil
-	}
-	var (
-		out    rangeResponse
-		series = map[string]*rangeSeries{}
-		stats  *queryStats
-		seen   = map[string]bool{}
-	)
-	out.Status = "success"
-	out.Data.ResultType = "matrix"
-	for _, b := range bodies {
-		var r rangeResponse
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("decoding a query part's answer: %w", err)
-		}
-		for _, s := range r.Data.Result {
-			k := labels.FromMap(s.Metric).String()
-			cur, ok := series[k]
-			if !ok {
-				cp := rangeSeries{Metric: s.Metric}
-				cur = &cp
-				series[k] = cur
-			}
-			cur.Values = append(cur.Values, s.Values...)
-			cur.Histograms = append(cur.Histograms, s.Histograms...)
-		}
-		for _, w := range r.Warnings {
-			if !seen["w"+w] {
-				seen["w"+w] = true
-				out.Warnings = append(out.Warnings, w)
-			}
-		}
-		for _, w := range r.Infos {
-			if !seen["i"+w] {
-				seen["i"+w] = true
-				out.Infos = append(out.Infos, w)
-			}
-		}
-		if len(r.Data.Stats) > 0 {
-			var s queryStats
-			if err := json.Unmarshal(r.Data.Stats, &s); err != nil {
-				return nil, fmt.Errorf("decoding a query part's stats: %w", err)
-			}
-			stats = mergeStats(stats, &s)
-		}
-	}
-	keys := make([]labels.Labels, 0, len(series))
-	byLabels := make(map[string]*rangeSeries, len(series))
-	for _, s := range series {
-		ls := labels.FromMap(s.Metric)
-		keys = append(keys, ls)
-		byLabels[ls.String()] = s
-	}
-	sort.Slice(keys, func(i, j int) bool { return labels.Compare(keys[i], keys[j]) < 0 })
-	out.Data.Result = make([]rangeSeries, 0, len(keys))
-	for _, ls := range keys {
-		out.Data.Result = append(out.Data.Result, *byLabels[ls.String()])
-	}
-	if stats != nil {
-		b, err := json.Marshal(stats)
-		if err != nil {
-			return nil, err
-		}
-		out.Data.Stats = b
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// mergeStats adds b's statistics to a: times and totals add up, peaks are
-// the largest, per-step counts are concatenated.
-func mergeStats(a, b *queryStats) *queryStats {
-	if a == nil {
-		return b
-	}
-	if a.Timings == nil {
-		a.Timings = map[string]float64{}
-	}
-	for k, v := range b.Timings {
-		a.Timings[k] += v
-	}
-	if b.Samples != nil {
-		if a.Samples == nil {
-			a.Samples = b.Samples
-		} else {
-			a.Samples.PerStep = append(a.Samples.PerStep, b.Samples.PerStep...)
-			a.Samples.Total += b.Samples.Total
-			a.Samples.Peak = max(a.Samples.Peak, b.Samples.Peak)
-		}
-	}
-	return a
-}
-
-// HandlerDownstream runs requests on an http.Handler of this process (the
-// querier's API), found when the request is made.
-type HandlerDownstream struct {
-	Handler func() http.Handler
-	// Prefix is where the API lives, e.g. "/prometheus/api/v1/".
-	Prefix string
-}
-
-// Do implements Downstream.
-func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
-	h := d.Handler()
-	if h == nil {
-		return nil, errors.New("no querier runs in this process and -query-frontend.downstream-url is empty")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Prefix+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Scope-OrgID", id)
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	h.ServeHTTP(rec, req)
-	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
-}
-
-// Proxy implements Downstream.
-func (d HandlerDownstream) Proxy(w http.ResponseWriter, r *http.Request) {
-	h := d.Handler()
-	if h == nil {
-		writeError(w, http.StatusInternalServerError, "internal", "no querier runs in this process and -query-frontend.downstream-url is empty")
-		return
-	}
-	h.ServeHTTP(w, r)
-}
-
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-	wrote  bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
-	return r.body.Write(b)
-}
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.status, r.wrote = code, true
-	}
-}
-
-// HTTPDownstream sends requests to queriers at a base URL.
-type HTTPDownstream struct {
-	base   *url.URL
-	client *http.Client
-	proxy  *httputil.ReverseProxy
-}
-
-// NewHTTPDownstream returns a downstream for queriers at base.
-func NewHTTPDownstream(base string) (*HTTPDownstream, error) {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("-query-frontend.downstream-url %q: not an absolute URL", base)
-	}
-	return &HTTPDownstream{base: u, client: &http.Client{}, proxy: httputil.NewSingleHostReverseProxy(u)}, nil
-}
-
-// Do implements Downstream.
-func (d *HTTPDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.base.JoinPath("/prometheus/api/v1/", path).String(), strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Scope-OrgID", id)
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("querier at %s: %w", d.base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("querier at %s: %w", d.base, err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
-}
-
-// Proxy implements Downstream.
-func (d *HTTPDownstream) Proxy(w http.ResponseWriter, r *http.Request) { d.proxy.ServeHTTP(w, r) }
