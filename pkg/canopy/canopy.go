@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
+	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/frontend"
@@ -42,6 +43,7 @@ type Canopy struct {
 	resolver tenant.Resolver
 
 	Server           *server.Server
+	API              *api.API // every HTTP route of the process
 	memberlistKV     *memberlist.KVInitService
 	runtimeConfig    *runtimeconfig.Manager
 	Overrides        *validation.Overrides

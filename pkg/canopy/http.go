@@ -8,41 +8,35 @@ import (
 
 	"github.com/grafana/dskit/services"
 	"gopkg.in/yaml.v3"
+
+	"github.com/canopy-observability/canopy/pkg/api"
 )
 
 var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <html><head><title>Canopy</title></head><body>
 <h1>Canopy</h1>
 <p>Targets: {{.Targets}}</p>
-<ul>
-<li><a href="/ready">/ready</a></li>
-<li><a href="/services">/services</a></li>
-<li><a href="/config">/config</a></li>
-<li><a href="/ring/ingester">/ring/ingester</a></li>
-<li><a href="/memberlist">/memberlist</a></li>
-<li><a href="/metrics">/metrics</a></li>
-<li><a href="/debug/pprof/">/debug/pprof/</a></li>
-<li>Prometheus API: <a href="/prometheus/api/v1/status/buildinfo">/prometheus/api/v1/…</a></li>
-<li>Remote write: POST /api/v1/push; OTLP: POST /otlp/v1/metrics</li>
-</ul></body></html>
+<table>
+<tr><th>path</th><th>served by</th><th></th></tr>
+{{range .Routes}}<tr><td>{{if .Methods}}{{index .Methods 0}} {{.Path}}{{else}}<a href="{{.Path}}">{{.Path}}</a>{{end}}{{if .Prefix}}…{{end}}</td><td>{{.Component}}</td><td>{{.Help}}</td></tr>
+{{end}}<tr><td><a href="/metrics">/metrics</a></td><td>server</td><td>this process's metrics</td></tr>
+<tr><td><a href="/debug/pprof/">/debug/pprof/</a></td><td>server</td><td>profiles</td></tr>
+</table></body></html>
 `))
 
+// registerOperationalRoutes serves what every process serves, whatever its
+// targets (/metrics and /debug/pprof/ come with the dskit server).
 func (c *Canopy) registerOperationalRoutes() {
-	r := c.Server.HTTP
-	r.Path("/").Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	ops := func(path, help string, h http.HandlerFunc) {
+		c.API.Register(api.Route{Path: path, Component: "canopy", Help: help}, h)
+	}
+	ops(api.PathIndex, "this page", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = indexTemplate.Execute(w, map[string]any{"Targets": c.cfg.Target})
-	}))
-	r.Path("/ready").Handler(http.HandlerFunc(c.serveReady))
-	r.Path("/services").Handler(http.HandlerFunc(c.serveServices))
-	r.Path("/config").Handler(http.HandlerFunc(c.serveConfig))
-	r.Path("/memberlist").Handler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if c.memberlistKV == nil {
-			http.Error(w, "memberlist is not running in this process", http.StatusNotFound)
-			return
-		}
-		c.memberlistKV.ServeHTTP(w, req)
-	}))
+		_ = indexTemplate.Execute(w, map[string]any{"Targets": c.cfg.Target, "Routes": c.API.Routes()})
+	})
+	ops(api.PathReady, "200 once every module runs and every ingester unit is ACTIVE", c.serveReady)
+	ops(api.PathServices, "the modules and their states", c.serveServices)
+	ops(api.PathConfig, "the configuration in force (secrets masked)", c.serveConfig)
 }
 
 func (c *Canopy) serveReady(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
 	"github.com/canopy-observability/canopy/pkg/frontend"
@@ -142,6 +143,7 @@ func (c *Canopy) initServer() (services.Service, error) {
 		return nil, fmt.Errorf("starting servers: %w", err)
 	}
 	c.Server = srv
+	c.API = api.New(srv.HTTP, c.resolver)
 	return newServerService(srv, c.servicesToWaitFor), nil
 }
 
@@ -164,6 +166,7 @@ func (c *Canopy) initMemberlistKV() (services.Service, error) {
 	cfg.MetricsNamespace = "canopy"
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
 	c.memberlistKV = memberlist.NewKVInitService(&cfg, c.logger, dnsProvider, c.reg)
+	c.API.Register(api.Route{Path: api.PathMemberlist, Component: "memberlist", Help: "the memberlist cluster"}, c.memberlistKV)
 	return c.memberlistKV, nil
 }
 
@@ -203,8 +206,7 @@ func (c *Canopy) initIngesterRing() (services.Service, error) {
 		return nil, err
 	}
 	c.IngesterRing = r
-	c.Server.HTTP.Handle("/ring/ingester", r)
-	c.Server.HTTP.Handle("/ingester/ring", r)
+	c.API.RegisterRing("ingester", "distributor, querier", r)
 	return r, nil
 }
 
@@ -231,11 +233,14 @@ func (c *Canopy) initIngester() (services.Service, error) {
 		}
 		c.MetricsIngester = m
 		client.RegisterIngesterServer(c.Server.GRPC, m)
-		c.Server.HTTP.Handle("/ingester/ring-status", m.RingStatus())
 		units = append(units, m)
 	}
 	c.Ingester = ingester.New(dir, units, c.logger)
-	c.Server.HTTP.Path("/ingester/flush").HandlerFunc(c.Ingester.FlushHandler)
+	var status http.Handler
+	if c.MetricsIngester != nil {
+		status = c.MetricsIngester.RingStatus()
+	}
+	c.API.RegisterIngester(http.HandlerFunc(c.Ingester.FlushHandler), status)
 	return c.Ingester, nil
 }
 
@@ -250,8 +255,7 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	}
 	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
 	c.Distributor = d
-	c.Server.HTTP.Path("/api/v1/push").Handler(d.RemoteWriteHandler(c.resolver))
-	c.Server.HTTP.Path("/otlp/v1/metrics").Handler(d.OTLPHandler(c.resolver))
+	c.API.RegisterDistributor(d.RemoteWriteHandler(c.resolver), d.OTLPHandler(c.resolver))
 	return d, nil
 }
 
@@ -270,8 +274,8 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
-	api := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
-	c.querierAPI = c.resolver.Wrap(api)
+	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
+	c.querierAPI = c.resolver.Wrap(qapi)
 	c.registerPrometheusAPI()
 	return services.NewIdleService(nil, nil), nil
 }
@@ -279,7 +283,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 func (c *Canopy) initQueryFrontend() (services.Service, error) {
 	var down frontend.Downstream = frontend.HandlerDownstream{
 		Handler: func() http.Handler { return c.querierAPI },
-		Prefix:  querier.PrefixPrometheus + "/api/v1/",
+		Prefix:  api.PrefixPrometheusV1,
 	}
 	if u := c.cfg.Frontend.DownstreamURL; u != "" {
 		d, err := frontend.NewHTTPDownstream(u)
@@ -301,7 +305,11 @@ func (c *Canopy) initQueryFrontend() (services.Service, error) {
 // query-frontend when this process runs one, else from the querier.
 func (c *Canopy) registerPrometheusAPI() {
 	c.apiOnce.Do(func() {
-		c.Server.HTTP.PathPrefix(querier.PrefixPrometheus + "/api/v1/").Handler(c.resolver.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		component := "querier"
+		if c.cfg.runs(QueryFrontend) {
+			component = "query-frontend"
+		}
+		c.API.RegisterPrometheusAPI(component, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case c.Frontend != nil:
 				c.Frontend.ServeHTTP(w, r)
@@ -310,7 +318,7 @@ func (c *Canopy) registerPrometheusAPI() {
 			default:
 				http.NotFound(w, r)
 			}
-		})))
+		}))
 	})
 }
 
@@ -320,8 +328,8 @@ func (c *Canopy) initCompactor() (services.Service, error) {
 		return nil, err
 	}
 	c.Compactor = comp
-	c.Server.HTTP.Handle("/ring/compactor", comp.Ring())
-	c.Server.HTTP.Path("/compactor/run").HandlerFunc(comp.RunHandler)
+	c.API.RegisterRing("compactor", "compactor", comp.Ring())
+	c.API.RegisterCompactor(http.HandlerFunc(comp.RunHandler))
 	return comp, nil
 }
 
@@ -331,7 +339,7 @@ func (c *Canopy) initStoreGatewayRing() (services.Service, error) {
 		return nil, fmt.Errorf("store-gateway ring: %w", err)
 	}
 	c.StoreGatewayRing = r
-	c.Server.HTTP.Handle("/ring/store-gateway", r)
+	c.API.RegisterRing("store-gateway", "querier, store-gateway", r)
 	return r, nil
 }
 

@@ -138,6 +138,18 @@ func TestEveryTargetRuns(t *testing.T) {
 				code := status(t, r.method, base+r.path)
 				require.NotEqual(t, http.StatusNotFound, code, "%s %s on target %s", r.method, r.path, name)
 			}
+			// Every route the process lists (its index page) is served.
+			for _, r := range c.API.Routes() {
+				method, path := http.MethodGet, r.Path
+				if len(r.Methods) > 0 {
+					method = r.Methods[0]
+				}
+				if r.Prefix {
+					path += "status/buildinfo"
+				}
+				require.NotEqual(t, http.StatusNotFound, status(t, method, base+path), "%s %s listed by target %s", method, path, name)
+				require.Contains(t, get(t, base+"/"), r.Path, "the index page lists %s", r.Path)
+			}
 			for _, r := range tc.lacks {
 				require.Equal(t, http.StatusNotFound, status(t, r.method, base+r.path), "%s %s on target %s", r.method, r.path, name)
 			}

@@ -29,11 +29,9 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	httpapi "github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 )
-
-// PrefixPrometheus is where the Prometheus HTTP API is served.
-const PrefixPrometheus = "/prometheus"
 
 // Version is reported by /api/v1/status/buildinfo.
 var Version = "0.1.0-dev"
@@ -99,7 +97,7 @@ type API struct {
 
 // NewAPI returns the Prometheus HTTP API (Prometheus's own implementation,
 // so shapes, error types and status codes are exactly Prometheus's) served
-// under PrefixPrometheus+"/api/v1".
+// under httpapi.PrefixPrometheusV1.
 func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
 	start := time.Now()
 	api := v1.NewAPI(
@@ -142,15 +140,15 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		parser.NewParser(ParserOptions(cfg)),
 	)
 	router := route.New()
-	api.Register(router.WithPrefix(PrefixPrometheus + "/api/v1"))
+	api.Register(router.WithPrefix(httpapi.PrefixPrometheus + "/api/v1"))
 	sem := make(chan struct{}, cfg.MaxConcurrent)
-	metadataPath := PrefixPrometheus + "/api/v1/metadata"
+	metadataPath := httpapi.PrefixPrometheusV1 + "metadata"
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == metadataPath:
 			serveMetadata(w, r, md)
 			return
-		case strings.HasPrefix(r.URL.Path, PrefixPrometheus+"/api/v1/query"):
+		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"query"):
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
+	httpapi "github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -60,7 +61,7 @@ func queryRange(t *testing.T, api *API, query string, start, end int64, step tim
 		"end":   {strconv.FormatInt(end/1000, 10)},
 		"step":  {strconv.Itoa(int(step.Seconds()))},
 	}
-	req := httptest.NewRequest(http.MethodGet, PrefixPrometheus+"/api/v1/query_range?"+params.Encode(), nil)
+	req := httptest.NewRequest(http.MethodGet, httpapi.PrefixPrometheusV1+"query_range?"+params.Encode(), nil)
 	req = req.WithContext(user.InjectOrgID(context.Background(), tenantID))
 	rec := httptest.NewRecorder()
 	api.ServeHTTP(rec, req)

@@ -1,0 +1,119 @@
+// Package api is the one place that says which HTTP paths a Canopy process
+// serves and which component serves each. Modules register their handlers
+// through it (never on the router directly), so the table of routes below,
+// the index page and the route tests cannot drift apart. The Loki, Tempo,
+// ruler and remediation APIs register here as they land.
+package api
+
+import (
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/gorilla/mux"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// Paths and prefixes served on the HTTP port.
+const (
+	PathPush           = "/api/v1/push"
+	PathOTLPMetrics    = "/otlp/v1/metrics"
+	PrefixPrometheus   = "/prometheus"
+	PrefixPrometheusV1 = PrefixPrometheus + "/api/v1/"
+	PathIngesterFlush  = "/ingester/flush"
+	PathIngesterStatus = "/ingester/ring-status"
+	PathCompactorRun   = "/compactor/run"
+	PrefixRing         = "/ring/"
+	PathReady          = "/ready"
+	PathServices       = "/services"
+	PathConfig         = "/config"
+	PathMemberlist     = "/memberlist"
+	PathIndex          = "/"
+)
+
+// Route is one registered path.
+type Route struct {
+	Path      string // exact path, or a prefix when Prefix is set
+	Prefix    bool
+	Methods   []string // empty: any
+	Component string   // who serves it: distributor, ingester, querier, …
+	Tenant    bool     // the handler sees the request's tenant (X-Scope-OrgID)
+	Help      string
+}
+
+// API registers the routes of one process. Safe for concurrent use.
+type API struct {
+	router   *mux.Router
+	resolver tenant.Resolver
+
+	mu     sync.Mutex
+	routes []Route
+}
+
+// New returns an API registering on router; handlers registered with a
+// tenant see the tenant resolver resolves.
+func New(router *mux.Router, resolver tenant.Resolver) *API {
+	return &API{router: router, resolver: resolver}
+}
+
+// Register serves r with h. Routes registered with Tenant get the request's
+// tenant in their context and answer 401 when it cannot be resolved.
+func (a *API) Register(r Route, h http.Handler) {
+	if r.Tenant {
+		h = a.resolver.Wrap(h)
+	}
+	var route *mux.Route
+	if r.Prefix {
+		route = a.router.PathPrefix(r.Path)
+	} else {
+		route = a.router.Path(r.Path)
+	}
+	if len(r.Methods) > 0 {
+		route = route.Methods(r.Methods...)
+	}
+	route.Handler(h)
+	a.mu.Lock()
+	a.routes = append(a.routes, r)
+	a.mu.Unlock()
+}
+
+// Routes returns the registered routes, sorted by path.
+func (a *API) Routes() []Route {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := append([]Route(nil), a.routes...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// RegisterDistributor serves the write endpoints of the distributor.
+func (a *API) RegisterDistributor(remoteWrite, otlp http.Handler) {
+	post := []string{http.MethodPost}
+	a.Register(Route{Path: PathPush, Methods: post, Component: "distributor", Help: "Prometheus remote write 1.0 and 2.0"}, remoteWrite)
+	a.Register(Route{Path: PathOTLPMetrics, Methods: post, Component: "distributor", Help: "OTLP metrics over HTTP"}, otlp)
+}
+
+// RegisterIngester serves the ingester's flush and its ring instance page.
+func (a *API) RegisterIngester(flush, ringStatus http.Handler) {
+	a.Register(Route{Path: PathIngesterFlush, Component: "ingester", Help: "POST: cut and ship every tenant's data now"}, flush)
+	if ringStatus != nil {
+		a.Register(Route{Path: PathIngesterStatus, Component: "ingester", Help: "this ingester's metrics ring instance"}, ringStatus)
+	}
+}
+
+// RegisterRing serves the status page of ring name at /ring/<name>.
+func (a *API) RegisterRing(name, component string, h http.Handler) {
+	a.Register(Route{Path: PrefixRing + name, Component: component, Help: "the " + name + " ring"}, h)
+}
+
+// RegisterPrometheusAPI serves the Prometheus HTTP API (the datasource URL
+// is <host>/prometheus), by the query-frontend or else the querier.
+func (a *API) RegisterPrometheusAPI(component string, h http.Handler) {
+	a.Register(Route{Path: PrefixPrometheusV1, Prefix: true, Component: component, Tenant: true, Help: "Prometheus HTTP API"}, h)
+}
+
+// RegisterCompactor serves the compactor's run-now endpoint.
+func (a *API) RegisterCompactor(run http.Handler) {
+	a.Register(Route{Path: PathCompactorRun, Component: "compactor", Help: "POST: run a compaction pass now"}, run)
+}
