@@ -12,9 +12,48 @@ import (
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/cache"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
-// resultsCache stores the bodies of successful query responses.
+// The results cache holds the downstream's successful answers to parts of
+// queries, as their bodies, under a key naming tenant, query and range.
+// Parts ending within the tenant's max_cache_freshness are not cached: late
+// samples may still change them.
+
+// cachedParts looks the parts of req up in the results cache. keys[i] is
+// the key of part i, "" when it is not cacheable (no cache, a request with
+// no cache key, or a part within the freshness window); bodies[i] is its
+// cached answer, nil when there is none.
+func (s *stages) cachedParts(ctx context.Context, id string, lim *validation.Limits, req *Request, parts []part) (keys []string, bodies [][]byte) {
+	keys, bodies = make([]string, len(parts)), make([][]byte, len(parts))
+	if s.cache == nil || req.CacheKey == "" {
+		return keys, bodies
+	}
+	freshFrom := s.now().Add(-time.Duration(lim.ResultsCacheMaxFreshness)).UnixMilli()
+	var cacheable []string
+	for i, p := range parts {
+		if p.end < freshFrom {
+			keys[i] = cacheKey(id, req.CacheKey, p.start, p.end, req.Step)
+			cacheable = append(cacheable, keys[i])
+		}
+	}
+	if len(cacheable) == 0 {
+		return keys, bodies
+	}
+	hits := s.cache.get(ctx, cacheable)
+	for i, k := range keys {
+		if b, ok := hits[k]; ok && k != "" {
+			bodies[i] = b
+		}
+	}
+	s.cacheHits.Add(float64(len(hits)))
+	s.cacheMisses.Add(float64(len(cacheable) - len(hits)))
+	return keys, bodies
+}
+
+// resultsCache stores the bodies of successful query responses. It is safe
+// for concurrent use; set may store asynchronously, and may drop values.
 type resultsCache interface {
 	get(ctx context.Context, keys []string) map[string][]byte
 	set(values map[string][]byte)
@@ -36,7 +75,9 @@ func newResultsCache(cfg CacheConfig, logger log.Logger, reg prometheus.Register
 }
 
 // cacheKey names the result of one query over [start, end] at step for a
-// tenant. Keys are hashed: memcached keys are at most 250 bytes.
+// tenant; query is the Request's CacheKey. Keys are hashed: memcached keys
+// are at most 250 bytes. The format is pinned (TestPromQLCacheKeysArePinned):
+// a change empties every cache on upgrade.
 func cacheKey(tenant, query string, start, end, step int64) string {
 	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d\x00%d", tenant, query, start, end, step))
 	return "qf1:" + hex.EncodeToString(h[:])

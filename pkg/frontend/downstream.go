@@ -12,9 +12,11 @@ import (
 	"strings"
 )
 
-// Downstream runs requests on the queriers' Prometheus API.
+// Downstream runs requests on the queriers' Prometheus API. It is used by
+// many goroutines at once.
 type Downstream interface {
 	// Do runs the API call path (e.g. "query_range") with form for tenant.
+	// It must not modify form.
 	Do(ctx context.Context, tenant, path string, form url.Values) (*Response, error)
 	// Proxy forwards any other API request unchanged.
 	Proxy(w http.ResponseWriter, r *http.Request)

@@ -10,6 +10,7 @@ import (
 )
 
 // Merging the Prometheus API's answers to the parts of a split range query,
+// statistics (stats=all) included.
 
 // rangeResponse is the part of a query_range answer the merge reads. Sample
 // values are kept as the querier wrote them, so merging changes no digit.

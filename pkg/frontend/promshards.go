@@ -6,27 +6,129 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 )
 
-// The partial results of sharded PromQL queries: decoded from the shards'
-// answers and served to the frontend's engine.
+// The PromQL side of sharding at run time: the shard queries of a
+// shardPlan, and the evaluation of what is left of the query by a local
+// PromQL engine over the shards' partial results.
 
-// errNotShardable makes a part run unsharded after all: a partial result
-// the frontend cannot evaluate exactly (native histograms, whose JSON form
-// does not carry their schema, or two series with one label set).
-var errNotShardable = errors.New("partial results cannot be merged")
+// promShards is the ShardPlan of a PromQL query.
+type promShards struct {
+	plan   *shardPlan
+	engine *promql.Engine
+}
+
+// Queries implements ShardPlan: one per embedded query.
+func (s promShards) Queries() int { return len(s.plan.embedded) }
+
+// Shard implements ShardPlan.
+func (s promShards) Shard(part *Request, k, i, n int) *Request {
+	sub := *part
+	sub.Query = s.plan.shardQuery(k, i, n)
+	sub.CacheKey, sub.Sharding = "", nil
+	return &sub
+}
+
+// Merger implements ShardPlan.
+func (s promShards) Merger(part *Request) ShardMerger {
+	return &promShardMerger{
+		promShards: s,
+		start:      part.Start, end: part.End, step: part.Step,
+		series: make([][]embeddedSeries, len(s.plan.embedded)),
+	}
+}
+
+// promShardMerger evaluates the outer query of a plan over one part's
+// partial results.
+type promShardMerger struct {
+	promShards
+	start, end, step int64 // step 0: an instant query
+	series           [][]embeddedSeries
+	warnings, infos  []string
+}
+
+// Add implements ShardMerger.
+func (m *promShardMerger) Add(k, i int, body []byte) error {
+	shard := -1
+	if m.plan.labelled[k] {
+		shard = i
+	}
+	ss, w, in, err := decodeShard(body, shard)
+	if err != nil {
+		return err
+	}
+	m.series[k] = append(m.series[k], ss...)
+	m.warnings, m.infos = append(m.warnings, w...), append(m.infos, in...)
+	return nil
+}
+
+// Merge implements ShardMerger.
+func (m *promShardMerger) Merge(ctx context.Context) (*Response, error) {
+	q, err := newEmbeddedQueryable(m.series, m.start, m.end, m.step)
+	if err != nil {
+		return nil, err
+	}
+	var query promql.Query
+	if m.step == 0 {
+		query, err = m.engine.NewInstantQuery(ctx, q, nil, m.plan.outer, time.UnixMilli(m.start))
+	} else {
+		query, err = m.engine.NewRangeQuery(ctx, q, nil, m.plan.outer, time.UnixMilli(m.start), time.UnixMilli(m.end), time.Duration(m.step)*time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluating the sharded query %q: %w", m.plan.outer, err)
+	}
+	defer query.Close()
+	res := query.Exec(ctx)
+	if res.Err != nil {
+		if errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, context.DeadlineExceeded) {
+			return nil, res.Err
+		}
+		return jsonResponse(http.StatusUnprocessableEntity, &v1.Response{Status: "error", ErrorType: "execution", Error: res.Err.Error()})
+	}
+	w, in := res.Warnings.AsStrings(m.plan.outer, 0, 0)
+	return jsonResponse(http.StatusOK, &v1.Response{
+		Status:   "success",
+		Data:     &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value},
+		Warnings: dedup(append(m.warnings, w...)),
+		Infos:    dedup(append(m.infos, in...)),
+	})
+}
+
+func jsonResponse(code int, r *v1.Response) (*Response, error) {
+	b, err := v1.JSONCodec{}.Encode(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: code, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: b}, nil
+}
+
+func dedup(ss []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // embeddedSeries is one series of an embedded query's partial results.
 type embeddedSeries struct {

@@ -2,9 +2,36 @@ package frontend
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 )
+
+// run queues one downstream call of tenant id and waits for its answer.
+// The frontend's workers take the queues' jobs in turn.
+func (s *stages) run(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+	var (
+		resp *Response
+		err  = errors.New("query-frontend is shutting down")
+	)
+	j := &job{ctx: ctx, done: make(chan struct{}), run: func(ctx context.Context) {
+		resp, err = s.down.Do(ctx, id, path, form)
+	}}
+	if qerr := s.queue.enqueue(id, j); qerr != nil {
+		return nil, qerr
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		// The worker skips or abandons it; its result is not read.
+		return nil, ctx.Err()
+	}
+	if err == nil && resp == nil {
+		err = ctx.Err()
+	}
+	return resp, err
+}
 
 // job is one query (or part of a split query) waiting to run.
 type job struct {

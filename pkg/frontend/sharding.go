@@ -1,21 +1,12 @@
 package frontend
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	v1 "github.com/prometheus/prometheus/web/api/v1"
 
-	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 )
 
@@ -259,148 +250,4 @@ func perSeries(e parser.Expr) bool {
 func isConstant(e parser.Expr) bool {
 	t := e.Type()
 	return (t == parser.ValueTypeScalar || t == parser.ValueTypeString) && !hasSelector(e, false)
-}
-
-// shards returns how many shards each embedded query of plan runs on for
-// tenant id, or 0 when the query runs unsharded.
-func (f *Frontend) shards(id string, plan *shardPlan) int {
-	if plan == nil {
-		return 0
-	}
-	n := f.limits.ByTenant(id).QueryShardingTotalShards
-	n = min(n, f.cfg.MaxShardedQueries/len(plan.embedded), queryshard.MaxShards)
-	if n < 2 {
-		return 0
-	}
-	return n
-}
-
-// execute runs one query (or part of a split one) on the queriers, sharded
-// when plan says it can be. start, end and step (ms) are its evaluation
-// times; step is 0 for an instant query.
-func (f *Frontend) execute(ctx context.Context, id, path string, form url.Values, plan *shardPlan, shards int, start, end, step int64) (*Response, error) {
-	if shards == 0 {
-		return f.run(ctx, id, path, form)
-	}
-	resp, err := f.runSharded(ctx, id, path, form, plan, shards, start, end, step)
-	if errors.Is(err, errNotShardable) {
-		f.shardFallbacks.Inc()
-		return f.run(ctx, id, path, form)
-	}
-	return resp, err
-}
-
-func (f *Frontend) runSharded(ctx context.Context, id, path string, form url.Values, plan *shardPlan, shards int, start, end, step int64) (*Response, error) {
-	f.shardedParts.Inc()
-	type result struct {
-		resp *Response
-		err  error
-	}
-	results := make([][]result, len(plan.embedded))
-	var wg sync.WaitGroup
-	for k := range plan.embedded {
-		results[k] = make([]result, shards)
-		for i := range shards {
-			sub := cloneForm(form)
-			sub.Set("query", plan.shardQuery(k, i, shards))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r, err := f.run(ctx, id, path, sub)
-				results[k][i] = result{r, err}
-			}()
-		}
-	}
-	wg.Wait()
-
-	series := make([][]embeddedSeries, len(plan.embedded))
-	var (
-		warnings, infos        []string
-		fetchedSeries, samples int64
-	)
-	for k, rs := range results {
-		for i, r := range rs {
-			if r.err != nil {
-				return nil, r.err
-			}
-			if r.resp.Status != http.StatusOK {
-				return r.resp, nil
-			}
-			shard := -1
-			if plan.labelled[k] {
-				shard = i
-			}
-			ss, w, in, err := decodeShard(r.resp.Body, shard)
-			if err != nil {
-				return nil, err
-			}
-			series[k] = append(series[k], ss...)
-			warnings, infos = append(warnings, w...), append(infos, in...)
-			n, _ := strconv.ParseInt(r.resp.Header.Get(querier.FetchedSeriesHeader), 10, 64)
-			m, _ := strconv.ParseInt(r.resp.Header.Get(querier.FetchedSamplesHeader), 10, 64)
-			fetchedSeries, samples = fetchedSeries+n, samples+m
-		}
-	}
-	// Each shard stayed within the per-query limits; together they are one
-	// query.
-	lim := f.limits.ByTenant(id)
-	if max := int64(lim.MaxFetchedSeriesPerQuery); max > 0 && fetchedSeries > max {
-		return limitResponse(fmt.Sprintf("the query read %d series over its %d shards, more than %d, the tenant's limit max_fetched_series_per_query (-querier.max-fetched-series-per-query): narrow its selectors or time range", fetchedSeries, shards, max))
-	}
-	if max := int64(lim.MaxFetchedSamplesPerQuery); max > 0 && samples > max {
-		return limitResponse(fmt.Sprintf("the query read %d samples over its %d shards, more than %d, the tenant's limit max_fetched_samples_per_query (-querier.max-fetched-samples-per-query): narrow its selectors or time range", samples, shards, max))
-	}
-	q, err := newEmbeddedQueryable(series, start, end, step)
-	if err != nil {
-		return nil, err
-	}
-	var query promql.Query
-	if step == 0 {
-		query, err = f.engine.NewInstantQuery(ctx, q, nil, plan.outer, time.UnixMilli(start))
-	} else {
-		query, err = f.engine.NewRangeQuery(ctx, q, nil, plan.outer, time.UnixMilli(start), time.UnixMilli(end), time.Duration(step)*time.Millisecond)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("evaluating the sharded query %q: %w", plan.outer, err)
-	}
-	defer query.Close()
-	res := query.Exec(ctx)
-	if res.Err != nil {
-		if errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, context.DeadlineExceeded) {
-			return nil, res.Err
-		}
-		return jsonResponse(http.StatusUnprocessableEntity, &v1.Response{Status: "error", ErrorType: "execution", Error: res.Err.Error()})
-	}
-	w, in := res.Warnings.AsStrings(plan.outer, 0, 0)
-	return jsonResponse(http.StatusOK, &v1.Response{
-		Status:   "success",
-		Data:     &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value},
-		Warnings: dedup(append(warnings, w...)),
-		Infos:    dedup(append(infos, in...)),
-	})
-}
-
-// limitResponse is the querier's answer to a query over a limit.
-func limitResponse(msg string) (*Response, error) {
-	return jsonResponse(http.StatusUnprocessableEntity, &v1.Response{Status: "error", ErrorType: "execution", Error: msg})
-}
-
-func jsonResponse(code int, r *v1.Response) (*Response, error) {
-	b, err := v1.JSONCodec{}.Encode(r)
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Status: code, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: b}, nil
-}
-
-func dedup(ss []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }

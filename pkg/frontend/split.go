@@ -1,8 +1,19 @@
 package frontend
 
-// part is one piece of a split range query: evaluation times start,
-// start+step, … up to end (milliseconds).
+import "time"
+
+// part is one piece of a split query: evaluation times start, start+step, …
+// up to end (milliseconds).
 type part struct{ start, end int64 }
+
+// splitParts cuts req into the parts it runs as: at multiples of interval
+// when the codec allows it, else one part.
+func splitParts(req *Request, interval time.Duration) []part {
+	if interval <= 0 || !req.Split || req.Step <= 0 {
+		return []part{{req.Start, req.End}}
+	}
+	return splitRange(req.Start, req.End, req.Step, interval.Milliseconds())
+}
 
 // splitRange cuts [start, end] at multiples of interval. Every part keeps
 // the original step grid (start + k*step), so the parts evaluate exactly the
@@ -28,4 +39,11 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// withRange is a copy of req over the part p.
+func withRange(req *Request, p part) *Request {
+	cp := *req
+	cp.Start, cp.End = p.start, p.end
+	return &cp
 }
