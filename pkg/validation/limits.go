@@ -11,9 +11,20 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Limits are the per-tenant limits. Every field has a flag giving its default;
-// the runtime overrides file may change any of them per tenant.
+// Limits are the per-tenant limits, one part per signal plus the query
+// path every signal shares. Every field has a flag giving its default; the
+// runtime overrides file may change any of them per tenant. The parts are
+// inlined: a tenant's overrides are one flat YAML map (logs and traces add
+// their parts, with their own keys, as they land).
 type Limits struct {
+	MetricsLimits `yaml:",inline"`
+	QueryLimits   `yaml:",inline"`
+}
+
+// MetricsLimits bound a tenant's metrics: what the distributor accepts
+// (samples per second, label sizes, timestamps), what its ingesters hold
+// (series, out-of-order window, exemplars) and how long the bucket keeps it.
+type MetricsLimits struct {
 	// Write path.
 	IngestionRate          float64        `yaml:"ingestion_rate"`
 	IngestionBurstSize     int            `yaml:"ingestion_burst_size"`
@@ -30,21 +41,33 @@ type Limits struct {
 	OutOfOrderTimeWindow     model.Duration `yaml:"out_of_order_time_window"`
 	MaxGlobalExemplars       int            `yaml:"max_global_exemplars_per_tenant"`
 
-	// Read path.
+	// Reads of stored metrics.
 	MaxQueryLookback          model.Duration `yaml:"max_query_lookback"`
-	MaxQueryLength            model.Duration `yaml:"max_query_length"`
 	MaxFetchedSeriesPerQuery  int            `yaml:"max_fetched_series_per_query"`
 	MaxFetchedSamplesPerQuery int            `yaml:"max_fetched_samples_per_query"`
-	MaxOutstandingPerTenant   int            `yaml:"max_outstanding_requests_per_tenant"`
-	ResultsCacheMaxFreshness  model.Duration `yaml:"max_cache_freshness"`
-	QueryShardingTotalShards  int            `yaml:"query_sharding_total_shards"`
 
 	// Storage.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
+// QueryLimits bound a tenant's queries in the query-frontend, whatever the
+// signal: how long a range, how many queries at once, what is cached, how
+// far a query is sharded.
+type QueryLimits struct {
+	MaxQueryLength           model.Duration `yaml:"max_query_length"`
+	MaxOutstandingPerTenant  int            `yaml:"max_outstanding_requests_per_tenant"`
+	ResultsCacheMaxFreshness model.Duration `yaml:"max_cache_freshness"`
+	QueryShardingTotalShards int            `yaml:"query_sharding_total_shards"`
+}
+
 // RegisterFlags registers the defaults of every limit.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	l.MetricsLimits.RegisterFlags(f)
+	l.QueryLimits.RegisterFlags(f)
+}
+
+// RegisterFlags registers the defaults of the metrics limits.
+func (l *MetricsLimits) RegisterFlags(f *flag.FlagSet) {
 	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 2_000_000, "Per-tenant ingestion rate in samples per second (floats, histograms and exemplars each count one), enforced by each distributor.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 20_000_000, "Per-tenant number of samples a distributor accepts in a burst above the ingestion rate.")
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 40, "Most labels a series may have, including __name__.")
@@ -60,29 +83,38 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind a series' newest sample an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&l.MaxGlobalExemplars, "ingester.max-global-exemplars-per-tenant", 100_000, "Size of the per-tenant exemplar store across the cluster: each ingester holds its share (replication factor / ingesters). 0 disables exemplar storage.")
 	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback", "How far back queries may look: data older is not read. 0 is unlimited.")
-	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query (each part of a split query, its shards together) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
 	f.IntVar(&l.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 0, "Most samples one query (each part of a split query, its shards together) may read from storage; beyond it the query fails with 422 naming this limit. 0 is unlimited.")
+	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long a tenant's metrics are kept in the bucket: blocks whose newest sample is older are deleted. 0 keeps them forever.")
+}
+
+// RegisterFlags registers the defaults of the query limits.
+func (l *QueryLimits) RegisterFlags(f *flag.FlagSet) {
+	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries a tenant may have waiting or running in a query-frontend (a split query counts once); beyond it queries are rejected with 429.")
 	f.IntVar(&l.QueryShardingTotalShards, "query-frontend.query-sharding-total-shards", 16, "Shards the query-frontend splits an associative aggregation (sum, min, max, count, group, avg, topk, bottomk) into, each run by a querier over the series of its shard. 0 or 1 disables query sharding.")
 	l.ResultsCacheMaxFreshness = model.Duration(10 * time.Minute)
 	f.Var(&l.ResultsCacheMaxFreshness, "query-frontend.max-cache-freshness", "Results newer than this are never cached: recent data may still change (late or out-of-order samples).")
-	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long a tenant's metrics are kept in the bucket: blocks whose newest sample is older are deleted. 0 keeps them forever.")
 }
 
 // Validate checks the limits are coherent.
 func (l *Limits) Validate() error {
+	return l.MetricsLimits.Validate()
+}
+
+// Validate checks the metrics limits are coherent.
+func (l *MetricsLimits) Validate() error {
 	if !(l.IngestionRate > 0) { // NaN too
-		return errors.New("ingestion rate limit must be positive")
+		return errors.New("ingestion_rate (-distributor.ingestion-rate-limit) must be a positive number of samples per second")
 	}
 	if l.IngestionBurstSize <= 0 {
-		return errors.New("ingestion burst size must be positive")
+		return errors.New("ingestion_burst_size (-distributor.ingestion-burst-size) must be positive")
 	}
 	if l.MaxLabelNamesPerSeries <= 0 || l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0 {
-		return errors.New("label limits must be positive")
+		return errors.New("max_label_names_per_series, max_label_name_length and max_label_value_length (-validation.max-*) must be positive")
 	}
 	if l.MaxGlobalSeriesPerTenant < 0 || l.MaxGlobalExemplars < 0 || l.OutOfOrderTimeWindow < 0 {
-		return errors.New("series, exemplar and out-of-order limits must not be negative")
+		return errors.New("max_global_series_per_tenant, max_global_exemplars_per_tenant and out_of_order_time_window (-ingester.*) must not be negative")
 	}
 	return nil
 }

@@ -21,14 +21,27 @@ func TestLoaderKeepsDefaults(t *testing.T) {
 	require.Equal(t, defaults.IngestionRate, o.ByTenant("team-b").IngestionRate)
 }
 
+// TestLoaderOnePerTenantMap: a tenant's overrides of every part (metrics,
+// query) are one flat map, as before the limits were split by signal.
+func TestLoaderOnePerTenantMap(t *testing.T) {
+	var defaults Limits
+	flagext.DefaultValues(&defaults)
+	v, err := NewLoader(defaults)(strings.NewReader("overrides:\n  team-a:\n    ingestion_rate: 10\n    max_query_length: 1h\n"))
+	require.NoError(t, err)
+	l := v.(*RuntimeConfig).Overrides["team-a"]
+	require.Equal(t, 10.0, l.IngestionRate)
+	require.Equal(t, "1h", l.MaxQueryLength.String())
+	require.Equal(t, defaults.QueryShardingTotalShards, l.QueryShardingTotalShards)
+}
+
 func TestLoaderRejects(t *testing.T) {
 	var defaults Limits
 	flagext.DefaultValues(&defaults)
 	load := NewLoader(defaults)
 	for name, tc := range map[string]struct{ body, err string }{
 		"unknown field":  {"overrides:\n  a:\n    no_such_limit: 1\n", "field no_such_limit not found"},
-		"negative rate":  {"overrides:\n  a:\n    ingestion_rate: -1\n", `tenant "a": ingestion rate limit must be positive`},
-		"NaN rate":       {"overrides:\n  a:\n    ingestion_rate: .nan\n", `tenant "a": ingestion rate limit must be positive`},
+		"negative rate":  {"overrides:\n  a:\n    ingestion_rate: -1\n", `tenant "a": ingestion_rate (-distributor.ingestion-rate-limit) must be a positive number`},
+		"NaN rate":       {"overrides:\n  a:\n    ingestion_rate: .nan\n", `tenant "a": ingestion_rate (-distributor.ingestion-rate-limit) must be a positive number`},
 		"not yaml":       {"overrides: [", "parsing runtime config"},
 		"unknown toplvl": {"something: 1\n", "field something not found"},
 		"alias bomb": {
