@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: help build run test test-short lint fmt bench peers check
+.PHONY: help build run test test-short lint fmt bench peers check proto
 
 help: ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -13,8 +13,13 @@ build: ## Build the canopy binary into bin/.
 run: ## Start the complete single-process Canopy (data under ./data, HTTP on :9009).
 	$(GO) run ./cmd/canopy
 
-peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO).
+peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO) and the protobuf generators.
 	bash tools/install-peers.sh
+	bash tools/install-protoc.sh
+
+proto: ## Regenerate the Go code of the internal gRPC contracts (pkg/rpc/**/*.proto).
+	bash tools/install-protoc.sh
+	bash tools/genproto.sh
 
 test: peers ## Run every test: unit, PromQL scripts, integration (builds and starts the real binaries).
 	$(GO) test -count=1 -timeout 40m ./...
@@ -31,8 +36,15 @@ lint: ## go vet and a gofmt check.
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
-check: lint ## Check generated files (canopy -help golden file).
+check: lint ## Check generated files (canopy -help golden file, the gRPC contracts' generated code).
 	$(GO) test -count=1 -run TestHelpGolden ./cmd/canopy
+	bash tools/install-protoc.sh
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; bash tools/genproto.sh $$tmp; \
+	for f in $$(cd $$tmp && find . -name '*.pb.go'); do \
+		cmp -s $$tmp/$$f pkg/rpc/$$f || { echo "pkg/rpc/$$f is stale: run make proto"; exit 1; }; \
+	done; \
+	stale=$$(cd pkg/rpc && find . -name '*.pb.go' | while read -r f; do [ -f $$tmp/$$f ] || echo $$f; done); \
+	if [ -n "$$stale" ]; then echo "generated files without a .proto: $$stale"; exit 1; fi
 
 bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus.
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
