@@ -145,6 +145,30 @@ func startLoadWriter(live []*canopyNode, interval time.Duration) *loadWriter {
 	return w
 }
 
+// acknowledged is how many pushes so far were answered 2xx.
+func (w *loadWriter) acknowledged() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, a := range w.attempts {
+		if a.ok() {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAcknowledged waits until n pushes were answered 2xx.
+func (w *loadWriter) waitAcknowledged(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, 50*time.Millisecond, fmt.Sprintf("%d acknowledged pushes", n), func() error {
+		if got := w.acknowledged(); got < n {
+			return fmt.Errorf("%d acknowledged", got)
+		}
+		return nil
+	})
+}
+
 // remove stops sending to n and waits until no push to n is in flight.
 func (w *loadWriter) remove(n *canopyNode) {
 	w.mu.Lock()
@@ -277,7 +301,7 @@ func TestClusterKillNine(t *testing.T) {
 	// the ring and the time after it is marked unhealthy.
 	w := startLoadWriter(nodes, 100*time.Millisecond)
 	t.Cleanup(func() { w.finish() }) // Also when the test stops early.
-	time.Sleep(3 * time.Second)
+	w.waitAcknowledged(t, 20, 30*time.Second)
 	w.remove(n3)
 	killAt := time.Now()
 	if err := syscall.Kill(n3.pid(), syscall.SIGKILL); err != nil {
@@ -288,7 +312,19 @@ func TestClusterKillNine(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s still running 10s after SIGKILL", n3.id)
 	}
-	time.Sleep(12 * time.Second)
+	// Write on until the ring marks node 3 unhealthy, and for 20 more
+	// acknowledged batches after that.
+	eventually(t, 60*time.Second, 250*time.Millisecond, n3.id+" unhealthy in the ring", func() error {
+		states, err := ringStates(n1)
+		if err != nil {
+			return err
+		}
+		if states[n3.id] == "ACTIVE" {
+			return fmt.Errorf("%s sees ring %v", n1.id, states)
+		}
+		return nil
+	})
+	w.waitAcknowledged(t, w.acknowledged()+20, 30*time.Second)
 	attempts := w.finish()
 
 	var pre, post, postOK, lateFail int

@@ -278,13 +278,17 @@ func TestBucketQueryPath(t *testing.T) {
 	if err := layout.WriteBucketIndex(context.Background(), tb, idx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // the queriers' bucket index TTL
-	r, err := a.call(http.MethodGet, "query", url.Values{"query": {storeMetric}, "time": {msToAPITime(end)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.code == http.StatusOK || !strings.Contains(string(r.body), "consistency check failed") || !strings.Contains(string(r.body), ghost.String()+" (") || !strings.Contains(string(r.body), "no meta.json") {
-		t.Fatalf("query with an unreadable block: %s, want an error naming block %s and why", r, ghost)
-	}
+	// The queriers see the new index once their copy is older than its TTL.
+	var r response
+	eventually(t, 30*time.Second, 250*time.Millisecond, "a query naming the unreadable block "+ghost.String(), func() error {
+		r, err = a.call(http.MethodGet, "query", url.Values{"query": {storeMetric}, "time": {msToAPITime(end)}})
+		if err != nil {
+			return err
+		}
+		if r.code == http.StatusOK || !strings.Contains(string(r.body), "consistency check failed") || !strings.Contains(string(r.body), ghost.String()+" (") || !strings.Contains(string(r.body), "no meta.json") {
+			return fmt.Errorf("query with an unreadable block: %s, want an error naming the block and why", r)
+		}
+		return nil
+	})
 	t.Logf("unreadable block: %d %s", r.code, r.body)
 }

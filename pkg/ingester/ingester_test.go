@@ -239,3 +239,29 @@ func TestUnitFailureFailsIngester(t *testing.T) {
 	require.ErrorContains(t, err, "ring lifecycler failed")
 	require.Error(t, ing.CheckReady(context.Background()))
 }
+
+func TestSignalsFlag(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"default": {args: nil},
+		"metrics": {args: []string{"-ingester.signals=metrics"}},
+		"unknown": {args: []string{"-ingester.signals=metrics,logs"}, wantErr: `unknown signal "logs": known signals are metrics`},
+		"empty":   {args: []string{"-ingester.signals="}, wantErr: "-ingester.signals is empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var cfg Config
+			fs := flag.NewFlagSet("", flag.ContinueOnError)
+			cfg.RegisterFlags(fs)
+			require.NoError(t, fs.Parse(tc.args))
+			err := cfg.Validate()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, cfg.Hosts(metrics.Signal))
+		})
+	}
+}
