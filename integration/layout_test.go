@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -84,33 +83,12 @@ func TestMicroservicesLayout(t *testing.T) {
 	}
 	checkAggregates(t, api{base: readers[1].url() + "/prometheus", tenant: storeTenant}, end)
 
-	for _, n := range writers {
-		r, err := doTimeout(5*time.Minute, http.MethodPost, n.url()+"/ingester/flush", "", "", nil, nil)
-		if err != nil || r.code != http.StatusOK {
-			t.Fatalf("flush %s: %v %s", n.id, err, r)
-		}
-	}
-	for _, n := range backends {
-		r, err := doTimeout(5*time.Minute, http.MethodPost, n.url()+"/compactor/run", "", "", nil, nil)
-		if err != nil || r.code != http.StatusOK {
-			t.Fatalf("compactor run on %s: %v %s", n.id, err, r)
-		}
-	}
+	postEach(t, writers, "/ingester/flush")
+	postEach(t, backends, "/compactor/run")
 
 	// The ingesters restart with empty disks: what they held is only in the
 	// bucket now.
-	for _, n := range writers {
-		n.terminate(t, 60*time.Second)
-	}
-	for _, n := range writers {
-		if err := os.RemoveAll(n.dataDir); err != nil {
-			t.Fatal(err)
-		}
-		n.start(t)
-	}
-	for _, n := range writers {
-		n.waitReady(t, 90*time.Second)
-	}
+	restartWiped(t, writers)
 	waitRingActive(t, append(append([]*canopyNode{}, writers...), readers...), ingesterIDs, 60*time.Second)
 
 	for _, rd := range readers {

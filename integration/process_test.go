@@ -379,3 +379,34 @@ func eventually(t *testing.T, timeout, interval time.Duration, what string, f fu
 		time.Sleep(interval)
 	}
 }
+
+// restartWiped stops nodes with SIGTERM, deletes their data directories and
+// starts them again, waiting until each is ready: whatever they held is
+// then only in the bucket.
+func restartWiped(t *testing.T, nodes []*canopyNode) {
+	t.Helper()
+	for _, n := range nodes {
+		n.terminate(t, 60*time.Second)
+	}
+	for _, n := range nodes {
+		if err := os.RemoveAll(n.dataDir); err != nil {
+			t.Fatal(err)
+		}
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.waitReady(t, 90*time.Second)
+	}
+}
+
+// postEach POSTs path (e.g. /ingester/flush) to every node and fails the
+// test unless each answers 200.
+func postEach(t *testing.T, nodes []*canopyNode, path string) {
+	t.Helper()
+	for _, n := range nodes {
+		r, err := doTimeout(5*time.Minute, http.MethodPost, n.url()+path, "", "", nil, nil)
+		if err != nil || r.code != http.StatusOK {
+			t.Fatalf("POST %s on %s: %v %s", path, n.id, err, r)
+		}
+	}
+}

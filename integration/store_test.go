@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -194,18 +193,8 @@ func TestBucketQueryPath(t *testing.T) {
 	}
 
 	// Everything to the bucket, compacted.
-	for _, n := range nodes {
-		r, err := doTimeout(5*time.Minute, http.MethodPost, n.url()+"/ingester/flush", "", "", nil, nil)
-		if err != nil || r.code != http.StatusOK {
-			t.Fatalf("flush %s: %v %s", n.id, err, r)
-		}
-	}
-	for _, n := range nodes {
-		r, err := doTimeout(5*time.Minute, http.MethodPost, n.url()+"/compactor/run", "", "", nil, nil)
-		if err != nil || r.code != http.StatusOK {
-			t.Fatalf("compactor run on %s: %v %s", n.id, err, r)
-		}
-	}
+	postEach(t, nodes, "/ingester/flush")
+	postEach(t, nodes, "/compactor/run")
 	bkt, err := filesystem.NewBucket(nodes[0].bucketDir)
 	if err != nil {
 		t.Fatal(err)
@@ -225,18 +214,7 @@ func TestBucketQueryPath(t *testing.T) {
 	t.Logf("bucket index: %d blocks (%d marked for deletion), live blocks by compaction level: %v", len(idx.Blocks), len(marked), levels)
 
 	// Every node restarts with an empty local disk.
-	for _, n := range nodes {
-		n.terminate(t, 60*time.Second)
-	}
-	for _, n := range nodes {
-		if err := os.RemoveAll(n.dataDir); err != nil {
-			t.Fatal(err)
-		}
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.waitReady(t, 90*time.Second)
-	}
+	restartWiped(t, nodes)
 	waitRingActive(t, nodes, ids, 60*time.Second)
 
 	// Ready is not the same as every store-gateway being in every querier's

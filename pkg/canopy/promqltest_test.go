@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,14 +130,7 @@ func startTestCanopy(t *testing.T) (*Canopy, Config) {
 	cfg.Limits.MaxExemplarsPerSeries = 1000
 	cfg.Limits.MaxQueryLookback = 0
 
-	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowWarn())
-	c, err := New(cfg, logger)
-	require.NoError(t, err)
-	// The services live as long as the context given to Start.
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	require.NoError(t, c.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, c.Stop()) })
+	c := startTarget(t, cfg)
 
 	require.Eventually(t, func() bool {
 		if c.Ingester.CheckReady(context.Background()) != nil {

@@ -203,6 +203,8 @@ func targetTestConfig(t *testing.T, target string) Config {
 	return cfg
 }
 
+// startTarget starts a process with cfg until the test ends; the services
+// live as long as the context given to Start.
 func startTarget(t *testing.T, cfg Config) *Canopy {
 	t.Helper()
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowWarn())

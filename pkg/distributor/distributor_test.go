@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/util/promtest"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -337,21 +338,7 @@ func TestIdleTenantStateIsDropped(t *testing.T) {
 		rec := post(t, h, snappyProto(t, makeV1(2, clock.UnixMilli())), map[string]string{tenant.Header: id})
 		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	}
-	series := func(id string) int {
-		families, err := reg.Gather()
-		require.NoError(t, err)
-		n := 0
-		for _, f := range families {
-			for _, m := range f.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "tenant" && l.GetValue() == id {
-						n++
-					}
-				}
-			}
-		}
-		return n
-	}
+	series := func(id string) int { return promtest.SeriesWithLabel(reg, "tenant", id) }
 	push("team-a")
 	clock = clock.Add(15 * time.Minute)
 	push("team-b")

@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	"github.com/canopy-observability/canopy/pkg/util/fsutil"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -82,7 +83,10 @@ func migrateLayout(dir string, logger log.Logger) error {
 			level.Warn(logger).Log("msg", "leaving an unknown entry of the ingester directory alone", "path", filepath.Join(dir, name))
 		}
 	}
-	if err := writeFileSync(version, []byte(layoutVersion+"\n")); err != nil {
+	if err := fsutil.WriteFileSync(version, []byte(layoutVersion+"\n")); err != nil {
+		return err
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
 		return err
 	}
 	if exists(staging) {
@@ -93,41 +97,10 @@ func migrateLayout(dir string, logger log.Logger) error {
 	if moved > 0 {
 		level.Info(logger).Log("msg", "moved the metrics tenants of an older Canopy to their signal's directory", "tenants", moved, "dir", final)
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
+	"github.com/canopy-observability/canopy/pkg/util/fsutil"
 )
 
 // shipperFilename records, in a tenant's TSDB directory, which local blocks
@@ -175,26 +176,10 @@ func (s *shipper) save(local []*tsdb.Block) error {
 		return err
 	}
 	tmp := filepath.Join(s.dir, shipperFilename+".tmp")
-	if err := writeFileSync(tmp, b); err != nil {
+	if err := fsutil.WriteFileSync(tmp, b); err != nil {
 		return fmt.Errorf("writing %s: %w", shipperFilename, err)
 	}
 	return os.Rename(tmp, filepath.Join(s.dir, shipperFilename))
-}
-
-func writeFileSync(name string, b []byte) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // blocksToDelete is the tenant TSDB's retention policy: a block leaves local
