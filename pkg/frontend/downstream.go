@@ -10,6 +10,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
 // Downstream runs requests on the queriers' Prometheus API. It is used by
@@ -41,7 +43,7 @@ func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Val
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Scope-OrgID", id)
+	tenant.SetHeader(req, id)
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
 	h.ServeHTTP(rec, req)
 	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
@@ -98,7 +100,7 @@ func (d *HTTPDownstream) Do(ctx context.Context, id, path string, form url.Value
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Scope-OrgID", id)
+	tenant.SetHeader(req, id)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("querier at %s: %w", d.base, err)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,11 +114,13 @@ func TestSplitRangeKeepsTheStepGrid(t *testing.T) {
 // blockingDownstream answers once release is closed.
 type blockingDownstream struct {
 	release chan struct{}
+	entered atomic.Int64 // calls of Do so far, answered or waiting
 	mu      sync.Mutex
 	order   []string
 }
 
 func (b *blockingDownstream) Do(ctx context.Context, tenant, _ string, _ url.Values) (*Response, error) {
+	b.entered.Add(1)
 	select {
 	case <-b.release:
 	case <-ctx.Done():
@@ -152,8 +155,8 @@ func TestQueueLimitsAndFairness(t *testing.T) {
 		}()
 	}
 	send("a")
-	require.Eventually(t, func() bool { return f.queue.len("a") == 0 && len(down.order) == 0 }, time.Second, time.Millisecond)
-	time.Sleep(50 * time.Millisecond) // the worker holds the first
+	// The worker holds the first.
+	require.Eventually(t, func() bool { return down.entered.Load() == 1 }, 5*time.Second, time.Millisecond)
 	for range 2 {
 		send("a")
 	}
