@@ -20,7 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/compactor"
@@ -30,6 +31,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
@@ -91,7 +93,7 @@ var deps = map[string][]string{
 	RuntimeConfig: {Server},
 	Overrides:     {RuntimeConfig},
 	IngesterRing:  {MemberlistKV},
-	IngesterPool:  {Server},
+	IngesterPool:  {Server, IngesterRing},
 	Ingester:      {Server, MemberlistKV, Overrides, Bucket},
 	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
 	OTLPReceivers: {Distributor},
@@ -135,7 +137,7 @@ func (c *Canopy) initServer() (services.Service, error) {
 	cfg.Log = c.logger
 	cfg.Registerer = c.reg
 	cfg.Gatherer = c.reg
-	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodec(client.Codec{}))
+	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodec(rpc.Codec{}))
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, middleware.ServerUserHeaderInterceptor)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, middleware.StreamServerUserHeaderInterceptor)
 	srv, err := server.New(cfg)
@@ -143,6 +145,8 @@ func (c *Canopy) initServer() (services.Service, error) {
 		return nil, fmt.Errorf("starting servers: %w", err)
 	}
 	c.Server = srv
+	// Client pools health-check the processes they call.
+	grpc_health_v1.RegisterHealthServer(srv.GRPC, health.NewServer())
 	c.API = api.New(srv.HTTP, c.resolver)
 	return newServerService(srv, c.servicesToWaitFor), nil
 }
@@ -211,15 +215,8 @@ func (c *Canopy) initIngesterRing() (services.Service, error) {
 }
 
 func (c *Canopy) initIngesterPool() (services.Service, error) {
-	c.ingesterPool = client.NewPool(func(addr string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
-			grpc.WithStreamInterceptor(middleware.StreamClientUserHeaderInterceptor),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)),
-		)
-	})
-	return services.NewIdleService(nil, func(error) error { return c.ingesterPool.Close() }), nil
+	c.ingesterPool = client.NewPool(c.cfg.Ingester.Client, c.IngesterRing, c.logger, c.reg)
+	return c.ingesterPool, nil
 }
 
 func (c *Canopy) initIngester() (services.Service, error) {
@@ -269,7 +266,8 @@ func (c *Canopy) initOTLPReceivers() (services.Service, error) {
 func (c *Canopy) initQuerier() (services.Service, error) {
 	cfg := c.cfg.Querier
 	ing := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes)
-	blocks := querier.NewBlocksQueryable(c.Bucket, c.StoreGatewayRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes, cfg.BucketIndexTTL)
+	gateways := storegateway.NewPool(c.cfg.StoreGateway.Client, c.StoreGatewayRing, c.logger, c.reg)
+	blocks := querier.NewBlocksQueryable(c.Bucket, c.StoreGatewayRing, gateways, cfg.MaxQueryStreamFrameBytes, cfg.BucketIndexTTL)
 	q := querier.NewLimitedQueryable(querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter), c.Overrides)
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
@@ -277,7 +275,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
 	c.querierAPI = c.resolver.Wrap(qapi)
 	c.registerPrometheusAPI()
-	return services.NewIdleService(nil, nil), nil
+	return gateways, nil // the store-gateway client pool runs as the querier
 }
 
 func (c *Canopy) initQueryFrontend() (services.Service, error) {

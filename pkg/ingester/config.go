@@ -9,6 +9,7 @@ import (
 	"github.com/grafana/dskit/flagext"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
 // KnownSignals are the units an ingester can host, in start order.
@@ -20,6 +21,9 @@ var KnownSignals = []string{metrics.Signal}
 type Config struct {
 	Signals flagext.StringSliceCSV `yaml:"signals"`
 	Metrics metrics.Config         `yaml:",inline"`
+
+	// Client is how distributors and queriers reach ingesters.
+	Client rpc.ClientConfig `yaml:"client"`
 }
 
 // RegisterFlags registers the ingester flags.
@@ -27,6 +31,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Signals = []string{metrics.Signal}
 	f.Var(&c.Signals, "ingester.signals", "Comma-separated signals this ingester hosts, each a unit with its own ring, per-tenant stores, WAL, flush and shipping, under <data-dir>/ingester/<signal>/. Known: "+strings.Join(KnownSignals, ", ")+".")
 	c.Metrics.RegisterFlags(f)
+	c.Client.RegisterFlagsWithPrefix("ingester.client", f)
 }
 
 // Validate checks the configuration.
@@ -38,6 +43,9 @@ func (c *Config) Validate() error {
 		if !slices.Contains(KnownSignals, s) {
 			return fmt.Errorf("-ingester.signals: unknown signal %q: known signals are %s", s, strings.Join(KnownSignals, ", "))
 		}
+	}
+	if err := c.Client.Validate("ingester.client"); err != nil {
+		return err
 	}
 	return c.Metrics.Validate()
 }

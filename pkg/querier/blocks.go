@@ -33,7 +33,7 @@ import (
 type BlocksQueryable struct {
 	bkt           objstore.Bucket
 	ring          ring.ReadRing
-	pool          ClientPool
+	pool          StoreGatewayPool
 	maxFrameBytes uint64
 	indexTTL      time.Duration
 
@@ -47,9 +47,15 @@ type tenantIndex struct {
 	loadedAt time.Time
 }
 
+// StoreGatewayPool returns the client of a store-gateway address
+// (storegateway.Pool, apart from the ingesters' pool).
+type StoreGatewayPool interface {
+	Client(addr string) (*storegateway.Client, error)
+}
+
 // NewBlocksQueryable returns a queryable over bkt's blocks, served by the
 // store-gateways of r. Bucket indexes are reloaded when older than indexTTL.
-func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, pool ClientPool, maxFrameBytes uint64, indexTTL time.Duration) *BlocksQueryable {
+func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, pool StoreGatewayPool, maxFrameBytes uint64, indexTTL time.Duration) *BlocksQueryable {
 	return &BlocksQueryable{bkt: bkt, ring: r, pool: pool, maxFrameBytes: maxFrameBytes, indexTTL: indexTTL, indexes: map[string]*tenantIndex{}}
 }
 
@@ -157,7 +163,7 @@ func (q *BlocksQueryable) fetch(ctx context.Context, user string, ids []ulid.ULI
 				)
 				c, err := q.pool.Client(addr)
 				if err == nil {
-					got, failed, err = call(ctx, storegateway.NewClient(c.Conn()), want)
+					got, failed, err = call(ctx, c, want)
 				}
 				mu.Lock()
 				defer mu.Unlock()

@@ -60,7 +60,7 @@ func (f *blocksFixture) queryable(t *testing.T, gateways []*fakeGateway) (*Block
 		addrs = append(addrs, addr)
 		instances = append(instances, ring.InstanceDesc{Id: fmt.Sprintf("store-gateway-%d", i), Addr: addr})
 	}
-	return NewBlocksQueryable(f.bkt, fakeRing{instances: instances}, newPool(t), 64<<20, time.Minute), addrs
+	return NewBlocksQueryable(f.bkt, fakeRing{instances: instances}, newGatewayPool(t), 64<<20, time.Minute), addrs
 }
 
 // TestStoreGatewayRetriesOtherReplica checks that blocks a store-gateway

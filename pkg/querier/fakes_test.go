@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-kit/log"
 	"github.com/grafana/dskit/middleware"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/user"
@@ -20,9 +21,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 )
@@ -127,7 +128,7 @@ func serve(t *testing.T, register func(*grpc.Server)) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer(grpc.ForceServerCodec(client.Codec{}),
+	srv := grpc.NewServer(grpc.ForceServerCodec(rpc.Codec{}),
 		grpc.UnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 		grpc.StreamInterceptor(middleware.StreamServerUserHeaderInterceptor))
 	register(srv)
@@ -146,15 +147,17 @@ func unreachable(t *testing.T) string {
 	return addr
 }
 
-// newPool returns a client pool dialling as queriers do.
+// newPool returns an ingester client pool dialling as queriers do.
 func newPool(t *testing.T) *client.Pool {
-	p := client.NewPool(func(addr string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
-			grpc.WithStreamInterceptor(middleware.StreamClientUserHeaderInterceptor))
-	})
-	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	p := client.NewPool(rpc.DefaultClientConfig(), nil, log.NewNopLogger(), nil)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// newGatewayPool returns a store-gateway client pool dialling as queriers do.
+func newGatewayPool(t *testing.T) *storegateway.Pool {
+	p := storegateway.NewPool(rpc.DefaultClientConfig(), nil, log.NewNopLogger(), nil)
+	t.Cleanup(p.Close)
 	return p
 }
 

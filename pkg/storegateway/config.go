@@ -8,6 +8,7 @@ import (
 
 	"github.com/grafana/dskit/flagext"
 
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
@@ -21,11 +22,15 @@ type Config struct {
 	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
 	MaxBlocksPerCall int           `yaml:"max_blocks_per_call"`
 	IdleBlockTimeout time.Duration `yaml:"idle_block_timeout"`
+
+	// Client is how queriers reach store-gateways.
+	Client rpc.ClientConfig `yaml:"client"`
 }
 
 // RegisterFlags registers the -store-gateway.* flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ring.RegisterFlags("store-gateway.", f)
+	c.Client.RegisterFlagsWithPrefix("store-gateway.client", f)
 	c.CacheSize = 1 << 30
 	f.Var(&c.CacheSize, "store-gateway.cache-size", "Memory for the cache of index and chunk byte ranges read from the bucket (e.g. 512MiB, 4GiB). Nothing of a block is kept on local disk.")
 	f.DurationVar(&c.SyncInterval, "store-gateway.sync-interval", 5*time.Minute, "How often the store-gateway reads the bucket indexes to open the index headers of the blocks it owns and forget the ones it no longer owns.")
@@ -39,6 +44,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if err := c.Ring.Validate(); err != nil {
 		return fmt.Errorf("store-gateway ring: %w", err)
+	}
+	if err := c.Client.Validate("store-gateway.client"); err != nil {
+		return err
 	}
 	if c.CacheSize < 1<<20 {
 		return errors.New("-store-gateway.cache-size must be at least 1MiB")

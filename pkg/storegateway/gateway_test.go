@@ -27,9 +27,9 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks/blockstest"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
@@ -111,15 +111,13 @@ func newFixture(t *testing.T, cacheSize int64) *fixture {
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer(grpc.ForceServerCodec(client.Codec{}),
+	srv := grpc.NewServer(grpc.ForceServerCodec(rpc.Codec{}),
 		grpc.UnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 		grpc.StreamInterceptor(middleware.StreamServerUserHeaderInterceptor))
 	RegisterServer(srv, g)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
-		grpc.WithStreamInterceptor(middleware.StreamClientUserHeaderInterceptor))
+	conn, err := cfg.Client.Dial(lis.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &fixture{bkt: bkt, local: local, id: meta.ULID.String(), gateway: g, client: NewClient(conn)}

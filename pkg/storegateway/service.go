@@ -2,7 +2,6 @@ package storegateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,9 +10,12 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
 // ServiceName is the fully qualified gRPC service name.
+// The contract is rpc/storegatewaypb/storegateway.proto; this file is its Go
+// side (a test checks the descriptor declares the .proto's methods).
 const ServiceName = "canopy.storegateway.v1.StoreGateway"
 
 // queriedBlocksHeader is the gRPC header (sent before the first series) that
@@ -28,43 +30,25 @@ const blockErrorsHeader = "canopy-block-errors"
 // SeriesRequest asks for the series of the given blocks matching Matchers in
 // [Start, End] (milliseconds). The tenant is in the gRPC metadata.
 type SeriesRequest struct {
-	Start    int64            `json:"start"`
-	End      int64            `json:"end"`
-	Matchers []client.Matcher `json:"matchers"`
-	BlockIDs []string         `json:"block_ids"`
+	Start    int64
+	End      int64
+	Matchers []client.Matcher
+	BlockIDs []string
 }
-
-// Marshal implements the codec's message interface.
-func (m *SeriesRequest) Marshal() ([]byte, error) { return json.Marshal(m) }
-
-// Unmarshal implements the codec's message interface.
-func (m *SeriesRequest) Unmarshal(b []byte) error { return json.Unmarshal(b, m) }
 
 // LabelsRequest asks for label names (Name empty) or the values of label Name
 // in the given blocks.
 type LabelsRequest struct {
 	client.LabelsRequest
-	BlockIDs []string `json:"block_ids"`
+	BlockIDs []string
 }
-
-// Marshal implements the codec's message interface.
-func (m *LabelsRequest) Marshal() ([]byte, error) { return json.Marshal(m) }
-
-// Unmarshal implements the codec's message interface.
-func (m *LabelsRequest) Unmarshal(b []byte) error { return json.Unmarshal(b, m) }
 
 // LabelsResponse holds sorted names or values and the blocks that were read.
 type LabelsResponse struct {
-	Values        []string          `json:"values"`
-	QueriedBlocks []string          `json:"queried_blocks"`
-	BlockErrors   map[string]string `json:"block_errors,omitempty"`
+	Values        []string
+	QueriedBlocks []string
+	BlockErrors   map[string]string
 }
-
-// Marshal implements the codec's message interface.
-func (m *LabelsResponse) Marshal() ([]byte, error) { return json.Marshal(m) }
-
-// Unmarshal implements the codec's message interface.
-func (m *LabelsResponse) Unmarshal(b []byte) error { return json.Unmarshal(b, m) }
 
 // Server is what a store-gateway serves.
 type Server interface {
@@ -113,7 +97,7 @@ var serviceDesc = grpc.ServiceDesc{
 			return srv.(Server).Series(req, frameStream{stream})
 		},
 	}},
-	Metadata: "canopy/storegateway.proto",
+	Metadata: "storegatewaypb/storegateway.proto",
 }
 
 type frameStream struct{ grpc.ServerStream }
@@ -138,7 +122,8 @@ func SendQueriedBlocks(stream client.FrameSender, ids []string, failed map[strin
 // Client calls one store-gateway. Safe for concurrent use.
 type Client struct{ conn *grpc.ClientConn }
 
-// NewClient wraps a connection dialled as the ingester client pool dials.
+// NewClient wraps a connection dialled with rpc.Codec forced (rpc.Pool and
+// rpc.ClientConfig.Dial do).
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
 // Series opens a Series stream and waits for its header. It returns the
@@ -146,7 +131,7 @@ func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 // reader over the response frames, which the caller must Close.
 func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[string]string, io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Series", grpc.ForceCodec(client.Codec{}))
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Series", grpc.ForceCodec(rpc.Codec{}))
 	if err == nil {
 		err = stream.SendMsg(req)
 	}
@@ -159,7 +144,7 @@ func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[
 	}
 	if err == nil && md == nil {
 		// The call ended without headers: its status says why.
-		if err = stream.RecvMsg(new(client.Frame)); err == nil || err == io.EOF {
+		if err = stream.RecvMsg(new(rpc.Frame)); err == nil || err == io.EOF {
 			err = fmt.Errorf("store-gateway ended the series stream without naming the blocks it read")
 		}
 	}
@@ -183,17 +168,17 @@ func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[
 		}
 		failed[id] = reason
 	}
-	return ids, failed, client.NewFrameReader(stream, cancel), nil
+	return ids, failed, rpc.NewFrameReader(stream, cancel), nil
 }
 
 // LabelNames asks for label names.
 func (c *Client) LabelNames(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
 	out := new(LabelsResponse)
-	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelNames", req, out, grpc.ForceCodec(client.Codec{}))
+	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelNames", req, out, grpc.ForceCodec(rpc.Codec{}))
 }
 
 // LabelValues asks for the values of one label.
 func (c *Client) LabelValues(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
 	out := new(LabelsResponse)
-	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelValues", req, out, grpc.ForceCodec(client.Codec{}))
+	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelValues", req, out, grpc.ForceCodec(rpc.Codec{}))
 }

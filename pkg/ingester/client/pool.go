@@ -1,50 +1,32 @@
 package client
 
 import (
-	"sync"
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
 
-	"google.golang.org/grpc"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
-// Dialer opens a gRPC connection to an address.
-type Dialer func(addr string) (*grpc.ClientConn, error)
-
-// Pool keeps one client per ingester address. Safe for concurrent use.
+// Pool keeps one connection per ingester of the ring (see rpc.Pool: it drops
+// ingesters that left the ring or fail health checks). It is a
+// services.Service that must run for the dropping. Safe for concurrent use.
 type Pool struct {
-	dial    Dialer
-	mu      sync.Mutex
-	clients map[string]*Client
+	*rpc.Pool
 }
 
-// NewPool returns a pool dialling with dial.
-func NewPool(dial Dialer) *Pool {
-	return &Pool{dial: dial, clients: map[string]*Client{}}
+// NewPool returns a pool of the ingesters of r dialled as cfg says.
+func NewPool(cfg rpc.ClientConfig, r ring.ReadRing, logger log.Logger, reg prometheus.Registerer) *Pool {
+	return &Pool{rpc.NewPool("ingester", cfg, r, logger, reg)}
 }
 
-// Client returns the client for addr, dialling on first use. gRPC reconnects
-// by itself, so a client stays valid across ingester restarts.
+// Client returns the client of the ingester at addr, dialling it on first
+// use. gRPC reconnects by itself, so a client stays valid across ingester
+// restarts.
 func (p *Pool) Client(addr string) (*Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[addr]; ok {
-		return c, nil
-	}
-	conn, err := p.dial(addr)
+	conn, err := p.Conn(addr)
 	if err != nil {
 		return nil, err
 	}
-	c := NewClient(conn)
-	p.clients[addr] = c
-	return c, nil
-}
-
-// Close closes every client.
-func (p *Pool) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, c := range p.clients {
-		_ = c.Close()
-		delete(p.clients, addr)
-	}
-	return nil
+	return NewClient(conn), nil
 }

@@ -1,10 +1,12 @@
-// Package client is the gRPC contract between distributors/queriers and
-// ingesters: the service definition, its wire types and a client.
+// Package client is the Go side of the ingester's gRPC contract
+// (rpc/ingesterpb/ingester.proto): the service descriptor, the Go types of
+// its messages and a client.
 //
-// The service is declared by hand (no generated code): its request and
-// response types are Prometheus's own gogo-protobuf types where they exist
-// (remote write 2.0 requests, remote read queries) and small Canopy types
-// otherwise, all marshalled by Codec.
+// The descriptor is written by hand so that its hot messages decode straight
+// into Prometheus's types: a push into a remote-write 2.0 request
+// (PushRequest), a query into remote read's prompb.Query (wire-identical to
+// ingesterpb.QueryStreamRequest). A test checks it declares the .proto's
+// methods.
 package client
 
 import (
@@ -14,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"google.golang.org/grpc"
+
+	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
 // ServiceName is the fully qualified gRPC service name.
@@ -34,10 +38,13 @@ type IngesterServer interface {
 }
 
 // FrameSender is the server side of a query stream.
-type FrameSender interface {
-	Context() context.Context
-	Send(*Frame) error
-}
+type FrameSender = rpc.FrameSender
+
+// Frame is one piece of a streamed query answer.
+type Frame = rpc.Frame
+
+// FrameWriter adapts a FrameSender to io.Writer for remote.NewChunkedWriter.
+type FrameWriter = rpc.FrameWriter
 
 // RegisterIngesterServer registers srv on s.
 func RegisterIngesterServer(s grpc.ServiceRegistrar, srv IngesterServer) {
@@ -46,7 +53,7 @@ func RegisterIngesterServer(s grpc.ServiceRegistrar, srv IngesterServer) {
 
 func unary[Req any, PReq interface {
 	*Req
-	gogoMessage
+	rpc.Message
 }, Resp any](call func(IngesterServer, context.Context, PReq) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
 	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		in := PReq(new(Req))
@@ -75,9 +82,7 @@ var serviceDesc = grpc.ServiceDesc{
 	ServiceName: ServiceName,
 	HandlerType: (*IngesterServer)(nil),
 	Methods: []grpc.MethodDesc{
-		{MethodName: "Push", Handler: unary(func(s IngesterServer, ctx context.Context, r *writev2.Request) (*PushResponse, error) {
-			return s.Push(ctx, r)
-		})},
+		{MethodName: "Push", Handler: pushHandler},
 		{MethodName: "LabelNames", Handler: unary(func(s IngesterServer, ctx context.Context, r *LabelsRequest) (*LabelsResponse, error) {
 			return s.LabelNames(ctx, r)
 		})},
@@ -102,7 +107,22 @@ var serviceDesc = grpc.ServiceDesc{
 			return srv.(IngesterServer).QueryStream(q, frameServerStream{stream})
 		},
 	}},
-	Metadata: "canopy/ingester.proto",
+	Metadata: "ingesterpb/ingester.proto",
+}
+
+// pushHandler decodes the request straight into a writev2.Request.
+func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := PushRequest{Request: new(writev2.Request)}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	handler := func(ctx context.Context, req any) (any, error) {
+		return srv.(IngesterServer).Push(ctx, req.(PushRequest).Request)
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: methodName(ctx)}, handler)
 }
 
 type frameServerStream struct{ grpc.ServerStream }
@@ -114,25 +134,18 @@ type Client struct {
 	conn *grpc.ClientConn
 }
 
-// NewClient wraps conn, which must have been dialled with Codec forced
-// (see DialOptions).
+// NewClient wraps conn, which must have been dialled with rpc.Codec forced
+// (rpc.ClientConfig.Dial does).
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
-
-// Conn is the connection, for the other services a Canopy process serves on
-// the same gRPC port (the store-gateway).
-func (c *Client) Conn() *grpc.ClientConn { return c.conn }
-
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
-	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, grpc.ForceCodec(Codec{}))
+	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, grpc.ForceCodec(rpc.Codec{}))
 }
 
 // Push sends a write request.
 func (c *Client) Push(ctx context.Context, req *writev2.Request) (*PushResponse, error) {
 	out := new(PushResponse)
-	return out, c.invoke(ctx, "Push", req, out)
+	return out, c.invoke(ctx, "Push", PushRequest{Request: req}, out)
 }
 
 // LabelNames asks for label names.
@@ -163,7 +176,7 @@ func (c *Client) Metadata(ctx context.Context, req *MetadataRequest) (*MetadataR
 // caller must Close the reader (which cancels the stream).
 func (c *Client) QueryStream(ctx context.Context, q *prompb.Query) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", grpc.ForceCodec(Codec{}))
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", grpc.ForceCodec(rpc.Codec{}))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -176,53 +189,5 @@ func (c *Client) QueryStream(ctx context.Context, q *prompb.Query) (io.ReadClose
 		cancel()
 		return nil, err
 	}
-	return NewFrameReader(stream, cancel), nil
-}
-
-// NewFrameReader reads the frames of a server stream whose request has been
-// sent as one byte stream; Close calls cancel, which must end the stream.
-func NewFrameReader(stream grpc.ClientStream, cancel context.CancelFunc) io.ReadCloser {
-	return &frameReader{stream: stream, cancel: cancel}
-}
-
-// frameReader turns a stream of frames back into the byte stream the server
-// wrote, for remote.NewChunkedReader.
-type frameReader struct {
-	stream grpc.ClientStream
-	cancel context.CancelFunc
-	frame  Frame
-	off    int
-}
-
-func (r *frameReader) Read(p []byte) (int, error) {
-	for r.off >= len(r.frame.Data) {
-		r.frame.Data = r.frame.Data[:0]
-		r.off = 0
-		if err := r.stream.RecvMsg(&r.frame); err != nil {
-			return 0, err // io.EOF at the end of the stream.
-		}
-	}
-	n := copy(p, r.frame.Data[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *frameReader) Close() error {
-	r.cancel()
-	return nil
-}
-
-// FrameWriter adapts a FrameSender to io.Writer for remote.NewChunkedWriter.
-type FrameWriter struct {
-	Stream FrameSender
-}
-
-// Write sends a copy of b as one frame. gRPC may still hold a sent message's
-// bytes after Send returns (Frame marshals without copying), and the
-// remote-read writer reuses b from a pool: sending b itself corrupted frames.
-func (w FrameWriter) Write(b []byte) (int, error) {
-	if err := w.Stream.Send(&Frame{Data: append([]byte(nil), b...)}); err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return rpc.NewFrameReader(stream, cancel), nil
 }

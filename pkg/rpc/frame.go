@@ -1,0 +1,91 @@
+package rpc
+
+import (
+	"context"
+	"io"
+
+	"google.golang.org/grpc"
+)
+
+// frameDataField is Frame.data's number in ingesterpb/ingester.proto.
+const frameDataField = 1
+
+// Frame is the Go form of ingesterpb.Frame, one piece of a streamed query
+// answer in Prometheus's streamed remote-read framing. It marshals with one
+// copy of Data, so a sender may reuse Data once Send returns.
+type Frame struct {
+	Data []byte
+}
+
+// Marshal encodes the frame as ingesterpb.Frame.
+func (m *Frame) Marshal() ([]byte, error) {
+	if len(m.Data) == 0 {
+		return nil, nil
+	}
+	b := make([]byte, 0, BytesFieldHeaderLen(frameDataField, len(m.Data))+len(m.Data))
+	b = AppendBytesFieldHeader(b, frameDataField, len(m.Data))
+	return append(b, m.Data...), nil
+}
+
+// Unmarshal decodes an ingesterpb.Frame into m, reusing m.Data's capacity.
+func (m *Frame) Unmarshal(b []byte) error {
+	m.Data = m.Data[:0]
+	return DecodeBytesField(b, frameDataField, func(v []byte) error {
+		m.Data = append(m.Data[:0], v...)
+		return nil
+	})
+}
+
+// FrameSender is the server side of a query stream.
+type FrameSender interface {
+	Context() context.Context
+	// Send sends f; it does not retain f.Data once it returns.
+	Send(f *Frame) error
+}
+
+// FrameWriter adapts a FrameSender to io.Writer for remote.NewChunkedWriter:
+// each Write is one frame.
+type FrameWriter struct {
+	Stream FrameSender
+}
+
+// Write sends b as one frame. The remote-read writer reuses b from a pool,
+// which is safe because Frame.Marshal copies b before Send returns.
+func (w FrameWriter) Write(b []byte) (int, error) {
+	if err := w.Stream.Send(&Frame{Data: b}); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// NewFrameReader reads the frames of a server stream whose request has been
+// sent as one byte stream, for remote.NewChunkedReader; Close calls cancel,
+// which must end the stream.
+func NewFrameReader(stream grpc.ClientStream, cancel context.CancelFunc) io.ReadCloser {
+	return &frameReader{stream: stream, cancel: cancel}
+}
+
+type frameReader struct {
+	stream grpc.ClientStream
+	cancel context.CancelFunc
+	frame  Frame
+	off    int
+}
+
+func (r *frameReader) Read(p []byte) (int, error) {
+	for r.off >= len(r.frame.Data) {
+		r.off = 0
+		if err := r.stream.RecvMsg(&r.frame); err != nil {
+			r.frame.Data = r.frame.Data[:0]
+			return 0, err // io.EOF at the end of the stream.
+		}
+	}
+	n := copy(p, r.frame.Data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *frameReader) Close() error {
+	r.cancel()
+	return nil
+}
