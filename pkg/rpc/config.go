@@ -1,14 +1,18 @@
 package rpc
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grafana/dskit/grpcclient"
 	"github.com/grafana/dskit/middleware"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultMaxMessageSize is the default largest message a client sends or
@@ -24,12 +28,15 @@ type ClientConfig struct {
 	HealthCheck        bool          `yaml:"health_check_enabled"`
 	HealthCheckTimeout time.Duration `yaml:"health_check_timeout"`
 	CheckInterval      time.Duration `yaml:"pool_check_interval"`
+
+	prefix string // of the flags, for errors
 }
 
 // RegisterFlagsWithPrefix registers the flags under prefix (e.g.
 // "ingester.client"). The defaults keep what Canopy did before the flags:
 // 256MiB messages, no TLS.
 func (c *ClientConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
+	c.prefix = prefix
 	c.GRPC.RegisterFlagsWithPrefix(prefix, f)
 	// dskit's default is 100MiB: raise it, in the help text too.
 	for _, name := range []string{".grpc-max-recv-msg-size", ".grpc-max-send-msg-size"} {
@@ -59,8 +66,8 @@ func (c *ClientConfig) Validate(prefix string) error {
 // address fails the first call, not Dial.
 func (c *ClientConfig) Dial(addr string) (*grpc.ClientConn, error) {
 	opts, err := c.GRPC.DialOption(
-		[]grpc.UnaryClientInterceptor{middleware.ClientUserHeaderInterceptor},
-		[]grpc.StreamClientInterceptor{middleware.StreamClientUserHeaderInterceptor},
+		[]grpc.UnaryClientInterceptor{c.explainUnary, middleware.ClientUserHeaderInterceptor},
+		[]grpc.StreamClientInterceptor{c.explainStream, middleware.StreamClientUserHeaderInterceptor},
 		nil)
 	if err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
@@ -78,4 +85,31 @@ func DefaultClientConfig() ClientConfig {
 	var c ClientConfig
 	c.RegisterFlagsWithPrefix("client", flag.NewFlagSet("", flag.PanicOnError))
 	return c
+}
+
+// explain names the flag to check when a connection fails for a TLS
+// mismatch, keeping the error's code (Unavailable: another replica may
+// answer).
+func (c *ClientConfig) explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	msg := st.Message()
+	switch {
+	case !c.GRPC.TLSEnabled && strings.Contains(msg, "server preface"):
+		return status.Errorf(codes.Unavailable, "%s (does the server require TLS? see -%s.tls-enabled)", msg, c.prefix)
+	case c.GRPC.TLSEnabled && (strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:")):
+		return status.Errorf(codes.Unavailable, "%s (TLS handshake: see -%s.tls-ca-path, -%s.tls-server-name and the server's -server.grpc-tls-* flags)", msg, c.prefix, c.prefix)
+	}
+	return err
+}
+
+func (c *ClientConfig) explainUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return c.explain(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func (c *ClientConfig) explainStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	return s, c.explain(err)
 }

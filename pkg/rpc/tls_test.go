@@ -1,0 +1,159 @@
+package rpc_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/user"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// serverCert returns a certificate for 127.0.0.1 signed by ca.
+func (ca *testCA) serverCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "ingester"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// writeFile writes b to a file of the test's directory and returns its path.
+func writeFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	return p
+}
+
+// clientConfig is the configuration the -ingester.client.* flags args give.
+func clientConfig(t *testing.T, args ...string) rpc.ClientConfig {
+	t.Helper()
+	var cfg rpc.ClientConfig
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.RegisterFlagsWithPrefix("ingester.client", fs)
+	require.NoError(t, fs.Parse(args))
+	require.NoError(t, cfg.Validate("ingester.client"))
+	return cfg
+}
+
+// TestClientTLS: an ingester serving gRPC over TLS is pushed to and queried
+// by a client configured with -ingester.client.tls-enabled and the CA that
+// signed its certificate; a client without TLS, or trusting another CA,
+// fails saying why.
+func TestClientTLS(t *testing.T) {
+	ca := newTestCA(t, "canopy test CA")
+	addr := serve(t, &fakeIngester{}, credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
+	caFile := writeFile(t, "ca.pem", ca.pem)
+	otherCAFile := writeFile(t, "other-ca.pem", newTestCA(t, "another CA").pem)
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr []string // in the error of every call
+	}{
+		{name: "TLS with the server's CA", args: []string{"-ingester.client.tls-enabled", "-ingester.client.tls-ca-path=" + caFile}},
+		{name: "no TLS", args: nil, wantErr: []string{"does the server require TLS? see -ingester.client.tls-enabled"}},
+		{name: "TLS with another CA", args: []string{"-ingester.client.tls-enabled", "-ingester.client.tls-ca-path=" + otherCAFile}, wantErr: []string{"certificate signed by unknown authority", "see -ingester.client.tls-ca-path"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := client.NewPool(clientConfig(t, tc.args...), nil, log.NewNopLogger(), nil)
+			defer pool.Close()
+			c, err := pool.Client(addr)
+			require.NoError(t, err) // dialling is lazy
+			ctx, cancel := context.WithTimeout(user.InjectOrgID(context.Background(), "team-a"), 10*time.Second)
+			defer cancel()
+
+			resp, err := c.Push(ctx, testWriteRequest())
+			if tc.wantErr != nil {
+				_, qerr := c.QueryStream(ctx, &prompb.Query{Matchers: []*prompb.LabelMatcher{{Name: "job", Value: "node"}}})
+				for _, e := range []error{err, qerr} {
+					require.Equal(t, codes.Unavailable, status.Code(e), "%v", e)
+					for _, want := range tc.wantErr {
+						require.ErrorContains(t, e, want)
+					}
+				}
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, map[string]int{"out_of_order": 1}, resp.Rejected)
+
+			rc, err := c.QueryStream(ctx, &prompb.Query{Matchers: []*prompb.LabelMatcher{{Name: "job", Value: "node"}}})
+			require.NoError(t, err)
+			got, err := io.ReadAll(rc)
+			require.NoError(t, err)
+			require.NoError(t, rc.Close())
+			require.Equal(t, "series-node", string(got))
+		})
+	}
+}
+
+func TestClientConfigDefaults(t *testing.T) {
+	cfg := clientConfig(t)
+	require.Equal(t, rpc.DefaultMaxMessageSize, cfg.GRPC.MaxRecvMsgSize)
+	require.Equal(t, rpc.DefaultMaxMessageSize, cfg.GRPC.MaxSendMsgSize)
+	require.False(t, cfg.GRPC.TLSEnabled)
+	require.True(t, cfg.HealthCheck)
+
+	bad := clientConfig(t)
+	bad.GRPC.GRPCCompression = "lz4"
+	require.ErrorContains(t, bad.Validate("ingester.client"), "-ingester.client.grpc-compression")
+}
