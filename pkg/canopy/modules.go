@@ -19,7 +19,6 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -137,7 +136,7 @@ func (c *Canopy) initServer() (services.Service, error) {
 	cfg.Log = c.logger
 	cfg.Registerer = c.reg
 	cfg.Gatherer = c.reg
-	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodec(rpc.Codec{}))
+	cfg.GRPCOptions = append(cfg.GRPCOptions, rpc.ServerOption())
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, middleware.ServerUserHeaderInterceptor)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, middleware.StreamServerUserHeaderInterceptor)
 	srv, err := server.New(cfg)

@@ -128,7 +128,7 @@ func serve(t *testing.T, register func(*grpc.Server)) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer(grpc.ForceServerCodec(rpc.Codec{}),
+	srv := grpc.NewServer(rpc.ServerOption(),
 		grpc.UnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 		grpc.StreamInterceptor(middleware.StreamServerUserHeaderInterceptor))
 	register(srv)

@@ -6,7 +6,9 @@ package rpc
 import (
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -20,17 +22,67 @@ type Message interface {
 	Unmarshal(b []byte) error
 }
 
-// Codec is the gRPC codec of Canopy's internal servers and clients. It
-// marshals a Message with its own code and every other protobuf message
-// (health checks, reflection, the generated messages) with
-// google.golang.org/protobuf, so it can be forced on a whole server. Its name
-// is "proto": everything it writes is protobuf.
+// SizedMessage is a Message that can marshal into a buffer of its size, so
+// the codec marshals large ones into a pooled buffer gRPC returns to the pool
+// once sent, instead of allocating.
+type SizedMessage interface {
+	Message
+	// MarshalSize is the length of the encoded message.
+	MarshalSize() int
+	// MarshalInto encodes the message into b, of MarshalSize bytes.
+	MarshalInto(b []byte) error
+}
+
+// Codec is the gRPC codec of Canopy's internal servers and clients (see
+// ServerOption and CallOption). It marshals a Message with its own code and
+// every other protobuf message (health checks, the generated messages) with
+// google.golang.org/protobuf, so it can be forced on a whole server. Large
+// SizedMessages are marshalled into pooled buffers, and received messages
+// are decoded from gRPC's buffers without copying them first. Its name is
+// "proto": everything it writes is protobuf.
 type Codec struct{}
 
-var _ encoding.Codec = Codec{}
+var _ encoding.CodecV2 = Codec{}
+
+// ServerOption forces Codec on every call a server receives.
+func ServerOption() grpc.ServerOption { return grpc.ForceServerCodecV2(Codec{}) }
+
+// CallOption forces Codec on a client call.
+func CallOption() grpc.CallOption { return grpc.ForceCodecV2(Codec{}) }
 
 // Marshal encodes v.
-func (Codec) Marshal(v any) ([]byte, error) {
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(SizedMessage); ok {
+		n := m.MarshalSize()
+		if !mem.IsBelowBufferPoolingThreshold(n) {
+			pool := mem.DefaultBufferPool()
+			buf := pool.Get(n)
+			if err := m.MarshalInto(*buf); err != nil {
+				pool.Put(buf)
+				return nil, err
+			}
+			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+		}
+	}
+	b, err := MarshalBytes(v)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+// Unmarshal decodes data into v. data is not retained.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return UnmarshalBytes(buf.ReadOnlyData(), v)
+}
+
+// Name is the content-subtype.
+func (Codec) Name() string { return "proto" }
+
+// MarshalBytes encodes v as Codec does, into one byte slice.
+func MarshalBytes(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case Message:
 		return m.Marshal()
@@ -40,16 +92,13 @@ func (Codec) Marshal(v any) ([]byte, error) {
 	return nil, fmt.Errorf("canopy codec: cannot marshal %T", v)
 }
 
-// Unmarshal decodes data into v. data is not retained.
-func (Codec) Unmarshal(data []byte, v any) error {
+// UnmarshalBytes decodes b into v as Codec does. b is not retained.
+func UnmarshalBytes(b []byte, v any) error {
 	switch m := v.(type) {
 	case Message:
-		return m.Unmarshal(data)
+		return m.Unmarshal(b)
 	case proto.Message:
-		return proto.Unmarshal(data, m)
+		return proto.Unmarshal(b, m)
 	}
 	return fmt.Errorf("canopy codec: cannot unmarshal into %T", v)
 }
-
-// Name is the content-subtype.
-func (Codec) Name() string { return "proto" }

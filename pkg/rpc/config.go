@@ -72,7 +72,7 @@ func (c *ClientConfig) Dial(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
 	}
-	opts = append(opts, grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{})))
+	opts = append(opts, grpc.WithDefaultCallOptions(CallOption()))
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dialling %s: %w", addr, err)

@@ -79,7 +79,7 @@ func serve(t *testing.T, ing client.IngesterServer, creds credentials.TransportC
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	opts := []grpc.ServerOption{grpc.ForceServerCodec(rpc.Codec{}),
+	opts := []grpc.ServerOption{rpc.ServerOption(),
 		grpc.UnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 		grpc.StreamInterceptor(middleware.StreamServerUserHeaderInterceptor)}
 	if creds != nil {

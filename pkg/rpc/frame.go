@@ -12,19 +12,34 @@ const frameDataField = 1
 
 // Frame is the Go form of ingesterpb.Frame, one piece of a streamed query
 // answer in Prometheus's streamed remote-read framing. It marshals with one
-// copy of Data, so a sender may reuse Data once Send returns.
+// copy of Data (into a pooled buffer, see Codec), so a sender may reuse Data
+// once Send returns.
 type Frame struct {
 	Data []byte
 }
 
 // Marshal encodes the frame as ingesterpb.Frame.
 func (m *Frame) Marshal() ([]byte, error) {
+	b := make([]byte, m.MarshalSize())
+	return b, m.MarshalInto(b)
+}
+
+// MarshalSize is the length of the encoded frame.
+func (m *Frame) MarshalSize() int {
 	if len(m.Data) == 0 {
-		return nil, nil
+		return 0
 	}
-	b := make([]byte, 0, BytesFieldHeaderLen(frameDataField, len(m.Data))+len(m.Data))
-	b = AppendBytesFieldHeader(b, frameDataField, len(m.Data))
-	return append(b, m.Data...), nil
+	return BytesFieldHeaderLen(frameDataField, len(m.Data)) + len(m.Data)
+}
+
+// MarshalInto encodes the frame into b, of MarshalSize bytes.
+func (m *Frame) MarshalInto(b []byte) error {
+	if len(m.Data) == 0 {
+		return nil
+	}
+	h := AppendBytesFieldHeader(b[:0], frameDataField, len(m.Data))
+	copy(b[len(h):], m.Data)
+	return nil
 }
 
 // Unmarshal decodes an ingesterpb.Frame into m, reusing m.Data's capacity.

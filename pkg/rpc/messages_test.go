@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
@@ -193,13 +194,17 @@ func TestMessagesRoundTrip(t *testing.T) {
 			require.NoError(t, back.Unmarshal(pbBytes))
 			require.Equal(t, tc.goMsg, back)
 
-			// Through the codec, as gRPC calls it.
+			// Through the codec, as gRPC calls it: the received bytes in
+			// one buffer or split in several (HTTP/2 frames).
 			cb, err := rpc.Codec{}.Marshal(tc.goMsg)
 			require.NoError(t, err)
-			require.Equal(t, b, cb)
-			viaCodec := tc.empty()
-			require.NoError(t, rpc.Codec{}.Unmarshal(cb, viaCodec))
-			require.Equal(t, tc.goMsg, viaCodec)
+			require.Equal(t, string(b), string(cb.Materialize()))
+			cb.Free()
+			for _, data := range []mem.BufferSlice{{mem.SliceBuffer(b)}, split(b)} {
+				viaCodec := tc.empty()
+				require.NoError(t, rpc.Codec{}.Unmarshal(data, viaCodec))
+				require.Equal(t, tc.goMsg, viaCodec)
+			}
 		})
 	}
 }
@@ -217,7 +222,28 @@ func TestCodec(t *testing.T) {
 	_, err = rpc.Codec{}.Marshal("not a message")
 	require.ErrorContains(t, err, "cannot marshal string")
 	require.ErrorContains(t, rpc.Codec{}.Unmarshal(b, new(int)), "cannot unmarshal into *int")
+
+	// A large push and frame are marshalled into pooled buffers.
+	big := &rpc.Frame{Data: make([]byte, 1<<20)}
+	big.Data[5] = 7
+	data, err := rpc.Codec{}.Marshal(big)
+	require.NoError(t, err)
+	want, err := big.Marshal()
+	require.NoError(t, err)
+	require.Equal(t, want, data.Materialize())
+	data.Free()
 	require.Equal(t, "proto", rpc.Codec{}.Name())
+}
+
+// split returns b in buffers of 7 bytes, as gRPC hands a message received
+// in several frames to the codec.
+func split(b []byte) mem.BufferSlice {
+	var s mem.BufferSlice
+	for len(b) > 7 {
+		s = append(s, mem.SliceBuffer(b[:7]))
+		b = b[7:]
+	}
+	return append(s, mem.SliceBuffer(b))
 }
 
 // TestFrameReuse pins what FrameWriter relies on: a marshalled frame does

@@ -53,7 +53,7 @@ func serveHealth(t *testing.T) (string, *health.Server) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer(grpc.ForceServerCodec(rpc.Codec{}))
+	srv := grpc.NewServer(rpc.ServerOption())
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(srv, hs)
 	go func() { _ = srv.Serve(lis) }()

@@ -111,7 +111,7 @@ func newFixture(t *testing.T, cacheSize int64) *fixture {
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer(grpc.ForceServerCodec(rpc.Codec{}),
+	srv := grpc.NewServer(rpc.ServerOption(),
 		grpc.UnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 		grpc.StreamInterceptor(middleware.StreamServerUserHeaderInterceptor))
 	RegisterServer(srv, g)

@@ -131,7 +131,7 @@ func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 // reader over the response frames, which the caller must Close.
 func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[string]string, io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Series", grpc.ForceCodec(rpc.Codec{}))
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Series", rpc.CallOption())
 	if err == nil {
 		err = stream.SendMsg(req)
 	}
@@ -174,11 +174,11 @@ func (c *Client) Series(ctx context.Context, req *SeriesRequest) ([]string, map[
 // LabelNames asks for label names.
 func (c *Client) LabelNames(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
 	out := new(LabelsResponse)
-	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelNames", req, out, grpc.ForceCodec(rpc.Codec{}))
+	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelNames", req, out, rpc.CallOption())
 }
 
 // LabelValues asks for the values of one label.
 func (c *Client) LabelValues(ctx context.Context, req *LabelsRequest) (*LabelsResponse, error) {
 	out := new(LabelsResponse)
-	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelValues", req, out, grpc.ForceCodec(rpc.Codec{}))
+	return out, c.conn.Invoke(ctx, "/"+ServiceName+"/LabelValues", req, out, rpc.CallOption())
 }

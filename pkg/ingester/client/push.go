@@ -1,6 +1,8 @@
 package client
 
 import (
+	"fmt"
+
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/canopy-observability/canopy/pkg/rpc"
@@ -21,14 +23,27 @@ type PushRequest struct {
 
 // Marshal encodes the request as ingesterpb.PushRequest.
 func (m PushRequest) Marshal() ([]byte, error) {
+	b := make([]byte, m.MarshalSize())
+	return b, m.MarshalInto(b)
+}
+
+// MarshalSize is the length of the encoded request. It computes the
+// request's size, which MarshalInto computes again: call them once each.
+func (m PushRequest) MarshalSize() int {
 	n := m.Request.Size()
-	h := rpc.BytesFieldHeaderLen(writeRequestField, n)
-	b := make([]byte, h+n)
-	rpc.AppendBytesFieldHeader(b[:0], writeRequestField, n)
-	if _, err := m.Request.MarshalToSizedBuffer(b[h:]); err != nil {
-		return nil, err
+	return rpc.BytesFieldHeaderLen(writeRequestField, n) + n
+}
+
+// MarshalInto encodes the request into b, of MarshalSize bytes: the tag and
+// length, then the remote-write request marshalled in place.
+func (m PushRequest) MarshalInto(b []byte) error {
+	n := m.Request.Size()
+	h := rpc.AppendBytesFieldHeader(b[:0], writeRequestField, n)
+	if len(h)+n != len(b) {
+		return fmt.Errorf("push request: buffer of %d bytes for a message of %d", len(b), len(h)+n)
 	}
-	return b, nil
+	_, err := m.Request.MarshalToSizedBuffer(b[len(h):])
+	return err
 }
 
 // Unmarshal decodes an ingesterpb.PushRequest into m.Request, which must not

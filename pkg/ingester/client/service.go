@@ -139,7 +139,7 @@ type Client struct {
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
-	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, grpc.ForceCodec(rpc.Codec{}))
+	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, rpc.CallOption())
 }
 
 // Push sends a write request.
@@ -176,7 +176,7 @@ func (c *Client) Metadata(ctx context.Context, req *MetadataRequest) (*MetadataR
 // caller must Close the reader (which cancels the stream).
 func (c *Client) QueryStream(ctx context.Context, q *prompb.Query) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", grpc.ForceCodec(rpc.Codec{}))
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/QueryStream", rpc.CallOption())
 	if err != nil {
 		cancel()
 		return nil, err
