@@ -50,3 +50,18 @@ func DecodeBytesField(b []byte, num protowire.Number, f func([]byte) error) erro
 	}
 	return nil
 }
+
+// BytesFieldContentLen is the inverse of BytesFieldHeaderLen: the content
+// length n of a bytes field numbered num whose header and content take total
+// bytes, so a message marshalling into a buffer sized by its MarshalSize need
+// not compute its size again. ok is false when no n fits.
+func BytesFieldContentLen(num protowire.Number, total int) (n int, ok bool) {
+	tag := protowire.SizeTag(num)
+	for v := 1; v <= protowire.SizeVarint(^uint64(0)); v++ {
+		n = total - tag - v
+		if n >= 0 && protowire.SizeVarint(uint64(n)) == v {
+			return n, true
+		}
+	}
+	return 0, false
+}

@@ -60,3 +60,13 @@ func TestBytesFieldHeader(t *testing.T) {
 		require.Equal(t, len(h), l+m)
 	}
 }
+
+func TestBytesFieldContentLen(t *testing.T) {
+	for _, n := range []int{0, 1, 126, 127, 128, 16383, 16384, 1 << 20, 1<<21 - 1, 1 << 21} {
+		got, ok := BytesFieldContentLen(1, BytesFieldHeaderLen(1, n)+n)
+		require.True(t, ok)
+		require.Equal(t, n, got)
+	}
+	_, ok := BytesFieldContentLen(1, 1) // a tag without a length
+	require.False(t, ok)
+}

@@ -150,3 +150,15 @@ func TestNewServerUnknownPushFields(t *testing.T) {
 	require.Equal(t, wr, ing.pushed[0])
 	require.True(t, resp.LimitError)
 }
+
+// TestPreContractPushFails: a distributor older than the .proto contract
+// sends a bare remote-write request; the ingester refuses it instead of
+// appending nothing.
+func TestPreContractPushFails(t *testing.T) {
+	ing := &fakeIngester{}
+	conn := oldConn(t, serve(t, ing, nil))
+	ctx := metadataContext(t, user.InjectOrgID(context.Background(), "team-a"))
+	err := conn.Invoke(ctx, method+"Push", testWriteRequest(), new(client.PushResponse), rpc.CallOption())
+	require.ErrorContains(t, err, "older than the ingester's contract")
+	require.Empty(t, ing.pushed)
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -27,30 +28,43 @@ func (m PushRequest) Marshal() ([]byte, error) {
 	return b, m.MarshalInto(b)
 }
 
-// MarshalSize is the length of the encoded request. It computes the
-// request's size, which MarshalInto computes again: call them once each.
+// MarshalSize is the length of the encoded request.
 func (m PushRequest) MarshalSize() int {
 	n := m.Request.Size()
 	return rpc.BytesFieldHeaderLen(writeRequestField, n) + n
 }
 
 // MarshalInto encodes the request into b, of MarshalSize bytes: the tag and
-// length, then the remote-write request marshalled in place.
+// length, then the remote-write request marshalled in place (its size is
+// derived from len(b), not computed again).
 func (m PushRequest) MarshalInto(b []byte) error {
-	n := m.Request.Size()
-	h := rpc.AppendBytesFieldHeader(b[:0], writeRequestField, n)
-	if len(h)+n != len(b) {
-		return fmt.Errorf("push request: buffer of %d bytes for a message of %d", len(b), len(h)+n)
+	n, ok := rpc.BytesFieldContentLen(writeRequestField, len(b))
+	if !ok {
+		return fmt.Errorf("push request: no message fits a buffer of %d bytes", len(b))
 	}
-	_, err := m.Request.MarshalToSizedBuffer(b[len(h):])
-	return err
+	h := rpc.AppendBytesFieldHeader(b[:0], writeRequestField, n)
+	if _, err := m.Request.MarshalToSizedBuffer(b[len(h):]); err != nil {
+		return fmt.Errorf("push request: %w", err)
+	}
+	return nil
 }
 
 // Unmarshal decodes an ingesterpb.PushRequest into m.Request, which must not
-// be nil. Strings are copied: b is not retained.
+// be nil. Strings are copied: b is not retained. A message without
+// write_request but with other fields is an error, not an empty push: it is
+// what a distributor older than the .proto contract sends (a bare
+// remote-write request), and appending nothing would lose it silently.
 func (m PushRequest) Unmarshal(b []byte) error {
-	return rpc.DecodeBytesField(b, writeRequestField, func(v []byte) error {
+	seen := false
+	err := rpc.DecodeBytesField(b, writeRequestField, func(v []byte) error {
+		seen = true
 		m.Request.Reset()
 		return m.Request.Unmarshal(v)
 	})
+	if err == nil && !seen && len(b) > 0 {
+		return errNoWriteRequest
+	}
+	return err
 }
+
+var errNoWriteRequest = errors.New("push request without write_request: the distributor is older than the ingester's contract (rpc/ingesterpb); upgrade it")
