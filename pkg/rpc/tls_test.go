@@ -2,19 +2,9 @@ package rpc_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
 	"io"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,61 +18,8 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/rpc"
+	"github.com/canopy-observability/canopy/pkg/util/tlstest"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert returns a certificate for 127.0.0.1 signed by ca.
-func (ca *testCA) serverCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "ingester"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// writeFile writes b to a file of the test's directory and returns its path.
-func writeFile(t *testing.T, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(p, b, 0o600))
-	return p
-}
 
 // clientConfig is the configuration the -ingester.client.* flags args give.
 func clientConfig(t *testing.T, args ...string) rpc.ClientConfig {
@@ -100,10 +37,10 @@ func clientConfig(t *testing.T, args ...string) rpc.ClientConfig {
 // signed its certificate; a client without TLS, or trusting another CA,
 // fails saying why.
 func TestClientTLS(t *testing.T) {
-	ca := newTestCA(t, "canopy test CA")
-	addr := serve(t, &fakeIngester{}, credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
-	caFile := writeFile(t, "ca.pem", ca.pem)
-	otherCAFile := writeFile(t, "other-ca.pem", newTestCA(t, "another CA").pem)
+	ca := tlstest.NewCA(t, "canopy test CA")
+	addr := serve(t, &fakeIngester{}, credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.ServerCert(t)}, MinVersion: tls.VersionTLS12}))
+	caFile := ca.WriteFiles(t).CA
+	otherCAFile := tlstest.NewCA(t, "another CA").WriteFiles(t).CA
 
 	for _, tc := range []struct {
 		name    string
