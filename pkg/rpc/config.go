@@ -54,6 +54,10 @@ func (c *ClientConfig) Validate(prefix string) error {
 	if err := c.GRPC.Validate(); err != nil {
 		return fmt.Errorf("-%s.grpc-compression: %w", prefix, err)
 	}
+	t := c.GRPC.TLS
+	if !c.GRPC.TLSEnabled && (t.CAPath != "" || t.CertPath != "" || t.KeyPath != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		return fmt.Errorf("-%s.tls-* flags are set but -%s.tls-enabled is not: the client would dial without TLS", prefix, prefix)
+	}
 	if c.CheckInterval <= 0 || c.HealthCheckTimeout <= 0 {
 		return fmt.Errorf("-%s.pool-check-interval and -%s.health-check-timeout must be positive", prefix, prefix)
 	}
@@ -70,7 +74,7 @@ func (c *ClientConfig) Dial(addr string) (*grpc.ClientConn, error) {
 		[]grpc.StreamClientInterceptor{c.explainStream, middleware.StreamClientUserHeaderInterceptor},
 		nil)
 	if err != nil {
-		return nil, fmt.Errorf("client TLS: %w", err)
+		return nil, fmt.Errorf("client TLS (-%s.tls-*): %w", c.prefix, err)
 	}
 	opts = append(opts, grpc.WithDefaultCallOptions(CallOption()))
 	conn, err := grpc.NewClient(addr, opts...)

@@ -93,4 +93,13 @@ func TestClientConfigDefaults(t *testing.T) {
 	bad := clientConfig(t)
 	bad.GRPC.GRPCCompression = "lz4"
 	require.ErrorContains(t, bad.Validate("ingester.client"), "-ingester.client.grpc-compression")
+
+	bad = clientConfig(t)
+	bad.GRPC.TLS.CAPath = "ca.pem"
+	require.ErrorContains(t, bad.Validate("ingester.client"), "-ingester.client.tls-* flags are set but -ingester.client.tls-enabled is not")
+
+	// A missing file fails the first call, naming the flags.
+	missing := clientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path=/nonexistent/ca.pem")
+	_, err := missing.Dial("127.0.0.1:1")
+	require.ErrorContains(t, err, "client TLS (-ingester.client.tls-*)")
 }
