@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/grafana/dskit/middleware"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -64,6 +66,13 @@ func (c *ClientConfig) Validate(prefix string) error {
 	return nil
 }
 
+// noKeepalive undoes the keepalive pings grpcclient's options send every 20s
+// even without calls: Canopy's servers keep dskit's defaults
+// (-server.grpc.keepalive.min-time-between-pings=5m, no pings without
+// streams) and would close such connections as too many pings. Connections
+// keep gRPC's default: no keepalive pings. A later option wins.
+var noKeepalive = grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Duration(math.MaxInt64), Timeout: 20 * time.Second})
+
 // Dial returns a connection to addr configured by c: TLS, message sizes and
 // backoff from the flags, Canopy's codec forced on every call, and the
 // tenant propagated in the gRPC metadata. Connecting is lazy: an unreachable
@@ -76,7 +85,7 @@ func (c *ClientConfig) Dial(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client TLS (-%s.tls-*): %w", c.prefix, err)
 	}
-	opts = append(opts, grpc.WithDefaultCallOptions(CallOption()))
+	opts = append(opts, grpc.WithDefaultCallOptions(CallOption()), noKeepalive)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dialling %s: %w", addr, err)

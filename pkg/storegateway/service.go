@@ -122,8 +122,8 @@ func SendQueriedBlocks(stream client.FrameSender, ids []string, failed map[strin
 // Client calls one store-gateway. Safe for concurrent use.
 type Client struct{ conn *grpc.ClientConn }
 
-// NewClient wraps a connection dialled with rpc.Codec forced (rpc.Pool and
-// rpc.ClientConfig.Dial do).
+// NewClient wraps conn (see rpc.ClientConfig.Dial); every call forces
+// rpc.Codec.
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
 // Series opens a Series stream and waits for its header. It returns the

@@ -134,8 +134,8 @@ type Client struct {
 	conn *grpc.ClientConn
 }
 
-// NewClient wraps conn, which must have been dialled with rpc.Codec forced
-// (rpc.ClientConfig.Dial does).
+// NewClient wraps conn (see rpc.ClientConfig.Dial); every call forces
+// rpc.Codec.
 func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
 
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
