@@ -162,3 +162,14 @@ func TestPreContractPushFails(t *testing.T) {
 	require.ErrorContains(t, err, "older than the ingester's contract")
 	require.Empty(t, ing.pushed)
 }
+
+// TestUnknownMatchTypeRefused: a matcher type added by a newer peer is an
+// error, never a wrong match.
+func TestUnknownMatchTypeRefused(t *testing.T) {
+	b, err := proto.Marshal(&ingesterpb.LabelsRequest{Name: "job", Matchers: []*ingesterpb.Matcher{{Type: 7, Name: "job", Value: "x"}}})
+	require.NoError(t, err)
+	var req client.LabelsRequest
+	require.NoError(t, req.Unmarshal(b))
+	_, err = client.ToMatchers(req.Matchers)
+	require.ErrorContains(t, err, "unknown match type 7")
+}

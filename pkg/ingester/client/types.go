@@ -1,6 +1,8 @@
 package client
 
 import (
+	"fmt"
+
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -34,6 +36,10 @@ type Matcher struct {
 func ToMatchers(ms []Matcher) ([]*labels.Matcher, error) {
 	out := make([]*labels.Matcher, 0, len(ms))
 	for _, m := range ms {
+		if m.Type < labels.MatchEqual || m.Type > labels.MatchNotRegexp {
+			// A newer peer's match type: refuse it rather than match wrongly.
+			return nil, fmt.Errorf("matcher %s: unknown match type %d", m.Name, int(m.Type))
+		}
 		lm, err := labels.NewMatcher(m.Type, m.Name, m.Value)
 		if err != nil {
 			return nil, err
