@@ -101,16 +101,7 @@ func TestMicroservicesLayout(t *testing.T) {
 		diffAnswers(t, after, before)
 		checkAggregates(t, a, end)
 	}
-	var queried float64
-	for _, n := range backends {
-		r, err := do(http.MethodGet, n.url()+"/metrics", "", "", nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := metricValue(r.body, "canopy_store_gateway_blocks_queried_total", nil)
-		queried += v
-	}
-	if queried == 0 {
+	if sumMetric(t, backends, "canopy_store_gateway_blocks_queried_total") == 0 {
 		t.Error("no backend store-gateway read a block")
 	}
 	for _, n := range append(append([]*canopyNode{}, writers...), readers...) {

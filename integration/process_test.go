@@ -410,3 +410,19 @@ func postEach(t *testing.T, nodes []*canopyNode, path string) {
 		}
 	}
 }
+
+// sumMetric adds up the value of the unlabelled metric name over the
+// /metrics pages of nodes.
+func sumMetric(t *testing.T, nodes []*canopyNode, name string) float64 {
+	t.Helper()
+	var sum float64
+	for _, n := range nodes {
+		r, err := do(http.MethodGet, n.url()+"/metrics", "", "", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := metricValue(r.body, name, nil)
+		sum += v
+	}
+	return sum
+}

@@ -237,16 +237,7 @@ func TestBucketQueryPath(t *testing.T) {
 	if !t.Failed() {
 		t.Logf("after wiping every node's disk, all %d answers are identical, read from the bucket", len(before))
 	}
-	var queried float64
-	for _, n := range nodes {
-		r, err := do(http.MethodGet, n.url()+"/metrics", "", "", nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := metricValue(r.body, "canopy_store_gateway_blocks_queried_total", nil)
-		queried += v
-	}
-	if queried == 0 {
+	if sumMetric(t, nodes, "canopy_store_gateway_blocks_queried_total") == 0 {
 		t.Error("no store-gateway read a block")
 	}
 
