@@ -57,6 +57,8 @@ type Distributor struct {
 
 	limitersMu sync.Mutex
 	limiters   map[string]*tenantLimiter
+
+	inflight *inflight
 }
 
 // tenantLimiter is a tenant's ingestion rate limiter and when it was last
@@ -84,6 +86,7 @@ func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing,
 		metrics:  newMetrics(reg),
 		now:      time.Now,
 		limiters: map[string]*tenantLimiter{},
+		inflight: &inflight{maxRequests: int64(cfg.MaxInflightPushRequests), maxBytes: int64(cfg.MaxInflightPushBytes)},
 	}
 	d.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
 		d.dropIdleTenants()
@@ -105,6 +108,8 @@ type PushResult struct {
 type Error struct {
 	Code int
 	Msg  string
+	// RetryAfter, when set, is sent as the Retry-After header (seconds).
+	RetryAfter string
 }
 
 func (e *Error) Error() string { return e.Msg }

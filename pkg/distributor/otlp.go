@@ -2,15 +2,12 @@ package distributor
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -164,12 +161,19 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 	if ct != "application/x-protobuf" && ct != "application/json" {
 		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: OTLP/HTTP takes application/x-protobuf or application/json", r.Header.Get("Content-Type"))})
 	}
-	buf, err := readBody(r, d.cfg.MaxRecvMsgSize)
+	res, err := d.inflight.start()
+	if err != nil {
+		return writeError(w, err)
+	}
+	defer res.release()
+	buf, err := readBody(r, d.cfg.MaxRecvMsgSize, res)
 	if err != nil {
 		return writeError(w, err)
 	}
 	defer bufPool.Put(buf)
-	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), d.cfg.MaxDecompressedSize)
+	plain := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(plain)
+	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), plain, d.cfg.MaxDecompressedSize, res)
 	if err != nil {
 		return writeError(w, err)
 	}
@@ -204,38 +208,6 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	return http.StatusOK
-}
-
-// decompress undoes Content-Encoding, bounded by max bytes of output.
-func decompress(encoding string, body []byte, max int) ([]byte, error) {
-	var r io.Reader
-	switch encoding {
-	case "", "identity":
-		return body, nil
-	case "gzip":
-		gz, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid gzip: %v", err)}
-		}
-		r = gz
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)))
-		if err != nil {
-			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid zstd: %v", err)}
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		return nil, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q: use gzip, zstd or none", encoding)}
-	}
-	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
-	if err != nil {
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decompressing request body (%s): %v", encoding, err)}
-	}
-	if len(out) > max {
-		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request decompresses to more than the limit of %d bytes (-distributor.max-decompressed-size)", max)}
-	}
-	return out, nil
 }
 
 // otlpGRPC is the OTLP metrics gRPC service.

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
-	"sync"
 
-	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
@@ -26,31 +23,6 @@ const (
 	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
 	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
 )
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// readBody reads at most max bytes of r's body into a pooled buffer. The
-// caller returns the buffer with bufPool.Put.
-func readBody(r *http.Request, max int) (*bytes.Buffer, error) {
-	if r.ContentLength > int64(max) {
-		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", r.ContentLength, max)}
-	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, int64(max)+1))
-	if err != nil {
-		bufPool.Put(buf)
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("reading request body: %v", err)}
-	}
-	if n > int64(max) {
-		bufPool.Put(buf)
-		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", max)}
-	}
-	return buf, nil
-}
 
 // remoteWriteVersion picks the protobuf message from the Content-Type.
 func remoteWriteVersion(contentType string) (string, error) {
@@ -74,20 +46,17 @@ func remoteWriteVersion(contentType string) (string, error) {
 // DecodeRemoteWrite decompresses and decodes a remote write body of the given
 // protobuf message into the 2.0 form used inside Canopy.
 func DecodeRemoteWrite(body []byte, proto string, maxDecompressed int) (*writev2.Request, error) {
-	n, err := snappy.DecodedLen(body)
-	if err != nil {
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not snappy block-compressed: %v", err)}
-	}
-	if n > maxDecompressed {
-		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request decompresses to %d bytes, more than the limit of %d bytes (-distributor.max-decompressed-size)", n, maxDecompressed)}
-	}
+	return decodeRemoteWrite(body, proto, maxDecompressed, nil)
+}
+
+// decodeRemoteWrite is DecodeRemoteWrite with the decompressed bytes
+// reserved from the distributor's in-flight budget (res may be nil).
+func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *reservation) (*writev2.Request, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
-	buf.Reset()
-	buf.Grow(n)
-	raw, err := snappy.Decode(buf.Bytes()[:n], body)
+	raw, err := snappyDecode(buf, body, maxDecompressed, res)
 	if err != nil {
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body is not valid snappy: %v", err)}
+		return nil, err
 	}
 	if proto == protoV2 {
 		var req writev2.Request
@@ -180,26 +149,31 @@ func (d *Distributor) serveRemoteWrite(w http.ResponseWriter, r *http.Request, r
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "snappy" {
 		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote write bodies are snappy-compressed", enc)})
 	}
-	buf, err := readBody(r, d.cfg.MaxRecvMsgSize)
+	res, err := d.inflight.start()
 	if err != nil {
 		return writeError(w, err)
 	}
-	req, err := DecodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize)
+	defer res.release()
+	buf, err := readBody(r, d.cfg.MaxRecvMsgSize, res)
+	if err != nil {
+		return writeError(w, err)
+	}
+	req, err := decodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize, res)
 	bufPool.Put(buf)
 	if err != nil {
 		return writeError(w, err)
 	}
-	res, err := d.Push(r.Context(), tenantID, req)
+	pushed, err := d.Push(r.Context(), tenantID, req)
 	if proto == protoV2 {
-		w.Header().Set(headerSamplesWritten, strconv.Itoa(res.Samples))
-		w.Header().Set(headerHistogramsWritten, strconv.Itoa(res.Histograms))
-		w.Header().Set(headerExemplarsWritten, strconv.Itoa(res.Exemplars))
+		w.Header().Set(headerSamplesWritten, strconv.Itoa(pushed.Samples))
+		w.Header().Set(headerHistogramsWritten, strconv.Itoa(pushed.Histograms))
+		w.Header().Set(headerExemplarsWritten, strconv.Itoa(pushed.Exemplars))
 	}
 	if err != nil {
 		return writeError(w, err)
 	}
-	if res.Dropped > 0 {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: partialMessage(res)})
+	if pushed.Dropped > 0 {
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: partialMessage(pushed)})
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
@@ -213,6 +187,9 @@ func writeError(w http.ResponseWriter, err error) int {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Code: http.StatusInternalServerError, Msg: err.Error()}
+	}
+	if e.RetryAfter != "" {
+		w.Header().Set("Retry-After", e.RetryAfter)
 	}
 	http.Error(w, e.Msg, e.Code)
 	return e.Code
