@@ -115,7 +115,7 @@ func TestDecompressionBombStopsAtTheBudget(t *testing.T) {
 		maxAlloc                uint64
 	}{
 		"over the in-flight budget":    {budget: 16 << 20, maxDecompressed: 200 << 20, code: http.StatusServiceUnavailable, msg: "-distributor.instance-limits.max-inflight-push-requests-bytes", maxAlloc: 48 << 20},
-		"over the per-request maximum": {budget: 512 << 20, maxDecompressed: 8 << 20, code: http.StatusRequestEntityTooLarge, msg: "-distributor.max-decompressed-size", maxAlloc: 32 << 20},
+		"over the per-request maximum": {budget: 512 << 20, maxDecompressed: 8 << 20, code: http.StatusRequestEntityTooLarge, msg: "-distributor.max-decompressed-size", maxAlloc: 64 << 20},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d, _ := newTestDistributor(t, 1, 1, defaultLimits())
@@ -163,4 +163,24 @@ func TestInflightRequestsLimit(t *testing.T) {
 	close(body.release)
 	<-done
 	require.Equal(t, http.StatusNoContent, post(t, h, snappyProto(t, makeV1(1, time.Now().UnixMilli())), nil).Code)
+}
+
+// TestNoIngestersIsRetryable: while no ingester is in the ring (start-up)
+// or too few are live for the quorum, a push is answered 503 with
+// Retry-After, never 500.
+func TestNoIngestersIsRetryable(t *testing.T) {
+	for name, tc := range map[string]struct{ ingesters, rf int }{
+		"empty ring":       {0, 1},
+		"quorum not found": {1, 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, ings := newTestDistributor(t, tc.ingesters, tc.rf, defaultLimits())
+			for _, ing := range ings {
+				ing.fail = true
+			}
+			rec := post(t, d.RemoteWriteHandler(tenant.Resolver{}), snappyProto(t, makeV1(3, time.Now().UnixMilli())), nil)
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+			require.Equal(t, "1", rec.Header().Get("Retry-After"))
+		})
+	}
 }

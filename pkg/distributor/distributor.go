@@ -6,7 +6,6 @@ package distributor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -275,10 +274,11 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		return nil
 	}, ring.DoBatchOptions{Cleanup: cancel, Go: func(f func()) { go f() }})
 	if err != nil {
-		if errors.Is(err, ring.ErrTooManyUnhealthyInstances) || errors.Is(err, ring.ErrEmptyRing) {
-			return nil, &Error{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("not enough healthy ingesters to write with replication factor: %v", err)}
-		}
-		return nil, &Error{Code: http.StatusInternalServerError, Msg: fmt.Sprintf("writing to ingesters: %v", err)}
+		// The ring is empty (starting up), too few replicas are live for the
+		// quorum, or replicas failed mid-write: the sender should back off
+		// and retry, nothing it sent was wrong (ingesters report rejected
+		// samples in their answer, not as errors).
+		return nil, &Error{Code: http.StatusServiceUnavailable, RetryAfter: "1", Msg: fmt.Sprintf("writing to ingesters with a quorum failed, retry later: %v", err)}
 	}
 	mu.Lock()
 	defer mu.Unlock()

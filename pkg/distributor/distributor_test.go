@@ -173,7 +173,7 @@ func TestPushQuorum(t *testing.T) {
 	_, err = d.Push(context.Background(), "t1", FromV1(makeV1(10, now+1)))
 	var e *Error
 	require.ErrorAs(t, err, &e)
-	require.Equal(t, http.StatusInternalServerError, e.Code, "two of three down is retryable, not a client error")
+	require.Equal(t, http.StatusServiceUnavailable, e.Code, "two of three down is retryable, not a client error")
 }
 
 func snappyProto(t testing.TB, m interface{ Marshal() ([]byte, error) }) []byte {
