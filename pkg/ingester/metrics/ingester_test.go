@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -219,4 +223,40 @@ func TestLocalLimit(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { require.Equal(t, tc.want, localLimit(tc.global, tc.rf, tc.n)) })
 	}
+}
+
+// TestEveryValidTenantCanWrite: tenant names that look like parts of the
+// data layout, or use every character the validator allows, write and read
+// back like any other.
+func TestEveryValidTenantCanWrite(t *testing.T) {
+	dir := t.TempDir()
+	i := newTestIngester(t, dir, defaultLimits())
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
+	now := time.Now().UnixMilli()
+	for _, id := range []string{
+		"tokens", "metrics", "metrics.tokens", "layout-version", "metrics.migrating",
+		"wal", "chunks_head", "wbl", "lock", "shipper.json", "queries.active",
+		".", "..x", "a!b_c.d*e'f(g)", "-", "*", "'", strings.Repeat("z", tenant.MaxLength),
+	} {
+		if tenant.Validate(id) != nil {
+			continue // "." is refused before it reaches an ingester
+		}
+		ctx := user.InjectOrgID(context.Background(), id)
+		resp, err := i.Push(ctx, request(now, "m"))
+		require.NoError(t, err, "tenant %q", id)
+		require.Empty(t, resp.Rejected, "tenant %q", id)
+		require.Len(t, query(t, i, id)["m"], 1, "tenant %q", id)
+	}
+}
+
+// TestStorageErrorsHideServerPaths: when a tenant's TSDB cannot be opened,
+// the client learns which tenant and step failed, not the server's paths.
+func TestStorageErrorsHideServerPaths(t *testing.T) {
+	dir := t.TempDir()
+	i := newTestIngester(t, dir, defaultLimits())
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "blocked"), []byte("not a directory"), 0o600))
+	_, err := i.Push(user.InjectOrgID(context.Background(), "blocked"), request(time.Now().UnixMilli(), "m"))
+	require.ErrorContains(t, err, "opening the TSDB of tenant blocked failed")
+	require.NotContains(t, err.Error(), dir)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-kit/log/level"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -34,7 +35,7 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 	db, release, err := i.acquire(id, true)
 	if err != nil {
 		i.metrics.pushErrors.Inc()
-		return nil, fmt.Errorf("opening TSDB of tenant %s: %w", id, err)
+		return nil, i.internalError("opening the TSDB", id, err)
 	}
 	defer release()
 	db.lastPush.Store(i.now().UnixNano())
@@ -109,7 +110,7 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 	}
 	if err := app.Commit(); err != nil {
 		i.metrics.pushErrors.Inc()
-		return nil, fmt.Errorf("committing to TSDB of tenant %s: %w", id, err)
+		return nil, i.internalError("committing to the TSDB", id, err)
 	}
 	i.metrics.appendedSamples.WithLabelValues(id).Add(float64(appended))
 	i.metrics.appendedExemplars.WithLabelValues(id).Add(float64(exemplars))
@@ -165,4 +166,12 @@ func describe(reason string, err error, lbls labels.Labels) string {
 		return fmt.Sprintf("series %s not created: %v", series, err)
 	}
 	return fmt.Sprintf("series %s: %v", series, err)
+}
+
+// internalError logs what failed with its details (paths of this server
+// among them) and returns an error for the client that names the tenant and
+// the step only: a server's file system layout is none of its business.
+func (i *Ingester) internalError(step, tenantID string, err error) error {
+	level.Error(i.logger).Log("msg", step+" failed", "tenant", tenantID, "err", err)
+	return fmt.Errorf("ingester %s: %s of tenant %s failed; the ingester's log has the details", i.lifecycler.ID, step, tenantID)
 }
