@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,13 +123,18 @@ func (c *Config) runs(module string) bool {
 // first, then the file, then flags given on the command line.
 func Load(c *Config, fs *flag.FlagSet, args []string) error {
 	var configFile string
-	fs.StringVar(&configFile, "config.file", "", "YAML configuration file. Flags given on the command line override it.")
+	var expandEnv bool
+	fs.StringVar(&configFile, "config.file", "", "YAML configuration file. Flags given on the command line override it. Secrets (bucket credentials) belong here rather than in flags, which every user of the host can read in the process list.")
+	fs.BoolVar(&expandEnv, "config.expand-env", false, "Replace ${VAR} and $VAR in -config.file with the environment's values before parsing, e.g. bucket: {s3: {secret_key: ${S3_SECRET_KEY}}}.")
 	c.RegisterFlags(fs)
-	configFile = findConfigFile(args)
+	configFile = findFlag(args, "config.file")
 	if configFile != "" {
 		b, err := os.ReadFile(configFile)
 		if err != nil {
 			return fmt.Errorf("reading -config.file: %w", err)
+		}
+		if findBoolFlag(args, "config.expand-env") {
+			b = []byte(os.ExpandEnv(string(b)))
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
@@ -139,18 +145,34 @@ func Load(c *Config, fs *flag.FlagSet, args []string) error {
 	return fs.Parse(args)
 }
 
-// findConfigFile scans args for -config.file before flags are parsed.
-func findConfigFile(args []string) string {
+// findFlag scans args for the string flag name before flags are parsed.
+func findFlag(args []string, name string) string {
 	for i, a := range args {
 		a = strings.TrimLeft(a, "-")
-		if v, ok := strings.CutPrefix(a, "config.file="); ok {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
 			return v
 		}
-		if a == "config.file" && i+1 < len(args) {
+		if a == name && i+1 < len(args) {
 			return args[i+1]
 		}
 	}
 	return ""
+}
+
+// findBoolFlag scans args for the boolean flag name before flags are
+// parsed: -name alone is true, -name=<bool> as flag.Parse reads it.
+func findBoolFlag(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name {
+			return true
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			b, err := strconv.ParseBool(v)
+			return err == nil && b
+		}
+	}
+	return false
 }
 
 // overrideFlag changes the default and the help of a flag registered by a

@@ -60,7 +60,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.S3.Bucket, "bucket.s3.bucket-name", "", "S3 bucket name.")
 	f.StringVar(&c.S3.Region, "bucket.s3.region", "", "S3 region. Empty: discovered from the endpoint.")
 	f.StringVar(&c.S3.AccessKey, "bucket.s3.access-key-id", "", "S3 access key ID. Empty: the AWS credential chain (environment, shared files, instance role).")
-	f.StringVar(&c.S3.SecretKey, "bucket.s3.secret-access-key", "", "S3 secret access key.")
+	f.StringVar(&c.S3.SecretKey, "bucket.s3.secret-access-key", "", "S3 secret access key. A flag shows in the process list: prefer bucket.s3.secret_key in -config.file (with -config.expand-env to take it from the environment), or leave both keys empty to use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance role.")
 	f.BoolVar(&c.S3.Insecure, "bucket.s3.insecure", false, "Connect to the S3 endpoint over plain HTTP.")
 
 	f.StringVar(&c.GCS.Bucket, "bucket.gcs.bucket-name", "", "GCS bucket name.")
