@@ -13,6 +13,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -199,10 +200,11 @@ func (q *BlocksQueryable) fetch(ctx context.Context, user string, ids []ulid.ULI
 	}
 	sort.Strings(missing)
 	msg := fmt.Sprintf("consistency check failed: %d of tenant %s's blocks in the queried range could not be read by any store-gateway: %s", len(missing), user, strings.Join(missing, ", "))
+	// A server-side failure (the API answers 500), not a bad query.
 	if len(errs) > 0 {
-		return fmt.Errorf("%s: %w", msg, errors.Join(errs...))
+		return promql.ErrStorage{Err: fmt.Errorf("%s: %w", msg, errors.Join(errs...))}
 	}
-	return errors.New(msg)
+	return promql.ErrStorage{Err: errors.New(msg)}
 }
 
 type blocksQuerier struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -53,7 +54,7 @@ func (q *IngesterQueryable) ExemplarQuerier(ctx context.Context) (storage.Exempl
 func forEach[T any](ctx context.Context, q *IngesterQueryable, f func(context.Context, *client.Client) (T, error)) ([]T, error) {
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return nil, fmt.Errorf("finding ingesters to query: %w", err)
+		return nil, promql.ErrStorage{Err: fmt.Errorf("finding ingesters to query: %w", err)}
 	}
 	type result struct {
 		v   T
@@ -90,7 +91,8 @@ func forEach[T any](ctx context.Context, q *IngesterQueryable, f func(context.Co
 		out = append(out, r.v)
 	}
 	if len(errs) > rs.MaxErrors {
-		return nil, fmt.Errorf("too many ingesters failed (%d, at most %d may): %w", len(errs), rs.MaxErrors, errors.Join(errs...))
+		// A server-side failure (the API answers 500), not a bad query.
+		return nil, promql.ErrStorage{Err: fmt.Errorf("too many ingesters failed (%d, at most %d may): %w", len(errs), rs.MaxErrors, errors.Join(errs...))}
 	}
 	return out, nil
 }

@@ -2,10 +2,15 @@ package querier
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
@@ -48,4 +53,20 @@ func TestIngesterReplicasMerge(t *testing.T) {
 			require.Equal(t, all, got)
 		})
 	}
+}
+
+// TestUnreachableIngestersAre5xx: when too many ingesters cannot be reached
+// the query fails as a server-side error (500, errorType internal), not as
+// a bad query (422 execution), so clients and alerts see the server's fault.
+func TestUnreachableIngestersAre5xx(t *testing.T) {
+	instances := []ring.InstanceDesc{{Id: "ingester-0", Addr: unreachable(t)}, {Id: "ingester-1", Addr: unreachable(t)}}
+	q := NewIngesterQueryable(fakeRing{instances: instances, maxErrors: 0}, newPool(t), 64<<20)
+	var cfg Config
+	flagext.DefaultValues(&cfg)
+	reg := prometheus.NewRegistry()
+	api := NewAPI(cfg, NewEngine(cfg, promslog.NewNopLogger(), reg), q, nil, nil, promslog.NewNopLogger(), reg, reg)
+	rec, res := queryRange(t, api, "up", base, base+hour, time.Minute)
+	require.Equal(t, http.StatusInternalServerError, rec.Code, rec.Body.String())
+	require.Equal(t, "internal", res.ErrorType)
+	require.Contains(t, res.Error, "too many ingesters failed")
 }
