@@ -184,3 +184,31 @@ func TestNoIngestersIsRetryable(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteWriteVersionMismatch: a body of one remote write version sent
+// with the other's Content-Type is a 400 naming the mismatch, never a 204
+// that wrote nothing.
+func TestRemoteWriteVersionMismatch(t *testing.T) {
+	d, _ := newTestDistributor(t, 1, 1, defaultLimits())
+	h := d.RemoteWriteHandler(tenant.Resolver{})
+	now := time.Now().UnixMilli()
+	v1 := snappyProto(t, makeV1(2, now))
+	v2 := snappyProto(t, FromV1(makeV1(2, now)))
+	for name, tc := range map[string]struct {
+		body        []byte
+		contentType string
+		code        int
+		msg         string
+	}{
+		"1.0 body, 2.0 type": {v1, "application/x-protobuf;proto=io.prometheus.write.v2.Request", http.StatusBadRequest, "no io.prometheus.write.v2.Request time series"},
+		"2.0 body, 1.0 type": {v2, "application/x-protobuf;proto=prometheus.WriteRequest", http.StatusBadRequest, "no prometheus.WriteRequest time series"},
+		"1.0 body, 1.0 type": {v1, "application/x-protobuf", http.StatusNoContent, ""},
+		"2.0 body, 2.0 type": {v2, "application/x-protobuf;proto=io.prometheus.write.v2.Request", http.StatusNoContent, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := post(t, h, tc.body, map[string]string{"Content-Type": tc.contentType})
+			require.Equal(t, tc.code, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.msg)
+		})
+	}
+}

@@ -66,13 +66,26 @@ func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *rese
 		if len(req.Symbols) > 0 && req.Symbols[0] != "" {
 			return nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
 		}
+		if len(req.Timeseries) == 0 && len(raw) > 0 {
+			return nil, errVersionMismatch(protoV2, protoV1)
+		}
 		return &req, nil
 	}
 	var req prompb.WriteRequest
 	if err := req.Unmarshal(raw); err != nil {
 		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 1.0 request: %v", err)}
 	}
+	if len(req.Timeseries) == 0 && len(req.Metadata) == 0 && len(raw) > 0 {
+		return nil, errVersionMismatch(protoV1, protoV2)
+	}
 	return FromV1(&req), nil
+}
+
+// errVersionMismatch answers a non-empty body in which the message the
+// Content-Type names finds nothing: the other version's message, whose
+// fields the decoder skips as unknown. Accepting it would drop every sample.
+func errVersionMismatch(declared, other string) *Error {
+	return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("request body holds no %s time series, though it is not empty: is it a %s? Set Content-Type: application/x-protobuf;proto=%s to match the body", declared, other, other)}
 }
 
 // FromV1 converts a remote write 1.0 request to the 2.0 form. Metadata, sent
