@@ -271,7 +271,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
-	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, slogger, c.reg, c.reg)
+	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
 	c.querierAPI = c.resolver.Wrap(qapi)
 	c.registerPrometheusAPI()
 	return gateways, nil // the store-gateway client pool runs as the querier

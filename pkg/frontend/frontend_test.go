@@ -201,7 +201,7 @@ func promDownstream(t *testing.T, lim validation.Limits) (HandlerDownstream, *te
 	qcfg.RegisterFlags(fs)
 	engine := querier.NewEngine(qcfg, nil, prometheus.NewRegistry())
 	q := querier.NewLimitedQueryable(shardingQueryable{st}, fixedLimits{lim})
-	api := querier.NewAPI(qcfg, engine, q, st, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())
+	api := querier.NewAPI(qcfg, engine, q, st, nil, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), r.Header.Get("X-Scope-OrgID"))))
 	})
@@ -536,3 +536,23 @@ func TestFetchedLimitsNameTheLimit(t *testing.T) {
 }
 
 func testutilCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+// TestQueryExpressionBounds: the query-frontend refuses an expression too
+// long or too deeply nested with 400 naming the limit, before parsing it.
+func TestQueryExpressionBounds(t *testing.T) {
+	lim := defaultLimits()
+	lim.MaxQueryExpressionBytes, lim.MaxQueryExpressionDepth = 256<<10, 256
+	f := startFrontend(t, testConfig(), lim, &blockingDownstream{release: make(chan struct{})})
+	for name, tc := range map[string]struct{ query, msg string }{
+		"3 MiB of minus": {strings.Repeat("-", 3<<20) + "1", "max_query_expression_size_bytes"},
+		"deep nesting":   {strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300), "max_query_expression_depth"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, path := range []string{"query", "query_range"} {
+				rec := call(f, "a", path, url.Values{"query": {tc.query}, "start": {"0"}, "end": {"3600"}, "step": {"60"}})
+				require.Equal(t, http.StatusBadRequest, rec.Code, path)
+				require.Contains(t, rec.Body.String(), tc.msg, path)
+			}
+		})
+	}
+}

@@ -31,6 +31,9 @@ import (
 
 	httpapi "github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/util/querylimit"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
 // Version is reported by /api/v1/status/buildinfo.
@@ -97,8 +100,9 @@ type API struct {
 
 // NewAPI returns the Prometheus HTTP API (Prometheus's own implementation,
 // so shapes, error types and status codes are exactly Prometheus's) served
-// under httpapi.PrefixPrometheusV1.
-func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
+// under httpapi.PrefixPrometheusV1. Query expressions are bounded by the
+// tenant's limits before Prometheus's parser sees them (limits nil: not).
+func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md *IngesterQueryable, limits validation.TenantLimits, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
 	start := time.Now()
 	api := v1.NewAPI(
 		engine, sampleAndChunk{q}, nil, nil, eq,
@@ -149,6 +153,9 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 			serveMetadata(w, r, md)
 			return
 		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"query"):
+			if !checkExpression(w, r, limits) {
+				return
+			}
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
@@ -246,3 +253,25 @@ func (noTSDB) Snapshot(string, bool) error                                    { 
 func (noTSDB) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNotSupported }
 func (noTSDB) WALReplayStatus() (tsdb.WALReplayStatus, error)                 { return tsdb.WALReplayStatus{}, nil }
 func (noTSDB) BlockMetas() ([]tsdb.BlockMeta, error)                          { return nil, nil }
+
+// checkExpression bounds the form and the query expression of a query
+// request by the tenant's limits, answering 400 in Prometheus's error shape
+// naming the limit. It reports whether the request may go on.
+func checkExpression(w http.ResponseWriter, r *http.Request, limits validation.TenantLimits) bool {
+	if limits == nil || !strings.HasSuffix(r.URL.Path, "/query") && !strings.HasSuffix(r.URL.Path, "/query_range") {
+		return true
+	}
+	id, _ := tenant.ID(r.Context())
+	l := limits.ByTenant(id)
+	err := querylimit.ParseForm(w, r, l.MaxQueryExpressionBytes)
+	if err == nil {
+		err = querylimit.Check(r.Form.Get("query"), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth)
+	}
+	if err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "bad_data", "error": err.Error()})
+		return false
+	}
+	return true
+}

@@ -64,7 +64,7 @@ func TestUnreachableIngestersAre5xx(t *testing.T) {
 	var cfg Config
 	flagext.DefaultValues(&cfg)
 	reg := prometheus.NewRegistry()
-	api := NewAPI(cfg, NewEngine(cfg, promslog.NewNopLogger(), reg), q, nil, nil, promslog.NewNopLogger(), reg, reg)
+	api := NewAPI(cfg, NewEngine(cfg, promslog.NewNopLogger(), reg), q, nil, nil, nil, promslog.NewNopLogger(), reg, reg)
 	rec, res := queryRange(t, api, "up", base, base+hour, time.Minute)
 	require.Equal(t, http.StatusInternalServerError, rec.Code, rec.Body.String())
 	require.Equal(t, "internal", res.ErrorType)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func limitsAPI(t *testing.T, lim validation.Limits, now time.Time) *API {
 	var cfg Config
 	flagext.DefaultValues(&cfg)
 	reg := prometheus.NewRegistry()
-	return NewAPI(cfg, NewEngine(cfg, promslog.NewNopLogger(), reg), lq, nil, nil, promslog.NewNopLogger(), reg, reg)
+	return NewAPI(cfg, NewEngine(cfg, promslog.NewNopLogger(), reg), lq, nil, nil, validation.NewStaticOverrides(defaults, map[string]*validation.Limits{tenantID: &lim}), promslog.NewNopLogger(), reg, reg)
 }
 
 type apiResponse struct {
@@ -166,4 +167,36 @@ func mustAtoi(t *testing.T, s string) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err)
 	return n
+}
+
+// TestQueryExpressionBounds: an expression too long or too deeply nested is
+// refused with 400 naming the limit before Prometheus's parser sees it (the
+// 3 MiB of minus signs and the million parentheses of an attacker), also
+// when sent as a huge POST body.
+func TestQueryExpressionBounds(t *testing.T) {
+	var lim validation.Limits
+	flagext.DefaultValues(&lim)
+	api := limitsAPI(t, lim, time.UnixMilli(base+2*hour))
+	for name, tc := range map[string]struct {
+		query string
+		code  int
+		msg   string
+	}{
+		"ordinary":       {"sum(x)", http.StatusOK, ""},
+		"3 MiB of minus": {strings.Repeat("-", 3<<20) + "1", http.StatusBadRequest, "max_query_expression_size_bytes"},
+		"deep nesting":   {strings.Repeat("(", 100_000) + "1" + strings.Repeat(")", 100_000), http.StatusBadRequest, "max_query_expression_size_bytes"},
+		"nesting, small": {strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300), http.StatusBadRequest, "max_query_expression_depth"},
+		"unary run":      {strings.Repeat("-", 300) + "1", http.StatusBadRequest, "max_query_expression_depth"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			form := url.Values{"query": {tc.query}, "start": {strconv.FormatInt(base/1000, 10)}, "end": {strconv.FormatInt((base+hour)/1000, 10)}, "step": {"60"}}
+			req := httptest.NewRequest(http.MethodPost, httpapi.PrefixPrometheusV1+"query_range", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req = req.WithContext(user.InjectOrgID(context.Background(), tenantID))
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, req)
+			require.Equal(t, tc.code, rec.Code, rec.Body.String()[:min(200, rec.Body.Len())])
+			require.Contains(t, rec.Body.String(), tc.msg)
+		})
+	}
 }
