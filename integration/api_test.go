@@ -59,6 +59,7 @@ func doTimeout(timeout time.Duration, method, u, tenant, contentType string, bod
 	if tenant != "" {
 		req.Header.Set(tenantHeader, tenant)
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

@@ -83,6 +83,13 @@ func TestMicroservicesLayout(t *testing.T) {
 	}
 	checkAggregates(t, api{base: readers[1].url() + "/prometheus", tenant: storeTenant}, end)
 
+	// Admin paths need the token outside -target=all.
+	for _, path := range []string{"/ingester/flush", "/config", "/metrics"} {
+		r, err := do(http.MethodPost, writers[0].url()+path, "", "", nil, map[string]string{"Authorization": ""})
+		if err != nil || r.code != http.StatusUnauthorized {
+			t.Fatalf("%s without the admin token: %v %s, want 401", path, err, r)
+		}
+	}
 	postEach(t, writers, "/ingester/flush")
 	postEach(t, backends, "/compactor/run")
 

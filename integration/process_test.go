@@ -278,6 +278,10 @@ func newCanopyCluster(t *testing.T, logs string, targets []string, extra ...stri
 		}
 		join = append(join, nodes[i].mlAddr())
 	}
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range nodes {
 		args := []string{
 			"-log.level=info",
@@ -299,7 +303,9 @@ func newCanopyCluster(t *testing.T, logs string, targets []string, extra ...stri
 			"-distributor.otlp.http-listen-address=",
 		}
 		if n.target != "" {
-			args = append(args, "-target="+n.target)
+			// Admin paths are closed outside -target=all unless a token is
+			// set: the helpers send it (adminToken).
+			args = append(args, "-target="+n.target, "-auth.admin-token-file="+tokenFile)
 		}
 		if count > 1 {
 			args = append(args, "-memberlist.join="+strings.Join(join, ","), "-memberlist.rejoin-interval=5s")
@@ -338,6 +344,10 @@ func (n *canopyNode) waitReady(t *testing.T, timeout time.Duration) {
 	}
 }
 
+// adminToken is the admin credential of the processes newCanopyCluster
+// starts with a -target; every request of these tests carries it.
+const adminToken = "integration-admin-token"
+
 // httpClient is shared by all tests; requests carry their own timeouts.
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
@@ -351,6 +361,7 @@ func httpGet(u string, hdr http.Header) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/go-kit/log"
@@ -41,6 +42,7 @@ type Canopy struct {
 	logger   log.Logger
 	reg      *prometheus.Registry
 	resolver tenant.Resolver
+	admin    api.AdminGuard
 
 	Server           *server.Server
 	API              *api.API // every HTTP route of the process
@@ -76,6 +78,16 @@ func New(cfg Config, logger log.Logger) (*Canopy, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating -data-dir: %w", err)
 	}
+	guard := api.AdminGuard{Open: len(cfg.Target) == 1 && cfg.Target[0] == All}
+	if cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading -auth.admin-token-file: %w", err)
+		}
+		if guard.Token = strings.TrimSpace(string(b)); guard.Token == "" {
+			return nil, fmt.Errorf("-auth.admin-token-file %s is empty", cfg.AdminTokenFile)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Canopy{
@@ -83,6 +95,7 @@ func New(cfg Config, logger log.Logger) (*Canopy, error) {
 		logger:   logger,
 		reg:      reg,
 		resolver: tenant.Resolver{Enabled: cfg.MultitenancyEnabled},
+		admin:    guard,
 	}, nil
 }
 

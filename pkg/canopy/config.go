@@ -31,6 +31,7 @@ type Config struct {
 	Target              flagext.StringSliceCSV `yaml:"target"`
 	DataDir             string                 `yaml:"data_dir"`
 	MultitenancyEnabled bool                   `yaml:"multitenancy_enabled"`
+	AdminTokenFile      string                 `yaml:"admin_token_file"`
 	// Instance is the process identity every ring and memberlist use.
 	Instance ringconfig.Instance `yaml:",inline"`
 
@@ -58,6 +59,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
 	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
+	f.StringVar(&c.AdminTokenFile, "auth.admin-token-file", "", "File holding the bearer token the admin and debug paths (/ingester/flush, /compactor/run, /config, /metrics, /debug/pprof/, the Prometheus API's status/runtimeinfo, flags, config, tsdb and admin/) require. Empty: they are open in -target=all (the single process) and refused with 403 in every other target.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
 
 	c.Server.RegisterFlags(f)

@@ -137,6 +137,7 @@ func (c *Canopy) initServer() (services.Service, error) {
 	cfg.Registerer = c.reg
 	cfg.Gatherer = c.reg
 	cfg.GRPCOptions = append(cfg.GRPCOptions, rpc.ServerOption())
+	cfg.HTTPMiddleware = append(cfg.HTTPMiddleware, c.admin)
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, middleware.ServerUserHeaderInterceptor)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, middleware.StreamServerUserHeaderInterceptor)
 	srv, err := server.New(cfg)

@@ -246,3 +246,42 @@ func status(t *testing.T, method, u string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
+
+// TestAdminPathsDefaults: the admin and debug paths are open in the single
+// process (-target=all), closed (403) in any other target unless
+// -auth.admin-token-file is set, and then need that token.
+func TestAdminPathsDefaults(t *testing.T) {
+	tokenFile := t.TempDir() + "/token"
+	require.NoError(t, os.WriteFile(tokenFile, []byte("s3cr3t\n"), 0o600))
+	for name, tc := range map[string]struct {
+		target, tokenFile, auth string
+		code                    int
+	}{
+		"all, no token":            {target: All, code: http.StatusOK},
+		"ingester, no token":       {target: Ingester, code: http.StatusForbidden},
+		"ingester, token missing":  {target: Ingester, tokenFile: tokenFile, code: http.StatusUnauthorized},
+		"ingester, token sent":     {target: Ingester, tokenFile: tokenFile, auth: "Bearer s3cr3t", code: http.StatusOK},
+		"all, token set, not sent": {target: All, tokenFile: tokenFile, code: http.StatusUnauthorized},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := targetTestConfig(t, tc.target)
+			cfg.AdminTokenFile = tc.tokenFile
+			c := startTarget(t, cfg)
+			base := "http://" + c.Server.HTTPListenAddr().String()
+			for _, path := range []string{"/config", "/metrics", "/debug/pprof/"} {
+				req, err := http.NewRequest(http.MethodGet, base+path, nil)
+				require.NoError(t, err)
+				if tc.auth != "" {
+					req.Header.Set("Authorization", tc.auth)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				require.NoError(t, resp.Body.Close())
+				require.Equal(t, tc.code, resp.StatusCode, path)
+			}
+			ready := status(t, http.MethodGet, base+"/ready")
+			require.NotContains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, ready, "/ready is never guarded")
+		})
+	}
+}
