@@ -132,3 +132,43 @@ func TestOTLPPromotedResourceAttributes(t *testing.T) {
 	require.Equal(t, 200, rec.Code, rec.Body.String())
 	require.Contains(t, ings[0].series, `{__name__="queue_depth", instance="pod-1", job="checkout", k8s_cluster_name="eu-1"}`)
 }
+
+// TestOTLPHistogramOutOfRange: an exponential histogram whose buckets lie
+// beyond float64 (scale 20, offsets ±2e9) is refused with a message naming
+// the problem, and the rest of the batch is kept.
+func TestOTLPHistogramOutOfRange(t *testing.T) {
+	d, ings := newTestDistributor(t, 1, 1, defaultLimits())
+	now := time.Now()
+	md := testMetrics(now)
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	e := ms.AppendEmpty()
+	e.SetName("absurd")
+	e.SetEmptyExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	ep := e.ExponentialHistogram().DataPoints().AppendEmpty()
+	ep.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	ep.SetScale(20)
+	ep.SetCount(2)
+	ep.SetSum(1)
+	ep.Positive().SetOffset(2_000_000_000)
+	ep.Positive().BucketCounts().FromRaw([]uint64{1})
+	ep.Negative().SetOffset(-2_000_000_000)
+	ep.Negative().BucketCounts().FromRaw([]uint64{1})
+
+	pb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/otlp/v1/metrics", bytes.NewReader(pb))
+	r.Header.Set("Content-Type", "application/x-protobuf")
+	rec := httptest.NewRecorder()
+	d.OTLPHandler(tenant.Resolver{}).ServeHTTP(rec, r)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	resp := pmetricotlp.NewExportResponse()
+	require.NoError(t, resp.UnmarshalProto(rec.Body.Bytes()))
+	require.Equal(t, int64(1), resp.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "finite bucket bounds")
+	ings[0].mu.Lock()
+	defer ings[0].mu.Unlock()
+	for name := range ings[0].series {
+		require.NotContains(t, name, "absurd")
+	}
+	require.NotEmpty(t, ings[0].series, "the rest of the batch is written")
+}

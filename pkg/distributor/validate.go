@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -140,10 +141,43 @@ func checkTime(t, minT, maxT int64, checkOld bool, l *validation.Limits, ts *wri
 }
 
 func validHistogram(h writev2.Histogram) error {
+	if err := bucketsInRange(h.Schema, h.PositiveSpans); err != nil {
+		return fmt.Errorf("positive buckets: %w", err)
+	}
+	if err := bucketsInRange(h.Schema, h.NegativeSpans); err != nil {
+		return fmt.Errorf("negative buckets: %w", err)
+	}
 	if h.IsFloatHistogram() {
 		return h.ToFloatHistogram().Validate()
 	}
 	return h.ToIntHistogram().Validate()
+}
+
+// bucketsInRange checks that every bucket of an exponential schema has
+// finite bounds: bucket i's upper bound is 2^(i·2^-schema), beyond float64
+// from |i| > 1024·2^schema. (An OTLP histogram of scale 20 with offsets of
+// ±2e9, downscaled to schema 8, was stored as buckets [-Inf,-Inf] and [0,0].)
+// Custom-bucket schemas carry their bounds and are left to Validate.
+func bucketsInRange(schema int32, spans []writev2.BucketSpan) error {
+	if schema < histogram.ExponentialSchemaMin || schema > histogram.ExponentialSchemaMax {
+		return nil
+	}
+	limit := int64(1024)
+	if schema >= 0 {
+		limit <<= schema
+	} else {
+		limit >>= -schema
+	}
+	var idx int64
+	for n, sp := range spans {
+		idx += int64(sp.Offset)
+		first, last := idx, idx+int64(sp.Length)-1
+		if sp.Length > 0 && (first < -limit || last > limit) {
+			return fmt.Errorf("span %d covers bucket indexes %d to %d; schema %d has finite bucket bounds only for indexes within ±%d", n, first, last, schema, limit)
+		}
+		idx += int64(sp.Length)
+	}
+	return nil
 }
 
 func validExemplars(es []writev2.Exemplar, symbols []string, l *validation.Limits, res *validationResult) []writev2.Exemplar {
