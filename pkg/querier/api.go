@@ -152,6 +152,13 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		case r.URL.Path == metadataPath:
 			serveMetadata(w, r, md)
 			return
+		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"status/tsdb") || strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"admin/tsdb/"):
+			// Prometheus's handlers would answer 500 "not supported": say
+			// plainly that Canopy has no such endpoint (yet).
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotImplemented)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "unavailable", "error": r.URL.Path + " is not implemented by Canopy: a tenant's TSDB lives on several ingesters and in the bucket, so Prometheus's single-TSDB status and admin endpoints do not apply"})
+			return
 		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"query"):
 			if !checkExpression(w, r, limits) {
 				return

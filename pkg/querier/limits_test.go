@@ -200,3 +200,24 @@ func TestQueryExpressionBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestTSDBEndpointsAreNotImplemented: Prometheus's single-TSDB status and
+// admin endpoints answer 501 saying so, not 500 "not supported".
+func TestTSDBEndpointsAreNotImplemented(t *testing.T) {
+	var lim validation.Limits
+	flagext.DefaultValues(&lim)
+	api := limitsAPI(t, lim, time.UnixMilli(base+2*hour))
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "status/tsdb"},
+		{http.MethodPost, "admin/tsdb/snapshot"},
+		{http.MethodPost, "admin/tsdb/delete_series"},
+		{http.MethodPost, "admin/tsdb/clean_tombstones"},
+	} {
+		req := httptest.NewRequest(tc.method, httpapi.PrefixPrometheusV1+tc.path, nil)
+		req = req.WithContext(user.InjectOrgID(context.Background(), tenantID))
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusNotImplemented, rec.Code, tc.path)
+		require.Contains(t, rec.Body.String(), "not implemented by Canopy", tc.path)
+	}
+}
