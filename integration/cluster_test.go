@@ -273,14 +273,7 @@ func TestClusterKillNine(t *testing.T) {
 	logs := logDir(t)
 	nodes := newCanopyNodes(t, logs, 3, "-auth.multitenancy-enabled", "-ingester.replication-factor=3")
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	ids := []string{n1.id, n2.id, n3.id}
-	for _, n := range nodes {
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.waitReady(t, 90*time.Second)
-	}
-	waitRingActive(t, nodes, ids, 60*time.Second)
+	ids := startRing(t, nodes)
 
 	// Write through node 1, read through node 2.
 	sanityTS := time.Now().UnixMilli()

@@ -145,15 +145,7 @@ func TestRestartedSeedRejoins(t *testing.T) {
 		}
 		n.args = append(args, "-memberlist.join="+seed)
 	}
-	var ids []string
-	for _, n := range nodes {
-		ids = append(ids, n.id)
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.waitReady(t, 90*time.Second)
-	}
-	waitRingActive(t, nodes, ids, 60*time.Second)
+	ids := startRing(t, nodes)
 
 	nodes[0].kill()
 	// Restart only once the others gossip without it: a seed back before

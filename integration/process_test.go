@@ -391,6 +391,22 @@ func eventually(t *testing.T, timeout, interval time.Duration, what string, f fu
 	}
 }
 
+// startRing starts nodes, waits until each is ready and every one sees all
+// of them ACTIVE in the ingester ring, and returns their IDs.
+func startRing(t *testing.T, nodes []*canopyNode) []string {
+	t.Helper()
+	ids := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		ids = append(ids, n.id)
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.waitReady(t, 90*time.Second)
+	}
+	waitRingActive(t, nodes, ids, 60*time.Second)
+	return ids
+}
+
 // restartWiped stops nodes with SIGTERM, deletes their data directories and
 // starts them again, waiting until each is ready: whatever they held is
 // then only in the bucket.

@@ -160,15 +160,7 @@ func TestBucketQueryPath(t *testing.T) {
 		"-querier.bucket-index-ttl=1s",
 		"-store-gateway.cache-size=4MiB",
 	)
-	var ids []string
-	for _, n := range nodes {
-		ids = append(ids, n.id)
-		n.start(t)
-	}
-	for _, n := range nodes {
-		n.waitReady(t, 90*time.Second)
-	}
-	waitRingActive(t, nodes, ids, 60*time.Second)
+	ids := startRing(t, nodes)
 
 	end := time.Now().Add(-time.Minute).Truncate(storeStep).UnixMilli()
 	start := end - int64(storeSamples-1)*storeStep.Milliseconds()

@@ -28,27 +28,22 @@ func readBody(r *http.Request, max int, res *reservation) (*bytes.Buffer, error)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	if err := readBounded(buf, r.Body, max, res); err != nil {
+	if err := readBounded(buf, r.Body, max, res, "request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", "reading request body"); err != nil {
 		bufPool.Put(buf)
-		if e, ok := err.(*Error); ok && e.Code == http.StatusRequestEntityTooLarge {
-			e.Msg = fmt.Sprintf("request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", max)
-			return nil, e
-		}
-		if _, ok := err.(*Error); ok {
-			return nil, err
-		}
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("reading request body: %v", err)}
+		return nil, err
 	}
 	return buf, nil
 }
 
 // readBounded appends what src yields to buf, up to limit bytes, growing buf
 // by at most readChunk (or its size, doubling) at a time and reserving each
-// byte read from res. More than limit bytes is a 413 *Error.
-func readBounded(buf *bytes.Buffer, src io.Reader, limit int, res *reservation) error {
+// byte read from res. Its errors are *Error: 413 with tooLarge (a format of
+// the limit) beyond limit, the reservation's 503, or 400 "<failed>: <read
+// error>". Messages are built only on error: this is the push path.
+func readBounded(buf *bytes.Buffer, src io.Reader, limit int, res *reservation, tooLarge, failed string) error {
 	for {
 		if buf.Len() > limit {
-			return &Error{Code: http.StatusRequestEntityTooLarge}
+			return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(tooLarge, limit)}
 		}
 		grow := min(max(buf.Len(), bytes.MinRead), readChunk)
 		buf.Grow(grow)
@@ -62,12 +57,12 @@ func readBounded(buf *bytes.Buffer, src io.Reader, limit int, res *reservation) 
 		}
 		if err == io.EOF {
 			if buf.Len() > limit {
-				return &Error{Code: http.StatusRequestEntityTooLarge}
+				return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(tooLarge, limit)}
 			}
 			return nil
 		}
 		if err != nil {
-			return err
+			return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("%s: %v", failed, err)}
 		}
 	}
 }
@@ -129,14 +124,8 @@ func decompress(encoding string, body []byte, out *bytes.Buffer, max int, res *r
 		return nil, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q: use gzip, zstd or none", encoding)}
 	}
 	out.Reset()
-	if err := readBounded(out, r, max, res); err != nil {
-		if e, ok := err.(*Error); ok {
-			if e.Code == http.StatusRequestEntityTooLarge {
-				e.Msg = fmt.Sprintf("request decompresses to more than the limit of %d bytes (-distributor.max-decompressed-size)", max)
-			}
-			return nil, e
-		}
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decompressing request body (%s): %v", encoding, err)}
+	if err := readBounded(out, r, max, res, "request decompresses to more than the limit of %d bytes (-distributor.max-decompressed-size)", "decompressing request body ("+encoding+")"); err != nil {
+		return nil, err
 	}
 	return out.Bytes(), nil
 }

@@ -118,31 +118,14 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/api/v1/query_range"):
-		if f.checkExpression(w, r) {
+		if querylimit.CheckRequest(w, r, f.limits) {
 			f.promRange.ServeHTTP(w, r)
 		}
 	case strings.HasSuffix(r.URL.Path, "/api/v1/query"):
-		if f.checkExpression(w, r) {
+		if querylimit.CheckRequest(w, r, f.limits) {
 			f.promInstant.ServeHTTP(w, r)
 		}
 	default:
 		f.down.Proxy(w, r)
 	}
-}
-
-// checkExpression bounds the request's form and its query expression before
-// anything parses them, answering 400 naming the limit when they are too
-// large or nest too deeply. It reports whether the request may go on.
-func (f *Frontend) checkExpression(w http.ResponseWriter, r *http.Request) bool {
-	id, _ := tenant.ID(r.Context())
-	l := f.limits.ByTenant(id)
-	if err := querylimit.ParseForm(w, r, l.MaxQueryExpressionBytes); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
-		return false
-	}
-	if err := querylimit.Check(r.Form.Get("query"), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
-		return false
-	}
-	return true
 }

@@ -32,7 +32,6 @@ import (
 	httpapi "github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/util/querylimit"
-	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -160,7 +159,8 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 			_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "unavailable", "error": r.URL.Path + " is not implemented by Canopy: a tenant's TSDB lives on several ingesters and in the bucket, so Prometheus's single-TSDB status and admin endpoints do not apply"})
 			return
 		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"query"):
-			if !checkExpression(w, r, limits) {
+			isQuery := strings.HasSuffix(r.URL.Path, "/query") || strings.HasSuffix(r.URL.Path, "/query_range")
+			if isQuery && limits != nil && !querylimit.CheckRequest(w, r, limits) {
 				return
 			}
 			select {
@@ -260,25 +260,3 @@ func (noTSDB) Snapshot(string, bool) error                                    { 
 func (noTSDB) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNotSupported }
 func (noTSDB) WALReplayStatus() (tsdb.WALReplayStatus, error)                 { return tsdb.WALReplayStatus{}, nil }
 func (noTSDB) BlockMetas() ([]tsdb.BlockMeta, error)                          { return nil, nil }
-
-// checkExpression bounds the form and the query expression of a query
-// request by the tenant's limits, answering 400 in Prometheus's error shape
-// naming the limit. It reports whether the request may go on.
-func checkExpression(w http.ResponseWriter, r *http.Request, limits validation.TenantLimits) bool {
-	if limits == nil || !strings.HasSuffix(r.URL.Path, "/query") && !strings.HasSuffix(r.URL.Path, "/query_range") {
-		return true
-	}
-	id, _ := tenant.ID(r.Context())
-	l := limits.ByTenant(id)
-	err := querylimit.ParseForm(w, r, l.MaxQueryExpressionBytes)
-	if err == nil {
-		err = querylimit.Check(r.Form.Get("query"), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth)
-	}
-	if err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "bad_data", "error": err.Error()})
-		return false
-	}
-	return true
-}

@@ -147,7 +147,8 @@ func (i *Ingester) starting(ctx context.Context) error {
 }
 
 func (i *Ingester) running(ctx context.Context) error {
-	failed := i.lifecyclerFailure()
+	failed := services.NewFailureWatcher()
+	failed.WatchService(i.lifecycler)
 	var tick <-chan time.Time
 	if i.bkt != nil {
 		t := time.NewTicker(i.cfg.ShipInterval)
@@ -161,7 +162,7 @@ func (i *Ingester) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-failed:
+		case err := <-failed.Chan():
 			return ringconfig.LifecyclerFailure(ctx, RingName, err)
 		case <-tick:
 			i.shipAll(ctx)
@@ -170,12 +171,6 @@ func (i *Ingester) running(ctx context.Context) error {
 			i.handleIdle(ctx)
 		}
 	}
-}
-
-func (i *Ingester) lifecyclerFailure() <-chan error {
-	ch := make(chan error, 1)
-	i.lifecycler.AddListener(services.NewListener(nil, nil, nil, nil, func(_ services.State, err error) { ch <- err }))
-	return ch
 }
 
 func (i *Ingester) stopping(_ error) error {

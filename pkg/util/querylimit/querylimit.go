@@ -6,9 +6,13 @@
 package querylimit
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
 // formSlack is what a query request's form may hold besides the expression
@@ -81,4 +85,25 @@ func Check(expr string, maxBytes, maxDepth int) error {
 		}
 	}
 	return nil
+}
+
+// CheckRequest bounds a PromQL query request (form and its "query"
+// expression) by the tenant's limits, before anything parses either. Beyond
+// them it answers 400 in the Prometheus API's error shape, naming the
+// limit, and reports false; the request may go on when it reports true.
+// The tenant must be in the request's context.
+func CheckRequest(w http.ResponseWriter, r *http.Request, limits validation.TenantLimits) bool {
+	id, _ := tenant.ID(r.Context())
+	l := limits.ByTenant(id)
+	err := ParseForm(w, r, l.MaxQueryExpressionBytes)
+	if err == nil {
+		err = Check(r.Form.Get("query"), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth)
+	}
+	if err == nil {
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "bad_data", "error": err.Error()})
+	return false
 }
