@@ -3,7 +3,10 @@ package rpc
 import (
 	"context"
 	"io"
+	"sync"
 
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
 	"google.golang.org/grpc"
 )
 
@@ -103,4 +106,50 @@ func (r *frameReader) Read(p []byte) (int, error) {
 func (r *frameReader) Close() error {
 	r.cancel()
 	return nil
+}
+
+// framePool recycles the marshalling buffers of series streams.
+var framePool = &sync.Pool{}
+
+type noopFlusher struct{}
+
+func (noopFlusher) Flush() {}
+
+// StreamSeries sends css on stream in Prometheus's streamed remote-read
+// framing, in frames of up to maxFrameBytes. It stops, with the context's
+// error, as soon as the stream's context ends, also between frames: a
+// selector over many series reads a long way before its next frame is full,
+// and no frame would be sent to notice the client was gone.
+func StreamSeries(stream FrameSender, css storage.ChunkSeriesSet, maxFrameBytes int) error {
+	css = &ctxChunkSeriesSet{ChunkSeriesSet: css, ctx: stream.Context()}
+	w := remote.NewChunkedWriter(FrameWriter{Stream: stream}, noopFlusher{})
+	_, err := remote.StreamChunkedReadResponses(w, 0, css, nil, maxFrameBytes, framePool)
+	return err
+}
+
+// ctxCheckEvery is how many series a stream reads between two looks at its
+// context: a look is cheap, but not free on a per-series path.
+const ctxCheckEvery = 64
+
+type ctxChunkSeriesSet struct {
+	storage.ChunkSeriesSet
+	ctx context.Context
+	n   int
+	err error
+}
+
+func (s *ctxChunkSeriesSet) Next() bool {
+	if s.n++; s.n%ctxCheckEvery == 0 {
+		if s.err = s.ctx.Err(); s.err != nil {
+			return false
+		}
+	}
+	return s.ChunkSeriesSet.Next()
+}
+
+func (s *ctxChunkSeriesSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.ChunkSeriesSet.Err()
 }

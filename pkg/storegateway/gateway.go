@@ -26,11 +26,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/layout"
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
@@ -443,13 +443,6 @@ func (g *StoreGateway) selectBlocks(ctx context.Context, ids []string, start, en
 	return queried, failed, selected, nil
 }
 
-// framePool recycles marshalling buffers of series streams.
-var framePool = &sync.Pool{}
-
-type noopFlusher struct{}
-
-func (noopFlusher) Flush() {}
-
 // Series implements Server.
 func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (err error) {
 	ctx := stream.Context()
@@ -484,9 +477,7 @@ func (g *StoreGateway) Series(req *SeriesRequest, stream client.FrameSender) (er
 	// Blocks of one range from several ingesters (not compacted yet) hold
 	// the same samples: the compacting merge sends them once.
 	css := storage.NewMergeChunkSeriesSet(sets, 0, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
-	w := remote.NewChunkedWriter(client.FrameWriter{Stream: stream}, noopFlusher{})
-	_, err = remote.StreamChunkedReadResponses(w, 0, css, nil, g.cfg.MaxFrameBytes, framePool)
-	return err
+	return rpc.StreamSeries(stream, css, g.cfg.MaxFrameBytes)
 }
 
 // LabelNames implements Server.

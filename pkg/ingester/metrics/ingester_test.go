@@ -260,3 +260,39 @@ func TestStorageErrorsHideServerPaths(t *testing.T) {
 	require.ErrorContains(t, err, "opening the TSDB of tenant blocked failed")
 	require.NotContains(t, err.Error(), dir)
 }
+
+// cancellingSender is a stream whose client goes away after the first frame
+// but whose transport keeps accepting frames.
+type cancellingSender struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	frames int
+}
+
+func (s *cancellingSender) Context() context.Context { return s.ctx }
+func (s *cancellingSender) Send(*client.Frame) error {
+	s.frames++
+	s.cancel()
+	return nil
+}
+
+// TestQueryStreamStopsWhenTheClientLeaves: a query over 5,000 series stops
+// reading within a few frames of its context ending.
+func TestQueryStreamStopsWhenTheClientLeaves(t *testing.T) {
+	i := newTestIngester(t, t.TempDir(), defaultLimits())
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
+	i.cfg.MaxFrameBytes = 256 // about one series a frame
+	names := make([]string, 5000)
+	for n := range names {
+		names[n] = fmt.Sprintf("series_%d", n)
+	}
+	ctx := user.InjectOrgID(context.Background(), "t")
+	_, err := i.Push(ctx, request(time.Now().UnixMilli(), names...))
+	require.NoError(t, err)
+	q, err := remote.ToQuery(0, time.Now().Add(time.Hour).UnixMilli(), []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}, nil)
+	require.NoError(t, err)
+	s := &cancellingSender{}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	require.ErrorIs(t, i.QueryStream(q, s), context.Canceled)
+	require.Less(t, s.frames, 200, "frames sent after the client left")
+}

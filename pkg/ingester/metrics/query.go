@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -11,16 +10,10 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
-
-// framePool recycles marshalling buffers of query streams.
-var framePool = &sync.Pool{}
-
-type noopFlusher struct{}
-
-func (noopFlusher) Flush() {}
 
 // QueryStream streams the tenant's series matching q as XOR/histogram chunks
 // in Prometheus's streamed remote-read framing.
@@ -56,9 +49,7 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 		return err
 	}
 	css := cq.Select(ctx, true, hints, matchers...)
-	w := remote.NewChunkedWriter(client.FrameWriter{Stream: stream}, noopFlusher{})
-	_, err = remote.StreamChunkedReadResponses(w, 0, css, nil, i.cfg.MaxFrameBytes, framePool)
-	return err
+	return rpc.StreamSeries(stream, css, i.cfg.MaxFrameBytes)
 }
 
 // labelQuerier returns a querier of the tenant's database, nil when it has
