@@ -93,7 +93,7 @@ func (l *MetricsLimits) RegisterFlags(f *flag.FlagSet) {
 // RegisterFlags registers the defaults of the query limits.
 func (l *QueryLimits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQueryExpressionBytes, "query-frontend.max-query-expression-size-bytes", 256<<10, "Longest query expression accepted, in bytes, checked before it is parsed (query-frontend and querier); longer ones are rejected with 400. 0 is unlimited.")
-	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest nesting of brackets (and runs of unary signs) a query expression may have, checked before it is parsed; deeper ones are rejected with 400. 0 is unlimited.")
+	f.IntVar(&l.MaxQueryExpressionDepth, "query-frontend.max-query-expression-depth", 256, "Deepest a query expression may nest, counting on one path its open brackets, the binary operators before it inside each and its unary signs; checked before it is parsed (the parser's time grows with size times depth), deeper ones are rejected with 400. 0 is unlimited.")
 	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries a tenant may have waiting or running in a query-frontend (a split query counts once); beyond it queries are rejected with 429.")
 	f.IntVar(&l.QueryShardingTotalShards, "query-frontend.query-sharding-total-shards", 16, "Shards the query-frontend splits an associative aggregation (sum, min, max, count, group, avg, topk, bottomk) into, each run by a querier over the series of its shard. 0 or 1 disables query sharding.")
