@@ -14,57 +14,96 @@ import (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readChunk is the most a body read grows its buffer by before bytes
-// arrive to fill it.
+// maxPooledBuf is the largest buffer kept for reuse: a pool of buffers as
+// large as the biggest body ever received would hold that much per request
+// long after the request.
+const maxPooledBuf = 4 << 20
+
+func getBuf() *bytes.Buffer {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	return buf
+}
+
+func putBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuf {
+		bufPool.Put(buf)
+	}
+}
+
+// readChunk is the size of the pieces a body is read into before it is
+// put together: a body refused half-way (over a limit, or a bomb) leaves
+// only pooled pieces behind, never a buffer doubled on the way up.
 const readChunk = 64 << 10
 
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
 // readBody reads at most max bytes of r's body into a pooled buffer, which
-// the caller returns with bufPool.Put. The buffer grows as bytes arrive,
+// the caller returns with putBuf. The buffer grows as bytes arrive,
 // each reserved from res first: a declared Content-Length larger than what
 // is sent reserves nothing.
 func readBody(r *http.Request, max int, res *reservation) (*bytes.Buffer, error) {
 	if r.ContentLength > int64(max) {
 		return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", r.ContentLength, max)}
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
+	buf := getBuf()
 	if err := readBounded(buf, r.Body, max, res, "request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", "reading request body"); err != nil {
-		bufPool.Put(buf)
+		putBuf(buf)
 		return nil, err
 	}
 	return buf, nil
 }
 
-// readBounded appends what src yields to buf, up to limit bytes, growing buf
-// by at most readChunk (or its size, doubling) at a time and reserving each
-// byte read from res. Its errors are *Error: 413 with tooLarge (a format of
-// the limit) beyond limit, the reservation's 503, or 400 "<failed>: <read
-// error>". Messages are built only on error: this is the push path.
+// readBounded appends what src yields to buf, up to limit bytes. It reads
+// into pooled pieces of readChunk bytes and, at the end, copies them into
+// buf grown to the exact size, so what it allocates is what arrived; every
+// piece and buf's capacity are reserved from res first. Its errors are
+// *Error: 413 with tooLarge (a format of the limit) beyond limit, the
+// reservation's 503, or 400 "<failed>: <read error>". Messages are built
+// only on error: this is the push path.
 func readBounded(buf *bytes.Buffer, src io.Reader, limit int, res *reservation, tooLarge, failed string) error {
+	var chunks []*[]byte
+	defer func() {
+		for _, c := range chunks {
+			chunkPool.Put(c)
+		}
+		res.sub(len(chunks) * readChunk)
+	}()
+	total, used := 0, readChunk // used: bytes of the last chunk filled
 	for {
-		if buf.Len() > limit {
+		if used == readChunk {
+			if err := res.add(readChunk); err != nil {
+				return err
+			}
+			chunks = append(chunks, chunkPool.Get().(*[]byte))
+			used = 0
+		}
+		c := *chunks[len(chunks)-1]
+		n, err := src.Read(c[used:min(readChunk, used+limit+1-total)])
+		used += n
+		total += n
+		if total > limit {
 			return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(tooLarge, limit)}
 		}
-		grow := min(max(buf.Len(), bytes.MinRead), readChunk)
-		buf.Grow(grow)
-		free := buf.AvailableBuffer()[:min(buf.Available(), limit+1-buf.Len())]
-		n, err := src.Read(free)
-		if n > 0 {
-			if rerr := res.add(n); rerr != nil {
-				return rerr
-			}
-			buf.Write(free[:n])
-		}
 		if err == io.EOF {
-			if buf.Len() > limit {
-				return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(tooLarge, limit)}
-			}
-			return nil
+			break
 		}
 		if err != nil {
 			return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("%s: %v", failed, err)}
 		}
 	}
+	if err := res.add(max(buf.Len()+total, buf.Cap())); err != nil {
+		return err
+	}
+	buf.Grow(total)
+	for i, c := range chunks {
+		if i == len(chunks)-1 {
+			buf.Write((*c)[:used])
+		} else {
+			buf.Write(*c)
+		}
+	}
+	return nil
 }
 
 // maxSnappyRatio bounds what a snappy block can decode to: its densest

@@ -3,6 +3,7 @@ package distributor
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -51,7 +52,7 @@ func (b *stallingBody) Read(p []byte) (int, error) {
 
 // TestDeclaredLengthReservesNothing: a push declaring 100 MiB and sending 3
 // bytes allocates for what arrived, not for what was declared, and holds
-// only that against the in-flight budget.
+// only the capacity of its buffers against the in-flight budget.
 func TestDeclaredLengthReservesNothing(t *testing.T) {
 	d, _ := newTestDistributor(t, 1, 1, defaultLimits())
 	for name, h := range map[string]http.Handler{
@@ -73,7 +74,7 @@ func TestDeclaredLengthReservesNothing(t *testing.T) {
 				<-body.sent
 			})
 			require.Less(t, allocated, uint64(8<<20), "bytes allocated for a body of 3 bytes declaring 100 MiB")
-			require.LessOrEqual(t, d.inflight.bytes.Load(), int64(3), "in-flight bytes held")
+			require.LessOrEqual(t, d.inflight.bytes.Load(), int64(readChunk), "in-flight bytes held: the buffers' capacity for 3 bytes")
 			close(body.release)
 			require.Equal(t, http.StatusBadRequest, <-done)
 			require.Zero(t, d.inflight.bytes.Load(), "released")
@@ -211,4 +212,26 @@ func TestRemoteWriteVersionMismatch(t *testing.T) {
 			require.Contains(t, rec.Body.String(), tc.msg)
 		})
 	}
+}
+
+// TestReadBoundedReservesWhatItAllocates: a body over the limit leaves
+// nothing reserved once refused; one under it holds its buffer, of about its
+// size, reserved.
+func TestReadBoundedReservesWhatItAllocates(t *testing.T) {
+	l := &inflight{maxBytes: 1 << 30}
+	res, err := l.start()
+	require.NoError(t, err)
+	const limit = 3<<20 + 17
+	buf := getBuf()
+	err = readBounded(buf, bytes.NewReader(make([]byte, 10<<20)), limit, res, "over %d", "reading")
+	require.ErrorContains(t, err, fmt.Sprintf("over %d", limit))
+	require.Zero(t, l.bytes.Load(), "a refused body holds nothing")
+
+	require.NoError(t, readBounded(buf, bytes.NewReader(make([]byte, limit)), limit, res, "over %d", "reading"))
+	require.Equal(t, limit, buf.Len())
+	require.GreaterOrEqual(t, l.bytes.Load(), int64(limit))
+	require.LessOrEqual(t, l.bytes.Load(), int64(buf.Cap()), "reserved: the buffer's capacity, no more")
+	res.release()
+	require.Zero(t, l.bytes.Load())
+	putBuf(buf)
 }

@@ -54,6 +54,15 @@ func (r *reservation) add(n int) error {
 	return nil
 }
 
+// sub gives back n bytes of what add reserved.
+func (r *reservation) sub(n int) {
+	if r == nil || n <= 0 {
+		return
+	}
+	r.l.bytes.Add(-int64(n))
+	r.n -= int64(n)
+}
+
 // release gives back the request's bytes and its request slot.
 func (r *reservation) release() {
 	if r == nil {

@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"mime"
@@ -170,9 +169,9 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 	if err != nil {
 		return writeError(w, err)
 	}
-	defer bufPool.Put(buf)
-	plain := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(plain)
+	defer putBuf(buf)
+	plain := getBuf()
+	defer putBuf(plain)
 	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), plain, d.cfg.MaxDecompressedSize, res)
 	if err != nil {
 		return writeError(w, err)

@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"mime"
@@ -52,8 +51,8 @@ func DecodeRemoteWrite(body []byte, proto string, maxDecompressed int) (*writev2
 // decodeRemoteWrite is DecodeRemoteWrite with the decompressed bytes
 // reserved from the distributor's in-flight budget (res may be nil).
 func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *reservation) (*writev2.Request, error) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
+	buf := getBuf()
+	defer putBuf(buf)
 	raw, err := snappyDecode(buf, body, maxDecompressed, res)
 	if err != nil {
 		return nil, err
@@ -172,7 +171,7 @@ func (d *Distributor) serveRemoteWrite(w http.ResponseWriter, r *http.Request, r
 		return writeError(w, err)
 	}
 	req, err := decodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize, res)
-	bufPool.Put(buf)
+	putBuf(buf)
 	if err != nil {
 		return writeError(w, err)
 	}
