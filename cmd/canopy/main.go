@@ -30,6 +30,10 @@ func run(args []string, out io.Writer) int {
 		return 2
 	}
 	logger := dslog.NewGoKitWithLevel(cfg.Server.LogLevel, cfg.Server.LogFormat)
+	if _, err := canopy.SetMemoryLimit(cfg.MemoryLimitRatio, logger); err != nil {
+		level.Error(logger).Log("msg", "invalid configuration", "err", err)
+		return 1
+	}
 	c, err := canopy.New(cfg, logger)
 	if err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
