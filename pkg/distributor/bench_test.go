@@ -109,10 +109,11 @@ func BenchmarkDecodeRemoteWrite(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				req, err := DecodeRemoteWrite(body, proto, 100<<20)
+				req, release, err := decodeRemoteWrite(body, proto, 100<<20, nil)
 				if err != nil || len(req.Timeseries) != benchBatch {
 					b.Fatal(err)
 				}
+				release()
 			}
 			reportSamples(b, benchBatch)
 		})

@@ -116,6 +116,22 @@ func (e *Error) Error() string { return e.Msg }
 // Push validates req, enforces limits and writes it to the ingesters. req is
 // modified. It returns an *Error for anything the client caused or can retry.
 func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Request) (PushResult, error) {
+	return d.push(ctx, tenantID, req, nil)
+}
+
+// push is Push of a request whose memory release (if not nil) gives back,
+// once nothing uses req any more: writes to slow replicas go on after Push
+// has returned.
+func (d *Distributor) push(ctx context.Context, tenantID string, req *writev2.Request, release func()) (PushResult, error) {
+	if release == nil {
+		release = func() {}
+	}
+	sent := false
+	defer func() {
+		if !sent {
+			release()
+		}
+	}()
 	l := d.limits.ByTenant(tenantID)
 	now := d.now()
 	lim := d.limiter(tenantID, l, now) // also marks the tenant active
@@ -151,7 +167,8 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *writev2.Re
 		return res, nil
 	}
 
-	resp, err := d.send(ctx, tenantID, req)
+	sent = true
+	resp, err := d.send(ctx, tenantID, req, release)
 	if err != nil {
 		return res, err
 	}
@@ -230,8 +247,9 @@ var sep = []byte{0xff}
 
 // send shards the request over the ring and waits for a write quorum for every
 // series. Pushes to slow replicas carry on after the quorum is reached, on a
-// context detached from the caller's.
-func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Request) (*client.PushResponse, error) {
+// context detached from the caller's; release is called once they are all
+// done.
+func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Request, release func()) (*client.PushResponse, error) {
 	keys := make([]uint32, len(req.Timeseries))
 	for i := range req.Timeseries {
 		keys[i] = shardKey(tenantID, &req.Timeseries[i], req.Symbols)
@@ -272,7 +290,7 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		mergeResponse(merged, resp)
 		mu.Unlock()
 		return nil
-	}, ring.DoBatchOptions{Cleanup: cancel, Go: func(f func()) { go f() }})
+	}, ring.DoBatchOptions{Cleanup: func() { cancel(); release() }, Go: func(f func()) { go f() }})
 	if err != nil {
 		// The ring is empty (starting up), too few replicas are live for the
 		// quorum, or replicas failed mid-write: the sender should back off

@@ -43,41 +43,51 @@ func remoteWriteVersion(contentType string) (string, error) {
 }
 
 // DecodeRemoteWrite decompresses and decodes a remote write body of the given
-// protobuf message into the 2.0 form used inside Canopy.
+// protobuf message into the 2.0 form used inside Canopy. The request owns
+// its memory.
 func DecodeRemoteWrite(body []byte, proto string, maxDecompressed int) (*writev2.Request, error) {
-	return decodeRemoteWrite(body, proto, maxDecompressed, nil)
+	req, _, err := decodeRemoteWrite(body, proto, maxDecompressed, nil)
+	return req, err // never released: its memory is the garbage collector's
 }
 
 // decodeRemoteWrite is DecodeRemoteWrite with the decompressed bytes
-// reserved from the distributor's in-flight budget (res may be nil).
-func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *reservation) (*writev2.Request, error) {
+// reserved from the distributor's in-flight budget (res may be nil). The
+// request shares the decompressed bytes (it is decoded without copying, see
+// decoded): release, never nil, gives them back, after
+// which nothing of the request may be used.
+func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *reservation) (*writev2.Request, func(), error) {
 	buf := getBuf()
-	defer putBuf(buf)
 	raw, err := snappyDecode(buf, body, maxDecompressed, res)
 	if err != nil {
-		return nil, err
+		putBuf(buf)
+		return nil, nil, err
 	}
+	d := decodedPool.Get().(*decoded)
+	d.body = buf
 	if proto == protoV2 {
-		var req writev2.Request
-		if err := req.Unmarshal(raw); err != nil {
-			return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 2.0 request: %v", err)}
+		if err := decodeV2(raw, d); err != nil {
+			d.release()
+			return nil, nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 2.0 request: %v", err)}
 		}
-		if len(req.Symbols) > 0 && req.Symbols[0] != "" {
-			return nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
+		if len(d.req.Symbols) > 0 && d.req.Symbols[0] != "" {
+			d.release()
+			return nil, nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
 		}
-		if len(req.Timeseries) == 0 && len(raw) > 0 {
-			return nil, errVersionMismatch(protoV2, protoV1)
+		if len(d.req.Timeseries) == 0 && len(raw) > 0 {
+			d.release()
+			return nil, nil, errVersionMismatch(protoV2, protoV1)
 		}
-		return &req, nil
+		return &d.req, d.release, nil
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
-		return nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 1.0 request: %v", err)}
+	if err := decodeV1(raw, d); err != nil {
+		d.release()
+		return nil, nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 1.0 request: %v", err)}
 	}
-	if len(req.Timeseries) == 0 && len(req.Metadata) == 0 && len(raw) > 0 {
-		return nil, errVersionMismatch(protoV1, protoV2)
+	if len(d.req.Timeseries) == 0 && len(raw) > 0 {
+		d.release()
+		return nil, nil, errVersionMismatch(protoV1, protoV2)
 	}
-	return FromV1(&req), nil
+	return &d.req, d.release, nil
 }
 
 // errVersionMismatch answers a non-empty body in which the message the
@@ -170,12 +180,12 @@ func (d *Distributor) serveRemoteWrite(w http.ResponseWriter, r *http.Request, r
 	if err != nil {
 		return writeError(w, err)
 	}
-	req, err := decodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize, res)
+	req, release, err := decodeRemoteWrite(buf.Bytes(), proto, d.cfg.MaxDecompressedSize, res)
 	putBuf(buf)
 	if err != nil {
 		return writeError(w, err)
 	}
-	pushed, err := d.Push(r.Context(), tenantID, req)
+	pushed, err := d.push(r.Context(), tenantID, req, release)
 	if proto == protoV2 {
 		w.Header().Set(headerSamplesWritten, strconv.Itoa(pushed.Samples))
 		w.Header().Set(headerHistogramsWritten, strconv.Itoa(pushed.Histograms))

@@ -67,6 +67,12 @@ func (s *metadataStore) add(name string, md metadata.Metadata) {
 	if len(list) >= maxMetadataPerMetric {
 		list = list[1:]
 	}
+	// A push's strings may share its request's buffer (see the
+	// distributor's decoder): what is kept is copied.
+	md.Help, md.Unit = strings.Clone(md.Help), strings.Clone(md.Unit)
+	if list == nil {
+		name = strings.Clone(name)
+	}
 	s.families[name] = append(list, md)
 }
 
