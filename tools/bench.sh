@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# Load harness: the same remote write load (tools/loadgen) against a
-# single-process Canopy and against a real Prometheus remote-write receiver,
-# one after the other on this machine, then both results side by side.
+# Write load harness: the same remote write load (tools/loadgen: pre-encoded
+# payloads, eight labels a series, one sample a series a round) against a
+# single-process Canopy and against each peer, one after the other on this
+# machine, at each series count; then the results side by side with the
+# ratios Canopy / peer.
 #
-#   bash tools/install-peers.sh          # Prometheus (2.42, Debian package)
-#   SERIES=100000 DURATION=30s bash tools/bench.sh
+#   bash tools/bench.sh                               # 200k and 1M series, Prometheus 3
+#   SERIES=200000 DURATION=30s PEERS="prometheus3 victoriametrics" bash tools/bench.sh
 #
 # Environment:
-#   SERIES       active series                              (default 1000000)
+#   SERIES       active series counts, space-separated  (default "200000 1000000")
 #   DURATION     measured window after the warm-up round    (default 60s)
 #   BATCH        series per request                         (default 2000)
 #   CONCURRENCY  requests in flight                         (default 4)
 #   RATE         samples/s to send, 0 = as fast as accepted (default 0)
-#   PROTOCOL     Canopy's protocol, rw1 or rw2 (Prometheus always gets rw1;
-#                2.42 takes nothing else)                   (default rw1)
-#   PROFILE      seconds of Canopy CPU profile to take at the start of the
-#                measured window, 0 = none                  (default 0)
-#   OUT          where the JSON reports, logs and profile are kept
+#   PROTOCOL     rw1 or rw2; peers that take only 1.0 get rw1 (default rw1)
+#   PEERS        any of prometheus3 (built from the pinned module by
+#                tools/prometheus3.sh), victoriametrics (built from its pinned
+#                module by tools/victoriametrics.sh), prometheus2 (Debian's
+#                2.42, tools/install-peers.sh); empty: Canopy alone
+#                                                           (default prometheus3)
+#   PROFILE      seconds of Canopy CPU and allocation profile taken at the
+#                start of the measured window, 0 = none     (default 0)
+#   CANOPY_FLAGS extra flags for Canopy
+#   OUT          where the JSON reports, logs and profiles are kept
 #                                                           (default /tmp/canopy-bench-results)
-#   SKIP_PROMETHEUS=1  run Canopy only
 set -euo pipefail
 
-SERIES=${SERIES:-1000000}
+SERIES=${SERIES:-200000 1000000}
 DURATION=${DURATION:-60s}
 BATCH=${BATCH:-2000}
 CONCURRENCY=${CONCURRENCY:-4}
 RATE=${RATE:-0}
 PROTOCOL=${PROTOCOL:-rw1}
+PEERS=${PEERS-prometheus3}
 PROFILE=${PROFILE:-0}
+CANOPY_FLAGS=${CANOPY_FLAGS:-}
 OUT=${OUT:-/tmp/canopy-bench-results}
-SKIP_PROMETHEUS=${SKIP_PROMETHEUS:-0}
 
 cd "$(dirname "$0")/.."
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -78,71 +85,109 @@ echo "bench: building canopy and loadgen" >&2
 go build -o "$work/canopy" ./cmd/canopy
 go build -o "$work/loadgen" ./tools/loadgen
 cp "$work/canopy" "$OUT/canopy" # for go tool pprof
-
-loadgen_args=(-series "$SERIES" -duration "$DURATION" -batch "$BATCH" -concurrency "$CONCURRENCY" -rate "$RATE" -json)
-
-# --- Canopy -----------------------------------------------------------------
-read -r http grpc gossip < <("$work/loadgen" freeports 3)
-"$work/canopy" \
-  -data-dir="$work/canopy-data" \
-  -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
-  -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" \
-  -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$gossip" \
-  -ingester.ring.instance-addr=127.0.0.1 \
-  -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
-  -distributor.ingestion-rate-limit=1e12 -distributor.ingestion-burst-size=2000000000 \
-  -ingester.max-global-series-per-tenant=0 \
-  -log.level=warn >"$OUT/canopy.log" 2>&1 &
-canopy_pid=$!
-pids+=("$canopy_pid")
-wait_ready "http://127.0.0.1:$http/ready" canopy "$canopy_pid"
-prof=()
-if [ "$PROFILE" != 0 ]; then
-  prof=(-pprof-url "http://127.0.0.1:$http/debug/pprof/profile?seconds=$PROFILE" -pprof-out "$OUT/canopy.prof")
-fi
-echo "bench: canopy (pid $canopy_pid, :$http): $SERIES series, $PROTOCOL, $DURATION" >&2
-echo "+ loadgen -name canopy -url http://127.0.0.1:$http/api/v1/push -protocol $PROTOCOL -pid $canopy_pid ${loadgen_args[*]} ${prof[*]}" >&2
-"$work/loadgen" -name canopy -url "http://127.0.0.1:$http/api/v1/push" -protocol "$PROTOCOL" -pid "$canopy_pid" \
-  "${loadgen_args[@]}" "${prof[@]+"${prof[@]}"}" >"$OUT/canopy.json"
-stop "$canopy_pid"
-
-# --- Prometheus ---------------------------------------------------------------
-if [ "$SKIP_PROMETHEUS" != 1 ]; then
-  if ! command -v prometheus >/dev/null; then
-    echo "bench: prometheus not found; run 'bash tools/install-peers.sh' (or SKIP_PROMETHEUS=1)" >&2
-    exit 1
-  fi
-  read -r pport < <("$work/loadgen" freeports 1)
-  printf 'global:\n  scrape_interval: 15s\n' >"$work/prometheus.yml"
-  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus-data" \
-    --web.listen-address="127.0.0.1:$pport" --web.enable-remote-write-receiver \
-    --log.level=warn >"$OUT/prometheus.log" 2>&1 &
-  prom_pid=$!
-  pids+=("$prom_pid")
-  wait_ready "http://127.0.0.1:$pport/-/ready" prometheus "$prom_pid"
-  echo "bench: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') (pid $prom_pid, :$pport): $SERIES series, rw1, $DURATION" >&2
-  echo "+ loadgen -name prometheus -url http://127.0.0.1:$pport/api/v1/write -protocol rw1 -pid $prom_pid ${loadgen_args[*]}" >&2
-  "$work/loadgen" -name prometheus -url "http://127.0.0.1:$pport/api/v1/write" -protocol rw1 -pid "$prom_pid" \
-    "${loadgen_args[@]}" >"$OUT/prometheus.json"
-  stop "$prom_pid"
-fi
-
-# --- Results ------------------------------------------------------------------
-reports=("$OUT/canopy.json")
-[ "$SKIP_PROMETHEUS" = 1 ] || reports+=("$OUT/prometheus.json")
-echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}'); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "load: SERIES=$SERIES DURATION=$DURATION BATCH=$BATCH CONCURRENCY=$CONCURRENCY RATE=$RATE PROTOCOL=$PROTOCOL"
-for f in "${reports[@]}"; do
-  echo
-  "$work/loadgen" show "$f"
+declare -A bin
+for peer in $PEERS; do
+  case "$peer" in
+    prometheus3) bin[$peer]=$(bash tools/prometheus3.sh) ;;
+    victoriametrics) bin[$peer]=$(bash tools/victoriametrics.sh) ;;
+    prometheus2)
+      command -v prometheus >/dev/null || { echo "bench: Debian's prometheus not found; run 'bash tools/install-peers.sh'" >&2; exit 1; }
+      bin[$peer]=$(command -v prometheus) ;;
+    *) echo "bench: unknown peer $peer (prometheus3, victoriametrics, prometheus2)" >&2; exit 1 ;;
+  esac
 done
-if [ "${#reports[@]}" = 2 ]; then
+
+# load NAME URL PROTOCOL PID SERIES [loadgen flags]: the measured load.
+load() {
+  local name=$1 url=$2 proto=$3 pid=$4 series=$5
+  shift 5
+  local args=(-name "$name" -url "$url" -protocol "$proto" -pid "$pid" -series "$series" -duration "$DURATION"
+    -batch "$BATCH" -concurrency "$CONCURRENCY" -rate "$RATE" -json "$@")
+  echo "+ loadgen ${args[*]}" >&2
+  "$work/loadgen" "${args[@]}" >"$OUT/$name-$series.json"
+}
+
+for series in $SERIES; do
+  reports=()
+  # --- Canopy -----------------------------------------------------------------
+  read -r http grpc gossip < <("$work/loadgen" freeports 3)
+  # shellcheck disable=SC2086 # CANOPY_FLAGS is a list of flags
+  "$work/canopy" \
+    -data-dir="$work/canopy-data-$series" \
+    -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
+    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" \
+    -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$gossip" \
+    -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
+    -distributor.ingestion-rate-limit=1e12 -distributor.ingestion-burst-size=2000000000 \
+    -ingester.max-global-series-per-tenant=0 \
+    -log.level=warn $CANOPY_FLAGS >"$OUT/canopy.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  wait_ready "http://127.0.0.1:$http/ready" canopy "$pid"
+  prof=()
+  if [ "$PROFILE" != 0 ]; then
+    prof=(-pprof-url "http://127.0.0.1:$http/debug/pprof/profile?seconds=$PROFILE" -pprof-out "$OUT/canopy-$series.prof")
+  fi
+  echo "bench: canopy (pid $pid, :$http): $series series, $PROTOCOL, $DURATION" >&2
+  load canopy "http://127.0.0.1:$http/api/v1/push" "$PROTOCOL" "$pid" "$series" "${prof[@]+"${prof[@]}"}"
+  if [ "$PROFILE" != 0 ]; then
+    curl -fsS -o "$OUT/canopy-$series.allocs" "http://127.0.0.1:$http/debug/pprof/allocs" || true
+  fi
+  reports+=("$OUT/canopy-$series.json")
+  stop "$pid"
+  rm -rf "$work/canopy-data-$series"
+
+  # --- Peers ------------------------------------------------------------------
+  for peer in $PEERS; do
+    read -r port < <("$work/loadgen" freeports 1)
+    proto=$PROTOCOL
+    case "$peer" in
+      prometheus2 | prometheus3)
+        printf 'global:\n  scrape_interval: 15s\n' >"$work/prometheus.yml"
+        extra=()
+        if [ "$peer" = prometheus2 ]; then
+          proto=rw1 # 2.42 takes nothing else
+        else
+          extra=(--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest
+            --web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request)
+        fi
+        "${bin[$peer]}" --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/$peer-data" \
+          --web.listen-address="127.0.0.1:$port" --web.enable-remote-write-receiver "${extra[@]+"${extra[@]}"}" \
+          --log.level=warn >"$OUT/$peer.log" 2>&1 &
+        ready="http://127.0.0.1:$port/-/ready"
+        url="http://127.0.0.1:$port/api/v1/write"
+        ;;
+      victoriametrics)
+        proto=rw1 # it takes 1.0 only
+        "${bin[$peer]}" -storageDataPath="$work/$peer-data" -httpListenAddr="127.0.0.1:$port" \
+          -retentionPeriod=1y -loggerLevel=WARN >"$OUT/$peer.log" 2>&1 &
+        ready="http://127.0.0.1:$port/health"
+        url="http://127.0.0.1:$port/api/v1/write"
+        ;;
+    esac
+    pid=$!
+    pids+=("$pid")
+    wait_ready "$ready" "$peer" "$pid"
+    echo "bench: $peer (pid $pid, :$port): $series series, $proto, $DURATION" >&2
+    load "$peer" "$url" "$proto" "$pid" "$series"
+    reports+=("$OUT/$peer-$series.json")
+    stop "$pid"
+    rm -rf "${work:?}/$peer-data"
+  done
+
+  # --- Results ----------------------------------------------------------------
   echo
-  "$work/loadgen" compare "${reports[@]}"
-fi
-echo
-echo "reports: ${reports[*]}"
-if [ "$PROFILE" != 0 ] && [ -s "$OUT/canopy.prof" ]; then
-  echo "profile: go tool pprof -top -nodecount=25 $OUT/canopy $OUT/canopy.prof"
-fi
+  echo "== $series series =="
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}'); load average before: $load_before, now: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load: SERIES=$series DURATION=$DURATION BATCH=$BATCH CONCURRENCY=$CONCURRENCY RATE=$RATE PROTOCOL=$PROTOCOL PEERS=\"$PEERS\""
+  if [ "${#reports[@]}" -ge 2 ]; then
+    "$work/loadgen" compare "${reports[@]}"
+  else
+    "$work/loadgen" show "${reports[@]}"
+  fi
+  echo "reports: ${reports[*]}"
+  if [ "$PROFILE" != 0 ] && [ -s "$OUT/canopy-$series.prof" ]; then
+    echo "profile: go tool pprof -top -nodecount=25 $OUT/canopy $OUT/canopy-$series.prof"
+    echo "allocations: go tool pprof -sample_index=alloc_space -top $OUT/canopy $OUT/canopy-$series.allocs"
+  fi
+done

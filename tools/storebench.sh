@@ -8,13 +8,7 @@
 #   bash tools/storebench.sh -series 1000    # any tools/storebench flag
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROMETHEUS_MODULE_VERSION=v0.314.0
-prom="$(go env GOPATH)/bin/prometheus-$PROMETHEUS_MODULE_VERSION"
-mkdir -p "$(dirname "$prom")"
-if [ ! -x "$prom" ]; then
-  echo "storebench: building Prometheus $PROMETHEUS_MODULE_VERSION (a few minutes, once)" >&2
-  (cd tools/peers/prometheus && go build -o "$prom" github.com/prometheus/prometheus/cmd/prometheus)
-fi
+prom=$(bash tools/prometheus3.sh)
 go build -o bin/canopy ./cmd/canopy
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}')"
 go run ./tools/storebench -canopy bin/canopy -prometheus "$prom" "$@"

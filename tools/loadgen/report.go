@@ -134,42 +134,61 @@ func show(args []string) error {
 	return nil
 }
 
-// compare prints two -json reports side by side with the ratio a/b.
+// compare prints -json reports side by side, with the ratio of the first
+// to each of the others.
 func compare(args []string) error {
-	if len(args) != 2 {
-		return errors.New("usage: loadgen compare A.json B.json")
+	if len(args) < 2 {
+		return errors.New("usage: loadgen compare A.json B.json [C.json ...]")
 	}
-	a, err := readReport(args[0])
-	if err != nil {
-		return err
-	}
-	b, err := readReport(args[1])
-	if err != nil {
-		return err
+	rs := make([]*report, len(args))
+	for i, p := range args {
+		r, err := readReport(p)
+		if err != nil {
+			return err
+		}
+		rs[i] = r
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\t%s\t%s\t%s/%s\t\n", a.Name, b.Name, a.Name, b.Name)
-	row := func(name, format string, x, y float64) {
-		ratio := "-"
-		if y != 0 {
-			ratio = fmt.Sprintf("%.2f", x/y)
-		}
-		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t%s\t\n", name, x, y, ratio)
+	head := "\t"
+	for _, r := range rs {
+		head += r.Name + "\t"
 	}
-	fmt.Fprintf(tw, "workload\t%s\t%s\t\t\n", a.Workload, b.Workload)
-	row("active series", "%.0f", float64(a.Series), float64(b.Series))
-	row("series creation (s)", "%.2f", a.Creation.Seconds, b.Creation.Seconds)
-	row("accepted samples/s", "%.0f", a.Steady.AcceptedPerSecond, b.Steady.AcceptedPerSecond)
-	row("failed requests", "%.0f", float64(sum(a.Steady.Errors)), float64(sum(b.Steady.Errors)))
-	row("push p50 (ms)", "%.1f", a.Steady.LatencyP50Ms, b.Steady.LatencyP50Ms)
-	row("push p90 (ms)", "%.1f", a.Steady.LatencyP90Ms, b.Steady.LatencyP90Ms)
-	row("push p99 (ms)", "%.1f", a.Steady.LatencyP99Ms, b.Steady.LatencyP99Ms)
-	row("CPU s / million samples", "%.3f", a.Steady.TargetCPUPerMil, b.Steady.TargetCPUPerMil)
-	row("cores used", "%.2f", a.Steady.TargetCores, b.Steady.TargetCores)
-	row("RSS (MiB)", "%.1f", float64(a.TargetRSS)/(1<<20), float64(b.TargetRSS)/(1<<20))
-	row("RSS bytes / series", "%.0f", a.TargetRSSPerSeries, b.TargetRSSPerSeries)
-	row("RSS growth bytes / series", "%.0f", a.TargetRSSDeltaPerSeries, b.TargetRSSDeltaPerSeries)
-	row("generator CPU share (%)", "%.1f", 100*a.Steady.GeneratorCPUShare, 100*b.Steady.GeneratorCPUShare)
+	for _, r := range rs[1:] {
+		head += rs[0].Name + "/" + r.Name + "\t"
+	}
+	fmt.Fprintln(tw, head)
+	row := func(name, format string, v func(r *report) float64) {
+		line := name + "\t"
+		for _, r := range rs {
+			line += fmt.Sprintf(format, v(r)) + "\t"
+		}
+		for _, r := range rs[1:] {
+			if y := v(r); y != 0 {
+				line += fmt.Sprintf("%.2f", v(rs[0])/y) + "\t"
+			} else {
+				line += "-\t"
+			}
+		}
+		fmt.Fprintln(tw, line)
+	}
+	line := "workload\t"
+	for _, r := range rs {
+		line += r.Workload + "\t"
+	}
+	fmt.Fprintln(tw, line)
+	row("active series", "%.0f", func(r *report) float64 { return float64(r.Series) })
+	row("series creation (s)", "%.2f", func(r *report) float64 { return r.Creation.Seconds })
+	row("accepted samples/s", "%.0f", func(r *report) float64 { return r.Steady.AcceptedPerSecond })
+	row("failed requests", "%.0f", func(r *report) float64 { return float64(sum(r.Steady.Errors)) })
+	row("push p50 (ms)", "%.1f", func(r *report) float64 { return r.Steady.LatencyP50Ms })
+	row("push p90 (ms)", "%.1f", func(r *report) float64 { return r.Steady.LatencyP90Ms })
+	row("push p99 (ms)", "%.1f", func(r *report) float64 { return r.Steady.LatencyP99Ms })
+	row("CPU s / million samples", "%.3f", func(r *report) float64 { return r.Steady.TargetCPUPerMil })
+	row("cores used", "%.2f", func(r *report) float64 { return r.Steady.TargetCores })
+	row("RSS (MiB)", "%.1f", func(r *report) float64 { return float64(r.TargetRSS) / (1 << 20) })
+	row("RSS bytes / series", "%.0f", func(r *report) float64 { return r.TargetRSSPerSeries })
+	row("RSS growth bytes / series", "%.0f", func(r *report) float64 { return r.TargetRSSDeltaPerSeries })
+	row("generator CPU share (%)", "%.1f", func(r *report) float64 { return 100 * r.Steady.GeneratorCPUShare })
 	return tw.Flush()
 }
 
