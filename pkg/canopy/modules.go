@@ -250,7 +250,9 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 		}
 		return c.MetricsIngester, c.MetricsIngester.ID()
 	}
-	d := distributor.New(c.cfg.Distributor, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
+	dcfg := c.cfg.Distributor
+	dcfg.ZoneAwareRing = c.cfg.Ingester.Metrics.Ring.ZoneAwarenessEnabled
+	d := distributor.New(dcfg, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
 	c.Distributor = d
 	c.API.RegisterDistributor(d.RemoteWriteHandler(c.resolver), d.OTLPHandler(c.resolver))
 	return d, nil

@@ -21,6 +21,12 @@ type Config struct {
 	IdleTenantTimeout       time.Duration          `yaml:"idle_tenant_timeout"`
 	MaxInflightPushRequests int                    `yaml:"max_inflight_push_requests"`
 	MaxInflightPushBytes    int                    `yaml:"max_inflight_push_requests_bytes"`
+
+	// ZoneAwareRing is the ingester ring's -ingester.ring.zone-awareness-enabled,
+	// set by whoever builds the distributor: with it, a ring of no more
+	// instances than the replication factor may still place a key on some
+	// of them only.
+	ZoneAwareRing bool `yaml:"-"`
 }
 
 // RegisterFlags registers the distributor flags.

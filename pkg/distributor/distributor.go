@@ -250,10 +250,18 @@ var sep = []byte{0xff}
 // context detached from the caller's; release is called once they are all
 // done.
 func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Request, release func()) (*client.PushResponse, error) {
-	keys := make([]uint32, len(req.Timeseries))
-	for i := range req.Timeseries {
-		keys[i] = shardKey(tenantID, &req.Timeseries[i], req.Symbols)
+	var keys []uint32
+	if d.everyKeyOnEveryInstance() {
+		// One key stands for all: the batch is one request to each
+		// instance, with the same quorum as any key's.
+		keys = []uint32{shardKey(tenantID, &req.Timeseries[0], req.Symbols)}
+	} else {
+		keys = make([]uint32, len(req.Timeseries))
+		for i := range req.Timeseries {
+			keys[i] = shardKey(tenantID, &req.Timeseries[i], req.Symbols)
+		}
 	}
+	whole := len(keys) == 1
 	merged := &client.PushResponse{}
 	var mu sync.Mutex
 
@@ -266,9 +274,12 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 	}
 	pushCtx, cancel := context.WithTimeout(user.InjectOrgID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
 	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
-		sub := &writev2.Request{Symbols: req.Symbols, Timeseries: make([]writev2.TimeSeries, len(idx))}
-		for j, i := range idx {
-			sub.Timeseries[j] = req.Timeseries[i]
+		sub := req
+		if !whole {
+			sub = &writev2.Request{Symbols: req.Symbols, Timeseries: make([]writev2.TimeSeries, len(idx))}
+			for j, i := range idx {
+				sub.Timeseries[j] = req.Timeseries[i]
+			}
 		}
 		var p IngesterPusher
 		if local != nil && inst.Id == localID {
@@ -301,6 +312,20 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 	mu.Lock()
 	defer mu.Unlock()
 	return merged, nil
+}
+
+// everyKeyOnEveryInstance says whether the ingester ring places every key
+// on every one of its instances: it has no more of them than the
+// replication factor (a single process, three ingesters with replication
+// factor 3), and zones cannot make it choose (no zone awareness, or one
+// instance per zone). Then sharding a request series by series is work for
+// nothing.
+func (d *Distributor) everyKeyOnEveryInstance() bool {
+	n := d.ring.InstancesCount()
+	if n == 0 || n > d.ring.ReplicationFactor() {
+		return false
+	}
+	return !d.cfg.ZoneAwareRing || d.ring.ZonesCount() == n
 }
 
 // mergeResponse folds one replica's response into merged. Replicas see the

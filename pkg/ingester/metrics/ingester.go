@@ -199,6 +199,7 @@ type userTSDB struct {
 	shipper  *shipper // nil when shipping is off
 	limiter  *seriesLimiter
 	metadata *metadataStore
+	refs     *refCache
 	applied  tsdbLimits // owned by applyLimits once the TSDB is open
 
 	// lastPush is when the tenant last pushed, Unix nanoseconds.
@@ -266,7 +267,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		return db, nil
 	}
 	want := i.tsdbLimits(id)
-	limiter := &seriesLimiter{tenant: id, limits: i.limits, ring: i.lifecycler, rf: i.cfg.Ring.ReplicationFactor}
+	limiter := &seriesLimiter{tenant: id, limits: i.limits, ring: i.lifecycler, rf: i.cfg.Ring.ReplicationFactor, refs: newRefCache()}
 	blockMs := i.cfg.BlockRange.Milliseconds()
 	dir := filepath.Join(i.dir, id)
 	var ship *shipper
@@ -310,7 +311,7 @@ func (i *Ingester) openTSDB(id string) (*userTSDB, error) {
 		return nil, err
 	}
 	limiter.db = db
-	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore(), applied: want}
+	u := &userTSDB{DB: db, shipper: ship, limiter: limiter, metadata: newMetadataStore(), refs: limiter.refs, applied: want}
 	u.lastPush.Store(i.now().UnixNano())
 	i.tenants[id] = u
 	i.metrics.tenants.Set(float64(len(i.tenants)))
@@ -325,6 +326,7 @@ type seriesLimiter struct {
 	ring   interface{ HealthyInstancesCount() int }
 	rf     int
 	db     *tsdb.DB
+	refs   *refCache // told of every series the head creates and deletes
 }
 
 // errSeriesLimit is returned by PreCreation; push.go maps it to a rejection.
@@ -348,8 +350,10 @@ func (l *seriesLimiter) PreCreation(labels.Labels) error {
 	return nil
 }
 
-func (l *seriesLimiter) PostCreation(labels.Labels)                          {}
-func (l *seriesLimiter) PostDeletion(map[chunks.HeadSeriesRef]labels.Labels) {}
+func (l *seriesLimiter) PostCreation(ls labels.Labels) { l.refs.created(ls) }
+func (l *seriesLimiter) PostDeletion(series map[chunks.HeadSeriesRef]labels.Labels) {
+	l.refs.deleted(series)
+}
 
 // localLimit converts a cluster-wide series limit into this ingester's share:
 // each series lives on rf of n ingesters.

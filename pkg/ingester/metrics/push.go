@@ -62,11 +62,20 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 	)
 	for idx := range req.Timeseries {
 		ts := &req.Timeseries[idx]
-		lbls, err := ts.ToLabels(&b, req.Symbols)
-		if err != nil {
-			reject(ReasonInvalid, err, labels.EmptyLabels())
-			continue
+		// A series the head has is appended by reference, with the head's
+		// own labels; only a new one has its labels built.
+		h, inRange := hashRefs(ts.LabelsRefs, req.Symbols)
+		lbls, ref, cached := labels.EmptyLabels(), storage.SeriesRef(0), false
+		if inRange {
+			lbls, ref, cached = db.refs.get(h, ts.LabelsRefs, req.Symbols)
 		}
+		if !cached {
+			if lbls, err = ts.ToLabels(&b, req.Symbols); err != nil {
+				reject(ReasonInvalid, err, labels.EmptyLabels())
+				continue
+			}
+		}
+		known := ref
 		md, err := ts.ToMetadata(req.Symbols)
 		if err == nil && (md.Type != "" && md.Type != "unknown" || md.Help != "" || md.Unit != "") {
 			db.metadata.add(lbls.Get(labels.MetricName), md)
@@ -91,7 +100,6 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 			n++
 			return o
 		}
-		var ref storage.SeriesRef
 		for _, s := range ts.Samples {
 			o := opts()
 			r, err := app.Append(ref, lbls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, o)
@@ -106,6 +114,9 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 				r, err = app.Append(ref, lbls, h.StartTimestamp, h.Timestamp, 0, h.ToIntHistogram(), nil, o)
 			}
 			exemplars += i.handleAppend(err, &ref, r, lbls, len(o.Exemplars), resp, reject, &appended)
+		}
+		if ref != known && inRange {
+			db.refs.put(h, lbls, ref)
 		}
 	}
 	if err := app.Commit(); err != nil {
