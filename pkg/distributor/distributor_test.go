@@ -355,3 +355,44 @@ func TestIdleTenantStateIsDropped(t *testing.T) {
 	require.False(t, a, "team-a's limiter dropped")
 	require.True(t, b, "team-b's limiter kept")
 }
+
+// TestShardingPlacesEachSeriesOnItsReplicas: with more ingesters than the
+// replication factor, each series reaches exactly its ring replicas; with as
+// many (the one-batch-per-instance path), every ingester gets every series.
+func TestShardingPlacesEachSeriesOnItsReplicas(t *testing.T) {
+	now := time.Now().UnixMilli()
+	for _, tc := range []struct{ n, rf, perSeries int }{{3, 1, 1}, {4, 2, 2}, {3, 3, 3}, {2, 3, 2}} {
+		t.Run(fmt.Sprintf("%d ingesters rf %d", tc.n, tc.rf), func(t *testing.T) {
+			d, ings := newTestDistributor(t, tc.n, tc.rf, defaultLimits())
+			require.Equal(t, tc.n <= tc.rf, d.everyKeyOnEveryInstance())
+			_, err := d.Push(context.Background(), "t1", FromV1(makeV1(200, now)))
+			require.NoError(t, err)
+			// The push returns at the quorum; the last replica may still be
+			// writing.
+			require.Eventually(t, func() bool {
+				copies := map[string]int{}
+				for _, ing := range ings {
+					ing.mu.Lock()
+					for s := range ing.series {
+						copies[s]++
+					}
+					ing.mu.Unlock()
+				}
+				for _, n := range copies {
+					if n != tc.perSeries {
+						return false
+					}
+				}
+				return len(copies) == 200
+			}, 5*time.Second, 10*time.Millisecond, "every series on exactly %d ingesters", tc.perSeries)
+			if tc.n > tc.rf {
+				for i, ing := range ings {
+					ing.mu.Lock()
+					defer ing.mu.Unlock()
+					require.NotEmpty(t, ing.series, "ingester %d got none: the series were not spread", i)
+					require.Less(t, len(ing.series), 200, "ingester %d got every series", i)
+				}
+			}
+		})
+	}
+}
