@@ -22,6 +22,10 @@
 #                                                           (default prometheus3)
 #   PROFILE      seconds of Canopy CPU and allocation profile taken at the
 #                start of the measured window, 0 = none     (default 0)
+#   NODES        Canopy processes: 1 (the single process, the default), or
+#                3 (three -target=all processes joined by memberlist with
+#                replication factor 3, the load sent to the first; CPU and
+#                RSS are the sum of the three)
 #   CANOPY_FLAGS extra flags for Canopy
 #   OUT          where the JSON reports, logs and profiles are kept
 #                                                           (default /tmp/canopy-bench-results)
@@ -36,6 +40,8 @@ PROTOCOL=${PROTOCOL:-rw1}
 PEERS=${PEERS-prometheus3}
 PROFILE=${PROFILE:-0}
 CANOPY_FLAGS=${CANOPY_FLAGS:-}
+NODES=${NODES:-1}
+case "$NODES" in 1 | 3) ;; *) echo "bench: NODES is 1 or 3" >&2; exit 1 ;; esac
 OUT=${OUT:-/tmp/canopy-bench-results}
 
 cd "$(dirname "$0")/.."
@@ -110,32 +116,51 @@ load() {
 for series in $SERIES; do
   reports=()
   # --- Canopy -----------------------------------------------------------------
-  read -r http grpc gossip < <("$work/loadgen" freeports 3)
-  # shellcheck disable=SC2086 # CANOPY_FLAGS is a list of flags
-  "$work/canopy" \
-    -data-dir="$work/canopy-data-$series" \
-    -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
-    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" \
-    -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$gossip" \
-    -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
-    -distributor.ingestion-rate-limit=1e12 -distributor.ingestion-burst-size=2000000000 \
-    -ingester.max-global-series-per-tenant=0 \
-    -log.level=warn $CANOPY_FLAGS >"$OUT/canopy.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  wait_ready "http://127.0.0.1:$http/ready" canopy "$pid"
+  read -r -a ports < <("$work/loadgen" freeports $((3 * NODES)))
+  join=""
+  for n in $(seq 0 $((NODES - 1))); do join="$join${join:+,}127.0.0.1:${ports[3 * n + 2]}"; done
+  cpids=()
+  for n in $(seq 0 $((NODES - 1))); do
+    http=${ports[3 * n]} grpc=${ports[3 * n + 1]} gossip=${ports[3 * n + 2]}
+    cluster=()
+    if [ "$NODES" -gt 1 ]; then
+      cluster=(-instance-id="canopy-$n" -memberlist.join="$join" -ingester.replication-factor=3)
+    fi
+    # shellcheck disable=SC2086 # CANOPY_FLAGS is a list of flags
+    "$work/canopy" \
+      -data-dir="$work/canopy-data-$series-$n" -bucket.filesystem.dir="$work/canopy-bucket-$series" \
+      -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
+      -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" \
+      -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$gossip" \
+      -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
+      -distributor.ingestion-rate-limit=1e12 -distributor.ingestion-burst-size=2000000000 \
+      -ingester.max-global-series-per-tenant=0 "${cluster[@]+"${cluster[@]}"}" \
+      -log.level=warn $CANOPY_FLAGS >"$OUT/canopy-$n.log" 2>&1 &
+    cpids+=("$!")
+    pids+=("$!")
+  done
+  for n in $(seq 0 $((NODES - 1))); do
+    wait_ready "http://127.0.0.1:${ports[3 * n]}/ready" "canopy-$n" "${cpids[$n]}"
+  done
+  http=${ports[0]}
+  if [ "$NODES" -gt 1 ]; then
+    for _ in $(seq 1 300); do
+      [ "$(curl -fsS "http://127.0.0.1:$http/ring/ingester" 2>/dev/null | grep -o ACTIVE | wc -l)" -ge "$NODES" ] && break
+      sleep 0.2
+    done
+  fi
   prof=()
   if [ "$PROFILE" != 0 ]; then
     prof=(-pprof-url "http://127.0.0.1:$http/debug/pprof/profile?seconds=$PROFILE" -pprof-out "$OUT/canopy-$series.prof")
   fi
-  echo "bench: canopy (pid $pid, :$http): $series series, $PROTOCOL, $DURATION" >&2
-  load canopy "http://127.0.0.1:$http/api/v1/push" "$PROTOCOL" "$pid" "$series" "${prof[@]+"${prof[@]}"}"
+  echo "bench: canopy ×$NODES (pids ${cpids[*]}, :$http): $series series, $PROTOCOL, $DURATION" >&2
+  load canopy "http://127.0.0.1:$http/api/v1/push" "$PROTOCOL" "$(IFS=,; echo "${cpids[*]}")" "$series" "${prof[@]+"${prof[@]}"}"
   if [ "$PROFILE" != 0 ]; then
     curl -fsS -o "$OUT/canopy-$series.allocs" "http://127.0.0.1:$http/debug/pprof/allocs" || true
   fi
   reports+=("$OUT/canopy-$series.json")
-  stop "$pid"
-  rm -rf "$work/canopy-data-$series"
+  for p in "${cpids[@]}"; do stop "$p"; done
+  rm -rf "$work/canopy-data-$series"-* "$work/canopy-bucket-$series"
 
   # --- Peers ------------------------------------------------------------------
   for peer in $PEERS; do
@@ -179,7 +204,7 @@ for series in $SERIES; do
   echo
   echo "== $series series =="
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | awk '{print $3}'); load average before: $load_before, now: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "load: SERIES=$series DURATION=$DURATION BATCH=$BATCH CONCURRENCY=$CONCURRENCY RATE=$RATE PROTOCOL=$PROTOCOL PEERS=\"$PEERS\""
+  echo "load: SERIES=$series DURATION=$DURATION BATCH=$BATCH CONCURRENCY=$CONCURRENCY RATE=$RATE PROTOCOL=$PROTOCOL NODES=$NODES PEERS=\"$PEERS\""
   if [ "${#reports[@]}" -ge 2 ]; then
     "$work/loadgen" compare "${reports[@]}"
   else

@@ -52,6 +52,7 @@ type config struct {
 	protocol    string
 	tenant      string
 	pid         int
+	pids        []int // pid and the other processes of the receiver (-pid a,b,c)
 	jsonOut     bool
 	timeout     time.Duration
 	seed        uint64
@@ -89,13 +90,26 @@ func main() {
 	flag.IntVar(&c.concurrency, "concurrency", 4, "Requests in flight.")
 	flag.StringVar(&c.protocol, "protocol", protoRW1, "rw1 (remote write 1.0) or rw2 (remote write 2.0).")
 	flag.StringVar(&c.tenant, "tenant", "", "X-Scope-OrgID header; empty sends none.")
-	flag.IntVar(&c.pid, "pid", 0, "PID of the receiver, to report its CPU time and RSS from /proc; 0 skips that.")
+	pidList := flag.String("pid", "", "PID of the receiver, to report its CPU time and RSS from /proc, or a comma-separated list of the PIDs of a cluster's processes (CPU and RSS are summed); empty skips that.")
 	flag.BoolVar(&c.jsonOut, "json", false, "Print the report as JSON.")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "Timeout of one request.")
 	flag.Uint64Var(&c.seed, "seed", 1, "Seed of the sample values.")
 	flag.StringVar(&c.pprofURL, "pprof-url", "", "URL fetched when the measured window starts (e.g. http://host/debug/pprof/profile?seconds=20), saved to -pprof-out.")
 	flag.StringVar(&c.pprofOut, "pprof-out", "loadgen.prof", "Where to save what -pprof-url returned.")
 	flag.Parse()
+	for _, p := range strings.Split(*pidList, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("-pid %q: not a process id", p))
+		}
+		c.pids = append(c.pids, n)
+	}
+	if len(c.pids) > 0 {
+		c.pid = c.pids[0]
+	}
 	if c.series < 1 || c.batch < 1 || c.concurrency < 1 || c.duration <= 0 {
 		fatal(errors.New("-series, -batch, -concurrency and -duration must be positive"))
 	}
@@ -337,14 +351,15 @@ func run(c config) (*report, error) {
 		Series: wl.streams(), Batch: c.batch, Requests: len(bs), Concurrency: conc, Rate: c.rate,
 	}
 	target := func() procStats {
-		if c.pid == 0 {
-			return procStats{}
+		var sum procStats
+		for _, pid := range c.pids {
+			s, err := readProc(pid)
+			if err != nil {
+				fatal(fmt.Errorf("reading /proc/%d: %w", pid, err))
+			}
+			sum.cpu, sum.rss, sum.hwm = sum.cpu+s.cpu, sum.rss+s.rss, sum.hwm+s.hwm
 		}
-		s, err := readProc(c.pid)
-		if err != nil {
-			fatal(fmt.Errorf("reading /proc/%d: %w", c.pid, err))
-		}
-		return s
+		return sum
 	}
 	phase := func(f func(w *worker, st *phaseStats)) *phaseStats {
 		stats := make([]phaseStats, len(workers))
