@@ -30,6 +30,7 @@ func run(args []string, out io.Writer) int {
 		return 2
 	}
 	logger := dslog.NewGoKitWithLevel(cfg.Server.LogLevel, cfg.Server.LogFormat)
+	canopy.SetGCPercent(cfg.GCPercent)
 	if _, err := canopy.SetMemoryLimit(cfg.MemoryLimitRatio, logger); err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1

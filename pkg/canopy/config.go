@@ -33,6 +33,7 @@ type Config struct {
 	MultitenancyEnabled bool                   `yaml:"multitenancy_enabled"`
 	AdminTokenFile      string                 `yaml:"admin_token_file"`
 	MemoryLimitRatio    float64                `yaml:"memory_limit_ratio"`
+	GCPercent           int                    `yaml:"gogc"`
 	// Instance is the process identity every ring and memberlist use.
 	Instance ringconfig.Instance `yaml:",inline"`
 
@@ -62,6 +63,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.StringVar(&c.AdminTokenFile, "auth.admin-token-file", "", "File holding the bearer token the admin and debug paths (/ingester/flush, /compactor/run, /config, /metrics, /debug/pprof/, the Prometheus API's status/runtimeinfo, flags, config, tsdb and admin/) require. Empty: they are open in -target=all (the single process) and refused with 403 in every other target.")
 	f.Float64Var(&c.MemoryLimitRatio, "memory-limit-ratio", 0.9, "The Go runtime's soft memory limit is this fraction of the memory limit of the process's cgroup (a container's limit), so garbage is collected harder before the kernel would kill the process. GOMEMLIMIT in the environment wins; 0, or no cgroup limit, sets none.")
+	f.IntVar(&c.GCPercent, "gogc", 75, "The garbage collector's GOGC: how far the heap may grow over live data before a collection, in percent. 75 (Prometheus 3's default too) spends a little CPU for less memory per series. The GOGC environment variable wins; -1 turns collection off.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request. When false, all data belongs to the tenant \"anonymous\".")
 
 	c.Server.RegisterFlags(f)

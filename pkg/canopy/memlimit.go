@@ -10,6 +10,18 @@ import (
 	"github.com/go-kit/log/level"
 )
 
+// SetGCPercent sets the garbage collector's GOGC to percent unless the
+// GOGC environment variable is set, and returns the value in force.
+func SetGCPercent(percent int) int {
+	if v := os.Getenv("GOGC"); v != "" {
+		old := debug.SetGCPercent(100)
+		debug.SetGCPercent(old)
+		return old
+	}
+	debug.SetGCPercent(percent)
+	return percent
+}
+
 // SetMemoryLimit sets the Go runtime's soft memory limit from the process's
 // cgroup, as -memory-limit-ratio says (see setMemoryLimit).
 func SetMemoryLimit(ratio float64, logger log.Logger) (int64, error) {

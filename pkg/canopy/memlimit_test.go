@@ -33,3 +33,15 @@ func TestSetMemoryLimit(t *testing.T) {
 	_, err = setMemoryLimit(1.5, cgroup, log.NewNopLogger())
 	require.ErrorContains(t, err, "-memory-limit-ratio")
 }
+
+func TestSetGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	t.Setenv("GOGC", "")
+	require.Equal(t, 75, SetGCPercent(75))
+	require.Equal(t, 75, debug.SetGCPercent(75), "the runtime's")
+	t.Setenv("GOGC", "150")
+	debug.SetGCPercent(150)
+	require.Equal(t, 150, SetGCPercent(75), "GOGC wins")
+	require.Equal(t, 150, debug.SetGCPercent(150))
+}
