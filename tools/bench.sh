@@ -151,7 +151,13 @@ for series in $SERIES; do
   fi
   prof=()
   if [ "$PROFILE" != 0 ]; then
-    prof=(-pprof-url "http://127.0.0.1:$http/debug/pprof/profile?seconds=$PROFILE" -pprof-out "$OUT/canopy-$series.prof")
+    # The first process's profile, and in a cluster also the second's (an
+    # ingester that only receives).
+    urls="http://127.0.0.1:$http/debug/pprof/profile?seconds=$PROFILE" outs="$OUT/canopy-$series.prof"
+    if [ "$NODES" -gt 1 ]; then
+      urls="$urls,http://127.0.0.1:${ports[3]}/debug/pprof/profile?seconds=$PROFILE" outs="$outs,$OUT/canopy-$series-node2.prof"
+    fi
+    prof=(-pprof-url "$urls" -pprof-out "$outs")
   fi
   echo "bench: canopy ×$NODES (pids ${cpids[*]}, :$http): $series series, $PROTOCOL, $DURATION" >&2
   load canopy "http://127.0.0.1:$http/api/v1/push" "$PROTOCOL" "$(IFS=,; echo "${cpids[*]}")" "$series" "${prof[@]+"${prof[@]}"}"

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -28,6 +29,12 @@ import (
 // remote. Implementations are safe for concurrent use.
 type IngesterPusher interface {
 	Push(ctx context.Context, req *writev2.Request) (*client.PushResponse, error)
+}
+
+// sharedPusher is an IngesterPusher that can also send a push marshalled
+// once for every replica (a remote ingester).
+type sharedPusher interface {
+	PushShared(ctx context.Context, req *rpc.Shared) (*client.PushResponse, error)
 }
 
 // ClientPool returns the pusher of an ingester address.
@@ -262,6 +269,17 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		}
 	}
 	whole := len(keys) == 1
+	// The whole request goes to every remote replica: it is marshalled
+	// once, by the first of them, and sent as is to the others.
+	var (
+		encodeOnce sync.Once
+		encoded    *rpc.Shared
+		encodeErr  error
+	)
+	shared := func() (*rpc.Shared, error) {
+		encodeOnce.Do(func() { encoded, encodeErr = client.EncodePush(req) })
+		return encoded, encodeErr
+	}
 	merged := &client.PushResponse{}
 	var mu sync.Mutex
 
@@ -291,7 +309,16 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 			}
 		}
 		start := time.Now()
-		resp, err := p.Push(pushCtx, sub)
+		var resp *client.PushResponse
+		var err error
+		if sp, ok := p.(sharedPusher); ok && whole {
+			var enc *rpc.Shared
+			if enc, err = shared(); err == nil {
+				resp, err = sp.PushShared(pushCtx, enc)
+			}
+		} else {
+			resp, err = p.Push(pushCtx, sub)
+		}
 		d.metrics.ingesterPushDuration.Observe(time.Since(start).Seconds())
 		if err != nil {
 			d.metrics.ingesterPushFailures.WithLabelValues(inst.Id).Inc()
@@ -301,7 +328,13 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		mergeResponse(merged, resp)
 		mu.Unlock()
 		return nil
-	}, ring.DoBatchOptions{Cleanup: func() { cancel(); release() }, Go: func(f func()) { go f() }})
+	}, ring.DoBatchOptions{Cleanup: func() {
+		cancel()
+		if encoded != nil {
+			encoded.Free()
+		}
+		release()
+	}, Go: func(f func()) { go f() }})
 	if err != nil {
 		// The ring is empty (starting up), too few replicas are live for the
 		// quorum, or replicas failed mid-write: the sender should back off

@@ -11,6 +11,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
+	"github.com/canopy-observability/canopy/pkg/util/writeproto"
 )
 
 // Remote write protocol facts (remote write 1.0 and 2.0 specifications).
@@ -53,7 +54,7 @@ func DecodeRemoteWrite(body []byte, proto string, maxDecompressed int) (*writev2
 // decodeRemoteWrite is DecodeRemoteWrite with the decompressed bytes
 // reserved from the distributor's in-flight budget (res may be nil). The
 // request shares the decompressed bytes (it is decoded without copying, see
-// decoded): release, never nil, gives them back, after
+// writeproto.Decoded): release, never nil, gives them back, after
 // which nothing of the request may be used.
 func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *reservation) (*writev2.Request, func(), error) {
 	buf := getBuf()
@@ -62,32 +63,34 @@ func decodeRemoteWrite(body []byte, proto string, maxDecompressed int, res *rese
 		putBuf(buf)
 		return nil, nil, err
 	}
-	d := decodedPool.Get().(*decoded)
-	d.body = buf
+	d := writeproto.Get()
+	d.OnRelease(func() { putBuf(buf) })
+	decode, declared, other := d.DecodeV1, protoV1, protoV2
 	if proto == protoV2 {
-		if err := decodeV2(raw, d); err != nil {
-			d.release()
-			return nil, nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 2.0 request: %v", err)}
-		}
-		if len(d.req.Symbols) > 0 && d.req.Symbols[0] != "" {
-			d.release()
-			return nil, nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
-		}
-		if len(d.req.Timeseries) == 0 && len(raw) > 0 {
-			d.release()
-			return nil, nil, errVersionMismatch(protoV2, protoV1)
-		}
-		return &d.req, d.release, nil
+		decode, declared, other = d.DecodeV2, protoV2, protoV1
 	}
-	if err := decodeV1(raw, d); err != nil {
-		d.release()
-		return nil, nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write 1.0 request: %v", err)}
+	if err := decode(raw); err != nil {
+		d.Release()
+		return nil, nil, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding remote write %s request: %v", versionName(declared), err)}
 	}
-	if len(d.req.Timeseries) == 0 && len(raw) > 0 {
-		d.release()
-		return nil, nil, errVersionMismatch(protoV1, protoV2)
+	req := d.Request()
+	if proto == protoV2 && len(req.Symbols) > 0 && req.Symbols[0] != "" {
+		d.Release()
+		return nil, nil, &Error{Code: http.StatusBadRequest, Msg: "remote write 2.0 request: the first symbol must be the empty string"}
 	}
-	return &d.req, d.release, nil
+	if len(req.Timeseries) == 0 && len(raw) > 0 {
+		d.Release()
+		return nil, nil, errVersionMismatch(declared, other)
+	}
+	return req, d.Release, nil
+}
+
+// versionName is "1.0" or "2.0".
+func versionName(proto string) string {
+	if proto == protoV2 {
+		return "2.0"
+	}
+	return "1.0"
 }
 
 // errVersionMismatch answers a non-empty body in which the message the

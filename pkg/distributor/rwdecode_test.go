@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/canopy-observability/canopy/pkg/util/writeproto"
 )
 
 // flat is what a 2.0 request says, with the symbols resolved: what the two
@@ -53,16 +55,16 @@ func decodeBoth(t *testing.T, raw []byte) (want, got []flatSeries, ok bool) {
 	if err := v1.Unmarshal(raw); err != nil {
 		return nil, nil, false
 	}
-	d := &decoded{}
-	if decodeV1(raw, d) != nil {
+	d := writeproto.Get()
+	if d.DecodeV1(raw) != nil {
 		// The generated decoder is laxer with malformed input (it reads a
 		// packed field's last varint past the field's end): then the
 		// request as it understood it, encoded properly, must decode.
 		canonical, err := v1.Marshal()
 		require.NoError(t, err)
-		require.NoError(t, decodeV1(canonical, d), "a request the generated decoder encoded")
+		require.NoError(t, d.DecodeV1(canonical), "a request the generated decoder encoded")
 	}
-	return flatten(t, FromV1(&v1)), flatten(t, &d.req), true
+	return flatten(t, FromV1(&v1)), flatten(t, d.Request()), true
 }
 
 // FuzzDecodeV1MatchesGenerated: whatever the generated remote write 1.0
@@ -89,7 +91,7 @@ func FuzzDecodeV1MatchesGenerated(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		want, got, ok := decodeBoth(t, raw)
 		if !ok {
-			_ = decodeV1(raw, &decoded{})
+			_ = writeproto.Get().DecodeV1(raw)
 			return
 		}
 		require.Equal(t, want, got)
@@ -131,20 +133,20 @@ func FuzzDecodeV2MatchesGenerated(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var want writev2.Request
-		d := &decoded{}
+		d := writeproto.Get()
 		if err := want.Unmarshal(raw); err != nil {
-			_ = decodeV2(raw, d)
+			_ = d.DecodeV2(raw)
 			return
 		}
-		if decodeV2(raw, d) != nil {
+		if d.DecodeV2(raw) != nil {
 			canonical, err := want.Marshal()
 			require.NoError(t, err)
-			require.NoError(t, decodeV2(canonical, d), "a request the generated decoder encoded")
+			require.NoError(t, d.DecodeV2(canonical), "a request the generated decoder encoded")
 		}
-		require.Equal(t, want.Symbols, nilIfEmpty(d.req.Symbols))
-		require.Len(t, d.req.Timeseries, len(want.Timeseries))
+		require.Equal(t, want.Symbols, nilIfEmpty(d.Request().Symbols))
+		require.Len(t, d.Request().Timeseries, len(want.Timeseries))
 		for i := range want.Timeseries {
-			w, g := want.Timeseries[i], d.req.Timeseries[i]
+			w, g := want.Timeseries[i], d.Request().Timeseries[i]
 			require.Equal(t, nilIfEmpty(w.LabelsRefs), nilIfEmpty(g.LabelsRefs), "series %d", i)
 			require.Equal(t, samplesOf(w.Samples), samplesOf(g.Samples), "series %d", i)
 			require.Equal(t, [3]uint32{uint32(w.Metadata.Type), w.Metadata.HelpRef, w.Metadata.UnitRef}, [3]uint32{uint32(g.Metadata.Type), g.Metadata.HelpRef, g.Metadata.UnitRef}, "series %d", i)

@@ -52,6 +52,10 @@ func CallOption() grpc.CallOption { return grpc.ForceCodecV2(Codec{}) }
 
 // Marshal encodes v.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if s, ok := v.(*Shared); ok {
+		s.buf.Ref() // the transport frees its reference once it has sent it
+		return mem.BufferSlice{s.buf}, nil
+	}
 	if m, ok := v.(SizedMessage); ok {
 		n := m.MarshalSize()
 		if !mem.IsBelowBufferPoolingThreshold(n) {
@@ -71,9 +75,44 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 }
 
-// Unmarshal decodes data into v. data is not retained.
+// BufferUnmarshaler is a message that decodes from the received buffer
+// without copying it and so keeps it: it must Free buf once done with it
+// (also when it fails).
+type BufferUnmarshaler interface {
+	UnmarshalBuffer(buf mem.Buffer) error
+}
+
+// Shared is a message marshalled once and sent as is on several calls (the
+// same push to each replica): Codec sends its bytes without copying them.
+// Free it once every call that sends it has returned.
+type Shared struct {
+	buf mem.Buffer
+}
+
+// NewShared marshals m into a pooled buffer.
+func NewShared(m SizedMessage) (*Shared, error) {
+	pool := mem.DefaultBufferPool()
+	b := pool.Get(m.MarshalSize())
+	if err := m.MarshalInto(*b); err != nil {
+		pool.Put(b)
+		return nil, err
+	}
+	return &Shared{buf: mem.NewBuffer(b, pool)}, nil
+}
+
+// Free gives the buffer back once the calls sending it are done with it.
+func (s *Shared) Free() { s.buf.Free() }
+
+// Len is the length of the encoded message.
+func (s *Shared) Len() int { return s.buf.Len() }
+
+// Unmarshal decodes data into v. data is not retained, but by a
+// BufferUnmarshaler.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	if m, ok := v.(BufferUnmarshaler); ok {
+		return m.UnmarshalBuffer(buf)
+	}
 	defer buf.Free()
 	return UnmarshalBytes(buf.ReadOnlyData(), v)
 }

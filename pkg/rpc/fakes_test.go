@@ -34,9 +34,18 @@ func (f *fakeIngester) Push(ctx context.Context, req *writev2.Request) (*client.
 	if err != nil {
 		return nil, err
 	}
+	// The request is gRPC's buffer, decoded in place: it is kept as a copy.
+	b, err := req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	cp := new(writev2.Request)
+	if err := cp.Unmarshal(b); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.pushed = append(f.pushed, req)
+	f.pushed = append(f.pushed, cp)
 	f.tenants = append(f.tenants, id)
 	return &client.PushResponse{Rejected: map[string]int{"out_of_order": 1}, FirstError: "out of order sample", LimitError: true}, nil
 }

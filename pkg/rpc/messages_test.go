@@ -1,9 +1,11 @@
 package rpc_test
 
 import (
+	"context"
 	"math"
 	"testing"
 
+	"github.com/grafana/dskit/user"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -11,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
@@ -256,4 +260,30 @@ func TestFrameReuse(t *testing.T) {
 	var f rpc.Frame
 	require.NoError(t, f.Unmarshal(b))
 	require.Equal(t, "frame one", string(f.Data))
+}
+
+// TestSharedPush: one push marshalled once reaches two ingesters, each of
+// which decodes it in place from its own gRPC buffer; the encoding can be
+// freed once both calls returned.
+func TestSharedPush(t *testing.T) {
+	wr := testWriteRequest()
+	enc, err := client.EncodePush(wr)
+	require.NoError(t, err)
+	ctx := metadataContext(t, user.InjectOrgID(context.Background(), "team-a"))
+	var ings []*fakeIngester
+	for range 2 {
+		ing := &fakeIngester{}
+		ings = append(ings, ing)
+		conn, err := grpc.NewClient(serve(t, ing, nil), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, conn.Close()) })
+		resp, err := client.NewClient(conn).PushShared(ctx, enc)
+		require.NoError(t, err)
+		require.Equal(t, "out of order sample", resp.FirstError)
+	}
+	enc.Free()
+	for _, ing := range ings {
+		require.Len(t, ing.pushed, 1)
+		require.Equal(t, wr, ing.pushed[0])
+	}
 }

@@ -94,8 +94,8 @@ func main() {
 	flag.BoolVar(&c.jsonOut, "json", false, "Print the report as JSON.")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Second, "Timeout of one request.")
 	flag.Uint64Var(&c.seed, "seed", 1, "Seed of the sample values.")
-	flag.StringVar(&c.pprofURL, "pprof-url", "", "URL fetched when the measured window starts (e.g. http://host/debug/pprof/profile?seconds=20), saved to -pprof-out.")
-	flag.StringVar(&c.pprofOut, "pprof-out", "loadgen.prof", "Where to save what -pprof-url returned.")
+	flag.StringVar(&c.pprofURL, "pprof-url", "", "URL fetched when the measured window starts (e.g. http://host/debug/pprof/profile?seconds=20), saved to -pprof-out; a comma-separated list fetches several at once (one per process of a cluster).")
+	flag.StringVar(&c.pprofOut, "pprof-out", "loadgen.prof", "Where to save what -pprof-url returned; a comma-separated list, one per URL.")
 	flag.Parse()
 	for _, p := range strings.Split(*pidList, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -389,9 +389,16 @@ func run(c config) (*report, error) {
 
 	// Measured window.
 	var profDone chan error
+	var profURLs, profOuts []string
 	if c.pprofURL != "" {
-		profDone = make(chan error, 1)
-		go func() { profDone <- fetch(c.pprofURL, c.pprofOut) }()
+		profURLs, profOuts = strings.Split(c.pprofURL, ","), strings.Split(c.pprofOut, ",")
+		if len(profURLs) != len(profOuts) {
+			fatal(errors.New("-pprof-url and -pprof-out must list as many entries"))
+		}
+		profDone = make(chan error, len(profURLs))
+		for i := range profURLs {
+			go func() { profDone <- fetch(profURLs[i], profOuts[i]) }()
+		}
 	}
 	deadline := warmEnd.Add(c.duration)
 	steady := phase(func(w *worker, st *phaseStats) { w.steady(st, deadline, c.rate/float64(conc)) })
@@ -407,9 +414,14 @@ func run(c config) (*report, error) {
 		r.GeneratorRSS = self.rss
 	}
 	if profDone != nil {
-		if err := <-profDone; err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
-		} else {
+		failed := false
+		for range profURLs {
+			if err := <-profDone; err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
+				failed = true
+			}
+		}
+		if !failed {
 			r.Profile = c.pprofOut
 		}
 	}

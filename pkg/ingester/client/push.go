@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/grpc/mem"
+
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/canopy-observability/canopy/pkg/rpc"
+	"github.com/canopy-observability/canopy/pkg/util/writeproto"
 )
 
 // writeRequestField is PushRequest.write_request's number in
@@ -65,6 +68,36 @@ func (m PushRequest) Unmarshal(b []byte) error {
 		return errNoWriteRequest
 	}
 	return err
+}
+
+// receivedPush is an ingesterpb.PushRequest as an ingester receives it:
+// decoded in place (writeproto.Decoded), its strings in gRPC's buffer, held
+// until release.
+type receivedPush struct {
+	d *writeproto.Decoded
+}
+
+// UnmarshalBuffer implements rpc.BufferUnmarshaler.
+func (p *receivedPush) UnmarshalBuffer(buf mem.Buffer) error {
+	p.d = writeproto.Get()
+	p.d.OnRelease(buf.Free)
+	b := buf.ReadOnlyData()
+	seen := false
+	err := rpc.DecodeBytesField(b, writeRequestField, func(v []byte) error {
+		seen = true
+		return p.d.DecodeV2(v)
+	})
+	if err == nil && !seen && len(b) > 0 {
+		return errNoWriteRequest
+	}
+	return err
+}
+
+func (p *receivedPush) release() {
+	if p.d != nil {
+		p.d.Release()
+		p.d = nil
+	}
 }
 
 var errNoWriteRequest = errors.New("push request without write_request: the distributor is older than the ingester's contract (rpc/ingesterpb); upgrade it")

@@ -28,6 +28,8 @@ const ServiceName = "canopy.ingester.v1.Ingester"
 type IngesterServer interface {
 	// Push appends the series of req. It fails only when the ingester cannot
 	// take writes at all; per-sample rejections are reported in the response.
+	// Push must not keep req, or any string of it, once it returns: req is
+	// decoded in place from a buffer that is reused.
 	Push(ctx context.Context, req *writev2.Request) (*PushResponse, error)
 	// QueryStream streams series matching q as remote-read chunked frames.
 	QueryStream(q *prompb.Query, stream FrameSender) error
@@ -110,14 +112,16 @@ var serviceDesc = grpc.ServiceDesc{
 	Metadata: "ingesterpb/ingester.proto",
 }
 
-// pushHandler decodes the request straight into a writev2.Request.
+// pushHandler decodes the request in place, from gRPC's buffer, which it
+// holds until the ingester's Push has returned.
 func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := PushRequest{Request: new(writev2.Request)}
+	in := &receivedPush{}
+	defer in.release()
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	handler := func(ctx context.Context, req any) (any, error) {
-		return srv.(IngesterServer).Push(ctx, req.(PushRequest).Request)
+		return srv.(IngesterServer).Push(ctx, req.(*receivedPush).d.Request())
 	}
 	if interceptor == nil {
 		return handler(ctx, in)
@@ -146,6 +150,18 @@ func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
 func (c *Client) Push(ctx context.Context, req *writev2.Request) (*PushResponse, error) {
 	out := new(PushResponse)
 	return out, c.invoke(ctx, "Push", PushRequest{Request: req}, out)
+}
+
+// PushShared sends a push marshalled once for several ingesters
+// (EncodePush).
+func (c *Client) PushShared(ctx context.Context, req *rpc.Shared) (*PushResponse, error) {
+	out := new(PushResponse)
+	return out, c.invoke(ctx, "Push", req, out)
+}
+
+// EncodePush marshals req once, for PushShared to any number of ingesters.
+func EncodePush(req *writev2.Request) (*rpc.Shared, error) {
+	return rpc.NewShared(PushRequest{Request: req})
 }
 
 // LabelNames asks for label names.

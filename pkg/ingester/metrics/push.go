@@ -134,15 +134,16 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 // handleAppend records the outcome of one Append and returns how many
 // exemplars were stored with it.
 func (i *Ingester) handleAppend(err error, ref *storage.SeriesRef, r storage.SeriesRef, lbls labels.Labels, nEx int, resp *client.PushResponse, reject func(string, error, labels.Labels), appended *int) int {
-	var partial *storage.AppendPartialError
-	switch {
-	case err == nil:
-	case errors.As(err, &partial):
+	if err != nil {
+		// Declared here: errors.As takes its address, which would put it on
+		// the heap on every append, failed or not.
+		var partial *storage.AppendPartialError
+		if !errors.As(err, &partial) {
+			reject(reason(err), err, lbls)
+			return 0
+		}
 		resp.RejectedExemplars += len(partial.ExemplarErrors)
 		nEx -= len(partial.ExemplarErrors)
-	default:
-		reject(reason(err), err, lbls)
-		return 0
 	}
 	*ref = r
 	*appended++

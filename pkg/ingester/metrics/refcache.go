@@ -49,33 +49,36 @@ func newRefCache() *refCache {
 	return c
 }
 
-var sep = []byte{0xff}
-
 // hashRefs hashes a pushed series' labels, false if a reference is out of
 // range; hashLabels hashes the same series' labels.Labels to the same value.
+// Each string is hashed on its own (xxhash's one-shot path, quick for the
+// short strings labels are) and the hashes are folded together.
 func hashRefs(refs []uint32, symbols []string) (uint64, bool) {
-	var d xxhash.Digest
-	d.Reset()
+	h := uint64(hashSeed)
 	for _, r := range refs {
 		if int(r) >= len(symbols) {
 			return 0, false
 		}
-		_, _ = d.WriteString(symbols[r])
-		_, _ = d.Write(sep)
+		h = fold(h, xxhash.Sum64String(symbols[r]))
 	}
-	return d.Sum64(), true
+	return h, true
 }
 
 func hashLabels(ls labels.Labels) uint64 {
-	var d xxhash.Digest
-	d.Reset()
+	h := uint64(hashSeed)
 	ls.Range(func(l labels.Label) {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write(sep)
+		h = fold(fold(h, xxhash.Sum64String(l.Name)), xxhash.Sum64String(l.Value))
 	})
-	return d.Sum64()
+	return h
+}
+
+const hashSeed = 0xcbf29ce484222325
+
+// fold mixes x into h; the order of the strings matters.
+func fold(h, x uint64) uint64 {
+	h ^= x
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>29
 }
 
 // sameLabels says whether ls are the labels refs name (both sorted).

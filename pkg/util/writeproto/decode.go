@@ -1,7 +1,9 @@
-package distributor
+// Package writeproto decodes Prometheus remote write 1.0 and 2.0 requests
+// in place, into the 2.0 form Canopy works with: the distributor decodes
+// what agents send with it, ingesters what distributors send them.
+package writeproto
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -13,24 +15,26 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// decoded is a remote write 1.0 request decoded into Canopy's 2.0 form
-// without copying: every label string points into body (the decompressed
-// bytes), and every series' label references and samples are pieces of one
-// shared array each. Nothing is allocated per label or per series on the
-// common path (series of float samples), where the generated decoder
-// allocated every string and FromV1 then looked each up in a symbol table.
+// Decoded is a remote write request decoded into Canopy's 2.0 form without
+// copying: every string points into the bytes it was decoded from, and
+// every series' label references and samples are pieces of one shared array
+// each. Nothing is allocated per label or per series on the common path
+// (series of float samples), where the generated decoder allocates every
+// string (and a 1.0 request was then looked up string by string in a symbol
+// table).
 //
-// Strings are not deduplicated: each label occurrence is its own symbol.
-// The request belongs to one push until release; whoever keeps a string
-// longer (an ingester storing a new series' labels, metadata) copies it.
-type decoded struct {
-	req     writev2.Request
-	body    *bytes.Buffer
-	symbols []string
-	refs    []uint32
-	samples []writev2.Sample
-	series  []writev2.TimeSeries
-	spans   []seriesSpan
+// 1.0 strings are not deduplicated: each label occurrence is its own
+// symbol. The request and the bytes belong to one push until Release;
+// whoever keeps a string longer (an ingester storing a new series' labels,
+// metadata) copies it.
+type Decoded struct {
+	req       writev2.Request
+	onRelease func()
+	symbols   []string
+	refs      []uint32
+	samples   []writev2.Sample
+	series    []writev2.TimeSeries
+	spans     []seriesSpan
 }
 
 // seriesSpan is where one series' references and samples lie in the shared
@@ -40,22 +44,32 @@ type seriesSpan struct {
 	inPlace                            bool // false: the fallback filled the series
 }
 
-var decodedPool = sync.Pool{New: func() any { return new(decoded) }}
+var decodedPool = sync.Pool{New: func() any { return new(Decoded) }}
 
-// maxPooledSeries bounds what a pooled decoded keeps, like maxPooledBuf.
+// maxPooledSeries bounds the arrays a pooled Decoded keeps.
 const maxPooledSeries = 1 << 16
 
-// release returns d and its body to their pools; d and every string of its
-// request must not be used afterwards.
-func (d *decoded) release() {
-	if d.body != nil {
-		putBuf(d.body)
-		d.body = nil
+// Get returns an empty Decoded from a pool.
+func Get() *Decoded { return decodedPool.Get().(*Decoded) }
+
+// Request is the decoded request, valid until Release.
+func (d *Decoded) Request() *writev2.Request { return &d.req }
+
+// OnRelease sets what Release does first: give back the bytes the request
+// was decoded from.
+func (d *Decoded) OnRelease(f func()) { d.onRelease = f }
+
+// Release runs OnRelease's function and returns d to its pool; d, its
+// request and every string of it must not be used afterwards.
+func (d *Decoded) Release() {
+	if d.onRelease != nil {
+		d.onRelease()
+		d.onRelease = nil
 	}
 	if cap(d.series) > maxPooledSeries {
 		return
 	}
-	clear(d.symbols)
+	clear(d.symbols[:cap(d.symbols)])
 	clear(d.series[:cap(d.series)])
 	d.req = writev2.Request{}
 	decodedPool.Put(d)
@@ -180,8 +194,9 @@ func errWireType(msg string, num, typ int) error {
 	return fmt.Errorf("%s field %d: wrong wire type %d", msg, num, typ)
 }
 
-// decodeV1 decodes a remote write 1.0 WriteRequest from raw into d.req.
-func decodeV1(raw []byte, d *decoded) error {
+// DecodeV1 decodes a remote write 1.0 WriteRequest from raw into d's
+// request; raw must stay unchanged until Release.
+func (d *Decoded) DecodeV1(raw []byte) error {
 	d.symbols = append(d.symbols[:0], "")
 	d.refs, d.samples, d.series, d.spans = d.refs[:0], d.samples[:0], d.series[:0], d.spans[:0]
 	var metadata [][]byte
@@ -229,7 +244,7 @@ func decodeV1(raw []byte, d *decoded) error {
 // series1 decodes one TimeSeries. Series of labels and float samples only
 // are decoded in place; one with exemplars or histograms goes through the
 // generated decoder (they are rare, and intricate).
-func (d *decoded) series1(b []byte) error {
+func (d *Decoded) series1(b []byte) error {
 	sp := seriesSpan{refs: len(d.refs), samples: len(d.samples)}
 	for rest := b; len(rest) > 0; {
 		num, typ, payload, _, r, err := field(rest)
@@ -295,8 +310,8 @@ func (d *decoded) series1(b []byte) error {
 }
 
 // seriesFallback decodes one TimeSeries with the generated decoder, as
-// FromV1 converts it; its strings are copies.
-func (d *decoded) seriesFallback(b []byte) error {
+// the distributor's FromV1 converts it; its strings are copies.
+func (d *Decoded) seriesFallback(b []byte) error {
 	var in prompb.TimeSeries
 	if err := in.Unmarshal(b); err != nil {
 		return err
@@ -333,11 +348,12 @@ func (d *decoded) seriesFallback(b []byte) error {
 	return nil
 }
 
-// decodeV2 decodes a remote write 2.0 Request from raw into d.req: symbols
-// point into raw, and series of float samples take their label references
-// and samples from shared arrays. A series with histograms or exemplars goes
-// through the generated decoder.
-func decodeV2(raw []byte, d *decoded) error {
+// DecodeV2 decodes a remote write 2.0 Request from raw into d's request:
+// symbols point into raw, and series of float samples take their label
+// references and samples from shared arrays. A series with histograms or
+// exemplars goes through the generated decoder. raw must stay unchanged
+// until Release.
+func (d *Decoded) DecodeV2(raw []byte) error {
 	d.symbols = d.symbols[:0]
 	d.refs, d.samples, d.series, d.spans = d.refs[:0], d.samples[:0], d.series[:0], d.spans[:0]
 	for b := raw; len(b) > 0; {
@@ -368,7 +384,7 @@ func decodeV2(raw []byte, d *decoded) error {
 
 // cutSpans gives the series decoded in place their slices of the shared
 // arrays, now that those no longer grow.
-func (d *decoded) cutSpans() {
+func (d *Decoded) cutSpans() {
 	for i, sp := range d.spans {
 		if !sp.inPlace {
 			continue
@@ -381,7 +397,7 @@ func (d *decoded) cutSpans() {
 	}
 }
 
-func (d *decoded) series2(b []byte) error {
+func (d *Decoded) series2(b []byte) error {
 	sp := seriesSpan{refs: len(d.refs), samples: len(d.samples), inPlace: true}
 	var md writev2.Metadata
 	for rest := b; len(rest) > 0; {
