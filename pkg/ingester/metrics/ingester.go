@@ -350,7 +350,14 @@ func (l *seriesLimiter) PreCreation(labels.Labels) error {
 	return nil
 }
 
-func (l *seriesLimiter) PostCreation(ls labels.Labels) { l.refs.created(ls) }
+// PostCreation tells the ref cache of the series replaying the WAL creates
+// (the TSDB is not open yet). A series a push creates is cached by the push,
+// with the labels it gave the head.
+func (l *seriesLimiter) PostCreation(ls labels.Labels) {
+	if l.db == nil {
+		l.refs.created(ls)
+	}
+}
 func (l *seriesLimiter) PostDeletion(series map[chunks.HeadSeriesRef]labels.Labels) {
 	l.refs.deleted(series)
 }

@@ -75,3 +75,32 @@ func TestPushAppendsByReference(t *testing.T) {
 	require.NoError(t, db.Head().Truncate(now+2000))
 	require.Zero(t, db.refs.len())
 }
+
+// TestRefCacheAfterReplay: the series a WAL replay creates are cached with
+// the head's labels, and their first push after the restart learns the
+// reference.
+func TestRefCacheAfterReplay(t *testing.T) {
+	dir := t.TempDir()
+	i := newTestIngester(t, dir, defaultLimits())
+	ctx := user.InjectOrgID(context.Background(), "t")
+	now := time.Now().UnixMilli()
+	_, err := i.Push(ctx, request(now, "a", "b", "c"))
+	require.NoError(t, err)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i))
+
+	i = newTestIngester(t, dir, defaultLimits())
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), i)) }()
+	_, err = i.Push(ctx, request(now+1000, "a"))
+	require.NoError(t, err)
+	db := i.getTSDB("t")
+	require.Equal(t, 3, db.refs.len(), "replayed series are cached")
+	req := request(now+2000, "a", "b")
+	known := 0
+	for _, ts := range req.Timeseries {
+		h, _ := hashRefs(ts.LabelsRefs, req.Symbols)
+		if _, ref, ok := db.refs.get(h, ts.LabelsRefs, req.Symbols); ok && ref != 0 {
+			known++
+		}
+	}
+	require.Equal(t, 1, known, "only the pushed series has learned its reference")
+}
