@@ -63,10 +63,19 @@ func validateRequest(req *writev2.Request, l *validation.Limits, now int64) vali
 	if checkOld {
 		minT = now - time.Duration(l.PastGracePeriod).Milliseconds()
 	}
+	// Symbols are checked for UTF-8 once each, not at every use: a 2.0
+	// request names each string once for all its series.
+	allUTF8 := true
+	for _, s := range req.Symbols {
+		if !utf8.ValidString(s) {
+			allUTF8 = false
+			break
+		}
+	}
 	for i := range req.Timeseries {
 		ts := req.Timeseries[i]
 		n := len(ts.Samples) + len(ts.Histograms)
-		if reason, msg := validateLabels(&ts, req.Symbols, l); reason != "" {
+		if reason, msg := validateLabels(&ts, req.Symbols, allUTF8, l); reason != "" {
 			res.drop(reason, msg, n)
 			res.droppedSeries++
 			res.droppedExemplars += len(ts.Exemplars)
@@ -211,7 +220,9 @@ func validExemplars(es []writev2.Exemplar, symbols []string, l *validation.Limit
 
 // validateLabels checks a series' labels, sorting them by name if the sender
 // did not. It returns a reason and message when the series must be dropped.
-func validateLabels(ts *writev2.TimeSeries, symbols []string, l *validation.Limits) (string, string) {
+// validateLabels checks a series' labels; allUTF8 says every symbol is
+// known to be valid UTF-8.
+func validateLabels(ts *writev2.TimeSeries, symbols []string, allUTF8 bool, l *validation.Limits) (string, string) {
 	refs := ts.LabelsRefs
 	if len(refs)%2 != 0 {
 		return reasonBadSymbol, "series has an odd number of label references"
@@ -234,13 +245,13 @@ func validateLabels(ts *writev2.TimeSeries, symbols []string, l *validation.Limi
 		if i > 0 && symbols[refs[i-2]] == name {
 			return reasonDupLabel, fmt.Sprintf("series %s has label %q more than once", seriesString(ts, symbols), name)
 		}
-		if name == "" || !utf8.ValidString(name) {
+		if name == "" || !allUTF8 && !utf8.ValidString(name) {
 			return reasonBadName, fmt.Sprintf("series %s has an invalid label name %q (must be non-empty UTF-8)", seriesString(ts, symbols), name)
 		}
 		if len(name) > l.MaxLabelNameLength {
 			return reasonNameTooLong, fmt.Sprintf("series %s has a label name of %d bytes, longer than the limit of %d (-validation.max-length-label-name)", seriesString(ts, symbols), len(name), l.MaxLabelNameLength)
 		}
-		if !utf8.ValidString(value) {
+		if !allUTF8 && !utf8.ValidString(value) {
 			return reasonBadValue, fmt.Sprintf("series %s has label %q with a value that is not valid UTF-8", seriesString(ts, symbols), name)
 		}
 		if len(value) > l.MaxLabelValueLength {
