@@ -279,21 +279,9 @@ func (d *Decoded) series1(b []byte) error {
 			if typ != 2 {
 				return errWireType("TimeSeries", num, typ)
 			}
-			var s writev2.Sample
-			for sb := payload; len(sb) > 0; {
-				num, typ, _, v, r, err := field(sb)
-				if err != nil {
-					return err
-				}
-				sb = r
-				switch {
-				case num == 1 && typ == 1:
-					s.Value = math.Float64frombits(v)
-				case num == 2 && typ == 0:
-					s.Timestamp = int64(v)
-				case num <= 2:
-					return errWireType("Sample", num, typ)
-				}
+			s, err := sample(payload, false)
+			if err != nil {
+				return err
 			}
 			d.samples = append(d.samples, s)
 		case 3, 4:
@@ -309,8 +297,36 @@ func (d *Decoded) series1(b []byte) error {
 	return nil
 }
 
+// sample decodes a Sample message: value (1) and timestamp (2), and in 2.0
+// start_timestamp (3); 1.0 has no field 3 and skips it as unknown.
+func sample(b []byte, v2 bool) (writev2.Sample, error) {
+	var s writev2.Sample
+	known := 2
+	if v2 {
+		known = 3
+	}
+	for len(b) > 0 {
+		num, typ, _, v, rest, err := field(b)
+		if err != nil {
+			return s, err
+		}
+		b = rest
+		switch {
+		case num == 1 && typ == 1:
+			s.Value = math.Float64frombits(v)
+		case num == 2 && typ == 0:
+			s.Timestamp = int64(v)
+		case num == 3 && typ == 0 && v2:
+			s.StartTimestamp = int64(v)
+		case num <= known:
+			return s, errWireType("Sample", num, typ)
+		}
+	}
+	return s, nil
+}
+
 // seriesFallback decodes one TimeSeries with the generated decoder, as
-// the distributor's FromV1 converts it; its strings are copies.
+// Canopy converted 1.0 requests before it decoded them in place; its strings are copies.
 func (d *Decoded) seriesFallback(b []byte) error {
 	var in prompb.TimeSeries
 	if err := in.Unmarshal(b); err != nil {
@@ -427,23 +443,9 @@ func (d *Decoded) series2(b []byte) error {
 			if typ != 2 {
 				return errWireType("TimeSeries", num, typ)
 			}
-			var s writev2.Sample
-			for sb := payload; len(sb) > 0; {
-				num, typ, _, v, r, err := field(sb)
-				if err != nil {
-					return err
-				}
-				sb = r
-				switch {
-				case num == 1 && typ == 1:
-					s.Value = math.Float64frombits(v)
-				case num == 2 && typ == 0:
-					s.Timestamp = int64(v)
-				case num == 3 && typ == 0:
-					s.StartTimestamp = int64(v)
-				case num <= 3:
-					return errWireType("Sample", num, typ)
-				}
+			s, err := sample(payload, true)
+			if err != nil {
+				return err
 			}
 			d.samples = append(d.samples, s)
 		case 3, 4:
