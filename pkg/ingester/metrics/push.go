@@ -64,10 +64,10 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 		ts := &req.Timeseries[idx]
 		// A series the head has is appended by reference, with the head's
 		// own labels; only a new one has its labels built.
-		h, inRange := hashRefs(ts.LabelsRefs, req.Symbols)
+		key, inRange := hashRefs(ts.LabelsRefs, req.Symbols)
 		lbls, ref, cached := labels.EmptyLabels(), storage.SeriesRef(0), false
 		if inRange {
-			lbls, ref, cached = db.refs.get(h, ts.LabelsRefs, req.Symbols)
+			lbls, ref, cached = db.refs.get(key, ts.LabelsRefs, req.Symbols)
 		}
 		if !cached {
 			if lbls, err = ts.ToLabels(&b, req.Symbols); err != nil {
@@ -76,6 +76,8 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 			}
 		}
 		known := ref
+		// md's strings are the request's: the head keeps none of them (its
+		// metadata WAL records are off), the metadata store copies them.
 		md, err := ts.ToMetadata(req.Symbols)
 		if err == nil && (md.Type != "" && md.Type != "unknown" || md.Help != "" || md.Unit != "") {
 			db.metadata.add(lbls.Get(labels.MetricName), md)
@@ -116,7 +118,7 @@ func (i *Ingester) Push(ctx context.Context, req *writev2.Request) (*client.Push
 			exemplars += i.handleAppend(err, &ref, r, lbls, len(o.Exemplars), resp, reject, &appended)
 		}
 		if ref != known && inRange {
-			db.refs.put(h, lbls, ref)
+			db.refs.put(key, lbls, ref)
 		}
 	}
 	if err := app.Commit(); err != nil {
