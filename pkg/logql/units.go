@@ -24,7 +24,7 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 var byteUnits = map[string]float64{
-	"b": 1,
+	"b":  1,
 	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15, "eb": 1e18,
 	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40, "pib": 1 << 50, "eib": 1 << 60,
 }
