@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"gopkg.in/yaml.v3"
 
@@ -34,7 +35,7 @@ func (c *Canopy) registerOperationalRoutes() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = indexTemplate.Execute(w, map[string]any{"Targets": c.cfg.Target, "Routes": c.API.Routes()})
 	})
-	ops(api.PathReady, "200 once every module runs and every ingester unit is ACTIVE", c.serveReady)
+	ops(api.PathReady, "200 once every module runs, every ingester unit is ACTIVE and, where a distributor runs beside it, the distributor sees it in the ring", c.serveReady)
 	ops(api.PathServices, "the modules and their states", c.serveServices)
 	ops(api.PathConfig, "the configuration in force (secrets masked)", c.serveConfig)
 }
@@ -50,6 +51,15 @@ func (c *Canopy) serveReady(w http.ResponseWriter, r *http.Request) {
 	if c.Ingester != nil {
 		if err := c.Ingester.CheckReady(r.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	// A process that takes writes and ingests them itself is ready once its
+	// distributor sees its ingester in the ring: until then every push
+	// would be refused (503, empty ring) by a process that says it is ready.
+	if c.Distributor != nil && c.MetricsIngester != nil && c.IngesterRing != nil {
+		if st, err := c.IngesterRing.GetInstanceState(c.MetricsIngester.ID()); err != nil || st != ring.ACTIVE {
+			http.Error(w, "not ready: the distributor does not see this process's ingester ACTIVE in the ring yet", http.StatusServiceUnavailable)
 			return
 		}
 	}
