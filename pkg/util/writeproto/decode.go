@@ -69,8 +69,9 @@ func (d *Decoded) Release() {
 	if cap(d.series) > maxPooledSeries {
 		return
 	}
-	clear(d.symbols[:cap(d.symbols)])
-	clear(d.series[:cap(d.series)])
+	// What this request used; beyond it, earlier requests cleared their own.
+	clear(d.symbols)
+	clear(d.series)
 	d.req = writev2.Request{}
 	decodedPool.Put(d)
 }
