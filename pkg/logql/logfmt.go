@@ -1,0 +1,144 @@
+package logql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// LogfmtPair is one key and value a logfmt line holds.
+type LogfmtPair struct {
+	Key, Value string
+}
+
+// ParseLogfmt splits a logfmt line into its pairs, in order: key=value,
+// key="quoted value" (Go escapes), and a bare key, whose value is empty and
+// which is kept only with keepEmpty (logfmt --keep-empty), as are keys
+// with an empty value. Strict (logfmt --strict) makes malformed input an
+// error, naming where; otherwise what cannot be read is skipped to the next
+// space. Values that need no unquoting share the line's memory.
+func ParseLogfmt(line string, strict, keepEmpty bool, dst []LogfmtPair) ([]LogfmtPair, error) {
+	i := 0
+	for i < len(line) {
+		for i < len(line) && isLogfmtSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		start := i
+		for i < len(line) && line[i] > ' ' && line[i] != '=' && line[i] != '"' {
+			i++
+		}
+		key := line[start:i]
+		if key == "" {
+			if strict {
+				return dst, fmt.Errorf("logfmt: a key is missing at byte %d", start)
+			}
+			i = skipToSpace(line, i+1)
+			continue
+		}
+		if i == len(line) || line[i] != '=' {
+			if i < len(line) && line[i] == '"' {
+				if strict {
+					return dst, fmt.Errorf("logfmt: unexpected quote in key %q at byte %d", key, i)
+				}
+				i = skipToSpace(line, i)
+				continue
+			}
+			if keepEmpty {
+				dst = append(dst, LogfmtPair{Key: key})
+			}
+			continue
+		}
+		i++ // =
+		var value string
+		if i < len(line) && line[i] == '"' {
+			end := closingQuote(line, i)
+			if end < 0 {
+				if strict {
+					return dst, fmt.Errorf("logfmt: unterminated quoted value of %q", key)
+				}
+				break
+			}
+			raw := line[i : end+1]
+			if strings.IndexByte(raw, '\\') < 0 {
+				value = raw[1 : len(raw)-1]
+			} else {
+				v, err := strconv.Unquote(raw)
+				if err != nil {
+					if strict {
+						return dst, fmt.Errorf("logfmt: invalid quoted value of %q: %v", key, err)
+					}
+					i = skipToSpace(line, end+1)
+					continue
+				}
+				value = v
+			}
+			i = end + 1
+		} else {
+			vs := i
+			for i < len(line) && !isLogfmtSpace(line[i]) {
+				if line[i] == '"' || line[i] == '=' {
+					if strict {
+						return dst, fmt.Errorf("logfmt: unexpected %q in the value of %q at byte %d", line[i], key, i)
+					}
+				}
+				i++
+			}
+			value = line[vs:i]
+		}
+		if value != "" || keepEmpty {
+			dst = append(dst, LogfmtPair{Key: key, Value: value})
+		}
+	}
+	return dst, nil
+}
+
+func isLogfmtSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipToSpace(s string, i int) int {
+	for i < len(s) && !isLogfmtSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// closingQuote is the index of the quote closing the one at s[open], or -1.
+func closingQuote(s string, open int) int {
+	for i := open + 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// SanitizeLabelName makes an extracted key a label name as Loki does: every
+// character that is not a letter, a digit or '_' becomes '_', and a name
+// starting with a digit gets a leading '_'.
+func SanitizeLabelName(key string) string {
+	ok := key != "" && !(key[0] >= '0' && key[0] <= '9')
+	for i := 0; ok && i < len(key); i++ {
+		c := key[i]
+		ok = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	if ok {
+		return key
+	}
+	var b strings.Builder
+	if key == "" || key[0] >= '0' && key[0] <= '9' {
+		b.WriteByte('_')
+	}
+	for _, r := range key { // one '_' a character, not a byte
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
