@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
+	"github.com/canopy-observability/canopy/pkg/util/strutil"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
@@ -300,12 +301,7 @@ func sym(symbols []string, r uint32) string {
 	return "?"
 }
 
-func trunc(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+func trunc(s string) string { return strutil.Truncate(s, 64) }
 
 // refsSorted reports whether label pairs are sorted by name, without the
 // allocation sort.IsSorted's interface conversion costs on this hot path.

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/canopy-observability/canopy/pkg/util/strutil"
 )
 
 // Stream is one log stream of a push: its index labels and its entries, in
@@ -310,14 +312,4 @@ func ParseStreamLabels(s string) (labels.Labels, error) {
 }
 
 // truncate bounds what an error message quotes of the client's input.
-func truncate(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func truncate(s string) string { return strutil.Truncate(s, 120) }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/canopy-observability/canopy/pkg/util/strutil"
 )
 
 type tokenKind int
@@ -198,14 +200,4 @@ func lexNumber(s string) (token, int, error) {
 }
 
 // truncate bounds what an error message quotes of the query.
-func truncate(s string) string {
-	const max = 60
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func truncate(s string) string { return strutil.Truncate(s, 60) }
