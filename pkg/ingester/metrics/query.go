@@ -15,15 +15,21 @@ import (
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
+// readTSDB returns the database of the tenant in ctx for a read, held until
+// release (which is never nil); db is nil when the tenant has none.
+func (i *Ingester) readTSDB(ctx context.Context) (db *userTSDB, release func(), err error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	return i.acquire(id, false)
+}
+
 // QueryStream streams the tenant's series matching q as XOR/histogram chunks
 // in Prometheus's streamed remote-read framing.
 func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error {
 	ctx := stream.Context()
-	id, err := tenant.ID(ctx)
-	if err != nil {
-		return err
-	}
-	db, release, err := i.acquire(id, false)
+	db, release, err := i.readTSDB(ctx)
 	defer release()
 	if err != nil || db == nil {
 		return err
@@ -55,15 +61,11 @@ func (i *Ingester) QueryStream(q *prompb.Query, stream client.FrameSender) error
 // labelQuerier returns a querier of the tenant's database, nil when it has
 // none; closing it releases the database.
 func (i *Ingester) labelQuerier(ctx context.Context, req *client.LabelsRequest) (storage.Querier, []*labels.Matcher, error) {
-	id, err := tenant.ID(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	matchers, err := client.ToMatchers(req.Matchers)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, release, err := i.acquire(id, false)
+	db, release, err := i.readTSDB(ctx)
 	if err != nil || db == nil {
 		release()
 		return nil, nil, err
@@ -125,11 +127,7 @@ func warnings(errs []error) []string {
 
 // Exemplars returns the tenant's exemplars.
 func (i *Ingester) Exemplars(ctx context.Context, req *client.ExemplarsRequest) (*client.ExemplarsResponse, error) {
-	id, err := tenant.ID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	db, release, err := i.acquire(id, false)
+	db, release, err := i.readTSDB(ctx)
 	defer release()
 	if err != nil || db == nil {
 		return &client.ExemplarsResponse{}, err
@@ -155,11 +153,7 @@ func (i *Ingester) Exemplars(ctx context.Context, req *client.ExemplarsRequest) 
 
 // Metadata returns the tenant's metric metadata.
 func (i *Ingester) Metadata(ctx context.Context, req *client.MetadataRequest) (*client.MetadataResponse, error) {
-	id, err := tenant.ID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	db, release, err := i.acquire(id, false)
+	db, release, err := i.readTSDB(ctx)
 	defer release()
 	if err != nil || db == nil {
 		return &client.MetadataResponse{}, err
