@@ -1,0 +1,66 @@
+package logchunk
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The zstd encoder and decoder are shared by every chunk of the process: each
+// holds a fixed set of GOMAXPROCS block coders that EncodeAll and DecodeAll
+// calls take in turn, so they are the pool, built once on first use and
+// never closed (they start no goroutines in this use). This is the
+// package's only state; it holds no data between calls.
+var (
+	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+		return zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstdLevel),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithEncoderCRC(false), // the chunk has its own checksums
+		)
+	})
+	zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
+		return zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecodeAllCapLimit(true), // never past the length the header declares
+			zstd.WithDecoderMaxMemory(maxSection),
+			zstd.WithDecoderMaxWindow(maxSection),
+		)
+	})
+)
+
+// zstdLevel is the level chunks are written at; BenchmarkCodecs measures the
+// choice and FORMAT.md records why.
+const zstdLevel = zstd.SpeedDefault
+
+// compress appends the zstd frame of src to dst.
+func compress(dst, src []byte) ([]byte, error) {
+	enc, err := zstdEncoder()
+	if err != nil {
+		return dst, fmt.Errorf("creating zstd encoder: %w", err)
+	}
+	return enc.EncodeAll(src, dst), nil
+}
+
+// decompress decodes the zstd frame src, which must hold exactly n bytes, into
+// buf's storage when it has room for them: it never writes or allocates
+// more than n bytes.
+func decompress(buf, src []byte, n int) ([]byte, error) {
+	dec, err := zstdDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd decoder: %w", err)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	out, err := dec.DecodeAll(src, buf[:0:n])
+	if err != nil {
+		return nil, fmt.Errorf("%w: decompressing: %w", ErrCorrupt, err)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%w: decompressed %d bytes, header declares %d", ErrCorrupt, len(out), n)
+	}
+	return out, nil
+}
