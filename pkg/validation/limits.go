@@ -14,10 +14,11 @@ import (
 // Limits are the per-tenant limits, one part per signal plus the query
 // path every signal shares. Every field has a flag giving its default; the
 // runtime overrides file may change any of them per tenant. The parts are
-// inlined: a tenant's overrides are one flat YAML map (logs and traces add
-// their parts, with their own keys, as they land).
+// inlined: a tenant's overrides are one flat YAML map (traces add its part,
+// with its own keys, as it lands).
 type Limits struct {
 	MetricsLimits `yaml:",inline"`
+	LogsLimits    `yaml:",inline"`
 	QueryLimits   `yaml:",inline"`
 }
 
@@ -65,6 +66,7 @@ type QueryLimits struct {
 // RegisterFlags registers the defaults of every limit.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	l.MetricsLimits.RegisterFlags(f)
+	l.LogsLimits.RegisterFlags(f)
 	l.QueryLimits.RegisterFlags(f)
 }
 
@@ -103,7 +105,10 @@ func (l *QueryLimits) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the limits are coherent.
 func (l *Limits) Validate() error {
-	return l.MetricsLimits.Validate()
+	if err := l.MetricsLimits.Validate(); err != nil {
+		return err
+	}
+	return l.LogsLimits.Validate()
 }
 
 // Validate checks the metrics limits are coherent.

@@ -343,7 +343,7 @@ func (l *seriesLimiter) PreCreation(labels.Labels) error {
 	if global <= 0 || l.db == nil {
 		return nil
 	}
-	local := localLimit(global, l.rf, l.ring.HealthyInstancesCount())
+	local := ringconfig.LocalLimit(global, l.rf, l.ring.HealthyInstancesCount())
 	if l.db.Head().NumSeries() >= uint64(local) {
 		return errSeriesLimit{limit: global, local: local}
 	}
@@ -360,20 +360,4 @@ func (l *seriesLimiter) PostCreation(ls labels.Labels) {
 }
 func (l *seriesLimiter) PostDeletion(series map[chunks.HeadSeriesRef]labels.Labels) {
 	l.refs.deleted(series)
-}
-
-// localLimit converts a cluster-wide series limit into this ingester's share:
-// each series lives on rf of n ingesters.
-func localLimit(global, rf, n int) int {
-	if n <= 0 {
-		n = 1
-	}
-	if rf > n {
-		rf = n
-	}
-	local := (global*rf + n - 1) / n
-	if local < 1 {
-		local = 1
-	}
-	return local
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
+
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -25,7 +27,7 @@ func (i *Ingester) tsdbLimits(id string) tsdbLimits {
 	l := i.limits.ByTenant(id)
 	out := tsdbLimits{oooWindow: time.Duration(l.OutOfOrderTimeWindow).Milliseconds()}
 	if l.MaxGlobalExemplars > 0 {
-		out.maxExemplars = int64(localLimit(l.MaxGlobalExemplars, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount()))
+		out.maxExemplars = int64(ringconfig.LocalLimit(l.MaxGlobalExemplars, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount()))
 	}
 	return out
 }

@@ -199,3 +199,19 @@ func LifecyclerFailure(ctx context.Context, ring string, err error) error {
 func isCancellation(err error) bool {
 	return err != nil && (errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error()))
 }
+
+// LocalLimit converts a cluster-wide per-tenant limit into one instance's
+// share: each key lives on rf of the n healthy instances.
+func LocalLimit(global, rf, n int) int {
+	if n <= 0 {
+		n = 1
+	}
+	if rf > n {
+		rf = n
+	}
+	local := (global*rf + n - 1) / n
+	if local < 1 {
+		local = 1
+	}
+	return local
+}
