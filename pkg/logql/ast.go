@@ -89,6 +89,8 @@ const (
 	NumberValue
 	DurationValue
 	BytesValue
+	// IPValue is ip("…"): an address, CIDR or range (= and != only).
+	IPValue
 )
 
 // LabelFilterBinary joins two filters with "and" or "or".
@@ -284,8 +286,11 @@ func (s *LabelFilterStage) String() string { return "| " + s.Filter.String() }
 
 func (c *LabelCompare) String() string {
 	v := c.Value
-	if c.Type == StringValue {
+	switch c.Type {
+	case StringValue:
 		v = quote(v)
+	case IPValue:
+		v = "ip(" + quote(v) + ")"
 	}
 	return c.Name + c.Op + v
 }

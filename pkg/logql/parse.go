@@ -806,6 +806,25 @@ func (p *parser) labelFilterPrimary() (LabelFilter, error) {
 		}
 		c.Type = map[tokenKind]ValueType{tNumber: NumberValue, tDuration: DurationValue, tBytes: BytesValue}[v.kind]
 		c.Value = v.text
+	case tIdent:
+		if v.text != "ip" || !p.punct("(") {
+			return nil, p.errorf(v, "expected a value after %s %s, found %s", name.text, op.text, v)
+		}
+		if op.text != "=" && op.text != "!=" {
+			return nil, p.errorf(op, "ip() compares with = or !=, not %s", op.text)
+		}
+		p.next()
+		s, err := p.expect(tString, "", "an IP address, range or CIDR in quotes")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tPunct, ")", `")"`); err != nil {
+			return nil, err
+		}
+		if _, err := ipMatcher(s.text); err != nil {
+			return nil, p.errorf(s, "%v", err)
+		}
+		c.Type, c.Value = IPValue, s.text
 	case tPunct:
 		if v.text == "-" && p.peek().kind == tNumber {
 			n := p.next()
