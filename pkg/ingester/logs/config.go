@@ -1,0 +1,56 @@
+package logs
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
+)
+
+// Config configures the logs unit of an ingester.
+type Config struct {
+	Ring ringconfig.Config `yaml:"ring"`
+
+	ChunkTargetSize  int           `yaml:"chunk_target_size"`
+	MaxChunkAge      time.Duration `yaml:"max_chunk_age"`
+	ChunkIdlePeriod  time.Duration `yaml:"chunk_idle_period"`
+	ShipInterval     time.Duration `yaml:"ship_interval"`
+	RetainShipped    time.Duration `yaml:"retain_shipped_for"`
+	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
+	FlushOnShutdown  bool          `yaml:"flush_on_shutdown"`
+	SelectBatchBytes int           `yaml:"select_batch_bytes"`
+}
+
+// RegisterFlags registers the flags of the logs unit (-ingester.logs.*).
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Ring.RegisterFlags("ingester.logs.", f)
+	f.IntVar(&c.ChunkTargetSize, "ingester.logs.chunk-target-size", 256<<10, "Raw bytes of lines at which a stream's open chunk is cut (compressed and given its token filter). Smaller chunks use less memory per stream and let needle searches skip more finely.")
+	f.DurationVar(&c.MaxChunkAge, "ingester.logs.max-chunk-age", time.Hour, "Oldest an open chunk may get before it is cut, however small.")
+	f.DurationVar(&c.ChunkIdlePeriod, "ingester.logs.chunk-idle-period", 30*time.Minute, "A stream that received nothing for this long has its open chunk cut.")
+	f.DurationVar(&c.ShipInterval, "ingester.logs.ship-interval", time.Minute, "How often cut chunks are uploaded to the bucket, one block per tenant. 0 disables shipping: logs then live in the ingester only, until its WAL is lost.")
+	f.DurationVar(&c.RetainShipped, "ingester.logs.retain-shipped-for", 15*time.Minute, "How long chunks stay in memory after they are in the bucket, so that queriers that have not yet seen the new block still find them.")
+	f.DurationVar(&c.CheckpointPeriod, "ingester.logs.checkpoint-period", 5*time.Minute, "How often the WAL is checkpointed: what the ingester holds is written out compactly and the older WAL segments are deleted.")
+	f.BoolVar(&c.FlushOnShutdown, "ingester.logs.flush-on-shutdown", true, "On shutdown, after leaving the ring, cut every open chunk and upload everything not yet in the bucket.")
+	f.IntVar(&c.SelectBatchBytes, "ingester.logs.select-batch-bytes", 1<<20, "Most raw line bytes in one batch an ingester streams to a querier.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if err := c.Ring.Validate(); err != nil {
+		return err
+	}
+	if c.ChunkTargetSize < 1<<10 || c.ChunkTargetSize > 16<<20 {
+		return errors.New("-ingester.logs.chunk-target-size must be between 1KiB and 16MiB")
+	}
+	if c.MaxChunkAge <= 0 || c.ChunkIdlePeriod <= 0 || c.CheckpointPeriod <= 0 {
+		return errors.New("-ingester.logs.max-chunk-age, -ingester.logs.chunk-idle-period and -ingester.logs.checkpoint-period must be positive")
+	}
+	if c.ShipInterval < 0 || c.RetainShipped < 0 {
+		return errors.New("-ingester.logs.ship-interval and -ingester.logs.retain-shipped-for must not be negative")
+	}
+	if c.SelectBatchBytes < 1<<10 {
+		return errors.New("-ingester.logs.select-batch-bytes must be at least 1KiB")
+	}
+	return nil
+}

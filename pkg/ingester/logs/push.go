@@ -1,0 +1,166 @@
+package logs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
+	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
+	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
+	"github.com/canopy-observability/canopy/pkg/util/tenant"
+)
+
+// Push appends the entries of req's streams. Entries a limit rejects are
+// counted in the response with the first error; the rest are kept and in
+// the WAL before Push returns.
+func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.PushResponse, error) {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lim := i.limits.ByTenant(id)
+	window := time.Duration(lim.LogsOutOfOrderWindow)
+	streamLimit := 0
+	if g := lim.LogsMaxGlobalStreamsPerUser; g > 0 {
+		streamLimit = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount())
+	}
+	resp := &logspb.PushResponse{}
+	reject := func(reason string, n int, msg string, limit bool) {
+		if n == 0 {
+			return
+		}
+		if resp.Rejected == nil {
+			resp.Rejected = map[string]int64{}
+		}
+		resp.Rejected[reason] += int64(n)
+		i.metrics.rejected.WithLabelValues(reason).Add(float64(n))
+		if resp.FirstError == "" {
+			resp.FirstError = msg
+		}
+		resp.LimitError = resp.LimitError || limit
+	}
+
+	i.pushMu.RLock()
+	defer i.pushMu.RUnlock()
+	if i.wal == nil || i.isClosing() {
+		return nil, errStopping
+	}
+	in := i.getOrCreateInstance(id)
+	now := i.now()
+	var (
+		sb       labels.ScratchBuilder
+		recs     [][]byte
+		accepted int
+		bytes    int
+	)
+	for _, ps := range req.Streams {
+		ls := logsclient.ToLabels(ps.Labels, &sb)
+		entries := make([]logchunk.Entry, len(ps.Entries))
+		for k, e := range ps.Entries {
+			entries[k] = logchunk.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: logsclient.ToLabels(e.Metadata, &sb)}
+		}
+		var res appendResult
+		for {
+			s, _, err := in.getOrCreate(ls, streamLimit)
+			var sl errStreamLimit
+			if errors.As(err, &sl) {
+				sl.global = lim.LogsMaxGlobalStreamsPerUser
+				reject(reasonStreamLimit, len(entries), fmt.Sprintf("stream %s: %v", ls, sl), true)
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if res = s.append(entries, window, now); res.removed {
+				continue // dropped as empty meanwhile: look it up again
+			}
+			if len(res.accepted) > 0 {
+				recs = append(recs, encodeEntries(nil, id, s.labels, res.accepted))
+			}
+			break
+		}
+		reject(reasonTooFarBehind, res.tooOld, res.firstError, false)
+		if res.duplicates > 0 {
+			i.metrics.duplicates.Add(float64(res.duplicates))
+		}
+		accepted += len(res.accepted)
+		for _, e := range res.accepted {
+			bytes += len(e.Line)
+		}
+	}
+	if len(recs) > 0 {
+		if err := i.wal.Log(recs...); err != nil {
+			level.Error(i.logger).Log("msg", "writing the logs WAL", "tenant", id, "err", err)
+			return nil, fmt.Errorf("writing the logs WAL: %w", err)
+		}
+	}
+	i.metrics.entries.Add(float64(accepted))
+	i.metrics.bytes.Add(float64(bytes))
+	return resp, nil
+}
+
+func (i *Ingester) isClosing() bool {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.closing
+}
+
+// checkpoint writes what the ingester holds that is not in the bucket
+// into a checkpoint and deletes the WAL segments it replaces.
+func (i *Ingester) checkpoint() error {
+	type streamState struct {
+		tenant string
+		labels labels.Labels
+		chunks [][]byte
+		head   []logchunk.Entry
+	}
+	i.pushMu.Lock()
+	if i.wal == nil {
+		i.pushMu.Unlock()
+		return nil
+	}
+	seg, err := i.wal.NextSegmentSync()
+	if err != nil {
+		i.pushMu.Unlock()
+		return err
+	}
+	var states []streamState
+	for _, in := range i.instancesSnapshot() {
+		for _, s := range in.all() {
+			cs, head := s.snapshot(true)
+			st := streamState{tenant: in.tenant, labels: s.labels, head: head}
+			for _, c := range cs {
+				st.chunks = append(st.chunks, c.data)
+			}
+			if len(st.chunks) > 0 || len(head) > 0 {
+				states = append(states, st)
+			}
+		}
+	}
+	i.pushMu.Unlock()
+	err = writeCheckpoint(i.wal, walDir(i.dir), seg, func(emit func([]byte) error) error {
+		for _, st := range states {
+			for _, c := range st.chunks {
+				if err := emit(encodeChunk(nil, st.tenant, st.labels, c)); err != nil {
+					return err
+				}
+			}
+			if len(st.head) > 0 {
+				if err := emit(encodeEntries(nil, st.tenant, st.labels, st.head)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		i.metrics.checkpoints.Inc()
+	}
+	return err
+}

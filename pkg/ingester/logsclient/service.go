@@ -1,0 +1,167 @@
+// Package logsclient is the Go side of the logs ingester's gRPC contract
+// (rpc/logspb/logs.proto): the service descriptor, conversions between its
+// messages and Canopy's types, a client and a pool of clients. The
+// messages are the generated ones (google.golang.org/protobuf).
+package logsclient
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/canopy-observability/canopy/pkg/rpc"
+	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
+)
+
+// ServiceName is the fully qualified gRPC service name.
+const ServiceName = "canopy.logs.v1.LogsIngester"
+
+// Server is what the logs unit of an ingester serves. Implementations are
+// safe for concurrent use; the tenant is in the context (pkg/util/tenant).
+type Server interface {
+	// Push appends the entries of req; it must not keep req once it returns.
+	Push(ctx context.Context, req *logspb.PushRequest) (*logspb.PushResponse, error)
+	// Select sends the matching entries in batches.
+	Select(req *logspb.SelectRequest, send BatchSender) error
+	Labels(ctx context.Context, req *logspb.LabelsRequest) (*logspb.LabelsResponse, error)
+	Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb.SeriesResponse, error)
+}
+
+// BatchSender is the server side of a Select stream.
+type BatchSender interface {
+	Context() context.Context
+	Send(*logspb.SelectBatch) error
+}
+
+// Register registers srv on s.
+func Register(s grpc.ServiceRegistrar, srv Server) { s.RegisterService(&serviceDesc, srv) }
+
+func unary[Req any, Resp any](call func(Server, context.Context, *Req) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		in := new(Req)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		handler := func(ctx context.Context, req any) (any, error) { return call(srv.(Server), ctx, req.(*Req)) }
+		if interceptor == nil {
+			return handler(ctx, in)
+		}
+		method, ok := grpc.Method(ctx)
+		if !ok {
+			method = "/" + ServiceName + "/unknown"
+		}
+		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
+	}
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: ServiceName,
+	HandlerType: (*Server)(nil),
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Push", Handler: unary(func(s Server, ctx context.Context, r *logspb.PushRequest) (*logspb.PushResponse, error) {
+			return s.Push(ctx, r)
+		})},
+		{MethodName: "Labels", Handler: unary(func(s Server, ctx context.Context, r *logspb.LabelsRequest) (*logspb.LabelsResponse, error) {
+			return s.Labels(ctx, r)
+		})},
+		{MethodName: "Series", Handler: unary(func(s Server, ctx context.Context, r *logspb.SeriesRequest) (*logspb.SeriesResponse, error) {
+			return s.Series(ctx, r)
+		})},
+	},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Select",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			req := new(logspb.SelectRequest)
+			if err := stream.RecvMsg(req); err != nil {
+				return err
+			}
+			return srv.(Server).Select(req, batchStream{stream})
+		},
+	}},
+	Metadata: "logspb/logs.proto",
+}
+
+type batchStream struct{ grpc.ServerStream }
+
+func (s batchStream) Send(b *logspb.SelectBatch) error { return s.SendMsg(b) }
+
+// Client calls a logs ingester. Safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+}
+
+// NewClient wraps conn; every call forces rpc.Codec.
+func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
+
+func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
+	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, rpc.CallOption())
+}
+
+// Push sends entries.
+func (c *Client) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.PushResponse, error) {
+	out := new(logspb.PushResponse)
+	return out, c.invoke(ctx, "Push", req, out)
+}
+
+// Labels asks for label names or values.
+func (c *Client) Labels(ctx context.Context, req *logspb.LabelsRequest) (*logspb.LabelsResponse, error) {
+	out := new(logspb.LabelsResponse)
+	return out, c.invoke(ctx, "Labels", req, out)
+}
+
+// Series asks for the label sets of streams.
+func (c *Client) Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb.SeriesResponse, error) {
+	out := new(logspb.SeriesResponse)
+	return out, c.invoke(ctx, "Series", req, out)
+}
+
+// Select opens a select stream; recv returns the next batch, or io.EOF
+// at the end. Cancel ctx to stop early.
+func (c *Client) Select(ctx context.Context, req *logspb.SelectRequest) (recv func() (*logspb.SelectBatch, error), err error) {
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Select", rpc.CallOption())
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return func() (*logspb.SelectBatch, error) {
+		b := new(logspb.SelectBatch)
+		if err := stream.RecvMsg(b); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		return b, nil
+	}, nil
+}
+
+// Pool keeps one connection per logs ingester of a ring (see rpc.Pool). It
+// is a services.Service. Safe for concurrent use.
+type Pool struct {
+	*rpc.Pool
+}
+
+// NewPool returns a pool of the instances of r dialled as cfg says.
+func NewPool(cfg rpc.ClientConfig, r ring.ReadRing, logger log.Logger, reg prometheus.Registerer) *Pool {
+	return &Pool{rpc.NewPool("logs-ingester", cfg, r, logger, reg)}
+}
+
+// Client returns the client of the instance at addr.
+func (p *Pool) Client(addr string) (*Client, error) {
+	conn, err := p.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn), nil
+}

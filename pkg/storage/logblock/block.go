@@ -1,0 +1,259 @@
+// Package logblock is the layout of log blocks in the bucket: what an
+// ingester ships and the compactor rewrites, and how queriers read them.
+// FORMAT.md documents the bytes; a golden test pins them.
+package logblock
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
+)
+
+// Version is the block format this package writes.
+const Version = 1
+
+// File names inside a block directory.
+const (
+	MetaFile   = "meta.json"
+	IndexFile  = "index"
+	ChunksFile = "chunks"
+)
+
+// Signal is the directory of log blocks under a tenant in the bucket.
+const Signal = "logs"
+
+// Meta is a block's meta.json.
+type Meta struct {
+	ULID    ulid.ULID `json:"ulid"`
+	Version int       `json:"version"`
+	// MinTime and MaxTime bound the entries' timestamps, Unix ns, both
+	// included.
+	MinTime int64  `json:"minTime"`
+	MaxTime int64  `json:"maxTime"`
+	Stats   Stats  `json:"stats"`
+	Source  string `json:"source"` // "ingester" or "compactor"
+	// Ingester is the shipping ingester's instance ID (replicas' blocks
+	// hold the same entries; the compactor merges them).
+	Ingester string `json:"ingester,omitempty"`
+	// Sources are the blocks a compacted block replaces.
+	Sources []ulid.ULID `json:"sources,omitempty"`
+}
+
+// Stats count what a block holds.
+type Stats struct {
+	Streams  int   `json:"streams"`
+	Chunks   int   `json:"chunks"`
+	Entries  int64 `json:"entries"`
+	RawBytes int64 `json:"rawBytes"`
+	Bytes    int64 `json:"bytes"` // of the chunks file
+}
+
+// Stream is one stream's chunks (logchunk encodings), for Write.
+type Stream struct {
+	Labels labels.Labels
+	Chunks [][]byte
+}
+
+// maxChunkLen is the longest chunk a chunk reference can address.
+const maxChunkLen = 1<<24 - 1
+
+// chunkRef packs a chunk's offset in the chunks file and its length.
+func chunkRef(off, n uint64) chunks.ChunkRef { return chunks.ChunkRef(off<<24 | n) }
+
+func unpackRef(r chunks.ChunkRef) (off, n uint64) { return uint64(r) >> 24, uint64(r) & maxChunkLen }
+
+// Write writes a block of streams into dir/<id>/ and returns its meta
+// (also written). Streams may come in any order; each stream's chunks are
+// written in the order given.
+func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) (Meta, error) {
+	bdir := filepath.Join(dir, id.String())
+	if err := os.MkdirAll(bdir, 0o750); err != nil {
+		return Meta{}, err
+	}
+	streams = slices.Clone(streams)
+	slices.SortFunc(streams, func(a, b Stream) int { return labels.Compare(a.Labels, b.Labels) })
+	meta := Meta{ULID: id, Version: Version, Source: source, Ingester: ingester, MinTime: 1<<63 - 1, MaxTime: -1 << 63}
+
+	cf, err := os.Create(filepath.Join(bdir, ChunksFile))
+	if err != nil {
+		return Meta{}, err
+	}
+	defer cf.Close()
+	var off uint64
+	metas := make([][]chunks.Meta, len(streams))
+	symbols := map[string]struct{}{}
+	for si, s := range streams {
+		if si > 0 && labels.Equal(s.Labels, streams[si-1].Labels) {
+			return Meta{}, fmt.Errorf("stream %s given twice", s.Labels)
+		}
+		s.Labels.Range(func(l labels.Label) {
+			symbols[l.Name] = struct{}{}
+			symbols[l.Value] = struct{}{}
+		})
+		for _, data := range s.Chunks {
+			c, err := logchunk.Open(data)
+			if err != nil {
+				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
+			}
+			if len(data) > maxChunkLen || off>>40 != 0 {
+				return Meta{}, fmt.Errorf("chunk of stream %s: %d bytes at offset %d is beyond the format's limits", s.Labels, len(data), off)
+			}
+			if _, err := cf.Write(data); err != nil {
+				return Meta{}, err
+			}
+			metas[si] = append(metas[si], chunks.Meta{Ref: chunkRef(off, uint64(len(data))), MinTime: c.MinTime(), MaxTime: c.MaxTime()})
+			off += uint64(len(data))
+			meta.MinTime = min(meta.MinTime, c.MinTime())
+			meta.MaxTime = max(meta.MaxTime, c.MaxTime())
+			meta.Stats.Chunks++
+			meta.Stats.Entries += int64(c.Entries())
+			meta.Stats.RawBytes += c.RawBytes()
+		}
+		slices.SortStableFunc(metas[si], func(a, b chunks.Meta) int {
+			switch {
+			case a.MinTime < b.MinTime:
+				return -1
+			case a.MinTime > b.MinTime:
+				return 1
+			}
+			return 0
+		})
+	}
+	if err := cf.Sync(); err != nil {
+		return Meta{}, err
+	}
+	if meta.Stats.Chunks == 0 {
+		return Meta{}, errors.New("a block needs at least one chunk")
+	}
+	meta.Stats.Streams, meta.Stats.Bytes = len(streams), int64(off)
+
+	iw, err := index.NewWriter(context.Background(), filepath.Join(bdir, IndexFile))
+	if err != nil {
+		return Meta{}, err
+	}
+	syms := make([]string, 0, len(symbols))
+	for s := range symbols {
+		syms = append(syms, s)
+	}
+	slices.Sort(syms)
+	for _, s := range syms {
+		if err := iw.AddSymbol(s); err != nil {
+			iw.Close()
+			return Meta{}, err
+		}
+	}
+	for si, s := range streams {
+		if len(metas[si]) == 0 {
+			continue
+		}
+		if err := iw.AddSeries(storage.SeriesRef(si+1), s.Labels, metas[si]...); err != nil {
+			iw.Close()
+			return Meta{}, fmt.Errorf("indexing stream %s: %w", s.Labels, err)
+		}
+	}
+	if err := iw.Close(); err != nil {
+		return Meta{}, err
+	}
+	b, err := json.MarshalIndent(meta, "", "\t")
+	if err != nil {
+		return Meta{}, err
+	}
+	return meta, os.WriteFile(filepath.Join(bdir, MetaFile), b, 0o640)
+}
+
+// Dir is a block's directory in the bucket.
+func Dir(tenant string, id ulid.ULID) string { return path.Join(tenant, Signal, id.String()) }
+
+// Upload uploads the block in dir/<id>/ to the bucket; meta.json goes
+// last, so a block whose meta is in the bucket is complete.
+func Upload(ctx context.Context, bkt objstore.Bucket, tenant, dir string, id ulid.ULID) error {
+	local := filepath.Join(dir, id.String())
+	for _, name := range []string{ChunksFile, IndexFile, MetaFile} {
+		f, err := os.Open(filepath.Join(local, name))
+		if err != nil {
+			return err
+		}
+		err = bkt.Upload(ctx, path.Join(Dir(tenant, id), name), f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("uploading %s of log block %s: %w", name, id, err)
+		}
+	}
+	return nil
+}
+
+// ListBlocks returns the metas of a tenant's complete blocks.
+func ListBlocks(ctx context.Context, bkt objstore.BucketReader, tenant string) ([]Meta, error) {
+	var out []Meta
+	err := bkt.Iter(ctx, path.Join(tenant, Signal)+"/", func(name string) error {
+		id, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
+		if err != nil {
+			return nil // not a block
+		}
+		m, err := ReadMeta(ctx, bkt, tenant, id)
+		if errors.Is(err, errNoMeta) {
+			return nil // being uploaded, or a leftover of a failed upload
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+var errNoMeta = errors.New("no meta.json")
+
+// ReadMeta reads a block's meta.json.
+func ReadMeta(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID) (Meta, error) {
+	r, err := bkt.Get(ctx, path.Join(Dir(tenant, id), MetaFile))
+	if bkt.IsObjNotFoundErr(err) {
+		return Meta{}, errNoMeta
+	}
+	if err != nil {
+		return Meta{}, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("meta.json of log block %s: %w", id, err)
+	}
+	if m.Version != Version {
+		return Meta{}, fmt.Errorf("log block %s has format version %d; this Canopy reads %d", id, m.Version, Version)
+	}
+	return m, nil
+}
+
+// readAll reads a whole object.
+func readAll(ctx context.Context, bkt objstore.BucketReader, name string) ([]byte, error) {
+	r, err := bkt.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var buf bytes.Buffer
+	_, err = buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
