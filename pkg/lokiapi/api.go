@@ -56,6 +56,7 @@ func NewHandler(cfg Config, eng *logql.Engine, b Backend, logger *slog.Logger) *
 	both("format_query", a.serveFormatQuery)
 	get("status/buildinfo", a.serveBuildInfo)
 	get("drilldown-limits", a.serveDrilldownLimits)
+	a.mux.HandleFunc("GET "+PathPrefix+"tail", a.serveTail)
 	return a
 }
 
