@@ -1,12 +1,13 @@
 // Package api is the one place that says which HTTP paths a Canopy process
 // serves and which component serves each. Modules register their handlers
 // through it (never on the router directly), so the table of routes below,
-// the index page and the route tests cannot drift apart. The Loki, Tempo,
-// ruler and remediation APIs register here as they land.
+// the index page and the route tests cannot drift apart. The Tempo, ruler
+// and remediation APIs register here as they land.
 package api
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 
@@ -19,6 +20,9 @@ import (
 const (
 	PathPush           = "/api/v1/push"
 	PathOTLPMetrics    = "/otlp/v1/metrics"
+	PathOTLPLogs       = "/otlp/v1/logs"
+	PathLokiPush       = "/loki/api/v1/push"
+	PrefixLokiV1       = "/loki/api/v1/"
 	PrefixPrometheus   = "/prometheus"
 	PrefixPrometheusV1 = PrefixPrometheus + "/api/v1/"
 	PathIngesterFlush  = "/ingester/flush"
@@ -36,6 +40,7 @@ const (
 type Route struct {
 	Path      string // exact path, or a prefix when Prefix is set
 	Prefix    bool
+	Except    []string // with Prefix: exact paths under it that others serve
 	Methods   []string // empty: any
 	Component string   // who serves it: distributor, ingester, querier, …
 	Tenant    bool     // the handler sees the request's tenant (X-Scope-OrgID)
@@ -72,6 +77,12 @@ func (a *API) Register(r Route, h http.Handler) {
 	if len(r.Methods) > 0 {
 		route = route.Methods(r.Methods...)
 	}
+	if len(r.Except) > 0 {
+		except := r.Except
+		route = route.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+			return !slices.Contains(except, req.URL.Path)
+		})
+	}
 	route.Handler(h)
 	a.mu.Lock()
 	a.routes = append(a.routes, r)
@@ -92,6 +103,20 @@ func (a *API) RegisterDistributor(remoteWrite, otlp http.Handler) {
 	post := []string{http.MethodPost}
 	a.Register(Route{Path: PathPush, Methods: post, Component: "distributor", Help: "Prometheus remote write 1.0 and 2.0"}, remoteWrite)
 	a.Register(Route{Path: PathOTLPMetrics, Methods: post, Component: "distributor", Help: "OTLP metrics over HTTP"}, otlp)
+}
+
+// RegisterLogsDistributor serves the logs write endpoints.
+func (a *API) RegisterLogsDistributor(push, otlp http.Handler) {
+	post := []string{http.MethodPost}
+	a.Register(Route{Path: PathLokiPush, Methods: post, Component: "distributor", Help: "Loki push (snappy protobuf, JSON; gzip, zstd)"}, push)
+	a.Register(Route{Path: PathOTLPLogs, Methods: post, Component: "distributor", Help: "OTLP logs over HTTP"}, otlp)
+}
+
+// RegisterLokiAPI serves the Loki HTTP query API (the Grafana Loki
+// datasource URL is <host>); the push path under it is the distributor's,
+// whichever registers first.
+func (a *API) RegisterLokiAPI(component string, h http.Handler) {
+	a.Register(Route{Path: PrefixLokiV1, Prefix: true, Except: []string{PathLokiPush}, Component: component, Tenant: true, Help: "Loki HTTP API (LogQL)"}, h)
 }
 
 // RegisterIngester serves the ingester's flush and its ring instance page.

@@ -30,7 +30,10 @@ import (
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	logsingester "github.com/canopy-observability/canopy/pkg/ingester/logs"
+	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	"github.com/canopy-observability/canopy/pkg/logql"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -51,8 +54,13 @@ type Canopy struct {
 	Overrides        *validation.Overrides
 	IngesterRing     *ring.Ring
 	ingesterPool     *client.Pool
+	logsPool         *logsclient.Pool
 	Ingester         *ingester.Ingester        // hosts the signal units below
 	MetricsIngester  *metricsingester.Ingester // the metrics unit, when hosted
+	LogsIngester     *logsingester.Ingester    // the logs unit, when hosted
+	LogsRing         *ring.Ring
+	LogsDistributor  *distributor.Logs
+	LogQLEngine      *logql.Engine
 	Distributor      *distributor.Distributor
 	OTLP             *distributor.OTLPListeners
 	Queryable        storage.Queryable

@@ -28,7 +28,11 @@ import (
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
+	logsingester "github.com/canopy-observability/canopy/pkg/ingester/logs"
+	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
@@ -46,6 +50,9 @@ const (
 	Overrides     = "overrides"
 	IngesterRing  = "ingester-ring"
 	IngesterPool  = "ingester-client-pool"
+	LogsRing      = "logs-ingester-ring"
+	LogsPool      = "logs-ingester-client-pool"
+	LogsWrite     = "logs-distributor"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
@@ -64,11 +71,11 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:           {Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
-	Write:         {Distributor, OTLPReceivers, Ingester},
+	All:           {Distributor, LogsWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
+	Write:         {Distributor, LogsWrite, OTLPReceivers, Ingester},
 	Read:          {QueryFrontend, Querier},
 	Backend:       {StoreGateway, Compactor},
-	Distributor:   {Distributor, OTLPReceivers},
+	Distributor:   {Distributor, LogsWrite, OTLPReceivers},
 	Ingester:      {Ingester},
 	QueryFrontend: {QueryFrontend},
 	Querier:       {Querier},
@@ -95,8 +102,11 @@ var deps = map[string][]string{
 	IngesterPool:  {Server, IngesterRing},
 	Ingester:      {Server, MemberlistKV, Overrides, Bucket},
 	Distributor:   {IngesterRing, IngesterPool, Overrides, API},
-	OTLPReceivers: {Distributor},
-	Querier:       {IngesterRing, IngesterPool, StoreGWRing, Bucket, Overrides, API},
+	LogsRing:      {MemberlistKV},
+	LogsPool:      {Server, LogsRing},
+	LogsWrite:     {Distributor, LogsRing, LogsPool},
+	OTLPReceivers: {Distributor, LogsWrite},
+	Querier:       {IngesterRing, IngesterPool, LogsRing, LogsPool, StoreGWRing, Bucket, Overrides, API},
 	StoreGWRing:   {MemberlistKV},
 	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
 	QueryFrontend: {Server, Overrides, API},
@@ -117,6 +127,9 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Bucket, c.initBucket, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, c.initIngester)
 	mm.RegisterModule(Distributor, c.initDistributor)
+	mm.RegisterModule(LogsRing, c.initLogsRing, modules.UserInvisibleModule)
+	mm.RegisterModule(LogsPool, c.initLogsPool, modules.UserInvisibleModule)
+	mm.RegisterModule(LogsWrite, c.initLogsDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(OTLPReceivers, c.initOTLPReceivers, modules.UserInvisibleModule)
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
@@ -232,6 +245,16 @@ func (c *Canopy) initIngester() (services.Service, error) {
 		client.RegisterIngesterServer(c.Server.GRPC, m)
 		units = append(units, m)
 	}
+	if c.cfg.Ingester.Hosts(logsingester.Signal) {
+		l, err := logsingester.New(c.cfg.Ingester.Logs, ingester.Dir(dir, logsingester.Signal), ingester.TokensFile(dir, logsingester.Signal),
+			c.self(), c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
+		if err != nil {
+			return nil, err
+		}
+		c.LogsIngester = l
+		logsclient.Register(c.Server.GRPC, l)
+		units = append(units, l)
+	}
 	c.Ingester = ingester.New(dir, units, c.logger)
 	var status http.Handler
 	if c.MetricsIngester != nil {
@@ -258,10 +281,40 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	return d, nil
 }
 
+func (c *Canopy) initLogsRing() (services.Service, error) {
+	r, err := c.cfg.Ingester.Logs.Ring.NewRing(logsingester.RingName, logsingester.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_logs_", c.reg))
+	if err != nil {
+		return nil, err
+	}
+	c.LogsRing = r
+	c.API.RegisterRing(logsingester.RingName, "distributor, querier", r)
+	return r, nil
+}
+
+func (c *Canopy) initLogsPool() (services.Service, error) {
+	c.logsPool = logsclient.NewPool(c.cfg.Ingester.Client, c.LogsRing, c.logger, c.reg)
+	return c.logsPool, nil
+}
+
+// initLogsDistributor runs the logs write path beside the metrics one, with
+// the same body limits and in-flight budget.
+func (c *Canopy) initLogsDistributor() (services.Service, error) {
+	local := func() (distributor.LogsPusher, string) {
+		if c.LogsIngester == nil {
+			return nil, ""
+		}
+		return c.LogsIngester, c.LogsIngester.Lifecycler().ID
+	}
+	l := distributor.NewLogs(c.Distributor, c.LogsRing, distributor.LogsPoolPushers{Pool: c.logsPool}, local, c.logger, c.reg)
+	c.LogsDistributor = l
+	c.API.RegisterLogsDistributor(l.PushHandler(c.resolver), l.OTLPHandler(c.resolver))
+	return l, nil
+}
+
 // initOTLPReceivers runs the OTLP listeners on their own ports as a module
 // of their own: one that fails to listen or serve fails the process.
 func (c *Canopy) initOTLPReceivers() (services.Service, error) {
-	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, c.Distributor, c.resolver, c.logger)
+	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, c.Distributor, c.LogsDistributor, c.resolver, c.logger)
 	return c.OTLP, nil
 }
 
@@ -277,6 +330,10 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
 	c.querierAPI = c.resolver.Wrap(qapi)
 	c.registerPrometheusAPI()
+
+	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, cfg.BucketIndexTTL, int64(cfg.Logs.MaxQueryBytesRead), "-querier.logs.max-query-bytes-read")
+	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
+	c.API.RegisterLokiAPI("querier", lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger))
 	return gateways, nil // the store-gateway client pool runs as the querier
 }
 

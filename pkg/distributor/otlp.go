@@ -224,15 +224,7 @@ func (s *otlpGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (p
 	}
 	rejected, msg, err := s.d.pushOTLP(ctx, tenantID, req.Metrics())
 	if err != nil {
-		code := codes.Internal
-		if e, ok := err.(*Error); ok {
-			switch {
-			case e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable:
-				code = codes.Unavailable
-			case e.Code >= 400 && e.Code < 500:
-				code = codes.InvalidArgument
-			}
-		}
+		code := grpcCode(err)
 		s.d.metrics.requests.WithLabelValues("otlp_grpc", code.String()).Inc()
 		return pmetricotlp.ExportResponse{}, status.Error(code, err.Error())
 	}

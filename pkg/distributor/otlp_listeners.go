@@ -11,6 +11,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 
@@ -18,13 +19,14 @@ import (
 )
 
 // OTLPListeners serves OTLP on its own ports, as agents expect by default:
-// gRPC (4317) and HTTP /v1/metrics (4318). Either is skipped when its address
-// is empty. It is a services.Service.
+// gRPC (4317) and HTTP /v1/metrics and /v1/logs (4318). Either is skipped
+// when its address is empty. It is a services.Service.
 type OTLPListeners struct {
 	services.Service
 
 	cfg      Config
 	d        *Distributor
+	logs     *Logs // nil: no logs
 	resolver tenant.Resolver
 	logger   log.Logger
 
@@ -35,9 +37,10 @@ type OTLPListeners struct {
 	errs       chan error
 }
 
-// NewOTLPListeners returns the OTLP listeners service.
-func NewOTLPListeners(cfg Config, d *Distributor, resolver tenant.Resolver, logger log.Logger) *OTLPListeners {
-	o := &OTLPListeners{cfg: cfg, d: d, resolver: resolver, logger: log.With(logger, "component", "otlp"), errs: make(chan error, 2)}
+// NewOTLPListeners returns the OTLP listeners service; logs may be nil
+// when the process takes no logs.
+func NewOTLPListeners(cfg Config, d *Distributor, logs *Logs, resolver tenant.Resolver, logger log.Logger) *OTLPListeners {
+	o := &OTLPListeners{cfg: cfg, d: d, logs: logs, resolver: resolver, logger: log.With(logger, "component", "otlp"), errs: make(chan error, 2)}
 	o.Service = services.NewBasicService(o.starting, o.running, o.stopping)
 	return o
 }
@@ -63,6 +66,9 @@ func (o *OTLPListeners) starting(context.Context) error {
 		}
 		o.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(o.cfg.MaxDecompressedSize))
 		pmetricotlp.RegisterGRPCServer(o.grpcServer, &otlpGRPC{d: o.d, resolver: o.resolver})
+		if o.logs != nil {
+			plogotlp.RegisterGRPCServer(o.grpcServer, &otlpLogsGRPC{l: o.logs, resolver: o.resolver})
+		}
 		go func() { o.errs <- o.grpcServer.Serve(o.grpcLis) }()
 	}
 	if o.cfg.OTLPHTTPListenAddress != "" {
@@ -74,6 +80,9 @@ func (o *OTLPListeners) starting(context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/v1/metrics", o.d.OTLPHandler(o.resolver))
+		if o.logs != nil {
+			mux.Handle("/v1/logs", o.logs.OTLPHandler(o.resolver))
+		}
 		o.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := o.httpServer.Serve(o.httpLis); !errors.Is(err, http.ErrServerClosed) {

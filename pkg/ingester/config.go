@@ -8,19 +8,22 @@ import (
 
 	"github.com/grafana/dskit/flagext"
 
+	"github.com/canopy-observability/canopy/pkg/ingester/logs"
 	"github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
 // KnownSignals are the units an ingester can host, in start order.
-var KnownSignals = []string{metrics.Signal}
+var KnownSignals = []string{metrics.Signal, logs.Signal}
 
 // Config configures an ingester: which signals it hosts and each unit's
 // settings. The metrics unit's keys stay at the top level (ingester.ring,
-// ingester.tsdb_…), as before ingesters hosted several signals.
+// ingester.tsdb_…), as before ingesters hosted several signals; the logs
+// unit's are under ingester.logs.
 type Config struct {
 	Signals flagext.StringSliceCSV `yaml:"signals"`
 	Metrics metrics.Config         `yaml:",inline"`
+	Logs    logs.Config            `yaml:"logs"`
 
 	// Client is how distributors and queriers reach ingesters.
 	Client rpc.ClientConfig `yaml:"client"`
@@ -28,9 +31,10 @@ type Config struct {
 
 // RegisterFlags registers the ingester flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	c.Signals = []string{metrics.Signal}
+	c.Signals = []string{metrics.Signal, logs.Signal}
 	f.Var(&c.Signals, "ingester.signals", "Comma-separated signals this ingester hosts, each a unit with its own ring, per-tenant stores, WAL, flush and shipping, under <data-dir>/ingester/<signal>/. Known: "+strings.Join(KnownSignals, ", ")+".")
 	c.Metrics.RegisterFlags(f)
+	c.Logs.RegisterFlags(f)
 	c.Client.RegisterFlagsWithPrefix("ingester.client", f)
 }
 
@@ -45,6 +49,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Client.Validate("ingester.client"); err != nil {
+		return err
+	}
+	if err := c.Logs.Validate(); err != nil {
 		return err
 	}
 	return c.Metrics.Validate()

@@ -247,7 +247,8 @@ func TestSignalsFlag(t *testing.T) {
 	}{
 		"default": {args: nil},
 		"metrics": {args: []string{"-ingester.signals=metrics"}},
-		"unknown": {args: []string{"-ingester.signals=metrics,logs"}, wantErr: `unknown signal "logs": known signals are metrics`},
+		"both":    {args: []string{"-ingester.signals=metrics,logs"}},
+		"unknown": {args: []string{"-ingester.signals=metrics,traces"}, wantErr: `unknown signal "traces": known signals are metrics, logs`},
 		"empty":   {args: []string{"-ingester.signals="}, wantErr: "-ingester.signals is empty"},
 	} {
 		t.Run(name, func(t *testing.T) {

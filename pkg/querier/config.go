@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 )
 
 // Config configures queriers and the PromQL engine.
@@ -19,10 +21,14 @@ type Config struct {
 	QueryIngestersWithin      time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter           time.Duration `yaml:"query_store_after"`
 	BucketIndexTTL            time.Duration `yaml:"bucket_index_ttl"`
+
+	// Logs configures the Loki query API (-querier.logs.*).
+	Logs lokiapi.Config `yaml:"logs"`
 }
 
 // RegisterFlags registers the querier flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Logs.RegisterFlags(f)
 	f.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "Longest a query may run.")
 	f.IntVar(&c.MaxSamples, "querier.max-samples", 50_000_000, "Most samples one query may hold in memory at once.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back PromQL looks for a sample at each evaluation step (as Prometheus's --query.lookback-delta).")
@@ -37,6 +43,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	if err := c.Logs.Validate(); err != nil {
+		return err
+	}
 	if c.Timeout <= 0 || c.MaxSamples <= 0 || c.LookbackDelta <= 0 || c.MaxConcurrent <= 0 {
 		return errors.New("querier timeout, max samples, lookback delta and max concurrent must be positive")
 	}

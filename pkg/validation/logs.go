@@ -3,9 +3,12 @@ package validation
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/canopy-observability/canopy/pkg/logpush"
 )
 
 // LogsLimits bound a tenant's logs: what the distributor accepts (bytes per
@@ -26,6 +29,10 @@ type LogsLimits struct {
 	LogsCreationGracePeriod     model.Duration `yaml:"logs_creation_grace_period"`
 	LogsMaxGlobalStreamsPerUser int            `yaml:"logs_max_global_streams_per_tenant"`
 	LogsOutOfOrderWindow        model.Duration `yaml:"logs_out_of_order_window"`
+
+	// LogsOTLP maps OTLP resource attributes to index labels (the zero
+	// value is Loki's default mapping); runtime overrides file only.
+	LogsOTLP logpush.OTLPConfig `yaml:"logs_otlp_config"`
 
 	// Storage.
 	LogsRetentionPeriod model.Duration `yaml:"logs_retention_period"`
@@ -63,6 +70,9 @@ func (l *LogsLimits) Validate() error {
 	}
 	if l.LogsOutOfOrderWindow < 0 || l.LogsRejectOldSamplesMaxAge < 0 || l.LogsCreationGracePeriod < 0 || l.LogsRetentionPeriod < 0 {
 		return errors.New("logs_out_of_order_window, logs_reject_old_samples_max_age, logs_creation_grace_period and logs_retention_period must not be negative")
+	}
+	if err := l.LogsOTLP.Validate(); err != nil {
+		return fmt.Errorf("logs_otlp_config: %w", err)
 	}
 	return nil
 }
