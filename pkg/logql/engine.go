@@ -93,7 +93,8 @@ type Params struct {
 	Interval time.Duration
 	// Categorize asks for entries' structured metadata and parsed labels
 	// apart from their stream labels (X-Loki-Response-Encoding-Flags:
-	// categorize-labels).
+	// categorize-labels): result streams are then grouped by their stream
+	// labels only, and each entry carries its Metadata and Parsed labels.
 	Categorize bool
 	Limits     Limits
 }

@@ -80,7 +80,7 @@ type pattern struct {
 func parsePattern(s string) (*pattern, error) {
 	p := &pattern{}
 	var lit strings.Builder
-	captures, lastWasCapture := 0, false
+	lastWasCapture := false
 	for i := 0; i < len(s); {
 		if s[i] == '<' {
 			if j := strings.IndexByte(s[i:], '>'); j > 1 && isCaptureName(s[i+1:i+j]) {
@@ -94,7 +94,6 @@ func parsePattern(s string) (*pattern, error) {
 					p.parts = append(p.parts, lit.String())
 					lit.Reset()
 				}
-				captures++
 				lastWasCapture = true
 				i += j + 1
 				continue
@@ -103,9 +102,6 @@ func parsePattern(s string) (*pattern, error) {
 		lit.WriteByte(s[i])
 		lastWasCapture = false
 		i++
-	}
-	if captures == 0 {
-		return nil, fmt.Errorf("a pattern needs at least one capture such as <_>")
 	}
 	p.trailing = lastWasCapture
 	if lit.Len() > 0 {
@@ -125,33 +121,47 @@ func isCaptureName(s string) bool {
 
 // matches says whether the whole line fits the pattern: each literal in
 // order, the first at the start unless a capture leads, the last at the end
-// unless a capture trails, captures taking what lies between.
+// unless a capture trails, each capture taking at least one byte of what
+// lies between (as Loki's <_> matches non-empty text only). A pattern
+// without captures matches the line equal to it.
 func (p *pattern) matches(line string) bool {
 	parts := p.parts
-	if !p.leading {
-		if len(parts) == 0 || !strings.HasPrefix(line, parts[0]) {
-			return len(parts) == 0
-		}
-		line, parts = line[len(parts[0]):], parts[1:]
+	if len(parts) == 0 {
+		return (line != "") == p.leading
 	}
-	if !p.trailing {
-		if len(parts) == 0 {
-			return line == ""
-		}
-		last := parts[len(parts)-1]
-		if !strings.HasSuffix(line, last) {
+	pos := 0 // line[:pos] is matched
+	if !p.leading {
+		if !strings.HasPrefix(line, parts[0]) {
 			return false
 		}
-		line, parts = line[:len(line)-len(last)], parts[:len(parts)-1]
+		pos, parts = len(parts[0]), parts[1:]
 	}
+	end := len(line) // line[end:] is matched
+	if !p.trailing {
+		if len(parts) == 0 {
+			return pos == len(line)
+		}
+		last := parts[len(parts)-1]
+		if !strings.HasSuffix(line, last) || len(line)-len(last) < pos {
+			return false
+		}
+		end, parts = len(line)-len(last), parts[:len(parts)-1]
+	}
+	// Every remaining literal has a capture before it: place each at its
+	// leftmost position after at least one byte, which leaves the most room
+	// for the rest.
 	for _, lit := range parts {
-		i := strings.Index(line, lit)
+		if pos+1 > end {
+			return false
+		}
+		i := strings.Index(line[pos+1:end], lit)
 		if i < 0 {
 			return false
 		}
-		line = line[i+len(lit):]
+		pos += 1 + i + len(lit)
 	}
-	return true
+	// The capture before the suffix (or the trailing one) is not empty.
+	return end > pos
 }
 
 // ipMatcher matches lines holding an IP address within spec: one address,
