@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
@@ -232,4 +234,38 @@ func TestShipAndReadBlock(t *testing.T) {
 	// memory for -ingester.logs.retain-shipped-for.
 	require.Len(t, selectAll(t, i, "t1", 0, 1e15)[api.String()], 300)
 	stop(t, i)
+}
+
+// TestReplayCutsTornTail: a process killed while writing a record leaves a
+// torn record at the end of the WAL; the restart keeps every whole record
+// before it, cuts the rest and takes pushes again.
+func TestReplayCutsTornTail(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	i := start(t, cfg, dir, testLimits(), nil)
+	app := labels.FromStrings("app", "api")
+	push(t, i, "t", app, entries(1, 3, "line %d")...)
+	stop(t, i)
+
+	_, last, err := wlog.Segments(walDir(dir))
+	require.NoError(t, err)
+	f, err := os.OpenFile(wlog.SegmentName(walDir(dir), last), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	// A record header promising more bytes than follow.
+	_, err = f.Write([]byte{1, 0x00, 0xff, 0x12, 0x34, 0x56, 0x78, 'x'})
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	sr, err := wlog.NewSegmentsReader(walDir(dir))
+	require.NoError(t, err)
+	rd := wlog.NewReader(sr)
+	for rd.Next() {
+	}
+	require.Error(t, rd.Err(), "the WAL now ends in a torn record")
+	require.NoError(t, sr.Close())
+
+	i = start(t, cfg, dir, testLimits(), nil)
+	defer stop(t, i)
+	require.Equal(t, []string{"1000000000 line 1", "2000000000 line 2", "3000000000 line 3"}, selectAll(t, i, "t", 0, 1e15)[app.String()])
+	push(t, i, "t", app, entries(4, 1, "line %d")...)
+	require.Len(t, selectAll(t, i, "t", 0, 1e15)[app.String()], 4)
 }

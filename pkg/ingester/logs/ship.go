@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/ulid/v2"
@@ -62,7 +61,8 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 	if len(streams) == 0 {
 		return false, nil
 	}
-	id := ulid.MustNew(ulid.Timestamp(i.now()), rand.Reader)
+	began := i.now()
+	id := ulid.MustNew(ulid.Timestamp(began), rand.Reader)
 	tmp := filepath.Join(i.dir, "ship")
 	defer os.RemoveAll(filepath.Join(tmp, id.String()))
 	meta, err := logblock.Write(tmp, id, streams, "ingester", i.lifecycler.ID)
@@ -81,6 +81,6 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 		p.s.mu.Unlock()
 	}
 	i.metrics.shippedBlks.Inc()
-	level.Info(i.logger).Log("msg", "shipped a log block", "tenant", in.tenant, "block", id, "streams", meta.Stats.Streams, "chunks", meta.Stats.Chunks, "entries", meta.Stats.Entries, "raw_bytes", meta.Stats.RawBytes, "bytes", meta.Stats.Bytes, "duration", time.Since(now))
+	level.Info(i.logger).Log("msg", "shipped a log block", "tenant", in.tenant, "block", id, "streams", meta.Stats.Streams, "chunks", meta.Stats.Chunks, "entries", meta.Stats.Entries, "raw_bytes", meta.Stats.RawBytes, "bytes", meta.Stats.Bytes, "duration", now.Sub(began))
 	return true, nil
 }

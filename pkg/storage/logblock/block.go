@@ -107,7 +107,11 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 			symbols[l.Name] = struct{}{}
 			symbols[l.Value] = struct{}{}
 		})
-		for _, data := range s.Chunks {
+		chunksOf, err := nonOverlapping(s.Chunks)
+		if err != nil {
+			return Meta{}, fmt.Errorf("chunks of stream %s: %w", s.Labels, err)
+		}
+		for _, data := range chunksOf {
 			c, err := logchunk.Open(data)
 			if err != nil {
 				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
@@ -126,15 +130,6 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 			meta.Stats.Entries += int64(c.Entries())
 			meta.Stats.RawBytes += c.RawBytes()
 		}
-		slices.SortStableFunc(metas[si], func(a, b chunks.Meta) int {
-			switch {
-			case a.MinTime < b.MinTime:
-				return -1
-			case a.MinTime > b.MinTime:
-				return 1
-			}
-			return 0
-		})
 	}
 	if err := cf.Sync(); err != nil {
 		return Meta{}, err
@@ -176,6 +171,76 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 		return Meta{}, err
 	}
 	return meta, os.WriteFile(filepath.Join(bdir, MetaFile), b, 0o640)
+}
+
+// nonOverlapping returns a stream's chunks in time order, each starting
+// after the previous one ends, as the index needs: chunks that overlap
+// (entries that arrived out of order) are merged into one.
+func nonOverlapping(in [][]byte) ([][]byte, error) {
+	type span struct {
+		data       []byte
+		minT, maxT int64
+	}
+	spans := make([]span, len(in))
+	for i, data := range in {
+		c, err := logchunk.Open(data)
+		if err != nil {
+			return nil, err
+		}
+		spans[i] = span{data, c.MinTime(), c.MaxTime()}
+	}
+	slices.SortStableFunc(spans, func(a, b span) int {
+		switch {
+		case a.minT < b.minT:
+			return -1
+		case a.minT > b.minT:
+			return 1
+		}
+		return 0
+	})
+	var out [][]byte
+	for i := 0; i < len(spans); {
+		j, maxT := i+1, spans[i].maxT
+		for j < len(spans) && spans[j].minT <= maxT {
+			maxT = max(maxT, spans[j].maxT)
+			j++
+		}
+		if j == i+1 {
+			out = append(out, spans[i].data)
+			i = j
+			continue
+		}
+		var entries []logchunk.Entry
+		for _, sp := range spans[i:j] {
+			c, err := logchunk.Open(sp.data)
+			if err != nil {
+				return nil, err
+			}
+			err = c.Iterate(sp.minT, sp.maxT+1, true, func(e logchunk.Entry) bool {
+				entries = append(entries, logchunk.Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		slices.SortStableFunc(entries, func(a, b logchunk.Entry) int {
+			switch {
+			case a.Timestamp < b.Timestamp:
+				return -1
+			case a.Timestamp > b.Timestamp:
+				return 1
+			}
+			return 0
+		})
+		merged, err := logchunk.Encode(nil, entries)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, merged)
+		i = j
+	}
+	return out, nil
 }
 
 // Dir is a block's directory in the bucket.
