@@ -19,6 +19,11 @@ var (
 			zstd.WithEncoderLevel(zstdLevel),
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithEncoderCRC(false), // the chunk has its own checksums
+			// Chunks are cut at about 1 MiB: a larger window gains them
+			// nothing and costs each of the GOMAXPROCS encoders twice its
+			// size in history buffers (16 MiB each at the default 8 MiB).
+			zstd.WithWindowSize(encoderWindow),
+			zstd.WithLowerEncoderMem(true),
 		)
 	})
 	zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
@@ -30,6 +35,9 @@ var (
 		)
 	})
 )
+
+// encoderWindow is the zstd window chunks are written with.
+const encoderWindow = 1 << 20
 
 // zstdLevel is the level chunks are written at; BenchmarkCodecs measures the
 // choice and FORMAT.md records why.

@@ -11,23 +11,23 @@ import (
 // FORMAT.md describes the same in words; TestFilterNoFalseNegatives and
 // FuzzRoundTrip check the guarantee below.
 //
-// Selection (winnowing with minimizers). Every gram g of a line (every
-// position, not only aligned ones) has the hash H(g) = XXH64(g, seed 0).
+// Selection (winnowing with minimizers). Every gram g of a line, at every
+// offset, has an order O(g), a function of its 8 bytes alone (gramOrder).
 // Every window of w consecutive grams of a line (a run of w+k-1 bytes, k the
-// gram length) contributes the smallest H among its w grams. The filter holds
-// mix(min) for every window of every line.
+// gram length) has a minimizer: its gram of least order. The filter holds
+// the key XXH64(g, seed 0) of the minimizer g of every window of every line.
 //
 // Why no needle is ever missed: let the needle n, |n| >= w+k-1, occur in line
-// l at offset p. A window of n that starts at needle offset i is made of the
-// bytes n[i:i+w+k-1] = l[p+i:p+i+w+k-1], so it is also a window of l (it lies
-// inside l because the occurrence does), and its w grams are the same bytes,
-// hence the same hashes, hence the same minimum. So every window minimum of
-// the needle was added when l was, and MayContain, which answers false only
-// when some window minimum of the needle is absent, cannot answer false for
-// a chunk that holds n. Needles shorter than w+k-1 have no full window and
-// are answered true. Nothing here depends on where the needle sits in the
-// line (unlike grams taken at fixed offsets, which must be tried at every
-// alignment), nor on the line's other bytes.
+// l at offset p. The window of n at needle offset i is the bytes
+// n[i:i+w+k-1] = l[p+i:p+i+w+k-1], so it is also a window of l (inside l,
+// because the occurrence is), its w grams are the same bytes, hence have the
+// same orders, hence the same minimizer, whose key was added with l. So
+// every window minimizer of the needle is in the filter, and MayContain,
+// which answers false only when the key of some window minimizer of the
+// needle is absent, cannot answer false for a chunk that holds n. Needles
+// shorter than w+k-1 have no window and are answered true. Nothing depends
+// on where the needle sits in the line (unlike grams kept at fixed offsets,
+// which must be tried at every alignment), nor on the line's other bytes.
 const (
 	// gramLen is k, the length of a gram in bytes.
 	gramLen = 8
@@ -43,9 +43,10 @@ const (
 // word per key.
 const (
 	filterBlockBytes = 32
-	// filterBitsPerKey gives a 1% false-positive rate for one key: the
-	// split block filter's rate at b bits per key is about
-	// (1-exp(-8/b))^8, and -8/ln(1-0.01^(1/8)) = 9.68.
+	// filterBitsPerKey aims at 1% false positives for one key: a bloom
+	// filter with 8 hashes has about (1-exp(-8/b))^8 at b bits per key, and
+	// -8/ln(1-0.01^(1/8)) = 9.68 (Parquet sizes its filters so). Blocks
+	// load unevenly, which adds some: 1.5% measured (FORMAT.md).
 	filterBitsPerKey = 9.68
 	// maxFilterBytes caps a chunk's filter at 4 MiB.
 	maxFilterBytes = 4 << 20
@@ -128,7 +129,9 @@ func windowKeys(s string, fn func(key uint64) bool) {
 // ready: use newFilterBuilder.
 type filterBuilder struct {
 	keys    []uint64
-	scratch []uint64
+	scratch []uint64 // addLine's
+	bitmap  []uint64 // distinctKeys'
+
 	// seen is a direct-mapped cache of recent minimizers (their orders): one
 	// found in its slot is not hashed and appended again, so the common
 	// grams of a stream ("level=info") cost one compare. Slot i starts as a
@@ -156,8 +159,8 @@ func (fb *filterBuilder) reset() {
 	}
 }
 
-// addLine adds the keys of the minimizers of s: what windowKeys(s,
-// fb.addKey) adds, less repeats. It is written in three branch-free passes
+// addLine adds the keys of the minimizers of s: the keys windowKeys gives
+// for s, less some repeats. It is written in three branch-free passes
 // because whether the minimum changes from one window to the next, and
 // whether a minimizer was seen recently, are coin flips the CPU cannot
 // predict: over the orders of the windows (keeping each change of minimum),
@@ -203,13 +206,6 @@ func b2i(b bool) int {
 	return 0
 }
 
-// addKey adds key: windowKeys(s, fb.addKey) adds the keys addLine(s) does,
-// with repeats.
-func (fb *filterBuilder) addKey(key uint64) bool {
-	fb.keys = append(fb.keys, key)
-	return true
-}
-
 // distinctKeys estimates how many distinct keys fb holds by linear counting
 // on a bitmap at least as large as the number of keys: within a few percent,
 // which is all the sizing needs, without sorting or a hash set.
@@ -221,7 +217,11 @@ func (fb *filterBuilder) distinctKeys() int {
 	for m < len(fb.keys) {
 		m *= 2
 	}
-	bitmap := make([]uint64, m/64)
+	if cap(fb.bitmap) < m/64 {
+		fb.bitmap = make([]uint64, m/64)
+	}
+	bitmap := fb.bitmap[:m/64]
+	clear(bitmap)
 	for _, k := range fb.keys {
 		i := k & uint64(m-1)
 		bitmap[i/64] |= 1 << (i % 64)
@@ -272,13 +272,18 @@ func filterBlock(key uint64, n int) int {
 	return int((key>>32)*uint64(n)>>32) * filterBlockBytes
 }
 
+// filterInsert sets the bits of key. Word i of the block is bytes 4i to
+// 4i+3, so words 2j and 2j+1 are the little-endian uint64 at 8j: four 64-bit
+// read-modify-writes do the eight words.
 func filterInsert(f []byte, key uint64) {
 	b := f[filterBlock(key, len(f)/filterBlockBytes):]
-	b = b[:filterBlockBytes]
+	b = b[:filterBlockBytes:filterBlockBytes]
 	x := uint32(key)
-	for i, salt := range filterSalts {
-		w := binary.LittleEndian.Uint32(b[4*i:])
-		binary.LittleEndian.PutUint32(b[4*i:], w|1<<((x*salt)>>27))
+	for j := 0; j < 4; j++ {
+		lo := uint64(1) << ((x * filterSalts[2*j]) >> 27)
+		hi := uint64(1) << ((x * filterSalts[2*j+1]) >> 27)
+		w := binary.LittleEndian.Uint64(b[8*j:])
+		binary.LittleEndian.PutUint64(b[8*j:], w|lo|hi<<32)
 	}
 }
 

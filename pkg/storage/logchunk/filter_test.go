@@ -92,29 +92,51 @@ func randomLine(r *rand.Rand, n int) string {
 	return string(b)
 }
 
-// requireNoFalseNegatives checks that c may contain every substring of
-// every line of es; all of them when exhaustive, else a random sample.
-func requireNoFalseNegatives(t testing.TB, c *Chunk, es []Entry, exhaustive bool, r *rand.Rand) {
+// Which substrings of a line requireNoFalseNegatives tries.
+type needleSet int
+
+const (
+	allSubstrings needleSet = iota
+	// edgeSubstrings: those of MinFilterNeedle to MinFilterNeedle+2w bytes at
+	// every offset (one to 2w+1 windows), and every prefix and suffix: the
+	// needles whose ends fall on every window boundary, in O(len) of them.
+	edgeSubstrings
+	// sampledSubstrings: four random ones.
+	sampledSubstrings
+)
+
+// requireNoFalseNegatives checks that c may contain substrings of the lines
+// of es, which set says.
+func requireNoFalseNegatives(t testing.TB, c *Chunk, es []Entry, set needleSet, r *rand.Rand) {
 	t.Helper()
+	check := func(l string, i, j int) {
+		if !c.MayContain(l[i:j]) {
+			require.Failf(t, "false negative", "needle %q of line %q", l[i:j], l)
+		}
+	}
 	for _, e := range es {
 		l := e.Line
-		if exhaustive {
+		switch {
+		case len(l) == 0:
+		case set == allSubstrings:
 			for i := range len(l) {
 				for j := i + 1; j <= len(l); j++ {
-					if !c.MayContain(l[i:j]) {
-						require.Failf(t, "false negative", "needle %q of line %q", l[i:j], l)
-					}
+					check(l, i, j)
 				}
 			}
-			continue
-		}
-		for range 4 {
-			if len(l) == 0 {
-				break
+		case set == edgeSubstrings:
+			for i := range len(l) {
+				for n := MinFilterNeedle; n <= MinFilterNeedle+2*gramWindow && i+n <= len(l); n++ {
+					check(l, i, i+n)
+				}
+				check(l, 0, i+1)
+				check(l, i, len(l))
 			}
-			i := r.IntN(len(l))
-			j := i + 1 + r.IntN(len(l)-i)
-			require.True(t, c.MayContain(l[i:j]), "needle %q of line %q", l[i:j], l)
+		default:
+			for range 4 {
+				i := r.IntN(len(l))
+				check(l, i, i+1+r.IntN(len(l)-i))
+			}
 		}
 	}
 }
@@ -130,11 +152,11 @@ func TestFilterNoFalseNegatives(t *testing.T) {
 			es := genCorpus(t, kind, 11, 12<<10)
 			c, _ := encodeOpen(t, es)
 			require.NotEmpty(t, c.filter)
-			requireNoFalseNegatives(t, c, es, true, r)
+			requireNoFalseNegatives(t, c, es, allSubstrings, r)
 
 			es = genCorpus(t, kind, 12, 1<<20)
 			c, _ = encodeOpen(t, es)
-			requireNoFalseNegatives(t, c, es, false, r)
+			requireNoFalseNegatives(t, c, es, sampledSubstrings, r)
 		})
 	}
 	t.Run("repetitive", func(t *testing.T) {
@@ -145,7 +167,7 @@ func TestFilterNoFalseNegatives(t *testing.T) {
 		es = append(es, Entry{Timestamp: 300, Line: strings.Repeat("a", 300)}, Entry{Timestamp: 301, Line: strings.Repeat("ab", 150)})
 		c, _ := encodeOpen(t, es)
 		require.NotEmpty(t, c.filter)
-		requireNoFalseNegatives(t, c, es, true, r)
+		requireNoFalseNegatives(t, c, es, allSubstrings, r)
 	})
 }
 
