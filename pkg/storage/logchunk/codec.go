@@ -11,8 +11,9 @@ import (
 // The zstd encoder and decoder are shared by every chunk of the process: each
 // holds a fixed set of GOMAXPROCS block coders that EncodeAll and DecodeAll
 // calls take in turn, so they are the pool, built once on first use and
-// never closed (they start no goroutines in this use). This is the
-// package's only state; it holds no data between calls.
+// never closed (they start no goroutines in this use). With the scratch
+// buffer pools of Encode and Iterate, they are the package's only state, and
+// none of it carries data from one call to the next.
 var (
 	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 		return zstd.NewWriter(nil,
