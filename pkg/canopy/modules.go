@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/grafana/dskit/dns"
 	"github.com/grafana/dskit/kv/codec"
@@ -331,11 +332,15 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	c.querierAPI = c.resolver.Wrap(qapi)
 	c.registerPrometheusAPI()
 
-	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, cfg.BucketIndexTTL, int64(cfg.Logs.MaxQueryBytesRead), "-querier.logs.max-query-bytes-read")
+	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, logsBlockListTTL)
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
 	c.API.RegisterLokiAPI("querier", lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger))
 	return gateways, nil // the store-gateway client pool runs as the querier
 }
+
+// logsBlockListTTL is how long a querier uses a tenant's list of log
+// blocks; ingesters keep shipped chunks longer (-ingester.logs.retain-shipped-for).
+const logsBlockListTTL = 10 * time.Second
 
 func (c *Canopy) initQueryFrontend() (services.Service, error) {
 	var down frontend.Downstream = frontend.HandlerDownstream{

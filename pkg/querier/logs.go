@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/canopy-observability/canopy/pkg/logql"
 	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
 	"github.com/canopy-observability/canopy/pkg/storage/logblock"
-	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -31,7 +28,7 @@ type LogsClientPool interface {
 // Logs reads a tenant's logs from the logs ingesters (what they hold in
 // memory, for -querier.query-ingesters-within) and from the blocks in the
 // bucket, merging streams and dropping the entries replicas and both
-// sources hold twice. It implements logql.Source and the Loki API's
+// sources hold twice, one stream at a time. It implements logql.Source and the Loki API's
 // label and series lookups. Safe for concurrent use.
 type Logs struct {
 	ring           ring.ReadRing
@@ -39,8 +36,6 @@ type Logs struct {
 	bkt            objstore.Bucket // nil: no bucket
 	ingestersWithn time.Duration
 	indexTTL       time.Duration
-	maxBytes       int64
-	maxBytesFlag   string
 	now            func() time.Time
 
 	mu     sync.Mutex
@@ -53,10 +48,10 @@ type blockList struct {
 	at    time.Time
 }
 
-// NewLogs returns the logs reader. maxBytes bounds the raw line bytes one
-// select holds (0: no bound); maxBytesFlag names the setting.
-func NewLogs(r ring.ReadRing, pool LogsClientPool, bkt objstore.Bucket, ingestersWithin, indexTTL time.Duration, maxBytes int64, maxBytesFlag string) *Logs {
-	return &Logs{ring: r, pool: pool, bkt: bkt, ingestersWithn: ingestersWithin, indexTTL: indexTTL, maxBytes: maxBytes, maxBytesFlag: maxBytesFlag,
+// NewLogs returns the logs reader; it reads a tenant's list of blocks at
+// most every indexTTL.
+func NewLogs(r ring.ReadRing, pool LogsClientPool, bkt objstore.Bucket, ingestersWithin, indexTTL time.Duration) *Logs {
+	return &Logs{ring: r, pool: pool, bkt: bkt, ingestersWithn: ingestersWithin, indexTTL: indexTTL,
 		now: time.Now, lists: map[string]blockList{}, blocks: map[ulid.ULID]*logblock.Block{}}
 }
 
@@ -100,142 +95,114 @@ func (l *Logs) readsIngesters(end int64) bool {
 	return l.ingestersWithn == 0 || end > l.now().Add(-l.ingestersWithn).UnixNano()
 }
 
-// collector gathers entries per stream from every source.
-type collector struct {
-	mu       sync.Mutex
-	streams  map[string]*logql.Stream
-	bytes    int64
-	maxBytes int64
-	flag     string
-}
-
-var errLogsBytes = errors.New("too many bytes")
-
-func (c *collector) add(ls labels.Labels, es []logql.Entry) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range es {
-		c.bytes += int64(len(e.Line))
-	}
-	if c.maxBytes > 0 && c.bytes > c.maxBytes {
-		return fmt.Errorf("%w: the query would read more than %d bytes of log lines (%s); narrow the time range or the stream selector", logql.ErrLimit, c.maxBytes, c.flag)
-	}
-	key := ls.String()
-	s, ok := c.streams[key]
-	if !ok {
-		s = &logql.Stream{Labels: ls}
-		c.streams[key] = s
-	}
-	s.Entries = append(s.Entries, es...)
-	return nil
-}
-
-// Select implements logql.Source.
+// Select implements logql.Source: the matching streams of every logs
+// ingester of the read set (as many may fail as the replication factor
+// allows) and of every block overlapping the range, merged stream by
+// stream (see logsmerge.go).
 func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIterator, error) {
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &collector{streams: map[string]*logql.Stream{}, maxBytes: l.maxBytes, flag: l.maxBytesFlag}
 	var (
-		wg       sync.WaitGroup
-		ingErr   error
-		storeErr error
+		primed  []streamSource
+		closers []func()
 	)
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
 	if l.readsIngesters(p.End) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ingErr = l.selectIngesters(ctx, p, c)
-		}()
+		srcs, cancels, err := l.ingesterSources(ctx, p)
+		closers = append(closers, cancels...)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		primed = append(primed, srcs...)
 	}
 	if l.bkt != nil {
+		blocks, err := l.blocksFor(ctx, id, p.Start, p.End)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		for _, b := range blocks {
+			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles)
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
+			}
+			src := &blockSource{it: bit}
+			if src.next() {
+				primed = append(primed, src)
+			} else if err := src.err(); err != nil {
+				closeAll()
+				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
+			}
+		}
+	}
+	return newMergeIterator(primed, closers), nil
+}
+
+// ingesterSources opens a select stream on every logs ingester of the read
+// set and moves each to its first stream; it fails when more ingesters
+// fail than the replication set tolerates. The cancel functions end the
+// streams.
+func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]streamSource, []func(), error) {
+	rs, err := l.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return nil, nil, fmt.Errorf("finding logs ingesters to query: %w", err)
+	}
+	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles}
+	type opened struct {
+		src    *ingesterSource
+		cancel func()
+		ok     bool
+		err    error
+	}
+	res := make([]opened, len(rs.Instances))
+	var wg sync.WaitGroup
+	for i, inst := range rs.Instances {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			storeErr = l.selectBlocks(ctx, id, p, c)
+			sctx, cancel := context.WithCancel(ctx)
+			res[i].cancel = cancel
+			c, err := l.pool.Client(inst.Addr)
+			if err == nil {
+				var recv func() (*logspb.SelectBatch, error)
+				if recv, err = c.Select(sctx, req); err == nil {
+					src := &ingesterSource{recv: recv}
+					res[i].ok = src.next()
+					res[i].src, err = src, src.err()
+				}
+			}
+			if err != nil {
+				res[i].err = fmt.Errorf("logs ingester %s (%s): %w", inst.Id, inst.Addr, err)
+			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(ingErr, storeErr); err != nil {
-		return nil, err
-	}
-	out := make([]logql.Stream, 0, len(c.streams))
-	for _, s := range c.streams {
-		s.Entries = dedupe(s.Entries)
-		out = append(out, *s)
-	}
-	slices.SortFunc(out, func(a, b logql.Stream) int { return labels.Compare(a.Labels, b.Labels) })
-	return &streamsIterator{streams: out, i: -1}, nil
-}
-
-// dedupe sorts entries by time and drops exact repeats (the same time and
-// line: replicas, or a chunk in both an ingester and the bucket).
-func dedupe(es []logql.Entry) []logql.Entry {
-	slices.SortStableFunc(es, func(a, b logql.Entry) int {
-		if a.Timestamp != b.Timestamp {
-			if a.Timestamp < b.Timestamp {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Line, b.Line)
-	})
-	out := es[:0]
-	for i, e := range es {
-		if i > 0 && e.Timestamp == es[i-1].Timestamp && e.Line == es[i-1].Line {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-func (l *Logs) selectIngesters(ctx context.Context, p logql.SelectParams, c *collector) error {
-	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles}
-	return l.forEachIngester(ctx, func(ctx context.Context, cl *logsclient.Client) error {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		recv, err := cl.Select(ctx, req)
-		if err != nil {
-			return err
-		}
-		var sb labels.ScratchBuilder
-		for {
-			b, err := recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for _, s := range b.Streams {
-				if err := c.add(logsclient.ToLabels(s.Labels, &sb), logsclient.ToEntries(s.Entries, &sb)); err != nil {
-					return err
-				}
-			}
-		}
-	})
-}
-
-func (l *Logs) selectBlocks(ctx context.Context, tenantID string, p logql.SelectParams, c *collector) error {
-	blocks, err := l.blocksFor(ctx, tenantID, p.Start, p.End)
-	if err != nil {
-		return err
-	}
-	for _, b := range blocks {
-		_, err := b.Select(ctx, p.Matchers, p.Start, p.End, p.Needles, func(ls labels.Labels, es []logchunk.Entry) error {
-			out := make([]logql.Entry, len(es))
-			for i, e := range es {
-				out[i] = logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata}
-			}
-			return c.add(ls, out)
-		})
-		if err != nil {
-			return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
+	var (
+		srcs    []streamSource
+		cancels []func()
+		failed  []error
+	)
+	for _, r := range res {
+		cancels = append(cancels, r.cancel)
+		switch {
+		case r.err != nil:
+			failed = append(failed, r.err)
+		case r.ok:
+			srcs = append(srcs, r.src)
 		}
 	}
-	return nil
+	if len(failed) > rs.MaxErrors {
+		return nil, cancels, errors.Join(failed...)
+	}
+	return srcs, cancels, nil
 }
 
 // blocksFor returns the opened blocks of a tenant overlapping [start, end).
@@ -382,15 +349,3 @@ func (l *Logs) Series(ctx context.Context, start, end int64, sets [][]*labels.Ma
 	slices.SortFunc(out, labels.Compare)
 	return out, nil
 }
-
-// streamsIterator iterates collected streams, one batch each.
-type streamsIterator struct {
-	streams []logql.Stream
-	i       int
-}
-
-func (it *streamsIterator) Next() bool             { it.i++; return it.i < len(it.streams) }
-func (it *streamsIterator) Labels() labels.Labels  { return it.streams[it.i].Labels }
-func (it *streamsIterator) Entries() []logql.Entry { return it.streams[it.i].Entries }
-func (it *streamsIterator) Err() error             { return nil }
-func (it *streamsIterator) Close() error           { return nil }

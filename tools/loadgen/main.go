@@ -3,8 +3,9 @@
 // percentiles, the receiver's CPU seconds per million items and its resident
 // memory per active series (read from /proc/PID of the receiver, -pid).
 //
-// Today's workload is Prometheus remote write 1.0 or 2.0 (-protocol); the
-// workload interface (workload.go) is where logs and traces loads fit.
+// The metrics workload is Prometheus remote write 1.0 or 2.0 (-protocol);
+// the logs workload is Loki's push API and queries (loadgen logs-ingest,
+// loadgen logs-query: logs.go).
 //
 // The load is a fixed set of -series active series split into requests of
 // -batch series. A warm-up round first sends every series once, as fast as
@@ -70,6 +71,16 @@ func main() {
 			return
 		case "show":
 			if err := show(os.Args[2:]); err != nil {
+				fatal(err)
+			}
+			return
+		case "logs-ingest":
+			if err := logsIngest(os.Args[2:]); err != nil {
+				fatal(err)
+			}
+			return
+		case "logs-query":
+			if err := logsQuery(os.Args[2:]); err != nil {
 				fatal(err)
 			}
 			return

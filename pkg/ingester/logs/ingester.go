@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -39,6 +40,10 @@ const (
 )
 
 var errStopping = errors.New("logs ingester is stopping")
+
+// cutCheckInterval is how often open chunks are checked for cutting and
+// the unshipped bytes against -ingester.logs.ship-threshold.
+const cutCheckInterval = 2 * time.Second
 
 // Ingester is the logs unit, a services.Service. Create it with New.
 type Ingester struct {
@@ -67,6 +72,8 @@ type Ingester struct {
 	closing   bool
 
 	shipMu sync.Mutex // one ship (tick, flush endpoint, shutdown) at a time
+	// unshipped counts the bytes of cut chunks not yet in the bucket.
+	unshipped atomic.Int64
 
 	now func() time.Time
 }
@@ -128,6 +135,7 @@ func (i *Ingester) starting(ctx context.Context) error {
 			return err
 		}
 		if rec.typ == recordChunk {
+			i.unshipped.Add(int64(len(rec.chunk)))
 			return s.addChunk(rec.chunk)
 		}
 		entries += len(rec.entries)
@@ -145,7 +153,7 @@ func (i *Ingester) starting(ctx context.Context) error {
 func (i *Ingester) running(ctx context.Context) error {
 	failed := services.NewFailureWatcher()
 	failed.WatchService(i.lifecycler)
-	cut := time.NewTicker(10 * time.Second)
+	cut := time.NewTicker(cutCheckInterval)
 	defer cut.Stop()
 	checkpoint := time.NewTicker(i.cfg.CheckpointPeriod)
 	defer checkpoint.Stop()
@@ -164,6 +172,11 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-cut.C:
 			i.cutDue(false)
 			i.dropShipped()
+			if i.bkt != nil && i.unshipped.Load() >= int64(i.cfg.ShipThreshold) {
+				if _, err := i.ship(ctx); err != nil {
+					level.Warn(i.logger).Log("msg", "shipping log chunks", "err", err)
+				}
+			}
 		case <-ship:
 			if _, err := i.ship(ctx); err != nil {
 				level.Warn(i.logger).Log("msg", "shipping log chunks", "err", err)
@@ -229,9 +242,11 @@ func (i *Ingester) cutDue(force bool) {
 	now := i.now()
 	for _, in := range i.instancesSnapshot() {
 		for _, s := range in.all() {
-			if err := s.cutIfDue(i.cfg, now, force); err != nil {
+			n, err := s.cutIfDue(i.cfg, now, force)
+			if err != nil {
 				level.Error(i.logger).Log("msg", "cutting a chunk", "tenant", in.tenant, "stream", s.labels.String(), "err", err)
 			}
+			i.unshipped.Add(int64(n))
 		}
 	}
 }

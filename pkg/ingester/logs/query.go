@@ -54,8 +54,9 @@ func (s *stream) hasEntriesIn(start, end int64) bool {
 	return false
 }
 
-// Select sends the entries of the matching streams in [start, end), each
-// stream's in timestamp order, in batches of about
+// Select sends the entries of the matching streams in [start, end), in
+// the streams' label order, each stream's in timestamp order, in batches of
+// about
 // -ingester.logs.select-batch-bytes. Chunks whose token filter rules out a
 // needle are not decompressed.
 func (i *Ingester) Select(req *logspb.SelectRequest, send logsclient.BatchSender) error {
@@ -68,6 +69,8 @@ func (i *Ingester) Select(req *logspb.SelectRequest, send logsclient.BatchSender
 	if err != nil {
 		return err
 	}
+	// In label order: queriers merge replicas' answers stream by stream.
+	slices.SortFunc(streams, func(a, b *stream) int { return labels.Compare(a.labels, b.labels) })
 	batch := &logspb.SelectBatch{}
 	size := 0
 	flush := func() error {

@@ -77,6 +77,7 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 		p.s.mu.Lock()
 		for _, c := range p.chunks {
 			c.shipped = now
+			i.unshipped.Add(-int64(len(c.data)))
 		}
 		p.s.mu.Unlock()
 	}

@@ -102,22 +102,22 @@ func (s *stream) append(entries []logchunk.Entry, window time.Duration, now time
 }
 
 // cutIfDue cuts the open chunk when it is big enough, too old or idle
-// (force cuts any open chunk).
-func (s *stream) cutIfDue(cfg Config, now time.Time, force bool) error {
+// (force cuts any open chunk), and returns the bytes of the chunk cut.
+func (s *stream) cutIfDue(cfg Config, now time.Time, force bool) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.head) == 0 {
-		return nil
+		return 0, nil
 	}
 	if !force && s.headBytes < cfg.ChunkTargetSize && now.Sub(s.headFirst) < cfg.MaxChunkAge && now.Sub(s.lastPush) < cfg.ChunkIdlePeriod {
-		return nil
+		return 0, nil
 	}
 	return s.cutLocked()
 }
 
 // cutLocked compresses the open chunk. The head's array is never changed
 // in place (a checkpoint may be reading it): the cut sorts a copy.
-func (s *stream) cutLocked() error {
+func (s *stream) cutLocked() (int, error) {
 	sorted := slices.Clone(s.head)
 	slices.SortStableFunc(sorted, func(a, b logchunk.Entry) int {
 		switch {
@@ -130,15 +130,15 @@ func (s *stream) cutLocked() error {
 	})
 	data, err := logchunk.Encode(nil, sorted)
 	if err != nil {
-		return fmt.Errorf("cutting a chunk of stream %s: %w", s.labels, err)
+		return 0, fmt.Errorf("cutting a chunk of stream %s: %w", s.labels, err)
 	}
 	c, err := logchunk.Open(data)
 	if err != nil {
-		return fmt.Errorf("opening the chunk just cut of stream %s: %w", s.labels, err)
+		return 0, fmt.Errorf("opening the chunk just cut of stream %s: %w", s.labels, err)
 	}
 	s.chunks = append(s.chunks, &memChunk{data: data, chunk: c, minT: c.MinTime(), maxT: c.MaxTime(), rawBytes: c.RawBytes()})
 	s.head, s.headBytes = nil, 0
-	return nil
+	return len(data), nil
 }
 
 // addChunk adds a chunk replayed from a checkpoint.

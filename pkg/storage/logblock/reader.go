@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -42,87 +41,124 @@ func OpenBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, m 
 // Close releases the block's index.
 func (b *Block) Close() error { return b.index.Close() }
 
-// Stats count what a Select read.
+// SelectStats count what a Select read.
 type SelectStats struct {
 	Chunks, ChunksSkipped int
 	Bytes                 int64 // compressed bytes fetched
 }
 
-// Select calls fn for each stream matching ms with its entries in
-// [start, end) in timestamp order, reading only chunks that overlap the
-// range and whose token filter admits every needle. fn owns what it is
-// given.
-func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, fn func(ls labels.Labels, es []logchunk.Entry) error) (SelectStats, error) {
-	var st SelectStats
+// StreamIterator walks the streams of a block matching a selection, in
+// label order, each with its entries in the range in timestamp order.
+type StreamIterator struct {
+	b              *Block
+	ctx            context.Context
+	p              index.Postings
+	start, end     int64
+	needles        []string
+	sb             labels.ScratchBuilder
+	metas          []chunks.Meta
+	labels         labels.Labels
+	entries        []logchunk.Entry
+	err            error
+	Stats          SelectStats
+	done, outRange bool
+}
+
+// Streams returns an iterator over the streams matching ms with entries in
+// [start, end), reading only chunks that overlap the range and whose token
+// filter admits every needle.
+func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string) (*StreamIterator, error) {
+	it := &StreamIterator{b: b, ctx: ctx, start: start, end: end, needles: needles}
 	if b.Meta.MaxTime < start || b.Meta.MinTime >= end {
-		return st, nil
+		it.outRange = true
+		return it, nil
 	}
 	p, err := tsdb.PostingsForMatchers(ctx, b.index, ms...)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	var (
-		sb    labels.ScratchBuilder
-		metas []chunks.Meta
-	)
-	for p.Next() {
-		if err := ctx.Err(); err != nil {
-			return st, err
+	it.p = p
+	return it, nil
+}
+
+// Next moves to the next stream with entries; false at the end or on an
+// error (Err).
+func (it *StreamIterator) Next() bool {
+	if it.outRange || it.done || it.err != nil {
+		return false
+	}
+	for it.p.Next() {
+		if it.err = it.ctx.Err(); it.err != nil {
+			return false
 		}
-		if err := b.index.Series(p.At(), &sb, &metas); err != nil {
-			return st, err
+		if it.err = it.b.index.Series(it.p.At(), &it.sb, &it.metas); it.err != nil {
+			return false
 		}
-		var out []logchunk.Entry
-		sorted := true
-		for _, cm := range metas {
-			if cm.MaxTime < start || cm.MinTime >= end {
+		it.entries = it.entries[:0:0] // the previous stream's belong to the caller
+		for _, cm := range it.metas {
+			if cm.MaxTime < it.start || cm.MinTime >= it.end {
 				continue
 			}
 			off, n := unpackRef(cm.Ref)
-			data, err := b.getRange(ctx, off, n)
+			data, err := it.b.getRange(it.ctx, off, n)
 			if err != nil {
-				return st, err
+				it.err = err
+				return false
 			}
-			st.Bytes += int64(n)
+			it.Stats.Bytes += int64(n)
 			c, err := logchunk.Open(data)
 			if err != nil {
-				return st, fmt.Errorf("chunk at %d of log block %s: %w", off, b.Meta.ULID, err)
+				it.err = fmt.Errorf("chunk at %d of log block %s: %w", off, it.b.Meta.ULID, err)
+				return false
 			}
-			if !admits(c, needles) {
-				st.ChunksSkipped++
+			if !admits(c, it.needles) {
+				it.Stats.ChunksSkipped++
 				continue
 			}
-			st.Chunks++
-			if len(out) > 0 && c.MinTime() < out[len(out)-1].Timestamp {
-				sorted = false
-			}
-			err = c.Iterate(start, end, true, func(e logchunk.Entry) bool {
-				out = append(out, logchunk.Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
+			it.Stats.Chunks++
+			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
+				it.entries = append(it.entries, logchunk.Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
 				return true
 			})
 			if err != nil {
-				return st, err
+				it.err = err
+				return false
 			}
 		}
-		if len(out) == 0 {
-			continue
-		}
-		if !sorted {
-			slices.SortStableFunc(out, func(a, b logchunk.Entry) int {
-				switch {
-				case a.Timestamp < b.Timestamp:
-					return -1
-				case a.Timestamp > b.Timestamp:
-					return 1
-				}
-				return 0
-			})
-		}
-		if err := fn(sb.Labels(), out); err != nil {
-			return st, err
+		if len(it.entries) > 0 {
+			it.labels = it.sb.Labels()
+			return true
 		}
 	}
-	return st, p.Err()
+	it.err = it.p.Err()
+	it.done = true
+	return false
+}
+
+// Labels are the current stream's labels.
+func (it *StreamIterator) Labels() labels.Labels { return it.labels }
+
+// Entries are the current stream's entries in the range, in timestamp
+// order (a block's chunks of one stream never overlap); the caller owns
+// them.
+func (it *StreamIterator) Entries() []logchunk.Entry { return it.entries }
+
+// Err is the error that ended the iteration, if any.
+func (it *StreamIterator) Err() error { return it.err }
+
+// Select calls fn for each stream matching ms with its entries in
+// [start, end) in timestamp order (see Streams).
+func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, fn func(ls labels.Labels, es []logchunk.Entry) error) (SelectStats, error) {
+	it, err := b.Streams(ctx, ms, start, end, needles)
+	if err != nil {
+		return SelectStats{}, err
+	}
+	for it.Next() {
+		if err := fn(it.Labels(), it.Entries()); err != nil {
+			return it.Stats, err
+		}
+	}
+	return it.Stats, it.Err()
 }
 
 func admits(c *logchunk.Chunk, needles []string) bool {
