@@ -81,7 +81,7 @@ func jsonEntry(v []json.RawMessage, stream, n int) (Entry, error) {
 		for k, val := range md {
 			pairs = append(pairs, labels.Label{Name: k, Value: val})
 		}
-		if e.Metadata, err = metadata(pairs, "stream "+strconv.Itoa(stream)+" entry "+strconv.Itoa(n)); err != nil {
+		if e.Metadata, err = metadata(pairs, entryAt{stream, n}); err != nil {
 			return e, err
 		}
 	}

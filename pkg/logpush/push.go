@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -68,18 +69,20 @@ const (
 var selectorParser = parser.NewParser(parser.Options{})
 
 // DecodeProto decodes a logproto.PushRequest (already decompressed). Fields
-// it does not know are skipped, as protobuf requires.
+// it does not know are skipped, as protobuf requires. The lines and
+// metadata of the streams share one copy of b.
 func DecodeProto(b []byte) ([]Stream, error) {
+	d := &protoDecoder{base: b, all: string(b)}
 	var streams []Stream
 	parsed := map[string]labels.Labels{} // one push repeats a stream's labels
-	err := eachField(b, "PushRequest", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	err := eachField(b, func() string { return "PushRequest" }, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num != pushStreams {
 			return nil
 		}
 		if typ != protowire.BytesType {
 			return errorf("PushRequest field %d: wrong wire type %d", num, typ)
 		}
-		s, err := decodeStream(v, len(streams), parsed)
+		s, err := d.stream(v, len(streams), parsed)
 		if err != nil {
 			return err
 		}
@@ -89,37 +92,55 @@ func DecodeProto(b []byte) ([]Stream, error) {
 	return streams, err
 }
 
-func decodeStream(b []byte, n int, parsed map[string]labels.Labels) (Stream, error) {
+// protoDecoder decodes one push body; all is the body as a string, of
+// which the decoded strings are substrings (one allocation per push).
+type protoDecoder struct {
+	base []byte
+	all  string
+}
+
+// str returns v, a subslice of the body, as a substring of all.
+func (d *protoDecoder) str(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	off := int(uintptr(unsafe.Pointer(&v[0])) - uintptr(unsafe.Pointer(&d.base[0])))
+	return d.all[off : off+len(v)]
+}
+
+func (d *protoDecoder) stream(b []byte, n int, parsed map[string]labels.Labels) (Stream, error) {
 	var s Stream
 	var lbls string
 	seenLabels := false
-	err := eachField(b, fmt.Sprintf("stream %d", n), func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	for len(b) > 0 {
+		num, typ, v, rest, err := nextField(b)
+		if err != nil {
+			return s, errorf("stream %d: %v", n, err)
+		}
+		b = rest
 		switch num {
 		case streamLabels:
 			if typ != protowire.BytesType {
-				return errorf("stream %d: labels: wrong wire type %d", n, typ)
+				return s, errorf("stream %d: labels: wrong wire type %d", n, typ)
 			}
-			lbls, seenLabels = string(v), true
+			lbls, seenLabels = d.str(v), true
 		case streamEntries:
 			if typ != protowire.BytesType {
-				return errorf("stream %d: entries: wrong wire type %d", n, typ)
+				return s, errorf("stream %d: entries: wrong wire type %d", n, typ)
 			}
-			e, err := decodeEntry(v, n, len(s.Entries))
+			e, err := d.entry(v, n, len(s.Entries))
 			if err != nil {
-				return err
+				return s, err
 			}
 			s.Entries = append(s.Entries, e)
 		}
-		return nil
-	})
-	if err != nil {
-		return s, err
 	}
 	if !seenLabels {
 		return s, errorf("stream %d has no labels", n)
 	}
 	ls, ok := parsed[lbls]
 	if !ok {
+		var err error
 		if ls, err = ParseStreamLabels(lbls); err != nil {
 			return s, errorf("stream %d: %v", n, err)
 		}
@@ -129,112 +150,143 @@ func decodeStream(b []byte, n int, parsed map[string]labels.Labels) (Stream, err
 	return s, nil
 }
 
-func decodeEntry(b []byte, stream, n int) (Entry, error) {
+// nextField reads one field of a message: its number and wire type, its
+// bytes (length-delimited fields) and what follows it.
+func nextField(b []byte) (protowire.Number, protowire.Type, []byte, []byte, error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, nil, protowire.ParseError(n)
+	}
+	b = b[n:]
+	var v []byte
+	if typ == protowire.BytesType {
+		v, n = protowire.ConsumeBytes(b)
+	} else {
+		n = protowire.ConsumeFieldValue(num, typ, b)
+	}
+	if n < 0 {
+		return 0, 0, nil, nil, fmt.Errorf("field %d: %v", num, protowire.ParseError(n))
+	}
+	return num, typ, v, b[n:], nil
+}
+
+func (d *protoDecoder) entry(b []byte, stream, n int) (Entry, error) {
 	var e Entry
 	var md []labels.Label
-	where := fmt.Sprintf("stream %d entry %d", stream, n)
+	at := entryAt{stream, n}
+	where := at.String
 	seenTimestamp := false
-	err := eachField(b, where, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	for len(b) > 0 {
+		num, typ, v, rest, err := nextField(b)
+		if err != nil {
+			return e, errorf("%s: %v", where(), err)
+		}
+		b = rest
 		switch num {
 		case entryTimestamp:
 			if typ != protowire.BytesType {
-				return errorf("%s: timestamp: wrong wire type %d", where, typ)
+				return e, errorf("%s: timestamp: wrong wire type %d", where(), typ)
 			}
-			ts, err := decodeTimestamp(v, where)
+			ts, err := decodeTimestamp(v, at)
 			if err != nil {
-				return err
+				return e, err
 			}
 			e.Timestamp, seenTimestamp = ts, true
 		case entryLine:
 			if typ != protowire.BytesType {
-				return errorf("%s: line: wrong wire type %d", where, typ)
+				return e, errorf("%s: line: wrong wire type %d", where(), typ)
 			}
-			e.Line = string(v)
+			e.Line = d.str(v)
 		case entryMetadata:
 			if typ != protowire.BytesType {
-				return errorf("%s: structured metadata: wrong wire type %d", where, typ)
+				return e, errorf("%s: structured metadata: wrong wire type %d", where(), typ)
 			}
 			var l labels.Label
-			err := eachField(v, where+" structured metadata", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				if num != pairName && num != pairValue {
-					return nil
+			for len(v) > 0 {
+				pnum, ptyp, pv, prest, err := nextField(v)
+				if err != nil {
+					return e, errorf("%s structured metadata: %v", where(), err)
 				}
-				if typ != protowire.BytesType {
-					return errorf("%s: structured metadata field %d: wrong wire type %d", where, num, typ)
+				v = prest
+				if pnum != pairName && pnum != pairValue {
+					continue
 				}
-				if num == pairName {
-					l.Name = string(v)
+				if ptyp != protowire.BytesType {
+					return e, errorf("%s: structured metadata field %d: wrong wire type %d", where(), pnum, ptyp)
+				}
+				if pnum == pairName {
+					l.Name = d.str(pv)
 				} else {
-					l.Value = string(v)
+					l.Value = d.str(pv)
 				}
-				return nil
-			})
-			if err != nil {
-				return err
 			}
 			md = append(md, l)
 		}
-		return nil
-	})
-	if err != nil {
-		return e, err
 	}
 	if !seenTimestamp {
-		return e, errorf("%s has no timestamp", where)
+		return e, errorf("%s has no timestamp", where())
 	}
-	if e.Metadata, err = metadata(md, where); err != nil {
+	var err error
+	if e.Metadata, err = metadata(md, at); err != nil {
 		return e, err
 	}
 	return e, nil
 }
 
 // decodeTimestamp decodes a google.protobuf.Timestamp into Unix nanoseconds.
-func decodeTimestamp(b []byte, where string) (int64, error) {
+func decodeTimestamp(b []byte, at entryAt) (int64, error) {
 	var secs, nanos int64
-	err := eachField(b, where+" timestamp", func(num protowire.Number, typ protowire.Type, _ []byte, v uint64) error {
-		switch num {
-		case timestampSeconds, timestampNanos:
+	for len(b) > 0 {
+		num, typ, _, rest, err := nextField(b)
+		if err != nil {
+			return 0, errorf("%s timestamp: %v", at, err)
+		}
+		if num == timestampSeconds || num == timestampNanos {
 			if typ != protowire.VarintType {
-				return errorf("%s: timestamp field %d: wrong wire type %d", where, num, typ)
+				return 0, errorf("%s: timestamp field %d: wrong wire type %d", at, num, typ)
 			}
+			v, _ := protowire.ConsumeVarint(b[protowire.SizeTag(num):])
 			if num == timestampSeconds {
 				secs = int64(v)
 			} else {
 				nanos = int64(int32(v))
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+		b = rest
 	}
-	return unixNanos(secs, nanos, where)
+	return unixNanos(secs, nanos, at)
 }
 
-func unixNanos(secs, nanos int64, where string) (int64, error) {
+// entryAt names an entry in errors (numbers count from 0); it is formatted
+// only for an error.
+type entryAt struct{ stream, entry int }
+
+func (a entryAt) String() string { return fmt.Sprintf("stream %d entry %d", a.stream, a.entry) }
+
+func unixNanos(secs, nanos int64, at entryAt) (int64, error) {
 	if nanos < 0 || nanos >= 1e9 {
-		return 0, errorf("%s: timestamp nanoseconds %d are outside [0, 999999999]", where, nanos)
+		return 0, errorf("%s: timestamp nanoseconds %d are outside [0, 999999999]", at, nanos)
 	}
 	if secs < 0 || secs > maxTimestampSecond {
-		return 0, errorf("%s: timestamp of %d seconds is outside 1970 to 2262 (Unix nanoseconds in 64 bits)", where, secs)
+		return 0, errorf("%s: timestamp of %d seconds is outside 1970 to 2262 (Unix nanoseconds in 64 bits)", at, secs)
 	}
 	return secs*1e9 + nanos, nil
 }
 
 // metadata checks and sorts an entry's structured metadata.
-func metadata(md []labels.Label, where string) (labels.Labels, error) {
+func metadata(md []labels.Label, at entryAt) (labels.Labels, error) {
 	if len(md) == 0 {
 		return labels.EmptyLabels(), nil
 	}
 	for _, l := range md {
 		if l.Name == "" {
-			return labels.EmptyLabels(), errorf("%s: structured metadata with an empty name", where)
+			return labels.EmptyLabels(), errorf("%s: structured metadata with an empty name", at)
 		}
 	}
 	slices.SortStableFunc(md, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
 	for i := 1; i < len(md); i++ {
 		if md[i].Name == md[i-1].Name {
-			return labels.EmptyLabels(), errorf("%s: structured metadata %q given more than once", where, md[i].Name)
+			return labels.EmptyLabels(), errorf("%s: structured metadata %q given more than once", at, md[i].Name)
 		}
 	}
 	return labels.New(md...), nil
@@ -243,11 +295,11 @@ func metadata(md []labels.Label, where string) (labels.Labels, error) {
 // eachField calls f with every field of the protobuf message b: its
 // number, wire type and, for a length-delimited field its bytes, for a
 // varint or fixed field its value.
-func eachField(b []byte, msg string, f func(num protowire.Number, typ protowire.Type, bytes []byte, value uint64) error) error {
+func eachField(b []byte, where func() string, f func(num protowire.Number, typ protowire.Type, bytes []byte, value uint64) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return errorf("%s: %v", msg, protowire.ParseError(n))
+			return errorf("%s: %v", where(), protowire.ParseError(n))
 		}
 		b = b[n:]
 		var (
@@ -269,7 +321,7 @@ func eachField(b []byte, msg string, f func(num protowire.Number, typ protowire.
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
-			return errorf("%s: field %d: %v", msg, num, protowire.ParseError(n))
+			return errorf("%s: field %d: %v", where(), num, protowire.ParseError(n))
 		}
 		b = b[n:]
 		if err := f(num, typ, v, value); err != nil {
@@ -285,6 +337,9 @@ func eachField(b []byte, msg string, f func(num protowire.Number, typ protowire.
 func ParseStreamLabels(s string) (labels.Labels, error) {
 	if !utf8.ValidString(s) {
 		return labels.EmptyLabels(), errors.New("stream labels are not valid UTF-8")
+	}
+	if ls, ok := parsePlainLabels(s); ok {
+		return ls, nil
 	}
 	ms, err := selectorParser.ParseMetricSelector(s)
 	if err != nil {
@@ -313,3 +368,70 @@ func ParseStreamLabels(s string) (labels.Labels, error) {
 
 // truncate bounds what an error message quotes of the client's input.
 func truncate(s string) string { return strutil.Truncate(s, 120) }
+
+// parsePlainLabels reads the form agents write, {name="value", …} with
+// plain names and values without escapes, without the PromQL parser; it
+// says false for anything else (escapes, quoted names, empty values,
+// repeated names, no labels), which the parser then reads or rejects with
+// its message.
+func parsePlainLabels(s string) (labels.Labels, bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return labels.EmptyLabels(), false
+	}
+	var pairs [16]labels.Label
+	ls := pairs[:0]
+	i := 1
+	space := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+	}
+	for {
+		space()
+		start := i
+		for i < len(s) && (s[i] == '_' || s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z' || i > start && s[i] >= '0' && s[i] <= '9') {
+			i++
+		}
+		name := s[start:i]
+		space()
+		if name == "" || i >= len(s) || s[i] != '=' {
+			return labels.EmptyLabels(), false
+		}
+		i++
+		space()
+		if i >= len(s) || s[i] != '"' {
+			return labels.EmptyLabels(), false
+		}
+		end := strings.IndexAny(s[i+1:], "\"\\")
+		if end <= 0 || s[i+1+end] != '"' {
+			return labels.EmptyLabels(), false // empty, escaped or unterminated
+		}
+		value := s[i+1 : i+1+end]
+		for k := 0; k < len(value); k++ {
+			if value[k] < ' ' {
+				return labels.EmptyLabels(), false // the parser's business
+			}
+		}
+		ls = append(ls, labels.Label{Name: name, Value: value})
+		i += end + 2
+		space()
+		if i == len(s)-1 {
+			break
+		}
+		if s[i] != ',' {
+			return labels.EmptyLabels(), false
+		}
+		i++
+		space()
+		if i == len(s)-1 {
+			break // a trailing comma
+		}
+	}
+	slices.SortFunc(ls, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
+	for k := 1; k < len(ls); k++ {
+		if ls[k].Name == ls[k-1].Name {
+			return labels.EmptyLabels(), false
+		}
+	}
+	return labels.New(ls...), true
+}
