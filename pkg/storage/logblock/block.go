@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -216,7 +217,7 @@ func nonOverlapping(in [][]byte) ([][]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			err = c.Iterate(sp.minT, sp.maxT+1, true, func(e logchunk.Entry) bool {
+			err = c.Iterate(math.MinInt64, math.MaxInt64, true, func(e logchunk.Entry) bool {
 				entries = append(entries, logchunk.Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
 				return true
 			})
