@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -132,6 +133,8 @@ func (s *stream) cutLocked() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cutting a chunk of stream %s: %w", s.labels, err)
 	}
+	data = bytes.Clone(data) // exactly its size: it stays in memory until shipped
+
 	c, err := logchunk.Open(data)
 	if err != nil {
 		return 0, fmt.Errorf("opening the chunk just cut of stream %s: %w", s.labels, err)
