@@ -298,6 +298,8 @@ func newCanopyCluster(t *testing.T, logs string, targets []string, extra ...stri
 			"-bucket.filesystem.dir=" + bucketDir,
 			"-ingester.ring.heartbeat-period=1s",
 			"-ingester.ring.heartbeat-timeout=10s",
+			"-ingester.logs.ring.heartbeat-period=1s",
+			"-ingester.logs.ring.heartbeat-timeout=10s",
 			"-data-dir=" + n.dataDir,
 			"-distributor.otlp.grpc-listen-address=",
 			"-distributor.otlp.http-listen-address=",

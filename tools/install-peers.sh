@@ -38,3 +38,13 @@ if ! go version -m "$GOBIN_DIR/minio" 2>/dev/null | grep -q "mod[[:space:]]*gith
   GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION"
 fi
 echo "minio $MINIO_VERSION at $GOBIN_DIR/minio"
+
+# telemetrygen, the OpenTelemetry Collector's load generator: a real OTLP
+# client for the logs tests (gRPC and HTTP). Pinned; cached in
+# $(go env GOPATH)/bin like MinIO.
+TELEMETRYGEN_VERSION=v0.161.0
+if ! go version -m "$GOBIN_DIR/telemetrygen" 2>/dev/null | grep -q "mod[[:space:]]*github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen[[:space:]]*$TELEMETRYGEN_VERSION"; then
+  echo "install-peers: building telemetrygen $TELEMETRYGEN_VERSION" >&2
+  GOFLAGS= go install "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$TELEMETRYGEN_VERSION"
+fi
+echo "telemetrygen $TELEMETRYGEN_VERSION at $GOBIN_DIR/telemetrygen"
