@@ -149,7 +149,13 @@ func toPromQL(e Expr, nodes *[]*RangeAggregation) (string, error) {
 		s, err := toPromQL(e.Expr, nodes)
 		return fmt.Sprintf("label_replace(%s, %s, %s, %s, %s)", s, quote(e.Dst), quote(e.Replacement), quote(e.Src), quote(e.Regex)), err
 	case *VectorAggregation:
-		inner, err := toPromQL(e.Expr, nodes)
+		var inner string
+		var err error
+		if r := pushDownSum(e); r != nil {
+			inner, err = toPromQL(r, nodes)
+		} else {
+			inner, err = toPromQL(e.Expr, nodes)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -201,6 +207,36 @@ func toPromQL(e Expr, nodes *[]*RangeAggregation) (string, error) {
 		return b.String(), nil
 	}
 	return "", fmt.Errorf("unsupported expression %s", e)
+}
+
+// pushDownSum returns, for sum by/without (…) of an additive range
+// aggregation (line counts, bytes, sums of unwrapped values, and their
+// rates), that range aggregation grouped the same way itself: the sum of
+// per-stream counts is the count per group, and the range aggregation then
+// holds one series per group instead of one per distinct label set (which
+// after a parser can be one per line). It returns nil when the rewrite does
+// not apply.
+func pushDownSum(v *VectorAggregation) *RangeAggregation {
+	if v.Op != "sum" || v.Param != nil {
+		return nil
+	}
+	r, ok := unparen(v.Expr).(*RangeAggregation)
+	if !ok || r.Grouping != nil {
+		return nil
+	}
+	switch {
+	case r.Unwrap == nil && r.Op != "absent_over_time":
+	case r.Unwrap != nil && (r.Op == "sum_over_time" || r.Op == "rate"):
+	default:
+		return nil
+	}
+	g := &Grouping{}
+	if v.Grouping != nil {
+		g = &Grouping{Without: v.Grouping.Without, Labels: v.Grouping.Labels}
+	}
+	pushed := *r
+	pushed.Grouping = g
+	return &pushed
 }
 
 func formatNumber(f float64) string {

@@ -31,7 +31,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ChunkIdlePeriod, "ingester.logs.chunk-idle-period", 30*time.Minute, "A stream that received nothing for this long has its open chunk cut.")
 	f.DurationVar(&c.ShipInterval, "ingester.logs.ship-interval", time.Minute, "How often cut chunks are uploaded to the bucket, one block per tenant. 0 disables shipping: logs then live in the ingester only, until its WAL is lost.")
 	f.IntVar(&c.ShipThreshold, "ingester.logs.ship-threshold-bytes", 32<<20, "Bytes of cut chunks waiting for the bucket at which they are shipped before the next -ingester.logs.ship-interval, bounding the memory they hold under heavy ingestion.")
-	f.DurationVar(&c.RetainShipped, "ingester.logs.retain-shipped-for", 30*time.Second, "How long chunks stay in memory after they are in the bucket, so that queriers that have not yet read the tenant's new list of blocks (every 10s) still find them.")
+	f.DurationVar(&c.RetainShipped, "ingester.logs.retain-shipped-for", 15*time.Second, "How long chunks stay in memory after they are in the bucket, so that queriers that have not yet read the tenant's new list of blocks (every 10s) still find them; keep it above 10s.")
 	f.DurationVar(&c.CheckpointPeriod, "ingester.logs.checkpoint-period", 5*time.Minute, "How often the WAL is checkpointed: what the ingester holds is written out compactly and the older WAL segments are deleted.")
 	f.BoolVar(&c.FlushOnShutdown, "ingester.logs.flush-on-shutdown", true, "On shutdown, after leaving the ring, cut every open chunk and upload everything not yet in the bucket.")
 	f.IntVar(&c.SelectBatchBytes, "ingester.logs.select-batch-bytes", 1<<20, "Most raw line bytes in one batch an ingester streams to a querier.")
@@ -51,8 +51,11 @@ func (c *Config) Validate() error {
 	if c.ShipThreshold < 1<<20 {
 		return errors.New("-ingester.logs.ship-threshold-bytes must be at least 1MiB")
 	}
-	if c.ShipInterval < 0 || c.RetainShipped < 0 {
-		return errors.New("-ingester.logs.ship-interval and -ingester.logs.retain-shipped-for must not be negative")
+	if c.RetainShipped < 10*time.Second {
+		return errors.New("-ingester.logs.retain-shipped-for must be at least 10s: queriers read a tenant's list of blocks every 10s, and chunks dropped sooner could be found nowhere")
+	}
+	if c.ShipInterval < 0 {
+		return errors.New("-ingester.logs.ship-interval must not be negative")
 	}
 	if c.SelectBatchBytes < 1<<10 {
 		return errors.New("-ingester.logs.select-batch-bytes must be at least 1KiB")

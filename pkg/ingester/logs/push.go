@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -56,6 +57,7 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 	var (
 		sb       labels.ScratchBuilder
 		recs     [][]byte
+		walBuf   = getWALBuf()
 		accepted int
 		bytes    int
 	)
@@ -81,7 +83,9 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 				continue // dropped as empty meanwhile: look it up again
 			}
 			if len(res.accepted) > 0 {
-				recs = append(recs, encodeEntries(nil, id, s.labels, res.accepted))
+				at := len(walBuf)
+				walBuf = encodeEntries(walBuf, id, s.labels, res.accepted)
+				recs = append(recs, walBuf[at:len(walBuf):len(walBuf)])
 			}
 			break
 		}
@@ -94,6 +98,7 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 			bytes += len(e.Line)
 		}
 	}
+	defer putWALBuf(walBuf)
 	if len(recs) > 0 {
 		if err := i.wal.Log(recs...); err != nil {
 			level.Error(i.logger).Log("msg", "writing the logs WAL", "tenant", id, "err", err)
@@ -163,4 +168,17 @@ func (i *Ingester) checkpoint() error {
 		i.metrics.checkpoints.Inc()
 	}
 	return err
+}
+
+// walBufs recycles the buffers pushes encode their WAL records into (the
+// WAL copies what it is given).
+var walBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func getWALBuf() []byte { return (*walBufs.Get().(*[]byte))[:0] }
+
+func putWALBuf(b []byte) {
+	if cap(b) > 8<<20 {
+		return // a rare huge push: let it go
+	}
+	walBufs.Put(&b)
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -21,6 +23,7 @@ type stream struct {
 
 	mu        sync.Mutex
 	head      []logchunk.Entry
+	arena     lineArena // the head's lines
 	headBytes int
 	headFirst time.Time // when the open chunk got its first entry
 	headMin   int64
@@ -87,6 +90,7 @@ func (s *stream) append(entries []logchunk.Entry, window time.Duration, now time
 		if len(s.head) == 0 {
 			s.headFirst, s.headMin, s.headMax = now, e.Timestamp, e.Timestamp
 		}
+		e.Line = s.arena.copy(e.Line)
 		s.headMin = min(s.headMin, e.Timestamp)
 		s.headMax = max(s.headMax, e.Timestamp)
 		s.head = append(s.head, e)
@@ -141,6 +145,7 @@ func (s *stream) cutLocked() (int, error) {
 	}
 	s.chunks = append(s.chunks, &memChunk{data: data, chunk: c, minT: c.MinTime(), maxT: c.MaxTime(), rawBytes: c.RawBytes()})
 	s.head, s.headBytes = nil, 0
+	s.arena = lineArena{}
 	return len(data), nil
 }
 
@@ -188,4 +193,32 @@ func (s *stream) snapshot(unshippedOnly bool) ([]*memChunk, []logchunk.Entry) {
 		}
 	}
 	return cs, s.head[:len(s.head):len(s.head)]
+}
+
+// arenaBlock is the size of the blocks a stream's open chunk keeps its
+// lines in.
+const arenaBlock = 64 << 10
+
+// lineArena copies the lines of an open chunk into blocks of arenaBlock
+// bytes: a push's body is not kept alive by the lines taken from it (a body
+// holds lines of many streams, each cut at its own time), and a line costs
+// no allocation of its own. Blocks are never written again where a line
+// was copied, so the strings stay valid while anything holds them.
+type lineArena struct {
+	block []byte
+}
+
+func (a *lineArena) copy(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(s) > arenaBlock/8 {
+		return strings.Clone(s)
+	}
+	if cap(a.block)-len(a.block) < len(s) {
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	off := len(a.block)
+	a.block = append(a.block, s...)
+	return unsafe.String(&a.block[off], len(s))
 }
