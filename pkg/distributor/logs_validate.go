@@ -109,6 +109,8 @@ func checkStreamLabels(ls labels.Labels, l *validation.Limits) string {
 			msg = fmt.Sprintf("stream %s: label name %q is longer than the limit of %d bytes (-validation.logs.max-length-label-name, logs_max_label_name_length)", truncateLabels(ls), strutil.Truncate(lb.Name, 60), l.LogsMaxLabelNameLength)
 		case len(lb.Value) > l.LogsMaxLabelValueLength:
 			msg = fmt.Sprintf("stream %s: the value of label %s is longer than the limit of %d bytes (-validation.logs.max-length-label-value, logs_max_label_value_length)", truncateLabels(ls), lb.Name, l.LogsMaxLabelValueLength)
+		case !logpush.IsLabelName(lb.Name):
+			msg = fmt.Sprintf("stream %s: invalid label name %q: a label name is letters, digits and _, not starting with a digit", truncateLabels(ls), strutil.Truncate(lb.Name, 60))
 		case lb.Value == "":
 			msg = fmt.Sprintf("stream %s: label %s has an empty value", truncateLabels(ls), lb.Name)
 		}

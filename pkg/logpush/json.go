@@ -29,7 +29,17 @@ func DecodeJSON(b []byte) ([]Stream, error) {
 		} `json:"streams"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
+	// A misspelt field would otherwise drop everything without a word.
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			where := typeErr.Field
+			if where == "" {
+				where = "the body"
+			}
+			return nil, errorf("JSON push body: %s must not be a JSON %s; the body is {\"streams\":[{\"stream\":{…},\"values\":[[\"<ns>\",\"<line>\"]]}]}", where, typeErr.Value)
+		}
 		return nil, errorf("JSON push body: %v", err)
 	}
 	if dec.More() {
@@ -96,9 +106,24 @@ func streamLabelsFromMap(m map[string]string) (labels.Labels, error) {
 		if k == "" {
 			return labels.EmptyLabels(), errors.New("a stream label has an empty name")
 		}
+		if !IsLabelName(k) {
+			return labels.EmptyLabels(), errors.New("invalid label name " + strconv.Quote(truncate(k)) + ": a label name is letters, digits and _, not starting with a digit")
+		}
 		if v == "" {
 			return labels.EmptyLabels(), errors.New("label " + strconv.Quote(truncate(k)) + " has an empty value")
 		}
 	}
 	return labels.FromMap(m), nil
+}
+
+// IsLabelName says whether s is a label name LogQL can select:
+// [a-zA-Z_][a-zA-Z0-9_]*.
+func IsLabelName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

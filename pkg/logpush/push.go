@@ -353,6 +353,9 @@ func ParseStreamLabels(s string) (labels.Labels, error) {
 		if m.Value == "" {
 			return labels.EmptyLabels(), fmt.Errorf("stream labels %s: label %q has an empty value", truncate(s), m.Name)
 		}
+		if !IsLabelName(m.Name) {
+			return labels.EmptyLabels(), fmt.Errorf("stream labels %s: invalid label name %q: a label name is letters, digits and _, not starting with a digit", truncate(s), m.Name)
+		}
 		b.Add(m.Name, m.Value)
 	}
 	b.Sort()

@@ -82,7 +82,7 @@ func encodeJSON(t testing.TB, streams []Stream) []byte {
 			}
 			values = append(values, v)
 		}
-		out.Streams = append(out.Streams, map[string]any{"stream": s.Labels.Map(), "values": values, "unknown": 1})
+		out.Streams = append(out.Streams, map[string]any{"stream": s.Labels.Map(), "values": values})
 	}
 	b, err := json.Marshal(out)
 	require.NoError(t, err)
@@ -105,7 +105,7 @@ func sampleStreams(long ...bool) []Stream {
 		{Labels: labels.FromStrings("job", `quote"and\backslash`, "service_name", "checkout"), Entries: []Entry{
 			{Timestamp: 1_700_000_002_000_000_001, Line: longLine, Metadata: labels.EmptyLabels()},
 		}},
-		{Labels: labels.FromStrings("k8s.pod.name", "a-b"), Entries: nil},
+		{Labels: labels.FromStrings("k8s_pod_name", "a-b"), Entries: nil},
 	}
 }
 
@@ -160,6 +160,7 @@ func TestDecodeErrors(t *testing.T) {
 		"empty selector":       {push(`{}`), "stream 0"},
 		"duplicate label":      {push(`{a="b", a="c"}`), `label "a" given more than once`},
 		"empty label value":    {push(`{a=""}`), `label "a" has an empty value`},
+		"quoted label name":    {push(`{"foo-bar"="x"}`), `invalid label name "foo-bar"`},
 		"invalid UTF-8 labels": {push("{a=\"\xff\"}"), "not valid UTF-8"},
 		"no timestamp":         {push(`{a="b"}`, entry(line)), "stream 0 entry 0 has no timestamp"},
 		"bad nanoseconds":      {push(`{a="b"}`, entry(field(entryTimestamp, ts(1, 2e9)), line)), "nanoseconds 2000000000"},
@@ -187,6 +188,10 @@ func TestDecodeErrors(t *testing.T) {
 		"two values":         {`{"streams":[]} {}`, "more than one JSON value"},
 		"line not a string":  {`{"streams":[{"stream":{"a":"b"},"values":[["1",5]]}]}`, "the line must be a string"},
 		"negative timestamp": {`{"streams":[{"stream":{"a":"b"},"values":[["-5","x"]]}]}`, "is not Unix nanoseconds"},
+		"misspelt streams":   {`{"stream":[{"stream":{"a":"b"},"values":[["1","x"]]}]}`, `unknown field "stream"`},
+		"unknown field":      {`{"streams":[{"stream":{"a":"b"},"lables":{}}]}`, `unknown field "lables"`},
+		"bad label name":     {`{"streams":[{"stream":{"foo-bar":"b"},"values":[["1","x"]]}]}`, `invalid label name "foo-bar"`},
+		"array body":         {`[1,2,3]`, "the body must not be a JSON array"},
 	} {
 		t.Run("json "+name, func(t *testing.T) {
 			_, err := DecodeJSON([]byte(tc.body))
