@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/grafana/dskit/dns"
@@ -329,13 +330,25 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
-	c.querierAPI = c.resolver.Wrap(qapi)
-	c.registerPrometheusAPI()
 
 	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, logsBlockListTTL)
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
-	c.API.RegisterLokiAPI("querier", lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger))
+	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger)})
+	c.registerQueryAPIs()
 	return gateways, nil // the store-gateway client pool runs as the querier
+}
+
+// queryAPIs are the querier's query APIs at their paths: Loki's under
+// lokiapi.PathPrefix, Prometheus's under api.PrefixPrometheusV1. The
+// query-frontend of the process calls them as its downstream.
+type queryAPIs struct{ prometheus, loki http.Handler }
+
+func (q queryAPIs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, lokiapi.PathPrefix) {
+		q.loki.ServeHTTP(w, r)
+		return
+	}
+	q.prometheus.ServeHTTP(w, r)
 }
 
 // logsBlockListTTL is how long a querier uses a tenant's list of log
@@ -345,7 +358,6 @@ const logsBlockListTTL = 10 * time.Second
 func (c *Canopy) initQueryFrontend() (services.Service, error) {
 	var down frontend.Downstream = frontend.HandlerDownstream{
 		Handler: func() http.Handler { return c.querierAPI },
-		Prefix:  api.PrefixPrometheusV1,
 	}
 	if u := c.cfg.Frontend.DownstreamURL; u != "" {
 		d, err := frontend.NewHTTPDownstream(u)
@@ -354,24 +366,27 @@ func (c *Canopy) initQueryFrontend() (services.Service, error) {
 		}
 		down = d
 	}
-	f, err := frontend.New(c.cfg.Frontend, c.Overrides, down, parser.NewParser(querier.ParserOptions(c.cfg.Querier)), c.logger, c.reg)
+	// LogQL queries are held to the queriers' -querier.logs.* limits as
+	// a whole.
+	f, err := frontend.New(c.cfg.Frontend, c.Overrides, down, parser.NewParser(querier.ParserOptions(c.cfg.Querier)), c.cfg.Querier.Logs, c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}
 	c.Frontend = f
-	c.registerPrometheusAPI()
+	c.registerQueryAPIs()
 	return f, nil
 }
 
-// registerPrometheusAPI serves the Prometheus HTTP API: through the
-// query-frontend when this process runs one, else from the querier.
-func (c *Canopy) registerPrometheusAPI() {
+// registerQueryAPIs serves the query APIs, the Prometheus HTTP API and
+// Loki's: through the query-frontend when this process runs one (it
+// passes what is not a query on to the queriers), else from the querier.
+func (c *Canopy) registerQueryAPIs() {
 	c.apiOnce.Do(func() {
 		component := "querier"
 		if c.cfg.runs(QueryFrontend) {
 			component = "query-frontend"
 		}
-		c.API.RegisterPrometheusAPI(component, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case c.Frontend != nil:
 				c.Frontend.ServeHTTP(w, r)
@@ -380,7 +395,9 @@ func (c *Canopy) registerPrometheusAPI() {
 			default:
 				http.NotFound(w, r)
 			}
-		}))
+		})
+		c.API.RegisterPrometheusAPI(component, h)
+		c.API.RegisterLokiAPI(component, h)
 	})
 }
 

@@ -34,7 +34,7 @@ func (c *recordingCache) stop() {}
 // emptyMatrix answers every query with no series.
 type emptyMatrix struct{}
 
-func (emptyMatrix) Do(context.Context, string, string, url.Values) (*Response, error) {
+func (emptyMatrix) Do(context.Context, string, string, url.Values, http.Header) (*Response, error) {
 	return &Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"status":"success","data":{"resultType":"matrix","result":[]}}`)}, nil
 }
 

@@ -60,7 +60,7 @@ func heldDownstream(t *testing.T, timeout time.Duration) (HandlerDownstream, hel
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), r.Header.Get("X-Scope-OrgID"))))
 	})
-	return HandlerDownstream{Handler: func() http.Handler { return h }, Prefix: "/prometheus/api/v1/"}, held
+	return HandlerDownstream{Handler: func() http.Handler { return h }}, held
 }
 
 // requireEveryReadEnds waits until each of the n held reads has ended with

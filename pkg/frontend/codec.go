@@ -40,6 +40,15 @@ type Codec[R any] interface {
 	MergeResponses(req *Request, parts []R) (R, error)
 	// EncodeResponse renders the answer sent to the client.
 	EncodeResponse(req *Request, res R) (*Response, error)
+	// Prefix is the path of the signal's API on the downstream (e.g.
+	// "/prometheus/api/v1/"): EncodeRequest's paths are below it.
+	Prefix() string
+	// EncodeError renders an answer of the query-frontend's own making (a
+	// limit, a request it cannot read, a failure) in the API's error shape.
+	// code is the status the Prometheus API would answer with and typ its
+	// errorType (bad_data, unavailable, canceled, timeout, execution,
+	// internal): an API that answers another status for one of them maps it.
+	EncodeError(code int, typ, msg string) *Response
 }
 
 // Request is one query as the pipeline sees it, as DecodeRequest made it.
@@ -68,6 +77,16 @@ type Request struct {
 	Split bool
 	// Sharding, when not nil, runs each part as shards.
 	Sharding ShardPlan
+	// Header holds the client's request headers every downstream call of
+	// the request carries (Loki's X-Loki-Response-Encoding-Flags); nil for
+	// none. Read-only once decoded, like Params.
+	Header http.Header
+	// Budget, when not nil, holds every downstream call of the request to
+	// a per-query limit together.
+	Budget Budget
+	// State is the codec's own decoded form of the request, for its other
+	// methods; read-only once decoded, like Params.
+	State any
 	// Verbatim marks a request the codec could not read (a malformed time,
 	// a query that does not parse): it is sent as EncodeRequest renders it,
 	// as one downstream call through the queue, under no limit but the
@@ -103,6 +122,26 @@ type ShardMerger interface {
 	// pipeline run the part again unsharded.
 	Merge(ctx context.Context) (*Response, error)
 }
+
+// Budget holds the downstream calls of one query — its parts, and their
+// shards — to a per-query limit together, as they answer: the first answer
+// that takes the query over the limit ends it at once, its calls still
+// running canceled. Answers from the results cache read nothing and are not
+// counted. DecodeRequest makes one per query; the query's calls use it at
+// once, so it must be safe for concurrent use.
+type Budget interface {
+	// Spend counts a successful (200) answer of the downstream. An error
+	// (an errLimit naming the limit) ends the query with it.
+	Spend(resp *Response) error
+}
+
+// errLimit is a query over a per-query limit the query-frontend holds its
+// parts and shards to together: 422 in the Prometheus API, as its queriers
+// answer limits. reason is the limit's name, the label of
+// canopy_query_frontend_rejected_queries_total.
+type errLimit struct{ reason, msg string }
+
+func (e errLimit) Error() string { return e.msg }
 
 // errNotShardable makes a part run unsharded after all: a partial result
 // the codec cannot merge exactly (PromQL: native histograms, whose JSON form

@@ -11,39 +11,40 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
-// Downstream runs requests on the queriers' Prometheus API. It is used by
-// many goroutines at once.
+// Downstream runs requests on the queriers' query APIs (Prometheus's under
+// /prometheus/api/v1/, Loki's under /loki/api/v1/). It is used by many
+// goroutines at once.
 type Downstream interface {
-	// Do runs the API call path (e.g. "query_range") with form for tenant.
-	// It must not modify form.
-	Do(ctx context.Context, tenant, path string, form url.Values) (*Response, error)
+	// Do runs the API call at path (the codec's prefix and its path, e.g.
+	// "/prometheus/api/v1/query_range") with form and header for tenant,
+	// as a form POST. It must not modify form or header.
+	Do(ctx context.Context, tenant, path string, form url.Values, header http.Header) (*Response, error)
 	// Proxy forwards any other API request unchanged.
 	Proxy(w http.ResponseWriter, r *http.Request)
 }
 
 // HandlerDownstream runs requests on an http.Handler of this process (the
-// querier's API), found when the request is made.
+// querier's query APIs, at their paths), found when the request is made.
 type HandlerDownstream struct {
+	// Handler returns the handler, nil when no querier runs in the
+	// process. It resolves the tenant from the request's header.
 	Handler func() http.Handler
-	// Prefix is where the API lives, e.g. "/prometheus/api/v1/".
-	Prefix string
 }
 
 // Do implements Downstream.
-func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Values, header http.Header) (*Response, error) {
 	h := d.Handler()
 	if h == nil {
 		return nil, errors.New("no querier runs in this process and -query-frontend.downstream-url is empty")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Prefix+path, strings.NewReader(form.Encode()))
+	req, err := newCall(ctx, path, form, header, id)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tenant.SetHeader(req, id)
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
 	h.ServeHTTP(rec, req)
 	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
@@ -53,10 +54,29 @@ func (d HandlerDownstream) Do(ctx context.Context, id, path string, form url.Val
 func (d HandlerDownstream) Proxy(w http.ResponseWriter, r *http.Request) {
 	h := d.Handler()
 	if h == nil {
-		writeError(w, http.StatusInternalServerError, "internal", "no querier runs in this process and -query-frontend.downstream-url is empty")
+		const msg = "no querier runs in this process and -query-frontend.downstream-url is empty"
+		if strings.HasPrefix(r.URL.Path, lokiapi.PathPrefix) {
+			writeResponse(w, lokiError(http.StatusInternalServerError, "internal", msg))
+			return
+		}
+		writeError(w, http.StatusInternalServerError, "internal", msg)
 		return
 	}
 	h.ServeHTTP(w, r)
+}
+
+// newCall is the form POST of a downstream call to target for tenant id.
+func newCall(ctx context.Context, target string, form url.Values, header http.Header, id string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = append([]string(nil), vs...)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tenant.SetHeader(req, id)
+	return req, nil
 }
 
 type recorder struct {
@@ -94,13 +114,11 @@ func NewHTTPDownstream(base string) (*HTTPDownstream, error) {
 }
 
 // Do implements Downstream.
-func (d *HTTPDownstream) Do(ctx context.Context, id, path string, form url.Values) (*Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.base.JoinPath("/prometheus/api/v1/", path).String(), strings.NewReader(form.Encode()))
+func (d *HTTPDownstream) Do(ctx context.Context, id, path string, form url.Values, header http.Header) (*Response, error) {
+	req, err := newCall(ctx, d.base.JoinPath(path).String(), form, header, id)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tenant.SetHeader(req, id)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("querier at %s: %w", d.base, err)

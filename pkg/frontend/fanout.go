@@ -12,17 +12,69 @@ import (
 
 // Fan-out: every part of a query that the results cache did not answer is
 // run on the downstream through the fair queue, as one call or, when its
-// codec plans sharding, as one call per shard and shard query.
+// codec plans sharding, as one call per shard and shard query. The calls of
+// one query fail fast together: the first that fails, answers other than
+// 200 or takes the query over its Budget is the query's answer, and the
+// others are canceled.
 
 // requestEncoder is the part of a Codec the fan-out uses.
 type requestEncoder interface {
 	EncodeRequest(req *Request) (path string, form url.Values)
+	Prefix() string
+	EncodeError(code int, typ, msg string) *Response
+}
+
+// queryCalls are the downstream calls of one query. It is safe for
+// concurrent use.
+type queryCalls struct {
+	ctx    context.Context // canceled once a call failed
+	cancel context.CancelFunc
+	budget Budget
+
+	mu     sync.Mutex
+	failed bool
+	resp   *Response // the first failure: a non-200 answer,
+	err    error     // or an error
+}
+
+func newQueryCalls(ctx context.Context, b Budget) *queryCalls {
+	ctx, cancel := context.WithCancel(ctx)
+	return &queryCalls{ctx: ctx, cancel: cancel, budget: b}
+}
+
+// fail records the query's first failure and cancels its other calls.
+func (q *queryCalls) fail(resp *Response, err error) {
+	q.mu.Lock()
+	if !q.failed {
+		q.failed, q.resp, q.err = true, resp, err
+	}
+	q.mu.Unlock()
+	q.cancel()
+}
+
+// failure returns the query's first failure, if one was recorded.
+func (q *queryCalls) failure() (resp *Response, err error, failed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.resp, q.err, q.failed
 }
 
 // send queues req as one downstream call and waits for its answer.
-func (s *stages) send(ctx context.Context, id string, enc requestEncoder, req *Request) (*Response, error) {
+func (s *stages) send(q *queryCalls, id string, enc requestEncoder, req *Request) (*Response, error) {
 	path, form := enc.EncodeRequest(req)
-	return s.run(ctx, id, path, form)
+	resp, err := s.run(q.ctx, id, enc.Prefix()+path, form, req.Header)
+	switch {
+	case err != nil:
+		q.fail(nil, err)
+	case resp.Status != http.StatusOK:
+		q.fail(resp, nil)
+	case q.budget != nil:
+		if err := q.budget.Spend(resp); err != nil {
+			q.fail(nil, err)
+			return nil, err
+		}
+	}
+	return resp, err
 }
 
 // shards returns how many shards each shard query of plan runs on for
@@ -41,7 +93,7 @@ func (s *stages) shards(id string, plan ShardPlan) int {
 
 // runParts runs the parts of req that have no body yet, at once, and
 // returns their answers (or errors) by part.
-func (s *stages) runParts(ctx context.Context, id string, enc requestEncoder, req *Request, parts []part, bodies [][]byte, shards int) ([]*Response, []error) {
+func (s *stages) runParts(q *queryCalls, id string, enc requestEncoder, req *Request, parts []part, bodies [][]byte, shards int) ([]*Response, []error) {
 	responses := make([]*Response, len(parts))
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
@@ -52,7 +104,12 @@ func (s *stages) runParts(ctx context.Context, id string, enc requestEncoder, re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			responses[i], errs[i] = s.execute(ctx, id, enc, withRange(req, p), shards)
+			responses[i], errs[i] = s.execute(q, id, enc, withRange(req, p), shards)
+			if errs[i] != nil {
+				q.fail(nil, errs[i])
+			} else if responses[i].Status != http.StatusOK {
+				q.fail(responses[i], nil)
+			}
 		}()
 	}
 	wg.Wait()
@@ -61,23 +118,23 @@ func (s *stages) runParts(ctx context.Context, id string, enc requestEncoder, re
 
 // execute runs one query (or part of a split one) on the downstream,
 // sharded when shards > 0.
-func (s *stages) execute(ctx context.Context, id string, enc requestEncoder, part *Request, shards int) (*Response, error) {
+func (s *stages) execute(q *queryCalls, id string, enc requestEncoder, part *Request, shards int) (*Response, error) {
 	if shards == 0 {
-		return s.send(ctx, id, enc, part)
+		return s.send(q, id, enc, part)
 	}
-	resp, err := s.runSharded(ctx, id, enc, part, shards)
+	resp, err := s.runSharded(q, id, enc, part, shards)
 	if errors.Is(err, errNotShardable) {
 		s.shardFallbacks.Inc()
-		return s.send(ctx, id, enc, part)
+		return s.send(q, id, enc, part)
 	}
 	return resp, err
 }
 
 // runSharded runs every shard query of part on every shard, at once, and
-// merges their answers. The first failed call, non-200 answer or undecodable
-// answer, in order of query then shard, is the part's; the shards together
-// are held to the per-query fetched limits.
-func (s *stages) runSharded(ctx context.Context, id string, enc requestEncoder, part *Request, shards int) (*Response, error) {
+// merges their answers. A failed call, non-200 answer or undecodable
+// answer is the part's; the shards together are held to the per-query
+// fetched limits.
+func (s *stages) runSharded(q *queryCalls, id string, enc requestEncoder, part *Request, shards int) (*Response, error) {
 	s.shardedParts.Inc()
 	plan := part.Sharding
 	type result struct {
@@ -93,7 +150,7 @@ func (s *stages) runSharded(ctx context.Context, id string, enc requestEncoder, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := s.send(ctx, id, enc, sub)
+				r, err := s.send(q, id, enc, sub)
 				results[k][i] = result{r, err}
 			}()
 		}
@@ -116,8 +173,8 @@ func (s *stages) runSharded(ctx context.Context, id string, enc requestEncoder, 
 			f.add(r.resp.Header)
 		}
 	}
-	if resp, err := f.overLimit(s.limits.ByTenant(id), shards); resp != nil || err != nil {
-		return resp, err
+	if resp := f.overLimit(enc, s.limits.ByTenant(id), shards); resp != nil {
+		return resp, nil
 	}
-	return m.Merge(ctx)
+	return m.Merge(q.ctx)
 }

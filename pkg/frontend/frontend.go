@@ -1,7 +1,8 @@
 // Package frontend is the query-frontend: it sits in front of the queriers'
-// query APIs, splits long range queries into aligned parts that run in
-// parallel and are cached separately, shards what can be sharded, queues
-// every query fairly per tenant and applies the per-tenant query limits.
+// query APIs (PromQL's and LogQL's), splits long range queries into aligned
+// parts that run in parallel and are cached separately, shards what can be
+// sharded, queues every query fairly per tenant and applies the per-tenant
+// query limits.
 // What is particular to a signal's query API is its Codec (codec.go); the
 // stages around it are shared (README.md).
 package frontend
@@ -20,14 +21,17 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/util/querylimit"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
-// Frontend is a services.Service and the http.Handler of the Prometheus
-// API's /api/v1/ paths, safe for concurrent use. Requests must carry the
-// tenant in their context.
+// Frontend is a services.Service and the http.Handler of the query APIs:
+// the Prometheus API's /api/v1/ paths and Loki's /loki/api/v1/ paths. It
+// is safe for concurrent use. Requests must carry the tenant in their
+// context.
 type Frontend struct {
 	services.Service
 	*stages
@@ -36,10 +40,13 @@ type Frontend struct {
 	wg  sync.WaitGroup
 
 	promRange, promInstant http.Handler
+	lokiRange, lokiInstant http.Handler
 }
 
-// New returns a query-frontend sending work to down.
-func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.Parser, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
+// New returns a query-frontend sending work to down. p parses PromQL as the
+// queriers do; logs are the queriers' Loki API limits (-querier.logs.*),
+// which the frontend holds a whole LogQL query to.
+func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.Parser, logs lokiapi.Config, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
 	c, err := newResultsCache(cfg.ResultsCache, logger, reg)
 	if err != nil {
 		return nil, err
@@ -72,6 +79,8 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 	now := func() time.Time { return f.now() }
 	f.promRange = newPipeline[[]byte](f.stages, &promCodec{parser: p, engine: engine, now: now}, "range")
 	f.promInstant = newPipeline[[]byte](f.stages, &promCodec{instant: true, parser: p, engine: engine, now: now}, "instant")
+	f.lokiRange = newPipeline[*logql.Result](f.stages, &lokiCodec{limits: logs, now: now}, "logql_range")
+	f.lokiInstant = newPipeline[*logql.Result](f.stages, &lokiCodec{instant: true, limits: logs, now: now}, "logql_instant")
 	f.Service = services.NewIdleService(f.start, f.stop)
 	return f, nil
 }
@@ -112,6 +121,10 @@ func (f *Frontend) worker() {
 // ServeHTTP implements http.Handler: queries go through their signal's
 // pipeline, any other API call straight to the queriers.
 func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, lokiapi.PathPrefix) {
+		f.serveLoki(w, r)
+		return
+	}
 	if _, err := tenant.ID(r.Context()); err != nil {
 		writeError(w, http.StatusUnauthorized, "bad_data", err.Error())
 		return
@@ -128,4 +141,37 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		f.down.Proxy(w, r)
 	}
+}
+
+// serveLoki serves the Loki API's paths: query_range and query (GET or
+// POST) through their pipelines, anything else straight to the queriers.
+func (f *Frontend) serveLoki(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		writeResponse(w, lokiError(http.StatusUnauthorized, "bad_data", err.Error()))
+		return
+	}
+	var h http.Handler
+	switch strings.TrimPrefix(r.URL.Path, lokiapi.PathPrefix) {
+	case "query_range":
+		h = f.lokiRange
+	case "query":
+		h = f.lokiInstant
+	}
+	if h == nil || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
+		f.down.Proxy(w, r)
+		return
+	}
+	// The tenant's bounds on a query expression hold for LogQL as for
+	// PromQL: the parser recurses on nesting.
+	l := f.limits.ByTenant(id)
+	err = querylimit.ParseForm(w, r, l.MaxQueryExpressionBytes)
+	if err == nil {
+		err = querylimit.Check(r.Form.Get("query"), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth)
+	}
+	if err != nil {
+		writeResponse(w, lokiError(http.StatusBadRequest, "bad_data", err.Error()))
+		return
+	}
+	h.ServeHTTP(w, r)
 }

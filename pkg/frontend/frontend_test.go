@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/util/queryshard"
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -66,9 +68,23 @@ func testConfig() Config {
 	return c
 }
 
+// lokiConfig is the queriers' Loki API configuration by default.
+func lokiConfig() lokiapi.Config {
+	var c lokiapi.Config
+	flagext.DefaultValues(&c)
+	return c
+}
+
 func startFrontend(t *testing.T, cfg Config, lim validation.Limits, down Downstream) *Frontend {
 	t.Helper()
-	f, err := New(cfg, fixedLimits{lim}, down, parser.NewParser(parser.Options{}), log.NewNopLogger(), prometheus.NewRegistry())
+	return startFrontendWith(t, cfg, lim, down, lokiConfig())
+}
+
+// startFrontendWith starts a query-frontend holding LogQL queries to the
+// querier's limits logs.
+func startFrontendWith(t *testing.T, cfg Config, lim validation.Limits, down Downstream, logs lokiapi.Config) *Frontend {
+	t.Helper()
+	f, err := New(cfg, fixedLimits{lim}, down, parser.NewParser(parser.Options{}), logs, log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), f))
 	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), f)) })
@@ -119,7 +135,7 @@ type blockingDownstream struct {
 	order   []string
 }
 
-func (b *blockingDownstream) Do(ctx context.Context, tenant, _ string, _ url.Values) (*Response, error) {
+func (b *blockingDownstream) Do(ctx context.Context, tenant, _ string, _ url.Values, _ http.Header) (*Response, error) {
 	b.entered.Add(1)
 	select {
 	case <-b.release:
@@ -205,7 +221,7 @@ func promDownstream(t *testing.T, lim validation.Limits) (HandlerDownstream, *te
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), r.Header.Get("X-Scope-OrgID"))))
 	})
-	return HandlerDownstream{Handler: func() http.Handler { return h }, Prefix: "/prometheus/api/v1/"}, st
+	return HandlerDownstream{Handler: func() http.Handler { return h }}, st
 }
 
 // shardingQueryable takes the shard matcher out of selectors, as ingesters
@@ -438,7 +454,7 @@ func TestSplitAndCacheGiveTheUnsplitAnswer(t *testing.T) {
 				end = start + 11000*step
 			}
 			form := url.Values{"query": {q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "step": {fmt.Sprint(step)}}
-			want, err := down.Do(context.Background(), "t", "query_range", form)
+			want, err := down.Do(context.Background(), "t", "/prometheus/api/v1/query_range", form, nil)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, want.Status, "%s", want.Body)
 			for pass := range 2 { // the second pass is answered from the cache
@@ -463,7 +479,7 @@ func TestShardedInstantQueriesGiveTheUnshardedAnswer(t *testing.T) {
 			q := randomQuery(rng)
 			ts := base/1000 + int64(rng.Intn(3*86400))
 			form := url.Values{"query": {q}, "time": {fmt.Sprint(ts)}}
-			want, err := down.Do(context.Background(), "t", "query", form)
+			want, err := down.Do(context.Background(), "t", "/prometheus/api/v1/query", form, nil)
 			require.NoError(t, err)
 			got := call(f, "t", "query", form)
 			require.Equal(t, want.Status, got.Code, "%s", got.Body)
@@ -486,7 +502,7 @@ func TestStatsAllAreMerged(t *testing.T) {
 	generate(t, st, rand.New(rand.NewSource(1)))
 	f := startFrontend(t, testConfig(), lim, down)
 	form := url.Values{"query": {"sum(rate(c_total[5m]))"}, "start": {fmt.Sprint(base / 1000)}, "end": {fmt.Sprint(base/1000 + 2*86400)}, "step": {"600"}, "stats": {"all"}}
-	whole, err := down.Do(context.Background(), "t", "query_range", form)
+	whole, err := down.Do(context.Background(), "t", "/prometheus/api/v1/query_range", form, nil)
 	require.NoError(t, err)
 	split := call(f, "t", "query_range", form)
 	require.Equal(t, http.StatusOK, split.Code)

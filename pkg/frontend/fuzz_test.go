@@ -2,9 +2,13 @@ package frontend
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 )
 
 // FuzzMergeRange feeds arbitrary part answers to the merge: it may reject
@@ -82,6 +86,46 @@ func FuzzPlanSharding(f *testing.F) {
 			if s := plan.shardQuery(k, 0, 2); s == "" {
 				t.Fatalf("embedded %d of %q is empty", k, q)
 			}
+		}
+	})
+}
+
+// FuzzLokiMerge feeds arbitrary Loki answers to the decoder, the merge of
+// split parts and the shard merge: they may be rejected, never panic.
+func FuzzLokiMerge(f *testing.F) {
+	f.Add([]byte(`{"status":"success","data":{"resultType":"streams","result":[{"stream":{"a":"b"},"values":[["1700000000000000000","x"],["1700000000000000001","y",{"structuredMetadata":{"t":"1"}}]]}],"stats":{"summary":{"totalBytesProcessed":3}}}}`),
+		[]byte(`{"status":"success","data":{"resultType":"streams","result":[{"stream":{"a":"b"},"values":[["1700000000000000000","x"]]}]}}`), uint8(2))
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1700000000.5,"1"]]}]}}`),
+		[]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1700000060,"NaN"]]}]}}`), uint8(0))
+	f.Add([]byte(`{"data":{"resultType":"vector","result":[{"metric":{},"value":[1,"+Inf"]}]}}`), []byte(`{"data":{"resultType":"scalar","result":[1,"2"]}}`), uint8(1))
+	queries := []string{`sum by (a) (count_over_time({a="b"}[1m]))`, `avg(count_over_time({a="b"}[1m]))`, `topk(1, count_over_time({a="b"}[1m]))`, `max(rate({a="b"}[1m]))`}
+	f.Fuzz(func(t *testing.T, a, b []byte, n uint8) {
+		var parts []*logql.Result
+		for _, body := range [][]byte{a, b} {
+			if res, err := decodeLokiResult(body); err == nil {
+				parts = append(parts, res)
+			}
+		}
+		st := &lokiRequest{log: true, limit: int(n%4) + 1, dir: logql.Direction(n % 2), interval: time.Duration(n%3) * time.Second}
+		if len(parts) > 0 {
+			if res, err := mergeLokiResults(parts, st); err == nil {
+				_ = lokiapi.EncodeQueryResult(res, n%2 == 0, st.dir)
+			}
+		}
+		expr, err := logql.Parse(queries[int(n)%len(queries)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := planLokiSharding(expr, &lokiCodec{})
+		part := &Request{Step: int64(n % 2), State: st}
+		m := plan.Merger(part)
+		for k := range plan.Queries() {
+			if m.Add(k, 0, a) != nil || m.Add(k, 1, b) != nil {
+				return
+			}
+		}
+		if _, err := m.Merge(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

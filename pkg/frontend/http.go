@@ -14,8 +14,9 @@ type Response struct {
 	Body   []byte
 }
 
-// errorBody is the Prometheus API's error shape, which every answer of the
-// query-frontend's own making has.
+// errorBody is the Prometheus API's error shape, the one of the answers the
+// query-frontend makes outside any signal's pipeline; a pipeline's own
+// answers have its codec's shape (Codec.EncodeError).
 type errorBody struct {
 	Status    string `json:"status"`
 	ErrorType string `json:"errorType"`
@@ -23,18 +24,14 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, code int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(errorBody{Status: "error", ErrorType: typ, Error: msg})
+	writeResponse(w, promError(code, typ, msg))
 }
 
-// errorResponse is an error answer as the queriers give it.
-func errorResponse(code int, typ, msg string) (*Response, error) {
-	b, err := json.Marshal(errorBody{Status: "error", ErrorType: typ, Error: msg})
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Status: code, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: b}, nil
+// promError is an error answer as the Prometheus API gives it.
+func promError(code int, typ, msg string) *Response {
+	// Marshalling three strings cannot fail.
+	b, _ := json.Marshal(errorBody{Status: "error", ErrorType: typ, Error: msg})
+	return &Response{Status: code, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: append(b, '\n')}
 }
 
 func writeResponse(w http.ResponseWriter, r *Response) {
@@ -45,27 +42,31 @@ func writeResponse(w http.ResponseWriter, r *Response) {
 	_, _ = w.Write(r.Body)
 }
 
-// fail answers err, naming the limit when one was hit.
-func (s *stages) fail(w http.ResponseWriter, err error) {
+// failure returns how err is answered — the status and errorType of the
+// Prometheus API, and the message — naming the limit when one was hit.
+func (s *stages) failure(err error) (code int, typ, msg string) {
 	var (
 		tooMany errTooManyOutstanding
 		tooLong errQueryTooLong
 		bad     badRequest
+		limit   errLimit
 	)
 	switch {
 	case errors.As(err, &tooMany):
 		s.rejected.WithLabelValues("max_outstanding_requests_per_tenant").Inc()
-		writeError(w, http.StatusTooManyRequests, "unavailable", err.Error())
+		return http.StatusTooManyRequests, "unavailable", err.Error()
 	case errors.As(err, &tooLong):
 		s.rejected.WithLabelValues("max_query_length").Inc()
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return http.StatusBadRequest, "bad_data", err.Error()
+	case errors.As(err, &limit):
+		s.rejected.WithLabelValues(limit.reason).Inc()
+		return http.StatusUnprocessableEntity, "execution", err.Error()
 	case errors.As(err, &bad):
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return http.StatusBadRequest, "bad_data", err.Error()
 	case errors.Is(err, context.Canceled):
-		writeError(w, 499, "canceled", "the request was canceled by the client")
+		return 499, "canceled", "the request was canceled by the client"
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "timeout", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return http.StatusServiceUnavailable, "timeout", err.Error()
 	}
+	return http.StatusInternalServerError, "internal", err.Error()
 }

@@ -88,12 +88,12 @@ func (f *fetched) add(h http.Header) {
 
 // overLimit returns the answer (422, naming the limit) to a query whose
 // shards together read more than the tenant's per-query limits, else nil.
-func (f fetched) overLimit(lim *validation.Limits, shards int) (*Response, error) {
+func (f fetched) overLimit(enc requestEncoder, lim *validation.Limits, shards int) *Response {
 	if max := int64(lim.MaxFetchedSeriesPerQuery); max > 0 && f.series > max {
-		return errorResponse(http.StatusUnprocessableEntity, "execution", fmt.Sprintf("the query read %d series over its %d shards, more than %d, the tenant's limit max_fetched_series_per_query (-querier.max-fetched-series-per-query): narrow its selectors or time range", f.series, shards, max))
+		return enc.EncodeError(http.StatusUnprocessableEntity, "execution", fmt.Sprintf("the query read %d series over its %d shards, more than %d, the tenant's limit max_fetched_series_per_query (-querier.max-fetched-series-per-query): narrow its selectors or time range", f.series, shards, max))
 	}
 	if max := int64(lim.MaxFetchedSamplesPerQuery); max > 0 && f.samples > max {
-		return errorResponse(http.StatusUnprocessableEntity, "execution", fmt.Sprintf("the query read %d samples over its %d shards, more than %d, the tenant's limit max_fetched_samples_per_query (-querier.max-fetched-samples-per-query): narrow its selectors or time range", f.samples, shards, max))
+		return enc.EncodeError(http.StatusUnprocessableEntity, "execution", fmt.Sprintf("the query read %d samples over its %d shards, more than %d, the tenant's limit max_fetched_samples_per_query (-querier.max-fetched-samples-per-query): narrow its selectors or time range", f.samples, shards, max))
 	}
-	return nil, nil
+	return nil
 }

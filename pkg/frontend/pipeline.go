@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -45,7 +46,7 @@ func newPipeline[R any](s *stages, c Codec[R], kind string) *pipeline[R] {
 func (p *pipeline[R]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := tenant.ID(r.Context())
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, "bad_data", err.Error())
+		writeResponse(w, p.codec.EncodeError(http.StatusUnauthorized, "bad_data", err.Error()))
 		return
 	}
 	// A query counts once however many parts it is split into.
@@ -58,18 +59,24 @@ func (p *pipeline[R]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serve(w, r, id)
 }
 
+// fail answers err in the codec's error shape.
+func (p *pipeline[R]) fail(w http.ResponseWriter, err error) {
+	writeResponse(w, p.codec.EncodeError(p.failure(err)))
+}
+
 // serve answers one admitted query: decode, check the query length, split,
 // answer what it can from the results cache, run the rest (sharded when
 // planned), merge, store what is cacheable, encode.
 func (p *pipeline[R]) serve(w http.ResponseWriter, r *http.Request, id string) {
-	ctx := r.Context()
 	req, err := p.codec.DecodeRequest(r)
 	if err != nil {
 		p.fail(w, err)
 		return
 	}
+	q := newQueryCalls(r.Context(), req.Budget)
+	defer q.cancel()
 	if req.Verbatim {
-		resp, err := p.send(ctx, id, p.codec, req)
+		resp, err := p.send(q, id, p.codec, req)
 		if err != nil {
 			p.fail(w, err)
 			return
@@ -86,8 +93,18 @@ func (p *pipeline[R]) serve(w http.ResponseWriter, r *http.Request, id string) {
 	if req.Step > 0 {
 		p.parts.Add(float64(len(parts)))
 	}
-	keys, bodies := p.cachedParts(ctx, id, lim, req, parts)
-	responses, errs := p.runParts(ctx, id, p.codec, req, parts, bodies, p.shards(id, req.Sharding))
+	keys, bodies := p.cachedParts(r.Context(), id, lim, req, parts)
+	responses, errs := p.runParts(q, id, p.codec, req, parts, bodies, p.shards(id, req.Sharding))
+	// The first failure of any call, in time, is the answer: the calls it
+	// canceled failed after it.
+	if resp, err, failed := q.failure(); failed {
+		if err != nil {
+			p.fail(w, err)
+		} else {
+			writeResponse(w, resp)
+		}
+		return
+	}
 	store := map[string][]byte{}
 	for i := range parts {
 		if bodies[i] != nil {
@@ -107,9 +124,15 @@ func (p *pipeline[R]) serve(w http.ResponseWriter, r *http.Request, id string) {
 		}
 	}
 	resp, err := p.merge(req, parts, bodies)
+	var limit errLimit
+	if errors.As(err, &limit) {
+		// The merged answer is over a per-query limit (Loki's series).
+		p.fail(w, err)
+		return
+	}
 	if err != nil {
 		level.Error(p.logger).Log("msg", "merging query parts", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		writeResponse(w, p.codec.EncodeError(http.StatusInternalServerError, "internal", err.Error()))
 		return
 	}
 	if len(store) > 0 {

@@ -63,6 +63,12 @@ func (numbersCodec) MergeResponses(_ *Request, parts [][]int64) ([]int64, error)
 	return slices.Concat(parts...), nil
 }
 
+func (numbersCodec) Prefix() string { return "/numbers/api/v1/" }
+
+func (numbersCodec) EncodeError(code int, _, msg string) *Response {
+	return &Response{Status: code, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte(msg)}
+}
+
 func (numbersCodec) EncodeResponse(_ *Request, res []int64) (*Response, error) {
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -82,8 +88,8 @@ type numbersDownstream struct {
 	calls [][2]int64
 }
 
-func (d *numbersDownstream) Do(ctx context.Context, tenant, path string, form url.Values) (*Response, error) {
-	if path != "numbers" {
+func (d *numbersDownstream) Do(ctx context.Context, tenant, path string, form url.Values, _ http.Header) (*Response, error) {
+	if path != "/numbers/api/v1/numbers" {
 		return nil, fmt.Errorf("unexpected path %q", path)
 	}
 	if d.gate != nil {
@@ -263,4 +269,41 @@ func TestToyCodecOutstandingLimit(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 	}
 	require.Equal(t, http.StatusOK, callNumbers(h, "a", form).Code, "a's query is no longer outstanding")
+}
+
+// failingDownstream answers numbersCodec's calls: the part starting at
+// fail with 400 at once, every other part once its context ends, which it
+// reports.
+type failingDownstream struct {
+	fail  int64
+	ended chan error
+}
+
+func (d failingDownstream) Do(ctx context.Context, _, _ string, form url.Values, _ http.Header) (*Response, error) {
+	if form.Get("from") == fmt.Sprint(d.fail) {
+		return &Response{Status: http.StatusBadRequest, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte("part refused")}, nil
+	}
+	<-ctx.Done()
+	d.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+func (failingDownstream) Proxy(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusNotFound)
+}
+
+// TestFailFast: the first part to fail is the query's answer at once, and
+// its other parts, still running, are canceled.
+func TestFailFast(t *testing.T) {
+	cfg := testConfig()
+	cfg.SplitInterval = time.Hour
+	down := failingDownstream{fail: 2 * hour, ended: make(chan error, 4)}
+	f := startFrontend(t, cfg, defaultLimits(), down)
+	h := newPipeline[[]int64](f.stages, numbersCodec{}, "numbers")
+	rec := callNumbers(h, "t", url.Values{"name": {"n"}, "from": {"0"}, "to": {fmt.Sprint(4*hour - minute)}, "step": {fmt.Sprint(minute)}})
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Equal(t, "part refused", rec.Body.String(), "the failed part's answer, not a cancellation")
+	for range 3 {
+		require.ErrorIs(t, <-down.ended, context.Canceled)
+	}
 }

@@ -132,6 +132,14 @@ func (c *promCodec) EncodeResponse(_ *Request, body []byte) (*Response, error) {
 	return &Response{Status: http.StatusOK, Header: http.Header{"Content-Type": []string{"application/json"}}, Body: body}, nil
 }
 
+// Prefix implements Codec.
+func (c *promCodec) Prefix() string { return "/prometheus/api/v1/" }
+
+// EncodeError implements Codec: the Prometheus API's error shape.
+func (c *promCodec) EncodeError(code int, typ, msg string) *Response {
+	return promError(code, typ, msg)
+}
+
 // usesStartOrEnd reports whether expr uses @ start() or @ end(), whose
 // meaning changes when the query is split.
 func usesStartOrEnd(expr parser.Expr) bool {

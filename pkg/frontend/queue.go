@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 )
 
 // run queues one downstream call of tenant id and waits for its answer.
 // The frontend's workers take the queues' jobs in turn.
-func (s *stages) run(ctx context.Context, id, path string, form url.Values) (*Response, error) {
+func (s *stages) run(ctx context.Context, id, path string, form url.Values, header http.Header) (*Response, error) {
 	var (
 		resp *Response
 		err  = errors.New("query-frontend is shutting down")
 	)
 	j := &job{ctx: ctx, done: make(chan struct{}), run: func(ctx context.Context) {
-		resp, err = s.down.Do(ctx, id, path, form)
+		resp, err = s.down.Do(ctx, id, path, form, header)
 	}}
 	if qerr := s.queue.enqueue(id, j); qerr != nil {
 		return nil, qerr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,8 +86,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // exec evaluates a query over the tenant's logs with the configured
 // limits.
 func (a *API) exec(ctx context.Context, query string, expr logql.Expr, p logql.Params) (*logql.Result, error) {
+	return a.execShard(ctx, query, expr, p, shard{})
+}
+
+// execShard evaluates a query over one shard of the tenant's streams (all
+// of them for the zero shard).
+func (a *API) execShard(ctx context.Context, query string, expr logql.Expr, p logql.Params, sh shard) (*logql.Result, error) {
 	p.Limits = a.cfg.limits()
-	return a.eng.Exec(ctx, a.source(query), expr, p)
+	return a.eng.Exec(ctx, sh.source(a.source(query)), expr, p)
 }
 
 // parseQuery parses the query parameter.
@@ -99,9 +106,13 @@ func parseQuery(r *http.Request) (string, logql.Expr, error) {
 	return q, e, nil
 }
 
-// categorize says whether the request asks for categorized labels.
-func categorize(r *http.Request) bool {
-	for _, v := range r.Header.Values("X-Loki-Response-Encoding-Flags") {
+// EncodingFlagsHeader is the request header of Loki's encoding flags; the
+// flag categorize-labels asks query and query_range for categorized labels.
+const EncodingFlagsHeader = "X-Loki-Response-Encoding-Flags"
+
+// Categorize reports whether request headers h ask for categorized labels.
+func Categorize(h http.Header) bool {
+	for _, v := range h.Values(EncodingFlagsHeader) {
 		for _, f := range strings.Split(v, ",") {
 			if strings.TrimSpace(f) == flagCategorizeLabels {
 				return true
@@ -111,6 +122,15 @@ func categorize(r *http.Request) bool {
 	return false
 }
 
+// categorize says whether the request asks for categorized labels.
+func categorize(r *http.Request) bool { return Categorize(r.Header) }
+
+// BytesReadHeader is the response header of query and query_range giving
+// the bytes of log lines the query read (its stats' totalBytesProcessed),
+// so that the query-frontend holds a query's parts and shards to
+// -querier.logs.max-query-bytes-read together without decoding them.
+const BytesReadHeader = "Canopy-Logs-Bytes-Read"
+
 // serveQuery is /query: an instant metric query at time (default now).
 // A log query is refused with 400, as Loki does.
 func (a *API) serveQuery(w http.ResponseWriter, r *http.Request) error {
@@ -118,24 +138,21 @@ func (a *API) serveQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := parseTime(r.Form.Get("time"), a.now().UnixNano())
-	if err != nil {
-		return badf("invalid parameter \"time\": %v", err)
-	}
-	limit, err := a.limit(r)
+	p, err := ParseInstantParams(r, a.now(), a.cfg.MaxEntriesLimitPerQuery)
 	if err != nil {
 		return err
 	}
-	dir, err := direction(r)
+	sh, err := parseShard(r)
 	if err != nil {
 		return err
 	}
 	cat := categorize(r)
-	res, err := a.exec(r.Context(), q, expr, logql.Params{Start: t, End: t, Instant: true, Limit: limit, Direction: dir, Categorize: cat})
+	res, err := a.execShard(r.Context(), q, expr, logql.Params{Start: p.Time, End: p.Time, Instant: true, Limit: p.Limit, Direction: p.Direction, Categorize: cat}, sh)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, encodeQueryResult(res, cat, dir))
+	w.Header().Set(BytesReadHeader, strconv.FormatInt(res.Stats.BytesProcessed, 10))
+	writeJSON(w, EncodeQueryResult(res, cat, p.Direction))
 	return nil
 }
 
@@ -146,18 +163,23 @@ func (a *API) serveQueryRange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.parseRange(r)
+	p, err := ParseRangeParams(r, a.now(), a.cfg.MaxEntriesLimitPerQuery)
+	if err != nil {
+		return err
+	}
+	sh, err := parseShard(r)
 	if err != nil {
 		return err
 	}
 	cat := categorize(r)
-	res, err := a.exec(r.Context(), q, expr, logql.Params{
-		Start: p.start, End: p.end, Step: p.step, Interval: p.interval,
-		Limit: p.limit, Direction: p.dir, Categorize: cat,
-	})
+	res, err := a.execShard(r.Context(), q, expr, logql.Params{
+		Start: p.Start, End: p.End, Step: p.Step, Interval: p.Interval,
+		Limit: p.Limit, Direction: p.Direction, Categorize: cat,
+	}, sh)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, encodeQueryResult(res, cat, p.dir))
+	w.Header().Set(BytesReadHeader, strconv.FormatInt(res.Stats.BytesProcessed, 10))
+	writeJSON(w, EncodeQueryResult(res, cat, p.Direction))
 	return nil
 }

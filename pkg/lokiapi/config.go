@@ -11,13 +11,15 @@ import (
 )
 
 // Flag names of the query limits: the errors of exceeded limits name them,
-// so that a user knows which setting changes the outcome.
+// so that a user knows which setting changes the outcome. The
+// query-frontend, which holds a query's parts together to the same limits,
+// names them too.
 const (
-	flagMaxEntries   = "-querier.logs.max-entries-limit-per-query"
-	flagMaxSeries    = "-querier.logs.max-query-series"
-	flagMaxBytesRead = "-querier.logs.max-query-bytes-read"
-	flagMaxSamples   = "-querier.logs.max-query-samples"
-	flagQueryTimeout = "-querier.logs.query-timeout"
+	FlagMaxEntriesLimitPerQuery = "-querier.logs.max-entries-limit-per-query"
+	FlagMaxQuerySeries          = "-querier.logs.max-query-series"
+	FlagMaxQueryBytesRead       = "-querier.logs.max-query-bytes-read"
+	flagMaxSamples              = "-querier.logs.max-query-samples"
+	flagQueryTimeout            = "-querier.logs.query-timeout"
 )
 
 // Config configures the Loki query API. The zero value is not usable: take
@@ -49,10 +51,10 @@ type Config struct {
 
 // RegisterFlags registers the -querier.logs.* flags of the Loki query API.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&c.MaxEntriesLimitPerQuery, flagMaxEntries[1:], 5000, "Largest limit (log lines) one Loki log query may ask for; a larger limit is refused with 400.")
-	f.IntVar(&c.MaxQuerySeries, flagMaxSeries[1:], 500, "Most series a LogQL metric query, and most streams a log query's result, may have; more is refused with 400. 0 is unlimited.")
+	f.IntVar(&c.MaxEntriesLimitPerQuery, FlagMaxEntriesLimitPerQuery[1:], 5000, "Largest limit (log lines) one Loki log query may ask for; a larger limit is refused with 400.")
+	f.IntVar(&c.MaxQuerySeries, FlagMaxQuerySeries[1:], 500, "Most series a LogQL metric query, and most streams a log query's result, may have; more is refused with 400. 0 is unlimited.")
 	c.MaxQueryBytesRead = 0
-	f.Var(&c.MaxQueryBytesRead, flagMaxBytesRead[1:], "Most bytes of log lines one LogQL query may read (e.g. 10GiB); more is refused with 400. 0 is unlimited.")
+	f.Var(&c.MaxQueryBytesRead, FlagMaxQueryBytesRead[1:], "Most bytes of log lines one LogQL query may read (e.g. 10GiB); more is refused with 400. 0 is unlimited.")
 	f.IntVar(&c.MaxQuerySamples, flagMaxSamples[1:], 50_000_000, "Most samples an unwrapped LogQL range aggregation (sum_over_time, quantile_over_time, …) may hold at once; more is refused with 400. 0 is unlimited.")
 	f.DurationVar(&c.QueryTimeout, flagQueryTimeout[1:], 2*time.Minute, "Longest a Loki API request may run before it is answered 504. 0 is unlimited.")
 	f.BoolVar(&c.DiscoverLogLevels, "querier.logs.discover-log-levels", true, "Give entries without a detected_level label one, from their level label, structured metadata or line, in queries that name detected_level (Grafana's log volume, Logs Drilldown).")
@@ -63,13 +65,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.MaxEntriesLimitPerQuery <= 0 {
-		return errors.New(flagMaxEntries + " must be positive")
+		return errors.New(FlagMaxEntriesLimitPerQuery + " must be positive")
 	}
 	if c.MaxQuerySeries < 0 || c.MaxQuerySamples < 0 || c.QueryTimeout < 0 {
-		return errors.New(flagMaxSeries + ", " + flagMaxSamples + " and " + flagQueryTimeout + " must not be negative")
+		return errors.New(FlagMaxQuerySeries + ", " + flagMaxSamples + " and " + flagQueryTimeout + " must not be negative")
 	}
 	if int64(c.MaxQueryBytesRead) < 0 {
-		return errors.New(flagMaxBytesRead + " is too large")
+		return errors.New(FlagMaxQueryBytesRead + " is too large")
 	}
 	if c.TailPollInterval <= 0 || c.TailMaxDuration <= 0 {
 		return errors.New("-querier.logs.tail-poll-interval and -querier.logs.tail-max-duration must be positive")
@@ -83,8 +85,8 @@ func (c *Config) limits() logql.Limits {
 		MaxSeries:        c.MaxQuerySeries,
 		MaxBytesRead:     int64(c.MaxQueryBytesRead),
 		MaxSamples:       c.MaxQuerySamples,
-		MaxSeriesFlag:    flagMaxSeries,
-		MaxBytesReadFlag: flagMaxBytesRead,
+		MaxSeriesFlag:    FlagMaxQuerySeries,
+		MaxBytesReadFlag: FlagMaxQueryBytesRead,
 		MaxSamplesFlag:   flagMaxSamples,
 	}
 }

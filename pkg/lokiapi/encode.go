@@ -138,10 +138,13 @@ func writeJSON(w http.ResponseWriter, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// encodeQueryResult writes the answer of query and query_range:
+// EncodeQueryResult writes the answer of query and query_range:
 // {"status":"success","data":{"resultType":…,["encodingFlags":[…],]
-// "result":…,"stats":{…}}}.
-func encodeQueryResult(res *logql.Result, categorize bool, dir logql.Direction) []byte {
+// "result":…,"stats":{…}}}. With categorize, res's streams are grouped by
+// their labels less the names of their entries' metadata and parsed labels,
+// entries in dir's order. The query-frontend writes the answers it merges
+// with it, so that they are the querier's byte for byte in shape.
+func EncodeQueryResult(res *logql.Result, categorize bool, dir logql.Direction) []byte {
 	w := &jw{b: make([]byte, 0, 4096)}
 	w.raw(`{"status":"success","data":{"resultType":`)
 	w.str(string(res.Type))

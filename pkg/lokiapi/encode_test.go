@@ -38,7 +38,7 @@ func TestEncodeCategorizedRegroups(t *testing.T) {
 		}},
 		{Labels: labels.FromStrings("app", "b"), Entries: []logql.Entry{{Timestamp: 5, Line: "five"}}},
 	}}
-	got := string(encodeQueryResult(res, true, logql.Backward))
+	got := string(EncodeQueryResult(res, true, logql.Backward))
 	require.JSONEq(t, `{"status":"success","data":{"resultType":"streams","encodingFlags":["categorize-labels"],"result":[
 		{"stream":{"app":"a"},"values":[
 			["3","three",{"structuredMetadata":{"trace_id":"t1"}}],
@@ -53,10 +53,10 @@ func TestEncodeSamples(t *testing.T) {
 	}}
 	require.JSONEq(t, `{"status":"success","data":{"resultType":"matrix","result":[
 		{"metric":{"a":"b"},"values":[[1.5,"0.5"],[2,"+Inf"],[2.001,"NaN"],[3,"-0.0000001"]]}],"stats":{}}}`,
-		withoutStats(t, string(encodeQueryResult(res, false, logql.Backward))))
+		withoutStats(t, string(EncodeQueryResult(res, false, logql.Backward))))
 	res = &logql.Result{Type: "vector", Vector: promql.Vector{}}
 	require.JSONEq(t, `{"status":"success","data":{"resultType":"vector","result":[],"stats":{}}}`,
-		withoutStats(t, string(encodeQueryResult(res, false, logql.Backward))))
+		withoutStats(t, string(EncodeQueryResult(res, false, logql.Backward))))
 }
 
 func TestFormatBytes(t *testing.T) {

@@ -42,7 +42,7 @@ func (a *API) scan(ctx context.Context, ms []*labels.Matcher, start, end int64, 
 			kept = append(kept, e)
 		}
 		if maxBytes > 0 && st.BytesProcessed > maxBytes {
-			return st, fmt.Errorf("%w: the request would read more than %d bytes of log lines (%s); narrow the time range or the stream selector", logql.ErrLimit, maxBytes, flagMaxBytesRead)
+			return st, fmt.Errorf("%w: the request would read more than %d bytes of log lines (%s); narrow the time range or the stream selector", logql.ErrLimit, maxBytes, FlagMaxQueryBytesRead)
 		}
 		fn(it.Labels(), kept)
 	}
@@ -281,7 +281,7 @@ func (a *API) serveVolume(w http.ResponseWriter, r *http.Request) error {
 	for _, s := range series {
 		res.Vector = append(res.Vector, promql.Sample{Metric: s.metric, T: end / 1e6, F: s.total})
 	}
-	writeJSON(w, encodeQueryResult(res, false, logql.Backward))
+	writeJSON(w, EncodeQueryResult(res, false, logql.Backward))
 	return nil
 }
 
@@ -311,6 +311,6 @@ func (a *API) serveVolumeRange(w http.ResponseWriter, r *http.Request) error {
 		}
 		res.Matrix = append(res.Matrix, ps)
 	}
-	writeJSON(w, encodeQueryResult(res, false, logql.Backward))
+	writeJSON(w, EncodeQueryResult(res, false, logql.Backward))
 	return nil
 }

@@ -166,35 +166,69 @@ func direction(r *http.Request) (logql.Direction, error) {
 	return 0, badf("invalid parameter \"direction\": %q is neither forward nor backward", r.Form.Get("direction"))
 }
 
-// rangeParams are the parameters of a range request.
-type rangeParams struct {
-	start, end int64
-	step       time.Duration
-	interval   time.Duration
-	limit      int
-	dir        logql.Direction
+// RangeParams are the parameters of a query_range request as the API reads
+// them: times in Unix nanoseconds (entries in [Start, End), evaluations at
+// Start, Start+Step, … ≤ End).
+type RangeParams struct {
+	Start, End int64
+	Step       time.Duration
+	// Interval, when positive, keeps one entry per Interval of a stream.
+	Interval  time.Duration
+	Limit     int
+	Direction logql.Direction
 }
 
-// parseRange reads the parameters of query_range.
-func (a *API) parseRange(r *http.Request) (rangeParams, error) {
-	var p rangeParams
+// ParseRangeParams reads the parameters of a query_range request whose
+// form is parsed — start, end, since, step, limit, direction, interval — as
+// the API does, now being the default end. A limit above maxEntries is
+// refused, naming -querier.logs.max-entries-limit-per-query. Every error is
+// the message the API answers with 400. The query-frontend reads the
+// requests it splits with it.
+func ParseRangeParams(r *http.Request, now time.Time, maxEntries int) (RangeParams, error) {
+	var p RangeParams
 	var err error
-	if p.start, p.end, p.step, err = a.rangeStep(r); err != nil {
+	if p.Start, p.End, p.Step, err = rangeStep(r, now); err != nil {
 		return p, err
 	}
-	if p.limit, err = a.limit(r); err != nil {
+	if p.Limit, err = entriesLimit(r, maxEntries); err != nil {
 		return p, err
 	}
-	if p.dir, err = direction(r); err != nil {
+	if p.Direction, err = direction(r); err != nil {
 		return p, err
 	}
 	if s := r.Form.Get("interval"); s != "" {
-		if p.interval, err = parseDuration(s); err != nil {
+		if p.Interval, err = parseDuration(s); err != nil {
 			return p, badf("invalid parameter \"interval\": %v", err)
 		}
-		if p.interval < 0 {
+		if p.Interval < 0 {
 			return p, badf("invalid parameter \"interval\": it must not be negative")
 		}
+	}
+	return p, nil
+}
+
+// InstantParams are the parameters of a query request: its evaluation
+// time in Unix nanoseconds, and the limit and direction a log query would
+// have.
+type InstantParams struct {
+	Time      int64
+	Limit     int
+	Direction logql.Direction
+}
+
+// ParseInstantParams reads the parameters of a query request whose form is
+// parsed — time (default now), limit, direction — as ParseRangeParams does.
+func ParseInstantParams(r *http.Request, now time.Time, maxEntries int) (InstantParams, error) {
+	var p InstantParams
+	var err error
+	if p.Time, err = parseTime(r.Form.Get("time"), now.UnixNano()); err != nil {
+		return p, badf("invalid parameter \"time\": %v", err)
+	}
+	if p.Limit, err = entriesLimit(r, maxEntries); err != nil {
+		return p, err
+	}
+	if p.Direction, err = direction(r); err != nil {
+		return p, err
 	}
 	return p, nil
 }
@@ -202,7 +236,11 @@ func (a *API) parseRange(r *http.Request) (rangeParams, error) {
 // rangeStep reads start, end, since and step, checking that the range
 // has at most maxPoints steps.
 func (a *API) rangeStep(r *http.Request) (start, end int64, step time.Duration, err error) {
-	if start, end, err = bounds(r, a.now()); err != nil {
+	return rangeStep(r, a.now())
+}
+
+func rangeStep(r *http.Request, now time.Time) (start, end int64, step time.Duration, err error) {
+	if start, end, err = bounds(r, now); err != nil {
 		return 0, 0, 0, err
 	}
 	if end < start {
@@ -225,12 +263,16 @@ func (a *API) rangeStep(r *http.Request) (start, end int64, step time.Duration, 
 
 // limit reads a log query's limit, bounded by the configuration.
 func (a *API) limit(r *http.Request) (int, error) {
+	return entriesLimit(r, a.cfg.MaxEntriesLimitPerQuery)
+}
+
+func entriesLimit(r *http.Request, maxEntries int) (int, error) {
 	n, err := positiveInt(r, "limit", defaultLimit)
 	if err != nil {
 		return 0, err
 	}
-	if n > a.cfg.MaxEntriesLimitPerQuery {
-		return 0, badf("max entries limit per query exceeded: limit %d > %d; ask for fewer lines or raise %s", n, a.cfg.MaxEntriesLimitPerQuery, flagMaxEntries)
+	if n > maxEntries {
+		return 0, badf("max entries limit per query exceeded: limit %d > %d; ask for fewer lines or raise %s", n, maxEntries, FlagMaxEntriesLimitPerQuery)
 	}
 	return n, nil
 }
