@@ -268,11 +268,17 @@ func (e *Engine) execLogs(ctx context.Context, src Source, le *LogExpr, p Params
 			}
 			stats.LinesProcessed++
 			stats.BytesProcessed += int64(len(en.Line))
-			if top.Len() == limit && !top.better(en.Timestamp, en.Line) {
+			// An entry that cannot displace the worst kept one is skipped
+			// before its pipeline runs; ties are ordered by the resulting
+			// line, so only when the pipeline keeps lines.
+			if top.Len() == limit && pl.KeepsLine() && !top.better(en.Timestamp, en.Line) {
 				continue
 			}
 			line, ok := proc.Process(en.Timestamp, en.Line, en.Metadata)
 			if !ok {
+				continue
+			}
+			if top.Len() == limit && !top.better(en.Timestamp, line) {
 				continue
 			}
 			s := selected{ts: en.Timestamp, line: strings.Clone(line)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,8 @@ func (e *Engine) execMetric(ctx context.Context, src Source, expr Expr, p Params
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", expr, err)
 	}
+	// Close gives the result's memory back to the engine's pools: what is
+	// returned is a copy.
 	defer query.Close()
 	out := query.Exec(ctx)
 	if out.Err != nil {
@@ -75,9 +78,13 @@ func (e *Engine) execMetric(ctx context.Context, src Source, expr Expr, p Params
 		if p.Limits.MaxSeries > 0 && len(v) > p.Limits.MaxSeries {
 			return nil, seriesLimitError(p.Limits)
 		}
-		res.Type, res.Matrix = promparser.ValueTypeMatrix, v
+		m := make(promql.Matrix, len(v))
+		for i, s := range v {
+			m[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats)}
+		}
+		res.Type, res.Matrix = promparser.ValueTypeMatrix, m
 	case promql.Vector:
-		res.Type, res.Vector = promparser.ValueTypeVector, v
+		res.Type, res.Vector = promparser.ValueTypeVector, slices.Clone(v)
 	case promql.Scalar:
 		res.Type, res.Scalar = promparser.ValueTypeScalar, v
 	default:

@@ -16,7 +16,9 @@ type Pipeline struct {
 	// lineOnly is true when every stage is a line filter: the entry's labels
 	// are its stream's and its line is unchanged.
 	lineOnly bool
-	filters  []LineMatcher
+	// keepsLine is true when no stage changes the line.
+	keepsLine bool
+	filters   []LineMatcher
 }
 
 // stageFunc processes one entry: it may change the line and the builder's
@@ -25,8 +27,16 @@ type stageFunc func(p *Processor, line string) (string, bool)
 
 // CompilePipeline compiles the stages of a log query.
 func CompilePipeline(stages []Stage) (*Pipeline, error) {
-	pl := &Pipeline{lineOnly: true}
+	pl := &Pipeline{lineOnly: true, keepsLine: true}
 	for _, s := range stages {
+		switch st := s.(type) {
+		case *LineFormat, *Decolorize:
+			pl.keepsLine = false
+		case *Parser:
+			if st.Kind == "unpack" {
+				pl.keepsLine = false
+			}
+		}
 		if lf, ok := s.(*LineFilter); ok {
 			m, err := lf.Compile()
 			if err != nil {
@@ -49,6 +59,9 @@ func CompilePipeline(stages []Stage) (*Pipeline, error) {
 // LineOnly says the pipeline only filters lines: every entry it keeps has
 // its stream's labels and its own line.
 func (pl *Pipeline) LineOnly() bool { return pl.lineOnly }
+
+// KeepsLine says no stage changes an entry's line.
+func (pl *Pipeline) KeepsLine() bool { return pl.keepsLine }
 
 // Processor runs a pipeline over entries; it reuses its memory between
 // entries and is not safe for concurrent use.

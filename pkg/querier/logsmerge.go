@@ -25,7 +25,7 @@ import (
 // streamSource is one source's streams, in label order.
 type streamSource interface {
 	// next moves to the source's next stream; false at the end or on an
-	// error.
+	// error. The previous stream's entries may be overwritten.
 	next() bool
 	labels() labels.Labels
 	entries() []logql.Entry
@@ -43,9 +43,9 @@ func (s *blockSource) next() bool {
 		return false
 	}
 	in := s.it.Entries()
-	s.es = make([]logql.Entry, len(in))
-	for i, e := range in {
-		s.es[i] = logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata}
+	s.es = s.es[:0]
+	for _, e := range in {
+		s.es = append(s.es, logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata})
 	}
 	return true
 }
@@ -129,8 +129,14 @@ type mergeIterator struct {
 	h       sourceHeap
 	cur     labels.Labels
 	es      []logql.Entry
+	merged  []logql.Entry // reused when several sources hold a stream
+	merged2 []logql.Entry
 	e       error
 	closers []func()
+	// consumed are the sources whose current stream the last batch was
+	// made of: they move on at the next call, not before, as the batch may
+	// be their memory.
+	consumed []streamSource
 }
 
 // newMergeIterator merges primed sources: each already moved to its first
@@ -155,64 +161,82 @@ func (h *sourceHeap) Pop() any {
 }
 
 func (it *mergeIterator) Next() bool {
-	if it.e != nil || len(it.h) == 0 {
+	if it.e != nil {
 		return false
 	}
-	it.cur = it.h[0].labels()
-	var parts [][]logql.Entry
-	for len(it.h) > 0 && labels.Equal(it.h[0].labels(), it.cur) {
-		s := it.h[0]
-		parts = append(parts, s.entries())
+	for _, s := range it.consumed {
 		if s.next() {
-			heap.Fix(&it.h, 0)
-			continue
-		}
-		if err := s.err(); err != nil {
+			heap.Push(&it.h, s)
+		} else if err := s.err(); err != nil {
 			it.e = err
 			return false
 		}
-		heap.Pop(&it.h)
 	}
-	it.es = mergeEntries(parts)
+	it.consumed = it.consumed[:0]
+	if len(it.h) == 0 {
+		return false
+	}
+	it.cur = it.h[0].labels()
+	for len(it.h) > 0 && labels.Equal(it.h[0].labels(), it.cur) {
+		it.consumed = append(it.consumed, heap.Pop(&it.h).(streamSource))
+	}
+	if len(it.consumed) == 1 {
+		it.es = dedupeSorted(it.consumed[0].entries())
+		return true
+	}
+	// Each source's entries are in time order: merge them pairwise, into
+	// two buffers in turn (usually they are blocks of successive times and
+	// a merge is a copy).
+	it.es = it.consumed[0].entries()
+	for k, s := range it.consumed[1:] {
+		buf := &it.merged
+		if k%2 == 1 {
+			buf = &it.merged2
+		}
+		*buf = mergeTwo((*buf)[:0], it.es, s.entries())
+		it.es = *buf
+	}
+	it.es = dedupeSorted(it.es)
 	return true
 }
 
-// mergeEntries merges time-ordered entry lists, dropping exact repeats
-// (the same timestamp and line).
-func mergeEntries(parts [][]logql.Entry) []logql.Entry {
-	if len(parts) == 1 {
-		return dedupeSorted(parts[0])
-	}
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]logql.Entry, 0, n)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	slices.SortStableFunc(out, func(a, b logql.Entry) int {
-		if a.Timestamp != b.Timestamp {
-			if a.Timestamp < b.Timestamp {
-				return -1
-			}
-			return 1
+// mergeTwo appends the merge of two entry lists in time (then line) order
+// to dst.
+func mergeTwo(dst, a, b []logql.Entry) []logql.Entry {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Timestamp < b[0].Timestamp || a[0].Timestamp == b[0].Timestamp && a[0].Line <= b[0].Line {
+			dst = append(dst, a[0])
+			a = a[1:]
+		} else {
+			dst = append(dst, b[0])
+			b = b[1:]
 		}
-		return strings.Compare(a.Line, b.Line)
-	})
-	return dedupeSorted(out)
+	}
+	dst = append(dst, a...)
+	return append(dst, b...)
 }
 
-// dedupeSorted drops the entries that repeat the one before (time order,
-// lines of one timestamp sorted or not: only neighbours are compared, so
-// repeats of one timestamp must be adjacent, which merging makes them).
+// dedupeSorted drops exact repeats (the same timestamp and line) from
+// entries in time order. Lines of one timestamp come in no set order: a run
+// of them is sorted by line first, so that repeats are neighbours.
 func dedupeSorted(es []logql.Entry) []logql.Entry {
 	out := es[:0]
-	for i, e := range es {
-		if i > 0 && e.Timestamp == es[i-1].Timestamp && e.Line == es[i-1].Line {
-			continue
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].Timestamp == es[i].Timestamp {
+			j++
 		}
-		out = append(out, e)
+		run := es[i:j]
+		if len(run) > 1 {
+			slices.SortStableFunc(run, func(a, b logql.Entry) int { return strings.Compare(a.Line, b.Line) })
+		}
+		for k, e := range run {
+			if k > 0 && e.Line == run[k-1].Line {
+				continue
+			}
+			out = append(out, e)
+		}
+		i = j
 	}
 	return out
 }

@@ -70,3 +70,34 @@ func TestMergeKeepsDistinctLinesAtOneTime(t *testing.T) {
 	require.Equal(t, []logql.Entry{{Timestamp: 1, Line: "a"}, {Timestamp: 1, Line: "b"}}, it.Entries())
 	require.False(t, it.Next())
 }
+
+// reusingSource is a sliceSource that hands out one buffer, overwritten at
+// each next, as block sources do.
+type reusingSource struct {
+	sliceSource
+	buf []logql.Entry
+}
+
+func (s *reusingSource) next() bool {
+	if !s.sliceSource.next() {
+		return false
+	}
+	s.buf = append(s.buf[:0], s.sliceSource.entries()...)
+	return true
+}
+func (s *reusingSource) entries() []logql.Entry { return s.buf }
+
+// TestMergeReadsSourcesBeforeMovingThem: a batch made of a source's memory
+// stays intact until the next call (a source moved at once would have put
+// stream b's entries in its buffer).
+func TestMergeReadsSourcesBeforeMovingThem(t *testing.T) {
+	src := &reusingSource{sliceSource: sliceSource{streams: []logql.Stream{stream("a", 1, 2), stream("b", 3)}, i: -1}}
+	require.True(t, src.next())
+	it := newMergeIterator([]streamSource{src}, nil)
+	require.True(t, it.Next())
+	first := it.Entries()
+	require.Equal(t, "a 1", first[0].Line)
+	require.True(t, it.Next())
+	require.Equal(t, "b 3", it.Entries()[0].Line)
+	require.False(t, it.Next())
+}

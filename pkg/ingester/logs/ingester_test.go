@@ -219,7 +219,7 @@ func TestShipAndReadBlock(t *testing.T) {
 	st, err := b.Select(context.Background(), []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "api")}, 0, 1e15, []string{needle}, func(ls labels.Labels, es []logchunk.Entry) error {
 		for _, e := range es {
 			if strings.Contains(e.Line, needle) {
-				lines = append(lines, e.Line)
+				lines = append(lines, strings.Clone(e.Line))
 			}
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -90,7 +91,7 @@ func TestGoldenBlock(t *testing.T) {
 	got := map[string][]line{}
 	_, err = b.Select(ctx, []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "app", ".+")}, 0, 2_000_000_000_000_000_000, nil, func(ls labels.Labels, es []logchunk.Entry) error {
 		for _, e := range es {
-			got[ls.String()] = append(got[ls.String()], line{e.Timestamp, e.Line, e.Metadata.String()})
+			got[ls.String()] = append(got[ls.String()], line{e.Timestamp, strings.Clone(e.Line), e.Metadata.String()})
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -59,6 +60,7 @@ type StreamIterator struct {
 	metas          []chunks.Meta
 	labels         labels.Labels
 	entries        []logchunk.Entry
+	lines          []byte // the current stream's lines, reused
 	err            error
 	Stats          SelectStats
 	done, outRange bool
@@ -94,7 +96,9 @@ func (it *StreamIterator) Next() bool {
 		if it.err = it.b.index.Series(it.p.At(), &it.sb, &it.metas); it.err != nil {
 			return false
 		}
-		it.entries = it.entries[:0:0] // the previous stream's belong to the caller
+		// The previous stream's entries and lines were valid until this
+		// call: their memory is reused.
+		it.entries, it.lines = it.entries[:0], it.lines[:0]
 		for _, cm := range it.metas {
 			if cm.MaxTime < it.start || cm.MinTime >= it.end {
 				continue
@@ -117,7 +121,11 @@ func (it *StreamIterator) Next() bool {
 			}
 			it.Stats.Chunks++
 			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
-				it.entries = append(it.entries, logchunk.Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
+				md := e.Metadata
+				if !md.IsEmpty() {
+					md = md.Copy()
+				}
+				it.entries = append(it.entries, logchunk.Entry{Timestamp: e.Timestamp, Line: it.keep(e.Line), Metadata: md})
 				return true
 			})
 			if err != nil {
@@ -135,19 +143,35 @@ func (it *StreamIterator) Next() bool {
 	return false
 }
 
+// keep copies a line out of the chunk's reused buffer into the stream's.
+// Strings of a grown-away array stay valid (the array lives on); the array
+// in use is written again only for the next stream.
+func (it *StreamIterator) keep(line string) string {
+	if len(line) == 0 {
+		return ""
+	}
+	if cap(it.lines)-len(it.lines) < len(line) {
+		it.lines = make([]byte, 0, max(2*cap(it.lines), len(line), 256<<10))
+	}
+	off := len(it.lines)
+	it.lines = append(it.lines, line...)
+	return unsafe.String(&it.lines[off], len(line))
+}
+
 // Labels are the current stream's labels.
 func (it *StreamIterator) Labels() labels.Labels { return it.labels }
 
 // Entries are the current stream's entries in the range, in timestamp
-// order (a block's chunks of one stream never overlap); the caller owns
-// them.
+// order (a block's chunks of one stream never overlap), valid until the
+// next call to Next.
 func (it *StreamIterator) Entries() []logchunk.Entry { return it.entries }
 
 // Err is the error that ended the iteration, if any.
 func (it *StreamIterator) Err() error { return it.err }
 
 // Select calls fn for each stream matching ms with its entries in
-// [start, end) in timestamp order (see Streams).
+// [start, end) in timestamp order (see Streams); the entries and their
+// strings are valid until fn returns.
 func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, fn func(ls labels.Labels, es []logchunk.Entry) error) (SelectStats, error) {
 	it, err := b.Streams(ctx, ms, start, end, needles)
 	if err != nil {
