@@ -13,7 +13,7 @@ build: ## Build the canopy binary into bin/.
 run: ## Start the complete single-process Canopy (data under ./data, HTTP on :9009).
 	$(GO) run ./cmd/canopy
 
-peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO) and the protobuf generators.
+peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO, telemetrygen) and the protobuf generators.
 	bash tools/install-peers.sh
 	@# The tests do not need protoc: a machine without it still tests.
 	bash tools/install-protoc.sh || echo "peers: protoc not installed; make proto and make check need it" >&2
@@ -47,8 +47,9 @@ check: lint ## Check generated files (canopy -help golden file, the gRPC contrac
 	stale=$$(cd pkg/rpc && find . -name '*.pb.go' | while read -r f; do [ -f $$tmp/$$f ] || echo $$f; done); \
 	if [ -n "$$stale" ]; then echo "generated files without a .proto: $$stale"; exit 1; fi
 
-bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus, and the hostile-input harness.
+bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus, the logs benchmark against VictoriaLogs, and the hostile-input harness.
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	bash tools/bench.sh
 	bash tools/storebench.sh
+	bash tools/logbench.sh
 	bash tools/attack.sh
