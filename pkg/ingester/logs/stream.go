@@ -34,6 +34,9 @@ type stream struct {
 	lastTS   int64
 	lastLine string
 	lastPush time.Time
+	// lastCount is how many entries the last cut chunk held: the next
+	// open chunk starts with room for as many.
+	lastCount int
 	// removed is set when the tenant dropped the stream (empty); an append
 	// to it fails so that the push looks the stream up again.
 	removed bool
@@ -89,6 +92,9 @@ func (s *stream) append(entries []logchunk.Entry, window time.Duration, now time
 		}
 		if len(s.head) == 0 {
 			s.headFirst, s.headMin, s.headMax = now, e.Timestamp, e.Timestamp
+			if s.head == nil && s.lastCount > 0 {
+				s.head = make([]logchunk.Entry, 0, s.lastCount+s.lastCount/8)
+			}
 		}
 		e.Line = s.arena.copy(e.Line)
 		s.headMin = min(s.headMin, e.Timestamp)
@@ -104,6 +110,13 @@ func (s *stream) append(entries []logchunk.Entry, window time.Duration, now time
 		s.lastPush = now
 	}
 	return res
+}
+
+// full says whether the open chunk has reached the target size.
+func (s *stream) full(target int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.headBytes >= target
 }
 
 // cutIfDue cuts the open chunk when it is big enough, too old or idle
@@ -144,6 +157,7 @@ func (s *stream) cutLocked() (int, error) {
 		return 0, fmt.Errorf("opening the chunk just cut of stream %s: %w", s.labels, err)
 	}
 	s.chunks = append(s.chunks, &memChunk{data: data, chunk: c, minT: c.MinTime(), maxT: c.MaxTime(), rawBytes: c.RawBytes()})
+	s.lastCount = len(s.head)
 	s.head, s.headBytes = nil, 0
 	s.arena = lineArena{}
 	return len(data), nil
