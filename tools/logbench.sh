@@ -14,6 +14,9 @@
 #   STREAMS      active streams                             (default 1000)
 #   CONCURRENCY  pushes in flight                           (default 4)
 #   PEERS        victorialogs, or empty for Canopy alone    (default victorialogs)
+#   MEMORY       each system runs alone in a memory cgroup of this size, as
+#                in a container (needs root and cgroup v1 or v2; without
+#                them it runs unconfined and says so)     (default 1G)
 #   OUT          where reports and logs are kept            (default /tmp/canopy-logbench)
 set -euo pipefail
 BYTES=${BYTES:-2GB}
@@ -21,6 +24,7 @@ STREAMS=${STREAMS:-1000}
 CONCURRENCY=${CONCURRENCY:-4}
 PEERS=${PEERS-victorialogs}
 OUT=${OUT:-/tmp/canopy-logbench}
+MEMORY=${MEMORY:-1G}
 NEEDLE=needle-3f9a1c7e5b2d4f60a8e1
 
 cd "$(dirname "$0")/.."
@@ -30,8 +34,42 @@ pid=""
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
+  rmdir /sys/fs/cgroup/memory/canopy-logbench-*-$$ /sys/fs/cgroup/canopy-logbench-*-$$ 2>/dev/null || true
 }
 trap cleanup EXIT
+
+# cgroup NAME: makes a memory cgroup of $MEMORY and prints its path (empty
+# when there is none to make).
+cgroup() {
+  local bytes cg
+  bytes=$(numfmt --from=iec "$MEMORY")
+  if [ -w /sys/fs/cgroup/memory ]; then
+    cg=/sys/fs/cgroup/memory/canopy-logbench-$1-$$
+    mkdir -p "$cg" && echo "$bytes" >"$cg/memory.limit_in_bytes"
+  elif [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+    cg=/sys/fs/cgroup/canopy-logbench-$1-$$
+    mkdir -p "$cg" && echo "$bytes" >"$cg/memory.max" && { echo 0 >"$cg/memory.swap.max" 2>/dev/null || true; }
+  else
+    echo "logbench: no writable memory cgroup: $1 runs without a memory limit" >&2
+  fi
+  echo "${cg:-}"
+}
+
+# cgroup_report CG: the cgroup's peak and OOM kills.
+cgroup_report() {
+  local cg=$1
+  if [ -z "$cg" ]; then echo "no cgroup"; return; fi
+  if [ -f "$cg/memory.peak" ]; then
+    echo "cgroup limit $MEMORY, peak $(numfmt --to=iec <"$cg/memory.peak"), OOM kills $(awk '/oom_kill /{print $2}' "$cg/memory.events")"
+  else
+    echo "cgroup limit $MEMORY, peak $(numfmt --to=iec <"$cg/memory.max_usage_in_bytes"), OOM kills $(awk '/oom_kill /{print $2}' "$cg/memory.oom_control")"
+  fi
+}
+
+# inside CG CMD…: runs CMD in cgroup CG (or unconfined when CG is empty).
+inside() {
+  sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$@"
+}
 
 go build -o "$work/canopy" ./cmd/canopy
 go build -o "$work/loadgen" ./tools/loadgen
@@ -70,7 +108,8 @@ start_ns=$(( ($(date +%s) - 600) * 1000000000 ))
 
 # Canopy: one process, replication factor 1, ingestion limits out of the way.
 data="$work/canopy-data"
-"$work/canopy" -data-dir="$data" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
+cg=$(cgroup canopy)
+inside "$cg" "$work/canopy" -data-dir="$data" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
   -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$ml" \
   -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
   -distributor.logs.ingestion-rate-limit-mb=100000 -distributor.logs.ingestion-burst-size-mb=100000 \
@@ -83,14 +122,15 @@ curl -sf -X POST "http://127.0.0.1:$http/ingester/flush" >/dev/null
 sleep 12 # queriers re-list blocks every 10s
 end_ns=$(( ($(date +%s) + 60) * 1000000000 ))
 queries canopy loki "http://127.0.0.1:$http" "$start_ns" "$end_ns" | tee "$OUT/canopy-queries.json"
-echo "canopy bucket: $(du -sb "$data/bucket" | cut -f1) bytes; RSS after queries: $(grep VmHWM /proc/$pid/status)" | tee "$OUT/canopy-disk.txt"
+echo "canopy bucket: $(du -sb "$data/bucket" | cut -f1) bytes; peak RSS: $(grep VmHWM /proc/$pid/status | tr -s ' \t' ' '); $(cgroup_report "$cg")" | tee "$OUT/canopy-disk.txt"
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
 for peer in $PEERS; do
   case "$peer" in
   victorialogs)
     vl=$(bash tools/victorialogs.sh)
-    "$vl" -storageDataPath="$work/vl-data" -httpListenAddr="127.0.0.1:$http" -retentionPeriod=30d >"$OUT/victorialogs.log" 2>&1 &
+    cg=$(cgroup victorialogs)
+    inside "$cg" "$vl" -storageDataPath="$work/vl-data" -httpListenAddr="127.0.0.1:$http" -retentionPeriod=30d >"$OUT/victorialogs.log" 2>&1 &
     pid=$!
     wait_ready "http://127.0.0.1:$http/health"
     "$work/loadgen" logs-ingest -url "http://127.0.0.1:$http/insert/loki/api/v1/push" -bytes "$BYTES" -streams "$STREAMS" \
@@ -99,7 +139,7 @@ for peer in $PEERS; do
     sleep 5
     end_ns=$(( ($(date +%s) + 60) * 1000000000 ))
     queries victorialogs logsql "http://127.0.0.1:$http" "$start_ns" "$end_ns" | tee "$OUT/victorialogs-queries.json"
-    echo "victorialogs storage: $(du -sb "$work/vl-data" | cut -f1) bytes; RSS: $(grep VmHWM /proc/$pid/status)" | tee "$OUT/victorialogs-disk.txt"
+    echo "victorialogs storage: $(du -sb "$work/vl-data" | cut -f1) bytes; peak RSS: $(grep VmHWM /proc/$pid/status | tr -s ' \t' ' '); $(cgroup_report "$cg")" | tee "$OUT/victorialogs-disk.txt"
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
     ;;
   *) echo "logbench: unknown peer $peer" >&2; exit 1 ;;
