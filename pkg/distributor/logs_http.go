@@ -3,7 +3,6 @@ package distributor
 import (
 	"context"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
 
@@ -29,55 +28,27 @@ func (l *Logs) PushHandler(resolver tenant.Resolver) http.Handler {
 }
 
 func (l *Logs) servePush(w http.ResponseWriter, r *http.Request, resolver tenant.Resolver) int {
-	if r.Method != http.MethodPost {
-		return writeError(w, &Error{Code: http.StatusMethodNotAllowed, Msg: "the Loki push API takes POST"})
-	}
-	tenantID, err := resolver.FromRequest(r)
-	if err != nil {
-		return writeError(w, &Error{Code: http.StatusUnauthorized, Msg: err.Error()})
-	}
-	ct := r.Header.Get("Content-Type")
-	mt := "application/x-protobuf"
-	if ct != "" {
-		if mt, _, err = mime.ParseMediaType(ct); err != nil {
-			return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: the Loki push API takes application/x-protobuf (snappy) or application/json", ct)})
-		}
-	}
-	if mt != "application/x-protobuf" && mt != "application/json" {
-		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: the Loki push API takes application/x-protobuf (snappy) or application/json", ct)})
-	}
-	res, err := l.d.inflight.start()
+	body, err := l.d.readPush(r, resolver, "the Loki push API", lokiPushTypes, true)
 	if err != nil {
 		return writeError(w, err)
 	}
-	defer res.release()
-	buf, err := readBody(r, l.d.cfg.MaxRecvMsgSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
-	defer putBuf(buf)
-	plain := getBuf()
-	defer putBuf(plain)
-	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), plain, l.d.cfg.MaxDecompressedSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
+	defer body.release()
 	var streams []logpush.Stream
-	if mt == "application/json" {
-		streams, err = logpush.DecodeJSON(body)
+	if body.mediaType == "application/json" {
+		streams, err = logpush.DecodeJSON(body.data)
 	} else {
 		raw := getBuf()
 		defer putBuf(raw)
 		var decoded []byte
-		if decoded, err = snappyDecode(raw, body, l.d.cfg.MaxDecompressedSize, res); err != nil {
+		if decoded, err = snappyDecode(raw, body.data, l.d.cfg.MaxDecompressedSize, body.res); err != nil {
 			return writeError(w, err)
 		}
 		streams, err = logpush.DecodeProto(decoded)
 	}
 	if err != nil {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding the Loki push request (%s): %v", mt, err)})
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding the Loki push request (%s): %v", body.mediaType, err)})
 	}
-	pushed, err := l.Push(r.Context(), tenantID, streams)
+	pushed, err := l.Push(r.Context(), body.tenant, streams)
 	if err != nil {
 		return writeError(w, err)
 	}
@@ -113,43 +84,21 @@ func (l *Logs) OTLPHandler(resolver tenant.Resolver) http.Handler {
 }
 
 func (l *Logs) serveOTLP(w http.ResponseWriter, r *http.Request, resolver tenant.Resolver) int {
-	if r.Method != http.MethodPost {
-		return writeError(w, &Error{Code: http.StatusMethodNotAllowed, Msg: "OTLP takes POST"})
-	}
-	tenantID, err := resolver.FromRequest(r)
-	if err != nil {
-		return writeError(w, &Error{Code: http.StatusUnauthorized, Msg: err.Error()})
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "application/x-protobuf" && ct != "application/json" {
-		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: OTLP/HTTP takes application/x-protobuf or application/json", r.Header.Get("Content-Type"))})
-	}
-	res, err := l.d.inflight.start()
+	body, err := l.d.readPush(r, resolver, "OTLP/HTTP", otlpTypes, false)
 	if err != nil {
 		return writeError(w, err)
 	}
-	defer res.release()
-	buf, err := readBody(r, l.d.cfg.MaxRecvMsgSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
-	defer putBuf(buf)
-	plain := getBuf()
-	defer putBuf(plain)
-	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), plain, l.d.cfg.MaxDecompressedSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
+	defer body.release()
 	req := plogotlp.NewExportRequest()
-	if ct == "application/json" {
-		err = req.UnmarshalJSON(body)
+	if body.mediaType == "application/json" {
+		err = req.UnmarshalJSON(body.data)
 	} else {
-		err = req.UnmarshalProto(body)
+		err = req.UnmarshalProto(body.data)
 	}
 	if err != nil {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP logs request (%s): %v", ct, err)})
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP logs request (%s): %v", body.mediaType, err)})
 	}
-	rejected, msg, err := l.pushOTLP(r.Context(), tenantID, req.Logs())
+	rejected, msg, err := l.pushOTLP(r.Context(), body.tenant, req.Logs())
 	if err != nil {
 		return writeError(w, err)
 	}
@@ -158,19 +107,7 @@ func (l *Logs) serveOTLP(w http.ResponseWriter, r *http.Request, resolver tenant
 		resp.PartialSuccess().SetRejectedLogRecords(rejected)
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
-	var out []byte
-	if ct == "application/json" {
-		out, err = resp.MarshalJSON()
-	} else {
-		out, err = resp.MarshalProto()
-	}
-	if err != nil {
-		return writeError(w, err)
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
-	return http.StatusOK
+	return writeOTLPResponse(w, body.mediaType, resp.MarshalJSON, resp.MarshalProto)
 }
 
 // otlpLogsGRPC is the OTLP logs gRPC service.

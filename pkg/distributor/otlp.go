@@ -3,7 +3,6 @@ package distributor
 import (
 	"context"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
 
@@ -149,43 +148,21 @@ func (d *Distributor) OTLPHandler(resolver tenant.Resolver) http.Handler {
 }
 
 func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver tenant.Resolver) int {
-	if r.Method != http.MethodPost {
-		return writeError(w, &Error{Code: http.StatusMethodNotAllowed, Msg: "OTLP takes POST"})
-	}
-	tenantID, err := resolver.FromRequest(r)
-	if err != nil {
-		return writeError(w, &Error{Code: http.StatusUnauthorized, Msg: err.Error()})
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "application/x-protobuf" && ct != "application/json" {
-		return writeError(w, &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: OTLP/HTTP takes application/x-protobuf or application/json", r.Header.Get("Content-Type"))})
-	}
-	res, err := d.inflight.start()
+	body, err := d.readPush(r, resolver, "OTLP/HTTP", otlpTypes, false)
 	if err != nil {
 		return writeError(w, err)
 	}
-	defer res.release()
-	buf, err := readBody(r, d.cfg.MaxRecvMsgSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
-	defer putBuf(buf)
-	plain := getBuf()
-	defer putBuf(plain)
-	body, err := decompress(r.Header.Get("Content-Encoding"), buf.Bytes(), plain, d.cfg.MaxDecompressedSize, res)
-	if err != nil {
-		return writeError(w, err)
-	}
+	defer body.release()
 	req := pmetricotlp.NewExportRequest()
-	if ct == "application/json" {
-		err = req.UnmarshalJSON(body)
+	if body.mediaType == "application/json" {
+		err = req.UnmarshalJSON(body.data)
 	} else {
-		err = req.UnmarshalProto(body)
+		err = req.UnmarshalProto(body.data)
 	}
 	if err != nil {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP metrics request (%s): %v", ct, err)})
+		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP metrics request (%s): %v", body.mediaType, err)})
 	}
-	rejected, msg, err := d.pushOTLP(r.Context(), tenantID, req.Metrics())
+	rejected, msg, err := d.pushOTLP(r.Context(), body.tenant, req.Metrics())
 	if err != nil {
 		return writeError(w, err)
 	}
@@ -194,19 +171,7 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 		resp.PartialSuccess().SetRejectedDataPoints(rejected)
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
-	var out []byte
-	if ct == "application/json" {
-		out, err = resp.MarshalJSON()
-	} else {
-		out, err = resp.MarshalProto()
-	}
-	if err != nil {
-		return writeError(w, err)
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
-	return http.StatusOK
+	return writeOTLPResponse(w, body.mediaType, resp.MarshalJSON, resp.MarshalProto)
 }
 
 // otlpGRPC is the OTLP metrics gRPC service.

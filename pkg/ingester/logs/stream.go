@@ -137,15 +137,7 @@ func (s *stream) cutIfDue(cfg Config, now time.Time, force bool) (int, error) {
 // in place (a checkpoint may be reading it): the cut sorts a copy.
 func (s *stream) cutLocked() (int, error) {
 	sorted := slices.Clone(s.head)
-	slices.SortStableFunc(sorted, func(a, b logchunk.Entry) int {
-		switch {
-		case a.Timestamp < b.Timestamp:
-			return -1
-		case a.Timestamp > b.Timestamp:
-			return 1
-		}
-		return 0
-	})
+	logchunk.SortByTime(sorted)
 	data, err := logchunk.Encode(nil, sorted)
 	if err != nil {
 		return 0, fmt.Errorf("cutting a chunk of stream %s: %w", s.labels, err)

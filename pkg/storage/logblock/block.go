@@ -225,15 +225,7 @@ func nonOverlapping(in [][]byte) ([][]byte, error) {
 				return nil, err
 			}
 		}
-		slices.SortStableFunc(entries, func(a, b logchunk.Entry) int {
-			switch {
-			case a.Timestamp < b.Timestamp:
-				return -1
-			case a.Timestamp > b.Timestamp:
-				return 1
-			}
-			return 0
-		})
+		logchunk.SortByTime(entries)
 		merged, err := logchunk.Encode(nil, entries)
 		if err != nil {
 			return nil, err

@@ -9,13 +9,21 @@
 package logchunk
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
+
+// SortByTime puts entries in timestamp order, as Encode needs them,
+// keeping the order of entries of the same timestamp.
+func SortByTime(es []Entry) {
+	slices.SortStableFunc(es, func(a, b Entry) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+}
 
 // Entry is one log line of a chunk.
 type Entry struct {
@@ -214,3 +222,52 @@ func checkSection(name string, rawLen, frameLen int) error {
 
 // linesRawLen is the uncompressed size of the lines section.
 func (c *Chunk) linesRawLen() int { return c.tsLen + c.lenLen + c.rawBytes }
+
+// HeaderSize is how many bytes of a chunk FilterLen needs.
+const HeaderSize = headerSize
+
+// FilterLen returns, from the first HeaderSize bytes of a chunk, how many
+// bytes from its start its header and token filter take: what a reader
+// fetches to test needles before fetching the rest.
+func FilterLen(head []byte) (int, error) {
+	if len(head) < headerSize {
+		return 0, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrCorrupt, len(head), headerSize)
+	}
+	if string(head[:len(magic)]) != magic {
+		return 0, fmt.Errorf("%w: magic %q, want %q", ErrCorrupt, head[:len(magic)], magic)
+	}
+	if got, want := crc32.Checksum(head[:offHeaderCRC], castagnoli), binary.LittleEndian.Uint32(head[offHeaderCRC:]); got != want {
+		return 0, fmt.Errorf("%w: header checksum %08x, stored %08x", ErrCorrupt, got, want)
+	}
+	return headerSize + int(binary.LittleEndian.Uint32(head[offFilterLen:])), nil
+}
+
+// FilterMayContain is MayContain over the first FilterLen bytes of a chunk:
+// it checks the header's and the filter's checksums and tests needle
+// without the chunk's data sections. A chunk it admits is then Opened
+// whole.
+func FilterMayContain(prefix []byte, needles []string) (bool, error) {
+	n, err := FilterLen(prefix)
+	if err != nil {
+		return false, err
+	}
+	if len(prefix) < n {
+		return false, fmt.Errorf("%w: %d bytes of header and filter given, %d needed", ErrCorrupt, len(prefix), n)
+	}
+	if v := prefix[offVersion]; v != version1 {
+		return false, fmt.Errorf("%w: version %d, this code reads version %d", ErrUnsupported, v, version1)
+	}
+	if k, w := prefix[offGramLen], prefix[offGramWindow]; k != gramLen || w != gramWindow {
+		return false, fmt.Errorf("%w: filter grams of %d bytes in windows of %d, this code reads %d and %d", ErrUnsupported, k, w, gramLen, gramWindow)
+	}
+	filter := prefix[headerSize:n]
+	if got, want := crc32.Checksum(filter, castagnoli), binary.LittleEndian.Uint32(prefix[offFilterCRC:]); got != want {
+		return false, fmt.Errorf("%w: filter checksum %08x, stored %08x", ErrCorrupt, got, want)
+	}
+	for _, nd := range needles {
+		if !filterMayContain(filter, nd) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
