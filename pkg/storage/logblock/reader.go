@@ -104,20 +104,19 @@ func (it *StreamIterator) Next() bool {
 				continue
 			}
 			off, n := unpackRef(cm.Ref)
-			data, err := it.b.getRange(it.ctx, off, n)
-			if err != nil {
-				it.err = err
-				return false
-			}
-			it.Stats.Bytes += int64(n)
-			c, err := logchunk.Open(data)
+			data, skip, err := it.fetch(off, n)
 			if err != nil {
 				it.err = fmt.Errorf("chunk at %d of log block %s: %w", off, it.b.Meta.ULID, err)
 				return false
 			}
-			if !admits(c, it.needles) {
+			if skip {
 				it.Stats.ChunksSkipped++
 				continue
+			}
+			c, err := logchunk.Open(data)
+			if err != nil {
+				it.err = fmt.Errorf("chunk at %d of log block %s: %w", off, it.b.Meta.ULID, err)
+				return false
 			}
 			it.Stats.Chunks++
 			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
@@ -141,6 +140,54 @@ func (it *StreamIterator) Next() bool {
 	it.err = it.p.Err()
 	it.done = true
 	return false
+}
+
+// filterPrefix is how much of a chunk a needle search reads first: the
+// header and, mostly, the whole token filter.
+const filterPrefix = 32 << 10
+
+// fetch reads the chunk of n bytes at off. With needles, it reads the
+// chunk's header and token filter first and says skip, reading no more,
+// when the filter rules out a needle.
+func (it *StreamIterator) fetch(off, n uint64) (data []byte, skip bool, err error) {
+	if len(it.needles) == 0 {
+		data, err = it.b.getRange(it.ctx, off, n)
+		it.Stats.Bytes += int64(len(data))
+		return data, false, err
+	}
+	head, err := it.b.getRange(it.ctx, off, min(n, filterPrefix))
+	if err != nil {
+		return nil, false, err
+	}
+	it.Stats.Bytes += int64(len(head))
+	need, err := logchunk.FilterLen(head)
+	if err != nil {
+		return nil, false, err
+	}
+	if need > int(n) {
+		return nil, false, fmt.Errorf("header and filter of %d bytes in a chunk of %d", need, n)
+	}
+	if need > len(head) {
+		more, err := it.b.getRange(it.ctx, off+uint64(len(head)), uint64(need-len(head)))
+		if err != nil {
+			return nil, false, err
+		}
+		it.Stats.Bytes += int64(len(more))
+		head = append(head, more...)
+	}
+	ok, err := logchunk.FilterMayContain(head[:need], it.needles)
+	if err != nil || !ok {
+		return nil, !ok, err
+	}
+	if len(head) == int(n) {
+		return head, false, nil
+	}
+	rest, err := it.b.getRange(it.ctx, off+uint64(len(head)), n-uint64(len(head)))
+	if err != nil {
+		return nil, false, err
+	}
+	it.Stats.Bytes += int64(len(rest))
+	return append(head, rest...), false, nil
 }
 
 // keep copies a line out of the chunk's reused buffer into the stream's.
@@ -185,14 +232,6 @@ func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int
 	return it.Stats, it.Err()
 }
 
-func admits(c *logchunk.Chunk, needles []string) bool {
-	for _, n := range needles {
-		if !c.MayContain(n) {
-			return false
-		}
-	}
-	return true
-}
 
 func (b *Block) getRange(ctx context.Context, off, n uint64) ([]byte, error) {
 	r, err := b.bkt.GetRange(ctx, path.Join(Dir(b.tenant, b.Meta.ULID), ChunksFile), int64(off), int64(n))

@@ -2,6 +2,7 @@ package logchunk
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"maps"
 	"math"
@@ -154,4 +155,30 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		requireNoFalseNegatives(t, c, es, set, r)
 	})
+}
+
+// TestFilterMayContainAgreesWithOpen: testing needles on a chunk's header
+// and filter alone answers as the opened chunk does.
+func TestFilterMayContainAgreesWithOpen(t *testing.T) {
+	var es []Entry
+	for i := 0; i < 500; i++ {
+		es = append(es, Entry{Timestamp: int64(i), Line: fmt.Sprintf("level=info request_id=%08x path=/api/%d", i*7919, i)})
+	}
+	b, err := Encode(nil, es)
+	require.NoError(t, err)
+	c, err := Open(b)
+	require.NoError(t, err)
+	n, err := FilterLen(b[:HeaderSize])
+	require.NoError(t, err)
+	for _, needle := range []string{"request_id=0000f76b", "request_id=ffffffff", "path=/api/499", "nothing like it here"} {
+		got, err := FilterMayContain(b[:n], []string{needle})
+		require.NoError(t, err)
+		require.Equal(t, c.MayContain(needle), got, needle)
+	}
+	_, err = FilterMayContain(b[:n-1], []string{"x"})
+	require.ErrorIs(t, err, ErrCorrupt)
+	bad := append([]byte(nil), b[:n]...)
+	bad[n-1] ^= 1
+	_, err = FilterMayContain(bad, []string{"request_id=0000f76b"})
+	require.ErrorIs(t, err, ErrCorrupt)
 }
