@@ -66,10 +66,9 @@ cgroup_report() {
   fi
 }
 
-# inside CG CMD…: runs CMD in cgroup CG (or unconfined when CG is empty).
-inside() {
-  sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$@"
-}
+# inside: a shell that moves itself into cgroup $1 (none when empty) and
+# becomes the command after it, so that $! is the command's PID.
+inside='[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"'
 
 go build -o "$work/canopy" ./cmd/canopy
 go build -o "$work/loadgen" ./tools/loadgen
@@ -109,7 +108,7 @@ start_ns=$(( ($(date +%s) - 600) * 1000000000 ))
 # Canopy: one process, replication factor 1, ingestion limits out of the way.
 data="$work/canopy-data"
 cg=$(cgroup canopy)
-inside "$cg" "$work/canopy" -data-dir="$data" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
+sh -c "$inside" sh "$cg" "$work/canopy" -data-dir="$data" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
   -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$ml" \
   -distributor.otlp.grpc-listen-address= -distributor.otlp.http-listen-address= \
   -distributor.logs.ingestion-rate-limit-mb=100000 -distributor.logs.ingestion-burst-size-mb=100000 \
@@ -130,7 +129,7 @@ for peer in $PEERS; do
   victorialogs)
     vl=$(bash tools/victorialogs.sh)
     cg=$(cgroup victorialogs)
-    inside "$cg" "$vl" -storageDataPath="$work/vl-data" -httpListenAddr="127.0.0.1:$http" -retentionPeriod=30d >"$OUT/victorialogs.log" 2>&1 &
+    sh -c "$inside" sh "$cg" "$vl" -storageDataPath="$work/vl-data" -httpListenAddr="127.0.0.1:$http" -retentionPeriod=30d >"$OUT/victorialogs.log" 2>&1 &
     pid=$!
     wait_ready "http://127.0.0.1:$http/health"
     "$work/loadgen" logs-ingest -url "http://127.0.0.1:$http/insert/loki/api/v1/push" -bytes "$BYTES" -streams "$STREAMS" \
