@@ -62,6 +62,11 @@ type SelectParams struct {
 	// Direction is the order the query wants; a store may use it to stop
 	// early but need not.
 	Direction Direction
+	// With ShardCount above 1, only the streams whose
+	// labels.StableHash(labels) % ShardCount is ShardIndex are wanted (a
+	// shard of a query split by the query-frontend): a store may skip the
+	// others without reading them.
+	ShardIndex, ShardCount uint64
 }
 
 // StreamIterator walks the selected entries in batches. A batch holds

@@ -43,16 +43,18 @@ func (s shard) source(src logql.Source) logql.Source {
 	return shardSource{src: src, shard: s}
 }
 
-// shardSource keeps the streams of one shard. The Backend still reads the
-// other streams' entries (its Select has no shard hint); the shard saves
-// the engine's work on them and splits the query's evaluation over
-// queriers.
+// shardSource keeps the streams of one shard. It tells the Backend which
+// (SelectParams.ShardIndex, ShardCount), so that Canopy's reads only the
+// shard's streams, and filters what comes back.
 type shardSource struct {
 	src   logql.Source
 	shard shard
 }
 
 func (s shardSource) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIterator, error) {
+	// The Backend may skip the other shards' streams before reading them;
+	// the iterator keeps only the shard's either way.
+	p.ShardIndex, p.ShardCount = s.shard.index, s.shard.count
 	it, err := s.src.Select(ctx, p)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -128,13 +129,20 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 			closeAll()
 			return nil, err
 		}
+		bctx, cancel := context.WithCancel(ctx)
+		closers = append(closers, cancel)
+		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+		var srcs []*blockSource
 		for _, b := range blocks {
-			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles)
+			bit, err := b.Streams(bctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
 			}
-			src := &blockSource{it: bit}
+			srcs = append(srcs, newBlockSource(bctx, bit, sem))
+		}
+		for i, src := range srcs {
+			b := blocks[i]
 			if src.next() {
 				primed = append(primed, src)
 			} else if err := src.err(); err != nil {
@@ -155,7 +163,7 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 	if err != nil {
 		return nil, nil, fmt.Errorf("finding logs ingesters to query: %w", err)
 	}
-	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles}
+	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles, ShardIndex: p.ShardIndex, ShardCount: p.ShardCount}
 	type opened struct {
 		src    *ingesterSource
 		cancel func()

@@ -269,3 +269,28 @@ func TestReplayCutsTornTail(t *testing.T) {
 	push(t, i, "t", app, entries(4, 1, "line %d")...)
 	require.Len(t, selectAll(t, i, "t", 0, 1e15)[app.String()], 4)
 }
+
+// TestSelectShards: the shards of a select split the streams between them,
+// each stream in exactly one.
+func TestSelectShards(t *testing.T) {
+	i := start(t, testConfig(t), t.TempDir(), testLimits(), nil)
+	defer stop(t, i)
+	for s := 0; s < 20; s++ {
+		push(t, i, "t", labels.FromStrings("app", fmt.Sprintf("a%d", s)), entries(1, 2, "line %d")...)
+	}
+	seen := map[string]int{}
+	for k := uint64(0); k < 4; k++ {
+		c := &collect{ctx: user.InjectOrgID(context.Background(), "t"), got: map[string][]string{}}
+		req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "app", ".+")}), Start: 0, End: 1e15, ShardIndex: k, ShardCount: 4}
+		require.NoError(t, i.Select(req, c))
+		require.Less(t, len(c.got), 20, "a shard holds some streams, not all")
+		for s, es := range c.got {
+			seen[s]++
+			require.Len(t, es, 2)
+		}
+	}
+	require.Len(t, seen, 20)
+	for s, n := range seen {
+		require.Equal(t, 1, n, s)
+	}
+}

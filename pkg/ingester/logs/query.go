@@ -69,6 +69,15 @@ func (i *Ingester) Select(req *logspb.SelectRequest, send logsclient.BatchSender
 	if err != nil {
 		return err
 	}
+	if req.ShardCount > 1 {
+		kept := streams[:0]
+		for _, s := range streams {
+			if labels.StableHash(s.labels)%req.ShardCount == req.ShardIndex {
+				kept = append(kept, s)
+			}
+		}
+		streams = kept
+	}
 	// In label order: queriers merge replicas' answers stream by stream.
 	slices.SortFunc(streams, func(a, b *stream) int { return labels.Compare(a.labels, b.labels) })
 	batch := &logspb.SelectBatch{}

@@ -420,7 +420,11 @@ type SelectRequest struct {
 	Start int64 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
 	End   int64 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
 	// Substrings every line the query keeps contains (hints).
-	Needles       []string `protobuf:"bytes,4,rep,name=needles,proto3" json:"needles,omitempty"`
+	Needles []string `protobuf:"bytes,4,rep,name=needles,proto3" json:"needles,omitempty"`
+	// With shard_count above 1, only the streams whose labels'
+	// labels.StableHash modulo shard_count is shard_index.
+	ShardIndex    uint64 `protobuf:"varint,5,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount    uint64 `protobuf:"varint,6,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -481,6 +485,20 @@ func (x *SelectRequest) GetNeedles() []string {
 		return x.Needles
 	}
 	return nil
+}
+
+func (x *SelectRequest) GetShardIndex() uint64 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *SelectRequest) GetShardCount() uint64 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
 }
 
 type SelectBatch struct {
@@ -817,12 +835,16 @@ const file_logspb_logs_proto_rawDesc = "" +
 	"\aMatcher\x12-\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x19.canopy.logs.v1.MatchTypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\x86\x01\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\xc8\x01\n" +
 	"\rSelectRequest\x123\n" +
 	"\bmatchers\x18\x01 \x03(\v2\x17.canopy.logs.v1.MatcherR\bmatchers\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x10\n" +
 	"\x03end\x18\x03 \x01(\x03R\x03end\x12\x18\n" +
-	"\aneedles\x18\x04 \x03(\tR\aneedles\"?\n" +
+	"\aneedles\x18\x04 \x03(\tR\aneedles\x12\x1f\n" +
+	"\vshard_index\x18\x05 \x01(\x04R\n" +
+	"shardIndex\x12\x1f\n" +
+	"\vshard_count\x18\x06 \x01(\x04R\n" +
+	"shardCount\"?\n" +
 	"\vSelectBatch\x120\n" +
 	"\astreams\x18\x01 \x03(\v2\x16.canopy.logs.v1.StreamR\astreams\"\x80\x01\n" +
 	"\rLabelsRequest\x12\x14\n" +

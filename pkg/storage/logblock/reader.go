@@ -56,6 +56,7 @@ type StreamIterator struct {
 	p              index.Postings
 	start, end     int64
 	needles        []string
+	shard          Shard
 	sb             labels.ScratchBuilder
 	metas          []chunks.Meta
 	labels         labels.Labels
@@ -66,11 +67,19 @@ type StreamIterator struct {
 	done, outRange bool
 }
 
-// Streams returns an iterator over the streams matching ms with entries in
-// [start, end), reading only chunks that overlap the range and whose token
-// filter admits every needle.
-func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string) (*StreamIterator, error) {
-	it := &StreamIterator{b: b, ctx: ctx, start: start, end: end, needles: needles}
+// Shard is one shard of the streams: those whose labels.StableHash modulo
+// Count is Index. The zero Shard (Count 0 or 1) is every stream.
+type Shard struct{ Index, Count uint64 }
+
+func (s Shard) has(ls labels.Labels) bool {
+	return s.Count <= 1 || labels.StableHash(ls)%s.Count == s.Index
+}
+
+// Streams returns an iterator over the streams matching ms (of shard) with
+// entries in [start, end), reading only chunks that overlap the range and
+// whose token filter admits every needle.
+func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, shard Shard) (*StreamIterator, error) {
+	it := &StreamIterator{b: b, ctx: ctx, start: start, end: end, needles: needles, shard: shard}
 	if b.Meta.MaxTime < start || b.Meta.MinTime >= end {
 		it.outRange = true
 		return it, nil
@@ -96,9 +105,12 @@ func (it *StreamIterator) Next() bool {
 		if it.err = it.b.index.Series(it.p.At(), &it.sb, &it.metas); it.err != nil {
 			return false
 		}
-		// The previous stream's entries and lines were valid until this
-		// call: their memory is reused.
-		it.entries, it.lines = it.entries[:0], it.lines[:0]
+		if !it.shard.has(it.sb.Labels()) {
+			continue
+		}
+		// Each stream gets memory of its own (the caller may hold a stream
+		// while reading the next): one array of lines, one of entries.
+		it.entries, it.lines = nil, nil
 		for _, cm := range it.metas {
 			if cm.MaxTime < it.start || cm.MinTime >= it.end {
 				continue
@@ -117,6 +129,13 @@ func (it *StreamIterator) Next() bool {
 			if err != nil {
 				it.err = fmt.Errorf("chunk at %d of log block %s: %w", off, it.b.Meta.ULID, err)
 				return false
+			}
+			if free := cap(it.lines) - len(it.lines); free < int(c.RawBytes()) {
+				// Lines already kept stay in the array they are in.
+				it.lines = make([]byte, 0, max(int(c.RawBytes()), 2*cap(it.lines)))
+			}
+			if it.entries == nil {
+				it.entries = make([]logchunk.Entry, 0, c.Entries())
 			}
 			it.Stats.Chunks++
 			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
@@ -190,15 +209,14 @@ func (it *StreamIterator) fetch(off, n uint64) (data []byte, skip bool, err erro
 	return append(head, rest...), false, nil
 }
 
-// keep copies a line out of the chunk's reused buffer into the stream's.
-// Strings of a grown-away array stay valid (the array lives on); the array
-// in use is written again only for the next stream.
+// keep copies a line out of the chunk's reused buffer into the stream's
+// array of lines, which is never written again where a line was kept.
 func (it *StreamIterator) keep(line string) string {
 	if len(line) == 0 {
 		return ""
 	}
 	if cap(it.lines)-len(it.lines) < len(line) {
-		it.lines = make([]byte, 0, max(2*cap(it.lines), len(line), 256<<10))
+		it.lines = make([]byte, 0, max(2*cap(it.lines), len(line), 64<<10))
 	}
 	off := len(it.lines)
 	it.lines = append(it.lines, line...)
@@ -209,18 +227,17 @@ func (it *StreamIterator) keep(line string) string {
 func (it *StreamIterator) Labels() labels.Labels { return it.labels }
 
 // Entries are the current stream's entries in the range, in timestamp
-// order (a block's chunks of one stream never overlap), valid until the
-// next call to Next.
+// order (a block's chunks of one stream never overlap); the caller owns
+// them.
 func (it *StreamIterator) Entries() []logchunk.Entry { return it.entries }
 
 // Err is the error that ended the iteration, if any.
 func (it *StreamIterator) Err() error { return it.err }
 
 // Select calls fn for each stream matching ms with its entries in
-// [start, end) in timestamp order (see Streams); the entries and their
-// strings are valid until fn returns.
+// [start, end) in timestamp order (see Streams); fn owns them.
 func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, fn func(ls labels.Labels, es []logchunk.Entry) error) (SelectStats, error) {
-	it, err := b.Streams(ctx, ms, start, end, needles)
+	it, err := b.Streams(ctx, ms, start, end, needles, Shard{})
 	if err != nil {
 		return SelectStats{}, err
 	}
