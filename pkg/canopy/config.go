@@ -69,6 +69,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Server.RegisterFlags(f)
 	overrideDefault(f, "server.http-listen-port", "9009")
 	overrideDefault(f, "server.grpc-listen-port", "9095")
+	overrideFlag(f, "server.http-write-timeout", "2m30s", "Write timeout of the HTTP server: longer than the query timeouts (-querier.timeout, -querier.logs.query-timeout: 2m), so that a long query's answer is written, not cut off.")
 	c.Instance.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
 	overrideFlag(f, "memberlist.advertise-port", "0", "Gossip port advertised to the other members. 0: -memberlist.bind-port.")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -129,20 +128,13 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 			closeAll()
 			return nil, err
 		}
-		bctx, cancel := context.WithCancel(ctx)
-		closers = append(closers, cancel)
-		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-		var srcs []*blockSource
 		for _, b := range blocks {
-			bit, err := b.Streams(bctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
+			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
 			}
-			srcs = append(srcs, newBlockSource(bctx, bit, sem))
-		}
-		for i, src := range srcs {
-			b := blocks[i]
+			src := &blockSource{it: bit}
 			if src.next() {
 				primed = append(primed, src)
 			} else if err := src.err(); err != nil {

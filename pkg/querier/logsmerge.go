@@ -2,7 +2,6 @@ package querier
 
 import (
 	"container/heap"
-	"context"
 	"errors"
 	"io"
 	"slices"
@@ -33,75 +32,26 @@ type streamSource interface {
 	err() error
 }
 
-// blockSource reads a block's streams ahead in a goroutine of its own (one
-// stream ahead), so that the blocks of a query are read and decompressed
-// in parallel — at most as many at once as sem has room for — while the
-// engine works. Canceling ctx stops the goroutine.
+// blockSource adapts a block's stream iterator.
 type blockSource struct {
-	ch  chan blockStream
-	cur blockStream
-	e   error
-}
-
-type blockStream struct {
-	labels  labels.Labels
-	entries []logql.Entry
-	err     error
-}
-
-func newBlockSource(ctx context.Context, it *logblock.StreamIterator, sem chan struct{}) *blockSource {
-	s := &blockSource{ch: make(chan blockStream, 1)}
-	go func() {
-		defer close(s.ch)
-		for {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			ok := it.Next()
-			var bs blockStream
-			if ok {
-				in := it.Entries()
-				bs = blockStream{labels: it.Labels(), entries: make([]logql.Entry, len(in))}
-				for i, e := range in {
-					bs.entries[i] = logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata}
-				}
-			} else {
-				bs.err = it.Err()
-			}
-			<-sem
-			if !ok && bs.err == nil {
-				return
-			}
-			select {
-			case s.ch <- bs:
-			case <-ctx.Done():
-				return
-			}
-			if !ok {
-				return
-			}
-		}
-	}()
-	return s
+	it *logblock.StreamIterator
+	es []logql.Entry
 }
 
 func (s *blockSource) next() bool {
-	bs, ok := <-s.ch
-	if !ok {
+	if !s.it.Next() {
 		return false
 	}
-	if bs.err != nil {
-		s.e = bs.err
-		return false
+	in := s.it.Entries()
+	s.es = make([]logql.Entry, len(in))
+	for i, e := range in {
+		s.es[i] = logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata}
 	}
-	s.cur = bs
 	return true
 }
-func (s *blockSource) labels() labels.Labels  { return s.cur.labels }
-func (s *blockSource) entries() []logql.Entry { return s.cur.entries }
-func (s *blockSource) err() error             { return s.e }
+func (s *blockSource) labels() labels.Labels  { return s.it.Labels() }
+func (s *blockSource) entries() []logql.Entry { return s.es }
+func (s *blockSource) err() error             { return s.it.Err() }
 
 // ingesterSource reads one ingester's select stream, whose batches may cut
 // a stream in pieces: consecutive pieces of one stream are joined.
