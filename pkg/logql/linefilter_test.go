@@ -3,8 +3,8 @@ package logql
 import (
 	"regexp"
 	"strings"
-	"unicode/utf8"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )

@@ -249,7 +249,6 @@ func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int
 	return it.Stats, it.Err()
 }
 
-
 func (b *Block) getRange(ctx context.Context, off, n uint64) ([]byte, error) {
 	r, err := b.bkt.GetRange(ctx, path.Join(Dir(b.tenant, b.Meta.ULID), ChunksFile), int64(off), int64(n))
 	if err != nil {
