@@ -53,11 +53,11 @@ import (
 type OTLPConfig struct {
 	// IndexLabelAttributes are resource attributes that become index labels
 	// in addition to the default list (DefaultOTLPIndexAttributes).
-	IndexLabelAttributes []string `yaml:"index_label_attributes"`
+	IndexLabelAttributes []string `yaml:"index_label_attributes,omitempty"`
 	// DropResourceAttributes are resource attributes dropped altogether:
 	// neither index label nor structured metadata. Dropping wins over both
 	// index lists (in Loki the default list would win).
-	DropResourceAttributes []string `yaml:"drop_resource_attributes"`
+	DropResourceAttributes []string `yaml:"drop_resource_attributes,omitempty"`
 	// IgnoreDefaultIndexLabels makes IndexLabelAttributes the only index
 	// labels: the default list becomes structured metadata.
 	IgnoreDefaultIndexLabels bool `yaml:"ignore_default_index_labels"`
