@@ -209,6 +209,10 @@ func (c *Compactor) Run(ctx context.Context, compact bool) RunResult {
 		}
 		return nil
 	})
+	if _, err := c.logsRetention(ctx); err != nil {
+		level.Error(c.logger).Log("msg", "logs retention failed", "err", err)
+		res.Errors = append(res.Errors, "logs: "+err.Error())
+	}
 	sort.Strings(res.Errors)
 	if len(res.Errors) == 0 {
 		c.metrics.runs.WithLabelValues(kind(compact), "success").Inc()
