@@ -43,9 +43,9 @@ func (s *blockSource) next() bool {
 		return false
 	}
 	in := s.it.Entries()
-	s.es = make([]logql.Entry, len(in))
-	for i, e := range in {
-		s.es[i] = logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata}
+	s.es = s.es[:0] // the merge has done with the previous stream
+	for _, e := range in {
+		s.es = append(s.es, logql.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: e.Metadata})
 	}
 	return true
 }
@@ -184,9 +184,21 @@ func (it *mergeIterator) Next() bool {
 		it.es = dedupeSorted(it.consumed[0].entries())
 		return true
 	}
-	// Each source's entries are in time order: merge them pairwise, into
-	// two buffers in turn (usually they are blocks of successive times and
-	// a merge is a copy).
+	// Each source's entries are in time order. Blocks shipped one after
+	// another hold a stream's successive times: put the sources in order of
+	// their first entry and, when none overlaps the next, the merge is one
+	// copy. Otherwise merge them pairwise, into two buffers in turn.
+	slices.SortFunc(it.consumed, func(a, b streamSource) int {
+		return cmpFirst(a.entries(), b.entries())
+	})
+	if disjoint(it.consumed) {
+		it.merged = it.merged[:0]
+		for _, s := range it.consumed {
+			it.merged = append(it.merged, s.entries()...)
+		}
+		it.es = dedupeSorted(it.merged)
+		return true
+	}
 	it.es = it.consumed[0].entries()
 	for k, s := range it.consumed[1:] {
 		buf := &it.merged
@@ -197,6 +209,37 @@ func (it *mergeIterator) Next() bool {
 		it.es = *buf
 	}
 	it.es = dedupeSorted(it.es)
+	return true
+}
+
+// cmpFirst orders entry lists by their first timestamp (empty ones first).
+func cmpFirst(a, b []logql.Entry) int {
+	switch {
+	case len(a) == 0 || len(b) == 0:
+		return len(a) - len(b)
+	case a[0].Timestamp < b[0].Timestamp:
+		return -1
+	case a[0].Timestamp > b[0].Timestamp:
+		return 1
+	}
+	return 0
+}
+
+// disjoint says whether sources in order of their first entry hold times
+// that do not overlap: each starts after the one before ends.
+func disjoint(srcs []streamSource) bool {
+	var last int64
+	started := false
+	for _, s := range srcs {
+		es := s.entries()
+		if len(es) == 0 {
+			continue
+		}
+		if started && es[0].Timestamp <= last {
+			return false
+		}
+		last, started = es[len(es)-1].Timestamp, true
+	}
 	return true
 }
 

@@ -101,3 +101,21 @@ func TestMergeReadsSourcesBeforeMovingThem(t *testing.T) {
 	require.Equal(t, "b 3", it.Entries()[0].Line)
 	require.False(t, it.Next())
 }
+
+// TestMergeDisjointBlocks: sources holding successive times of a stream
+// (blocks shipped one after another), in any order, come out in time order.
+func TestMergeDisjointBlocks(t *testing.T) {
+	var primed []streamSource
+	for _, s := range []*sliceSource{source(stream("a", 7, 8)), source(stream("a", 1, 2)), source(stream("a", 4, 5))} {
+		require.True(t, s.next())
+		primed = append(primed, s)
+	}
+	it := newMergeIterator(primed, nil)
+	require.True(t, it.Next())
+	var ts []int64
+	for _, e := range it.Entries() {
+		ts = append(ts, e.Timestamp)
+	}
+	require.Equal(t, []int64{1, 2, 4, 5, 7, 8}, ts)
+	require.False(t, it.Next())
+}

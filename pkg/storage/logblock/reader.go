@@ -108,9 +108,9 @@ func (it *StreamIterator) Next() bool {
 		if !it.shard.has(it.sb.Labels()) {
 			continue
 		}
-		// Each stream gets memory of its own (the caller may hold a stream
-		// while reading the next): one array of lines, one of entries.
-		it.entries, it.lines = nil, nil
+		// The previous stream's entries and lines were valid until this
+		// call: their memory is reused.
+		it.entries, it.lines = it.entries[:0], it.lines[:0]
 		for _, cm := range it.metas {
 			if cm.MaxTime < it.start || cm.MinTime >= it.end {
 				continue
@@ -133,9 +133,6 @@ func (it *StreamIterator) Next() bool {
 			if free := cap(it.lines) - len(it.lines); free < int(c.RawBytes()) {
 				// Lines already kept stay in the array they are in.
 				it.lines = make([]byte, 0, max(int(c.RawBytes()), 2*cap(it.lines)))
-			}
-			if it.entries == nil {
-				it.entries = make([]logchunk.Entry, 0, c.Entries())
 			}
 			it.Stats.Chunks++
 			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
@@ -210,7 +207,7 @@ func (it *StreamIterator) fetch(off, n uint64) (data []byte, skip bool, err erro
 }
 
 // keep copies a line out of the chunk's reused buffer into the stream's
-// array of lines, which is never written again where a line was kept.
+// array of lines: a line stays valid until the next stream.
 func (it *StreamIterator) keep(line string) string {
 	if len(line) == 0 {
 		return ""
@@ -227,15 +224,16 @@ func (it *StreamIterator) keep(line string) string {
 func (it *StreamIterator) Labels() labels.Labels { return it.labels }
 
 // Entries are the current stream's entries in the range, in timestamp
-// order (a block's chunks of one stream never overlap); the caller owns
-// them.
+// order (a block's chunks of one stream never overlap), valid until the
+// next call to Next.
 func (it *StreamIterator) Entries() []logchunk.Entry { return it.entries }
 
 // Err is the error that ended the iteration, if any.
 func (it *StreamIterator) Err() error { return it.err }
 
 // Select calls fn for each stream matching ms with its entries in
-// [start, end) in timestamp order (see Streams); fn owns them.
+// [start, end) in timestamp order (see Streams); the entries and their
+// strings are valid until fn returns.
 func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, fn func(ls labels.Labels, es []logchunk.Entry) error) (SelectStats, error) {
 	it, err := b.Streams(ctx, ms, start, end, needles, Shard{})
 	if err != nil {
