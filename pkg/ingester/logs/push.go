@@ -82,15 +82,14 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 			if res = s.append(entries, window, now); res.removed {
 				continue // dropped as empty meanwhile: look it up again
 			}
-			if s.full(i.cfg.ChunkTargetSize) {
-				// Cut at once, not at the next check: under heavy ingestion
-				// an open chunk would grow well past its target meanwhile.
-				n, err := s.cutIfDue(i.cfg, now, true)
-				if err != nil {
-					return nil, err
-				}
-				i.unshipped.Add(int64(n))
+			// Cut at once when due, not at the next check: under heavy
+			// ingestion an open chunk would grow well past its target.
+			n, err := s.cutIfDue(i.cfg, now, false)
+			if err != nil {
+				// The entries are in; the periodic cut tries again.
+				level.Error(i.logger).Log("msg", "cutting a chunk", "tenant", id, "stream", s.labels.String(), "err", err)
 			}
+			i.unshipped.Add(int64(n))
 			if len(res.accepted) > 0 {
 				at := len(walBuf)
 				walBuf = encodeEntries(walBuf, id, s.labels, res.accepted)

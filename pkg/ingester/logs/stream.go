@@ -112,13 +112,6 @@ func (s *stream) append(entries []logchunk.Entry, window time.Duration, now time
 	return res
 }
 
-// full says whether the open chunk has reached the target size.
-func (s *stream) full(target int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.headBytes >= target
-}
-
 // cutIfDue cuts the open chunk when it is big enough, too old or idle
 // (force cuts any open chunk), and returns the bytes of the chunk cut.
 func (s *stream) cutIfDue(cfg Config, now time.Time, force bool) (int, error) {
