@@ -35,7 +35,7 @@ func (c *Canopy) registerOperationalRoutes() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = indexTemplate.Execute(w, map[string]any{"Targets": c.cfg.Target, "Routes": c.API.Routes()})
 	})
-	ops(api.PathReady, "200 once every module runs, every ingester unit is ACTIVE and, where a distributor runs beside it, the distributor sees it in the ring", c.serveReady)
+	ops(api.PathReady, "200 once every module runs, every ingester unit is ACTIVE and, where a distributor or querier runs beside it, they see it in the ring", c.serveReady)
 	ops(api.PathServices, "the modules and their states", c.serveServices)
 	ops(api.PathConfig, "the configuration in force (secrets masked)", c.serveConfig)
 }
@@ -60,6 +60,14 @@ func (c *Canopy) serveReady(w http.ResponseWriter, r *http.Request) {
 	if c.Distributor != nil && c.MetricsIngester != nil && c.IngesterRing != nil {
 		if st, err := c.IngesterRing.GetInstanceState(c.MetricsIngester.ID()); err != nil || st != ring.ACTIVE {
 			http.Error(w, "not ready: the distributor does not see this process's ingester ACTIVE in the ring yet", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	// The same for logs: the logs ring client (distributor and querier)
+	// must see this process's logs ingester.
+	if c.LogsIngester != nil && c.LogsRing != nil {
+		if st, err := c.LogsRing.GetInstanceState(c.LogsIngester.Lifecycler().ID); err != nil || st != ring.ACTIVE {
+			http.Error(w, "not ready: this process's logs ingester is not ACTIVE in the logs-ingester ring it reads yet", http.StatusServiceUnavailable)
 			return
 		}
 	}
