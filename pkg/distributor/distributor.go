@@ -290,8 +290,17 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 	if d.local != nil {
 		local, localID = d.local()
 	}
-	pushCtx, cancel := context.WithTimeout(user.InjectOrgID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
-	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+	// The pushes run on pushCtx, canceled by Cleanup once they are all done;
+	// DoBatch waits on waitCtx, which has the same deadline but is never
+	// canceled before DoBatch returns: canceling the context it waits on
+	// would race with its own answer (done and canceled both ready, a 503
+	// "context canceled" for a write that reached its quorum).
+	deadline := time.Now().Add(d.cfg.RemoteTimeout)
+	base := user.InjectOrgID(context.WithoutCancel(ctx), tenantID)
+	pushCtx, cancel := context.WithDeadline(base, deadline)
+	waitCtx, stopWaiting := context.WithDeadline(base, deadline)
+	defer stopWaiting()
+	err := ring.DoBatchWithOptions(waitCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		sub := req
 		if !whole {
 			sub = &writev2.Request{Symbols: req.Symbols, Timeseries: make([]writev2.TimeSeries, len(idx))}

@@ -396,3 +396,18 @@ func TestShardingPlacesEachSeriesOnItsReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestPushNeverAnswersCanceledAfterQuorum: with replicas that answer at
+// once, the pushes are done (and their context canceled by the batch's
+// cleanup) before DoBatch looks at its context; a write that reached its
+// quorum must still succeed. Sharing one context for both made some of
+// these pushes a 503 "context canceled".
+func TestPushNeverAnswersCanceledAfterQuorum(t *testing.T) {
+	now := time.Now().UnixMilli()
+	d, ings := newTestDistributor(t, 3, 3, defaultLimits())
+	ings[2].fail = true // one replica down: the other two make the quorum
+	for k := 0; k < 500; k++ {
+		_, err := d.Push(context.Background(), "t1", FromV1(makeV1(1, now+int64(k))))
+		require.NoError(t, err, "push %d", k)
+	}
+}

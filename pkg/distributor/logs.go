@@ -213,8 +213,14 @@ func (l *Logs) send(ctx context.Context, tenantID string, req *logspb.PushReques
 	}
 	merged := &logspb.PushResponse{}
 	var mu sync.Mutex
-	pushCtx, cancel := context.WithTimeout(user.InjectOrgID(context.WithoutCancel(ctx), tenantID), l.d.cfg.RemoteTimeout)
-	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, l.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+	// As for metrics (Distributor.send): the pushes' context is canceled by
+	// Cleanup, the one DoBatch waits on only after it returned.
+	deadline := time.Now().Add(l.d.cfg.RemoteTimeout)
+	base := user.InjectOrgID(context.WithoutCancel(ctx), tenantID)
+	pushCtx, cancel := context.WithDeadline(base, deadline)
+	waitCtx, stopWaiting := context.WithDeadline(base, deadline)
+	defer stopWaiting()
+	err := ring.DoBatchWithOptions(waitCtx, ring.WriteNoExtend, l.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		sub := req
 		if len(idx) != len(req.Streams) {
 			sub = &logspb.PushRequest{Streams: make([]*logspb.Stream, len(idx))}
