@@ -18,13 +18,16 @@ import (
 
 // ringStates returns instance ID -> state ("ACTIVE", "UNHEALTHY", ...) as
 // node's /ring/ingester page reports it.
-func ringStates(n *canopyNode) (map[string]string, error) {
-	code, body, err := httpGet(n.url()+"/ring/ingester", http.Header{"Accept": {"application/json"}})
+func ringStates(n *canopyNode) (map[string]string, error) { return ringStatesOf(n, "ingester") }
+
+// ringStatesOf is ringStates for the ring page /ring/<name>.
+func ringStatesOf(n *canopyNode, name string) (map[string]string, error) {
+	code, body, err := httpGet(n.url()+"/ring/"+name, http.Header{"Accept": {"application/json"}})
 	if err != nil {
 		return nil, err
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("/ring/ingester: %d %s", code, body)
+		return nil, fmt.Errorf("/ring/%s: %d %s", name, code, body)
 	}
 	var page struct {
 		Shards []struct {
@@ -33,7 +36,7 @@ func ringStates(n *canopyNode) (map[string]string, error) {
 		} `json:"shards"`
 	}
 	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, fmt.Errorf("decoding /ring/ingester: %w", err)
+		return nil, fmt.Errorf("decoding /ring/%s: %w", name, err)
 	}
 	out := map[string]string{}
 	for _, s := range page.Shards {
@@ -42,22 +45,28 @@ func ringStates(n *canopyNode) (map[string]string, error) {
 	return out, nil
 }
 
-// waitRingActive waits until on every node the ring holds exactly the given
-// instances, all ACTIVE and healthy.
+// waitRingActive waits until on every node the ingester ring holds exactly
+// the given instances, all ACTIVE and healthy.
 func waitRingActive(t *testing.T, nodes []*canopyNode, ids []string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, 250*time.Millisecond, fmt.Sprintf("ring with %v ACTIVE on every node", ids), func() error {
+	waitRingActiveOf(t, nodes, ids, timeout, "ingester")
+}
+
+// waitRingActiveOf is waitRingActive for the ring /ring/<name>.
+func waitRingActiveOf(t *testing.T, nodes []*canopyNode, ids []string, timeout time.Duration, name string) {
+	t.Helper()
+	eventually(t, timeout, 250*time.Millisecond, fmt.Sprintf("ring %s with %v ACTIVE on every node", name, ids), func() error {
 		for _, n := range nodes {
-			states, err := ringStates(n)
+			states, err := ringStatesOf(n, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.id, err)
 			}
 			if len(states) != len(ids) {
-				return fmt.Errorf("%s sees ring %v", n.id, states)
+				return fmt.Errorf("%s sees ring %s %v", n.id, name, states)
 			}
 			for _, id := range ids {
 				if states[id] != "ACTIVE" {
-					return fmt.Errorf("%s sees ring %v", n.id, states)
+					return fmt.Errorf("%s sees ring %s %v", n.id, name, states)
 				}
 			}
 		}

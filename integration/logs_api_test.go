@@ -470,50 +470,14 @@ func (l lokiAPI) metricVector(query string, ts int64) (map[string]string, error)
 // logsRingStates returns instance ID -> state as node's
 // /ring/logs-ingester page reports it.
 func logsRingStates(n *canopyNode) (map[string]string, error) {
-	code, body, err := httpGet(n.url()+"/ring/logs-ingester", http.Header{"Accept": {"application/json"}})
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("/ring/logs-ingester: %d %s", code, body)
-	}
-	var page struct {
-		Shards []struct {
-			ID    string `json:"id"`
-			State string `json:"state"`
-		} `json:"shards"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, fmt.Errorf("decoding /ring/logs-ingester: %w", err)
-	}
-	out := map[string]string{}
-	for _, s := range page.Shards {
-		out[s.ID] = s.State
-	}
-	return out, nil
+	return ringStatesOf(n, "logs-ingester")
 }
 
 // waitLogsRingActive waits until on every node the logs ring holds exactly
 // the given instances, all ACTIVE.
 func waitLogsRingActive(t *testing.T, nodes []*canopyNode, ids []string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, 250*time.Millisecond, fmt.Sprintf("logs ring with %v ACTIVE on every node", ids), func() error {
-		for _, n := range nodes {
-			states, err := logsRingStates(n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", n.id, err)
-			}
-			if len(states) != len(ids) {
-				return fmt.Errorf("%s sees logs ring %v", n.id, states)
-			}
-			for _, id := range ids {
-				if states[id] != "ACTIVE" {
-					return fmt.Errorf("%s sees logs ring %v", n.id, states)
-				}
-			}
-		}
-		return nil
-	})
+	waitRingActiveOf(t, nodes, ids, timeout, "logs-ingester")
 }
 
 var walReplayed = regexp.MustCompile(`msg="replayed the logs WAL".* entries=(\d+)`)
