@@ -61,17 +61,9 @@ type Distributor struct {
 	metrics *metrics
 	now     func() time.Time
 
-	limitersMu sync.Mutex
-	limiters   map[string]*tenantLimiter
+	limiters tenantLimiters
 
 	inflight *inflight
-}
-
-// tenantLimiter is a tenant's ingestion rate limiter and when it was last
-// used, so the state of tenants gone idle can be dropped.
-type tenantLimiter struct {
-	*rate.Limiter
-	lastUsed time.Time
 }
 
 // LocalIngester returns the ingester running in this process and its ring ID,
@@ -91,7 +83,6 @@ func New(cfg Config, limits validation.TenantLimits, ingesterRing ring.ReadRing,
 		logger:   log.With(logger, "component", "distributor"),
 		metrics:  newMetrics(reg),
 		now:      time.Now,
-		limiters: map[string]*tenantLimiter{},
 		inflight: &inflight{maxRequests: int64(cfg.MaxInflightPushRequests), maxBytes: int64(cfg.MaxInflightPushBytes)},
 	}
 	d.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
@@ -205,36 +196,13 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *writev2.Re
 }
 
 func (d *Distributor) limiter(tenantID string, l *validation.Limits, now time.Time) *rate.Limiter {
-	d.limitersMu.Lock()
-	defer d.limitersMu.Unlock()
-	lim, ok := d.limiters[tenantID]
-	if !ok {
-		lim = &tenantLimiter{Limiter: rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize), lastUsed: now}
-		d.limiters[tenantID] = lim
-		return lim.Limiter
-	}
-	lim.lastUsed = now
-	if lim.Limit() != rate.Limit(l.IngestionRate) {
-		lim.SetLimit(rate.Limit(l.IngestionRate))
-	}
-	if lim.Burst() != l.IngestionBurstSize {
-		lim.SetBurst(l.IngestionBurstSize)
-	}
-	return lim.Limiter
+	return d.limiters.get(tenantID, rate.Limit(l.IngestionRate), l.IngestionBurstSize, now)
 }
 
 // dropIdleTenants forgets the rate limiter and the per-tenant metric series
 // of tenants that pushed nothing for -distributor.idle-tenant-timeout.
 func (d *Distributor) dropIdleTenants() {
-	cutoff := d.now().Add(-d.cfg.IdleTenantTimeout)
-	d.limitersMu.Lock()
-	defer d.limitersMu.Unlock()
-	for id, lim := range d.limiters {
-		if lim.lastUsed.Before(cutoff) {
-			delete(d.limiters, id)
-			d.metrics.forgetTenant(id)
-		}
-	}
+	d.limiters.dropIdle(d.now().Add(-d.cfg.IdleTenantTimeout), d.metrics.forgetTenant)
 }
 
 // shardKey hashes tenant and labels into a ring token. Labels are sorted by

@@ -348,10 +348,10 @@ func TestIdleTenantStateIsDropped(t *testing.T) {
 	d.dropIdleTenants()
 	require.Zero(t, series("team-a"))
 	require.Positive(t, series("team-b"))
-	d.limitersMu.Lock()
-	_, a := d.limiters["team-a"]
-	_, b := d.limiters["team-b"]
-	d.limitersMu.Unlock()
+	d.limiters.mu.Lock()
+	_, a := d.limiters.m["team-a"]
+	_, b := d.limiters.m["team-b"]
+	d.limiters.mu.Unlock()
 	require.False(t, a, "team-a's limiter dropped")
 	require.True(t, b, "team-b's limiter kept")
 }

@@ -59,14 +59,13 @@ type Logs struct {
 	logger  log.Logger
 	metrics *logsMetrics
 
-	mu       sync.Mutex
-	limiters map[string]*tenantLimiter
+	limiters tenantLimiters
 }
 
 // NewLogs returns the logs write path of d, writing to the ingesters of
 // logsRing.
 func NewLogs(d *Distributor, logsRing ring.ReadRing, pool LogsClientPool, local LocalLogsIngester, logger log.Logger, reg prometheus.Registerer) *Logs {
-	l := &Logs{d: d, ring: logsRing, pool: pool, local: local, logger: log.With(logger, "component", "distributor"), metrics: newLogsMetrics(reg), limiters: map[string]*tenantLimiter{}}
+	l := &Logs{d: d, ring: logsRing, pool: pool, local: local, logger: log.With(logger, "component", "distributor"), metrics: newLogsMetrics(reg)}
 	l.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
 		l.dropIdleTenants()
 		return nil
@@ -150,37 +149,16 @@ func (l *Logs) Push(ctx context.Context, tenantID string, streams []logpush.Stre
 }
 
 func (l *Logs) limiter(tenantID string, lim *validation.Limits, now time.Time) *rate.Limiter {
-	r, b := rate.Limit(lim.LogsIngestionRateMB*1e6), int(lim.LogsIngestionBurstSizeMB*1e6)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t, ok := l.limiters[tenantID]
-	if !ok {
-		t = &tenantLimiter{Limiter: rate.NewLimiter(r, b)}
-		l.limiters[tenantID] = t
-	}
-	t.lastUsed = now
-	if t.Limit() != r {
-		t.SetLimit(r)
-	}
-	if t.Burst() != b {
-		t.SetBurst(b)
-	}
-	return t.Limiter
+	return l.limiters.get(tenantID, rate.Limit(lim.LogsIngestionRateMB*1e6), int(lim.LogsIngestionBurstSizeMB*1e6), now)
 }
 
 func (l *Logs) dropIdleTenants() {
-	cutoff := l.d.now().Add(-l.d.cfg.IdleTenantTimeout)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for id, t := range l.limiters {
-		if t.lastUsed.Before(cutoff) {
-			delete(l.limiters, id)
-			l.metrics.receivedBytes.DeleteLabelValues(id)
-			l.metrics.receivedEntries.DeleteLabelValues(id)
-			l.metrics.discardedEntries.DeletePartialMatch(prometheus.Labels{"tenant": id})
-			l.metrics.discardedBytes.DeletePartialMatch(prometheus.Labels{"tenant": id})
-		}
-	}
+	l.limiters.dropIdle(l.d.now().Add(-l.d.cfg.IdleTenantTimeout), func(id string) {
+		l.metrics.receivedBytes.DeleteLabelValues(id)
+		l.metrics.receivedEntries.DeleteLabelValues(id)
+		l.metrics.discardedEntries.DeletePartialMatch(prometheus.Labels{"tenant": id})
+		l.metrics.discardedBytes.DeletePartialMatch(prometheus.Labels{"tenant": id})
+	})
 }
 
 // streamKey hashes tenant and stream labels into a ring token.
