@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
@@ -128,20 +129,12 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 			closeAll()
 			return nil, err
 		}
-		for _, b := range blocks {
-			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
-			if err != nil {
-				closeAll()
-				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
-			}
-			src := &blockSource{it: bit}
-			if src.next() {
-				primed = append(primed, src)
-			} else if err := src.err(); err != nil {
-				closeAll()
-				return nil, fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
-			}
+		srcs, err := openBlockSources(ctx, blocks, p)
+		if err != nil {
+			closeAll()
+			return nil, err
 		}
+		primed = append(primed, srcs...)
 	}
 	return newMergeIterator(primed, closers), nil
 }
@@ -203,6 +196,44 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 		return nil, cancels, errors.Join(failed...)
 	}
 	return srcs, cancels, nil
+}
+
+// blockReadConcurrency is how many blocks a query opens and moves to their
+// first stream at once: a needle search tests the block's chunk filters
+// there, a few reads each, which wait on the bucket more than on the CPU.
+const blockReadConcurrency = 8
+
+// openBlockSources returns a source for each block with a stream
+// matching p, moved to its first stream.
+func openBlockSources(ctx context.Context, blocks []*logblock.Block, p logql.SelectParams) ([]streamSource, error) {
+	srcs := make([]*blockSource, len(blocks))
+	var g errgroup.Group
+	g.SetLimit(blockReadConcurrency)
+	for i, b := range blocks {
+		g.Go(func() error {
+			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
+			if err != nil {
+				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
+			}
+			src := &blockSource{it: bit}
+			if src.next() {
+				srcs[i] = src
+			} else if err := src.err(); err != nil {
+				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []streamSource
+	for _, s := range srcs {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // blocksFor returns the opened blocks of a tenant overlapping [start, end).

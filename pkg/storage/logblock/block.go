@@ -4,6 +4,7 @@
 package logblock
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,14 +28,19 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 )
 
-// Version is the block format this package writes.
-const Version = 1
+// Version is the block format this package writes; it reads versions 1
+// and 2 (FORMAT.md, "Versions").
+const Version = 2
+
+// minVersion is the oldest block format this package reads.
+const minVersion = 1
 
 // File names inside a block directory.
 const (
-	MetaFile   = "meta.json"
-	IndexFile  = "index"
-	ChunksFile = "chunks"
+	MetaFile    = "meta.json"
+	IndexFile   = "index"
+	ChunksFile  = "chunks"
+	FiltersFile = "filters" // from version 2
 )
 
 // Signal is the directory of log blocks under a tenant in the bucket.
@@ -64,6 +70,8 @@ type Stats struct {
 	Entries  int64 `json:"entries"`
 	RawBytes int64 `json:"rawBytes"`
 	Bytes    int64 `json:"bytes"` // of the chunks file
+	// FilterBytes are the bytes of the filters file (version 2).
+	FilterBytes int64 `json:"filterBytes,omitempty"`
 }
 
 // Stream is one stream's chunks (logchunk encodings), for Write.
@@ -97,7 +105,10 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 		return Meta{}, err
 	}
 	defer cf.Close()
-	var off uint64
+	var (
+		off     uint64
+		filters []chunkFilter
+	)
 	metas := make([][]chunks.Meta, len(streams))
 	symbols := map[string]struct{}{}
 	for si, s := range streams {
@@ -117,14 +128,21 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 			if err != nil {
 				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
 			}
-			if len(data) > maxChunkLen || off>>40 != 0 {
-				return Meta{}, fmt.Errorf("chunk of stream %s: %d bytes at offset %d is beyond the format's limits", s.Labels, len(data), off)
+			filter, stripped, err := logchunk.SplitFilter(data)
+			if err != nil {
+				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
 			}
-			if _, err := cf.Write(data); err != nil {
+			if len(filter) > 0 {
+				filters = append(filters, chunkFilter{off: off, filter: filter})
+			}
+			if len(stripped) > maxChunkLen || off>>40 != 0 {
+				return Meta{}, fmt.Errorf("chunk of stream %s: %d bytes at offset %d is beyond the format's limits", s.Labels, len(stripped), off)
+			}
+			if _, err := cf.Write(stripped); err != nil {
 				return Meta{}, err
 			}
-			metas[si] = append(metas[si], chunks.Meta{Ref: chunkRef(off, uint64(len(data))), MinTime: c.MinTime(), MaxTime: c.MaxTime()})
-			off += uint64(len(data))
+			metas[si] = append(metas[si], chunks.Meta{Ref: chunkRef(off, uint64(len(stripped))), MinTime: c.MinTime(), MaxTime: c.MaxTime()})
+			off += uint64(len(stripped))
 			meta.MinTime = min(meta.MinTime, c.MinTime())
 			meta.MaxTime = max(meta.MaxTime, c.MaxTime())
 			meta.Stats.Chunks++
@@ -139,6 +157,22 @@ func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) 
 		return Meta{}, errors.New("a block needs at least one chunk")
 	}
 	meta.Stats.Streams, meta.Stats.Bytes = len(streams), int64(off)
+
+	ff, err := os.Create(filepath.Join(bdir, FiltersFile))
+	if err != nil {
+		return Meta{}, err
+	}
+	defer ff.Close()
+	bw := bufio.NewWriterSize(ff, 1<<20)
+	if meta.Stats.FilterBytes, err = writeFilters(bw, filters); err != nil {
+		return Meta{}, err
+	}
+	if err := bw.Flush(); err != nil {
+		return Meta{}, err
+	}
+	if err := ff.Sync(); err != nil {
+		return Meta{}, err
+	}
 
 	iw, err := index.NewWriter(context.Background(), filepath.Join(bdir, IndexFile))
 	if err != nil {
@@ -243,8 +277,11 @@ func Dir(tenant string, id ulid.ULID) string { return path.Join(tenant, Signal, 
 // last, so a block whose meta is in the bucket is complete.
 func Upload(ctx context.Context, bkt objstore.Bucket, tenant, dir string, id ulid.ULID) error {
 	local := filepath.Join(dir, id.String())
-	for _, name := range []string{ChunksFile, IndexFile, MetaFile} {
+	for _, name := range []string{ChunksFile, FiltersFile, IndexFile, MetaFile} {
 		f, err := os.Open(filepath.Join(local, name))
+		if name == FiltersFile && errors.Is(err, os.ErrNotExist) {
+			continue // a version 1 block
+		}
 		if err != nil {
 			return err
 		}
@@ -298,8 +335,8 @@ func ReadMeta(ctx context.Context, bkt objstore.BucketReader, tenant string, id 
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Meta{}, fmt.Errorf("meta.json of log block %s: %w", id, err)
 	}
-	if m.Version != Version {
-		return Meta{}, fmt.Errorf("log block %s has format version %d; this Canopy reads %d", id, m.Version, Version)
+	if m.Version < minVersion || m.Version > Version {
+		return Meta{}, fmt.Errorf("log block %s has format version %d; this Canopy reads %d to %d", id, m.Version, minVersion, Version)
 	}
 	return m, nil
 }

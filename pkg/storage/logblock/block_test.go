@@ -17,7 +17,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/block-v1")
+var update = flag.Bool("update", false, "rewrite testdata/block-v2")
 
 // goldenStreams are the streams of the golden block: two streams, one with
 // two chunks (the second overlapping the first in time, so they are merged)
@@ -44,14 +44,18 @@ func goldenStreams(t *testing.T) []Stream {
 var goldenID = ulid.MustParse("01HF0000000000000000000000")
 
 // TestGoldenBlock pins the block layout (FORMAT.md): the same streams
-// always write the same files, and the stored files read back.
+// always write the same files, and the stored files read back. The
+// version 1 files of the same streams (testdata/block-v1, whose chunks hold
+// their filters) still read back the same.
 func TestGoldenBlock(t *testing.T) {
 	dir := t.TempDir()
 	meta, err := Write(dir, goldenID, goldenStreams(t), "ingester", "ingester-1")
 	require.NoError(t, err)
-	require.Equal(t, Stats{Streams: 2, Chunks: 2, Entries: 4, RawBytes: 9 + 20 + 9 + 24, Bytes: meta.Stats.Bytes}, meta.Stats)
-	golden := filepath.Join("testdata", "block-v1")
-	for _, name := range []string{ChunksFile, IndexFile, MetaFile} {
+	require.Equal(t, Stats{Streams: 2, Chunks: 2, Entries: 4, RawBytes: 9 + 20 + 9 + 24, Bytes: meta.Stats.Bytes, FilterBytes: meta.Stats.FilterBytes}, meta.Stats)
+	require.Positive(t, meta.Stats.FilterBytes)
+	golden := filepath.Join("testdata", "block-v2")
+	files := []string{ChunksFile, FiltersFile, IndexFile, MetaFile}
+	for _, name := range files {
 		got, err := os.ReadFile(filepath.Join(dir, goldenID.String(), name))
 		require.NoError(t, err)
 		if *update {
@@ -63,15 +67,22 @@ func TestGoldenBlock(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(want, got), "%s differs from the golden file: the log block format changed (rerun with -update only for a new format version)", name)
 	}
+	for _, version := range []string{"block-v1", "block-v2"} {
+		t.Run(version, func(t *testing.T) { testGoldenReads(t, filepath.Join("testdata", version)) })
+	}
+}
 
-	// The golden files, as a bucket, read back.
+// testGoldenReads uploads the golden block in dir to a bucket and reads it.
+func testGoldenReads(t *testing.T, golden string) {
 	bkt, err := filesystem.NewBucket(t.TempDir())
 	require.NoError(t, err)
 	ctx := context.Background()
-	for _, name := range []string{ChunksFile, IndexFile, MetaFile} {
-		f, err := os.Open(filepath.Join(golden, name))
+	names, err := os.ReadDir(golden)
+	require.NoError(t, err)
+	for _, de := range names {
+		f, err := os.Open(filepath.Join(golden, de.Name()))
 		require.NoError(t, err)
-		require.NoError(t, bkt.Upload(ctx, filepath.Join(Dir("tenant", goldenID), name), f))
+		require.NoError(t, bkt.Upload(ctx, filepath.Join(Dir("tenant", goldenID), de.Name()), f))
 		f.Close()
 	}
 	metas, err := ListBlocks(ctx, bkt, "tenant")
@@ -88,26 +99,40 @@ func TestGoldenBlock(t *testing.T) {
 		line string
 		md   string
 	}
-	got := map[string][]line{}
-	_, err = b.Select(ctx, []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "app", ".+")}, 0, 2_000_000_000_000_000_000, nil, func(ls labels.Labels, es []logchunk.Entry) error {
-		for _, e := range es {
-			got[ls.String()] = append(got[ls.String()], line{e.Timestamp, strings.Clone(e.Line), e.Metadata.String()})
-		}
-		return nil
-	})
-	require.NoError(t, err)
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "app", ".+")}
+	read := func(needles ...string) (map[string][]line, SelectStats) {
+		got := map[string][]line{}
+		st, err := b.Select(ctx, all, 0, 2_000_000_000_000_000_000, needles, func(ls labels.Labels, es []logchunk.Entry) error {
+			for _, e := range es {
+				got[ls.String()] = append(got[ls.String()], line{e.Timestamp, strings.Clone(e.Line), e.Metadata.String()})
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		return got, st
+	}
+	web := []line{
+		{1_700_000_000_000_000_000, "GET / 200", "{}"},
+		{1_700_000_000_500_000_000, "late line", "{}"},
+		{1_700_000_001_000_000_000, "GET /favicon.ico 404", `{trace_id="4bf92f3577b34da6"}`},
+	}
+	got, _ := read()
 	require.Equal(t, map[string][]line{
-		`{app="api"}`: {{1_700_000_002_000_000_000, `level=info msg="started"`, "{}"}},
-		`{app="web", env="prod"}`: {
-			{1_700_000_000_000_000_000, "GET / 200", "{}"},
-			{1_700_000_000_500_000_000, "late line", "{}"},
-			{1_700_000_001_000_000_000, "GET /favicon.ico 404", `{trace_id="4bf92f3577b34da6"}`},
-		},
+		`{app="api"}`:             {{1_700_000_002_000_000_000, `level=info msg="started"`, "{}"}},
+		`{app="web", env="prod"}`: web,
 	}, got)
 
-	// Time ranges and needles select chunks.
+	// Needles skip the chunks whose filter rules them out.
+	got, st := read("favicon.ico 404")
+	require.Equal(t, map[string][]line{`{app="web", env="prod"}`: web}, got)
+	require.Equal(t, SelectStats{Chunks: 1, ChunksSkipped: 1, Bytes: st.Bytes}, st)
+	got, st = read("no line has this")
+	require.Empty(t, got)
+	require.Equal(t, 2, st.ChunksSkipped)
+
+	// Time ranges select chunks.
 	var n int
-	st, err := b.Select(ctx, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "web")}, 1_700_000_000_400_000_000, 1_700_000_000_600_000_000, nil, func(_ labels.Labels, es []logchunk.Entry) error {
+	st, err = b.Select(ctx, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "web")}, 1_700_000_000_400_000_000, 1_700_000_000_600_000_000, nil, func(_ labels.Labels, es []logchunk.Entry) error {
 		n += len(es)
 		return nil
 	})

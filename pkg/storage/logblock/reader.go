@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,10 +21,11 @@ import (
 // chunks are read by byte range as a query needs them. Safe for concurrent
 // use; Close releases the index.
 type Block struct {
-	Meta   Meta
-	tenant string
-	bkt    objstore.BucketReader
-	index  *index.Reader
+	Meta    Meta
+	tenant  string
+	bkt     objstore.BucketReader
+	index   *index.Reader
+	filters *filterIndex // nil for a version 1 block, whose chunks hold their filters
 }
 
 // OpenBlock reads the index of a tenant's block.
@@ -36,7 +38,14 @@ func OpenBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, m 
 	if err != nil {
 		return nil, fmt.Errorf("opening the index of log block %s: %w", m.ULID, err)
 	}
-	return &Block{Meta: m, tenant: tenant, bkt: bkt, index: ir}, nil
+	blk := &Block{Meta: m, tenant: tenant, bkt: bkt, index: ir}
+	if m.Version >= 2 {
+		if blk.filters, err = readFilterIndex(blk.reader(ctx, FiltersFile)); err != nil {
+			ir.Close()
+			return nil, fmt.Errorf("reading the filters of log block %s: %w", m.ULID, err)
+		}
+	}
+	return blk, nil
 }
 
 // Close releases the block's index.
@@ -56,6 +65,7 @@ type StreamIterator struct {
 	p              index.Postings
 	start, end     int64
 	needles        []string
+	pass           *filterPass // from the filters file, for needles
 	shard          Shard
 	sb             labels.ScratchBuilder
 	metas          []chunks.Meta
@@ -77,12 +87,30 @@ func (s Shard) has(ls labels.Labels) bool {
 
 // Streams returns an iterator over the streams matching ms (of shard) with
 // entries in [start, end), reading only chunks that overlap the range and
-// whose token filter admits every needle.
+// whose token filter admits every needle. With needles, a version 2 block
+// tests them against every chunk's filter first (a few rows of the filters
+// file).
 func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, shard Shard) (*StreamIterator, error) {
 	it := &StreamIterator{b: b, ctx: ctx, start: start, end: end, needles: needles, shard: shard}
 	if b.Meta.MaxTime < start || b.Meta.MinTime >= end {
 		it.outRange = true
 		return it, nil
+	}
+	if b.filters != nil && len(needles) > 0 {
+		var keys []uint64
+		for _, nd := range needles {
+			for _, k := range logchunk.NeedleKeys(nd) {
+				if !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+		}
+		pass, n, err := b.filters.test(keys, b.reader(ctx, FiltersFile))
+		it.Stats.Bytes += n
+		if err != nil {
+			return nil, fmt.Errorf("log block %s: %w", b.Meta.ULID, err)
+		}
+		it.pass = pass
 	}
 	p, err := tsdb.PostingsForMatchers(ctx, b.index, ms...)
 	if err != nil {
@@ -166,7 +194,10 @@ const filterPrefix = 32 << 10
 // chunk's header and token filter first and says skip, reading no more,
 // when the filter rules out a needle.
 func (it *StreamIterator) fetch(off, n uint64) (data []byte, skip bool, err error) {
-	if len(it.needles) == 0 {
+	if it.pass != nil && !it.pass.mayHold(off) {
+		return nil, true, nil
+	}
+	if len(it.needles) == 0 || it.b.filters != nil {
 		data, err = it.b.getRange(it.ctx, off, n)
 		it.Stats.Bytes += int64(len(data))
 		return data, false, err
@@ -248,16 +279,29 @@ func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int
 }
 
 func (b *Block) getRange(ctx context.Context, off, n uint64) ([]byte, error) {
-	r, err := b.bkt.GetRange(ctx, path.Join(Dir(b.tenant, b.Meta.ULID), ChunksFile), int64(off), int64(n))
+	buf, err := b.reader(ctx, ChunksFile)(int64(off), int64(n))
 	if err != nil {
 		return nil, fmt.Errorf("reading a chunk of log block %s: %w", b.Meta.ULID, err)
 	}
-	defer r.Close()
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("reading a chunk of log block %s: %w", b.Meta.ULID, err)
-	}
 	return buf, nil
+}
+
+// reader returns a function reading n bytes at off of one of the block's
+// files.
+func (b *Block) reader(ctx context.Context, file string) func(off, n int64) ([]byte, error) {
+	name := path.Join(Dir(b.tenant, b.Meta.ULID), file)
+	return func(off, n int64) ([]byte, error) {
+		r, err := b.bkt.GetRange(ctx, name, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("%s: %d bytes at %d: %w", file, n, off, err)
+		}
+		return buf, nil
+	}
 }
 
 // Series returns the label sets of the streams matching ms with chunks

@@ -238,17 +238,31 @@ func (fb *filterBuilder) distinctKeys() int {
 }
 
 // filterSize is the size in bytes of the filter of a chunk with the given
-// distinct keys whose lines section compressed to dataBytes: 1% false
-// positives for one key, in whole blocks, but never more than dataBytes (a
+// distinct keys whose lines section compressed to dataBytes: a power of two
+// of blocks, the one nearest (in ratio) to 1% false positives for one key,
+// so between 6.8 and 13.7 bits per key; but never more than dataBytes (a
 // filter larger than the data it lets a query skip costs more to read than
-// it saves) nor maxFilterBytes. 0 means no filter.
+// it saves) nor maxFilterBytes. 0 means no filter. Powers of two let a
+// block file lay the filters of equal size side by side (logblock's
+// filters file), so that a needle search reads one row of blocks for many
+// chunks.
 func filterSize(distinct, dataBytes int) int {
 	if distinct == 0 {
 		return 0
 	}
-	blocks := int(math.Ceil(float64(distinct) * filterBitsPerKey / (filterBlockBytes * 8)))
+	want := float64(distinct) * filterBitsPerKey / (filterBlockBytes * 8)
+	blocks := 1
+	if want > 1 {
+		blocks = 1 << int(math.Round(math.Log2(want)))
+	}
 	limit := min(maxFilterBytes, dataBytes) / filterBlockBytes
-	return min(blocks, limit) * filterBlockBytes
+	if blocks > limit {
+		if limit == 0 {
+			return 0
+		}
+		blocks = 1 << (bits.Len(uint(limit)) - 1)
+	}
+	return blocks * filterBlockBytes
 }
 
 // appendFilter appends the filter of fb's keys, size bytes (a multiple of
@@ -288,7 +302,12 @@ func filterInsert(f []byte, key uint64) {
 }
 
 func filterHas(f []byte, key uint64) bool {
-	b := f[filterBlock(key, len(f)/filterBlockBytes):]
+	return blockHas(f[filterBlock(key, len(f)/filterBlockBytes):], key)
+}
+
+// blockHas reports whether the filter block at the start of b has every bit
+// of key.
+func blockHas(b []byte, key uint64) bool {
 	b = b[:filterBlockBytes]
 	x := uint32(key)
 	for i, salt := range filterSalts {

@@ -204,11 +204,12 @@ func TestFilterSize(t *testing.T) {
 	}{
 		{0, 1 << 20, 0},
 		{1, 1 << 20, 32},
-		{26, 1 << 20, 32},        // 26*9.68 = 251.7 bits: one block
-		{27, 1 << 20, 64},        // 261.4 bits: two
-		{1000, 1 << 20, 1216},    // 9680 bits: 38 blocks
-		{100, 31, 0},             // capped at the data's 31 bytes: no whole block
-		{100000, 100020, 100000}, // capped at the data's size, rounded down to blocks
+		{26, 1 << 20, 32},       // 26*9.68 = 251.7 bits: one block
+		{27, 1 << 20, 32},       // 261.4 bits: 1.02 blocks, nearest power of two 1
+		{1000, 1 << 20, 1024},   // 9680 bits: 37.8 blocks, nearest power of two 32
+		{1200, 1 << 20, 2048},   // 11616 bits: 45.4 blocks, past √(32·64): 64
+		{100, 31, 0},            // capped at the data's 31 bytes: no whole block
+		{100000, 100020, 65536}, // 3781 blocks wanted, capped at the data's 3125, a power of two below
 		{100 << 20, 1 << 30, maxFilterBytes},
 	} {
 		t.Run(fmt.Sprint(tc.distinct, "/", tc.data), func(t *testing.T) {

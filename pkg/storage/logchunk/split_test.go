@@ -1,0 +1,68 @@
+package logchunk
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSplitFilter: the chunk without its filter is a valid chunk with the
+// same entries that rules nothing out, and the filter it gave, tested block
+// by block with FilterBlockOf and BlockHas over NeedleKeys, answers as the
+// chunk did.
+func TestSplitFilter(t *testing.T) {
+	entries := genCorpus(t, "logfmt", 3, 64<<10)
+	data, err := Encode(nil, entries)
+	require.NoError(t, err)
+	whole, err := Open(data)
+	require.NoError(t, err)
+	filter, rest, err := SplitFilter(data)
+	require.NoError(t, err)
+	require.NotEmpty(t, filter)
+	require.Zero(t, len(filter)%FilterBlockBytes)
+	n := len(filter) / FilterBlockBytes
+	require.Equal(t, 0, n&(n-1), "%d filter blocks, a power of two", n)
+	require.Len(t, rest, len(data)-len(filter))
+
+	stripped, err := Open(rest)
+	require.NoError(t, err)
+	var got []Entry
+	require.NoError(t, stripped.Iterate(math.MinInt64, math.MaxInt64, true, func(e Entry) bool {
+		got = append(got, Entry{Timestamp: e.Timestamp, Line: string([]byte(e.Line)), Metadata: e.Metadata.Copy()})
+		return true
+	}))
+	require.Equal(t, len(entries), len(got))
+	for i := range got {
+		require.Equal(t, entries[i].Line, got[i].Line)
+		require.Equal(t, entries[i].Timestamp, got[i].Timestamp)
+	}
+
+	mayContain := func(needle string) bool {
+		for _, k := range NeedleKeys(needle) {
+			if !BlockHas(filter[FilterBlockOf(k, n)*FilterBlockBytes:], k) {
+				return false
+			}
+		}
+		return true
+	}
+	line := entries[len(entries)/2].Line
+	needles := []string{line, line[3:20], "trace_id=00000000000000000000000000000000", "short", randomHex(rand.New(rand.NewPCG(13, 14)), 32)}
+	for _, nd := range needles {
+		require.Equal(t, whole.MayContain(nd), mayContain(nd), "needle %q", nd)
+		require.True(t, stripped.MayContain(nd), "a chunk without its filter rules nothing out")
+	}
+	require.True(t, mayContain(line))
+	require.Empty(t, NeedleKeys("short"))
+	require.Len(t, NeedleKeys("aaaaaaaaaaaaaaaaaaaaaaaa"), 1, "repeated keys are given once")
+
+	// A chunk without a filter splits into nothing and itself.
+	f2, rest2, err := SplitFilter(rest)
+	require.NoError(t, err)
+	require.Empty(t, f2)
+	require.Equal(t, rest, rest2)
+
+	_, _, err = SplitFilter(data[:len(data)-1])
+	require.ErrorIs(t, err, ErrCorrupt)
+}
