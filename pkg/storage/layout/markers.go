@@ -127,3 +127,25 @@ func decodeMark(b []byte) (Mark, error) {
 	}
 	return m, nil
 }
+
+// MarkedBlocks returns the blocks of a signal prefix (dir, such as
+// "<tenant>/logs"; "" for a TenantBucket) that have a marker of kind,
+// from the names in markers/ alone: it reads no marker, so it costs one
+// listing.
+func MarkedBlocks(ctx context.Context, bkt objstore.BucketReader, dir, kind string) (map[ulid.ULID]struct{}, error) {
+	out := map[ulid.ULID]struct{}{}
+	err := bkt.Iter(ctx, path.Join(dir, MarkersDirname)+"/", func(name string) error {
+		idPart, ok := strings.CutSuffix(path.Base(name), "-"+kind)
+		if !ok {
+			return nil
+		}
+		if id, err := ulid.Parse(idPart); err == nil {
+			out[id] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing %s markers: %w", kind, err)
+	}
+	return out, nil
+}

@@ -4,7 +4,6 @@
 package logblock
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,11 +19,10 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 )
 
@@ -90,122 +88,36 @@ func unpackRef(r chunks.ChunkRef) (off, n uint64) { return uint64(r) >> 24, uint
 
 // Write writes a block of streams into dir/<id>/ and returns its meta
 // (also written). Streams may come in any order; each stream's chunks are
-// written in the order given.
+// written in time order, those that overlap merged into one. Streams
+// without chunks are left out. For blocks too large to hold in memory, use
+// a Writer.
 func Write(dir string, id ulid.ULID, streams []Stream, source, ingester string) (Meta, error) {
-	bdir := filepath.Join(dir, id.String())
-	if err := os.MkdirAll(bdir, 0o750); err != nil {
-		return Meta{}, err
-	}
 	streams = slices.Clone(streams)
 	slices.SortFunc(streams, func(a, b Stream) int { return labels.Compare(a.Labels, b.Labels) })
-	meta := Meta{ULID: id, Version: Version, Source: source, Ingester: ingester, MinTime: 1<<63 - 1, MaxTime: -1 << 63}
-
-	cf, err := os.Create(filepath.Join(bdir, ChunksFile))
+	w, err := NewWriter(dir, Meta{ULID: id, Source: source, Ingester: ingester})
 	if err != nil {
 		return Meta{}, err
 	}
-	defer cf.Close()
-	var (
-		off     uint64
-		filters []chunkFilter
-	)
-	metas := make([][]chunks.Meta, len(streams))
-	symbols := map[string]struct{}{}
+	defer w.Close()
 	for si, s := range streams {
 		if si > 0 && labels.Equal(s.Labels, streams[si-1].Labels) {
 			return Meta{}, fmt.Errorf("stream %s given twice", s.Labels)
 		}
-		s.Labels.Range(func(l labels.Label) {
-			symbols[l.Name] = struct{}{}
-			symbols[l.Value] = struct{}{}
-		})
 		chunksOf, err := nonOverlapping(s.Chunks)
 		if err != nil {
 			return Meta{}, fmt.Errorf("chunks of stream %s: %w", s.Labels, err)
 		}
 		for _, data := range chunksOf {
-			c, err := logchunk.Open(data)
-			if err != nil {
-				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
-			}
-			filter, stripped, err := logchunk.SplitFilter(data)
-			if err != nil {
-				return Meta{}, fmt.Errorf("chunk of stream %s: %w", s.Labels, err)
-			}
-			if len(filter) > 0 {
-				filters = append(filters, chunkFilter{off: off, filter: filter})
-			}
-			if len(stripped) > maxChunkLen || off>>40 != 0 {
-				return Meta{}, fmt.Errorf("chunk of stream %s: %d bytes at offset %d is beyond the format's limits", s.Labels, len(stripped), off)
-			}
-			if _, err := cf.Write(stripped); err != nil {
+			if err := w.Add(s.Labels, data); err != nil {
 				return Meta{}, err
 			}
-			metas[si] = append(metas[si], chunks.Meta{Ref: chunkRef(off, uint64(len(stripped))), MinTime: c.MinTime(), MaxTime: c.MaxTime()})
-			off += uint64(len(stripped))
-			meta.MinTime = min(meta.MinTime, c.MinTime())
-			meta.MaxTime = max(meta.MaxTime, c.MaxTime())
-			meta.Stats.Chunks++
-			meta.Stats.Entries += int64(c.Entries())
-			meta.Stats.RawBytes += c.RawBytes()
 		}
 	}
-	if err := cf.Sync(); err != nil {
-		return Meta{}, err
-	}
-	if meta.Stats.Chunks == 0 {
-		return Meta{}, errors.New("a block needs at least one chunk")
-	}
-	meta.Stats.Streams, meta.Stats.Bytes = len(streams), int64(off)
-
-	ff, err := os.Create(filepath.Join(bdir, FiltersFile))
+	meta, err := w.Finish()
 	if err != nil {
 		return Meta{}, err
 	}
-	defer ff.Close()
-	bw := bufio.NewWriterSize(ff, 1<<20)
-	if meta.Stats.FilterBytes, err = writeFilters(bw, filters); err != nil {
-		return Meta{}, err
-	}
-	if err := bw.Flush(); err != nil {
-		return Meta{}, err
-	}
-	if err := ff.Sync(); err != nil {
-		return Meta{}, err
-	}
-
-	iw, err := index.NewWriter(context.Background(), filepath.Join(bdir, IndexFile))
-	if err != nil {
-		return Meta{}, err
-	}
-	syms := make([]string, 0, len(symbols))
-	for s := range symbols {
-		syms = append(syms, s)
-	}
-	slices.Sort(syms)
-	for _, s := range syms {
-		if err := iw.AddSymbol(s); err != nil {
-			iw.Close()
-			return Meta{}, err
-		}
-	}
-	for si, s := range streams {
-		if len(metas[si]) == 0 {
-			continue
-		}
-		if err := iw.AddSeries(storage.SeriesRef(si+1), s.Labels, metas[si]...); err != nil {
-			iw.Close()
-			return Meta{}, fmt.Errorf("indexing stream %s: %w", s.Labels, err)
-		}
-	}
-	if err := iw.Close(); err != nil {
-		return Meta{}, err
-	}
-	b, err := json.MarshalIndent(meta, "", "\t")
-	if err != nil {
-		return Meta{}, err
-	}
-	return meta, os.WriteFile(filepath.Join(bdir, MetaFile), b, 0o640)
+	return meta, w.Close()
 }
 
 // nonOverlapping returns a stream's chunks in time order, each starting
@@ -294,13 +206,25 @@ func Upload(ctx context.Context, bkt objstore.Bucket, tenant, dir string, id uli
 	return nil
 }
 
-// ListBlocks returns the metas of a tenant's complete blocks.
+// ListBlocks returns the metas of a tenant's complete blocks that are not
+// marked for deletion: those a query reads. Blocks the compactor replaced
+// are marked, then deleted after -compactor.deletion-delay; the markers
+// are listed before the blocks, so that a block marked because it was
+// merged into another is never left out of a listing that misses the
+// block it was merged into (which was uploaded before the mark).
 func ListBlocks(ctx context.Context, bkt objstore.BucketReader, tenant string) ([]Meta, error) {
+	marked, err := layout.MarkedBlocks(ctx, bkt, path.Join(tenant, Signal), layout.DeletionMarkFilename)
+	if err != nil {
+		return nil, err
+	}
 	var out []Meta
-	err := bkt.Iter(ctx, path.Join(tenant, Signal)+"/", func(name string) error {
+	err = bkt.Iter(ctx, path.Join(tenant, Signal)+"/", func(name string) error {
 		id, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
 		if err != nil {
 			return nil // not a block
+		}
+		if _, ok := marked[id]; ok {
+			return nil
 		}
 		m, err := ReadMeta(ctx, bkt, tenant, id)
 		if errors.Is(err, errNoMeta) {

@@ -38,10 +38,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // groups small).
 var groupChunks = maxGroupChunks
 
-// chunkFilter is one chunk's filter, for writeFilters.
+// chunkFilter is one chunk's filter, for writeFilters: its bytes are in
+// the writer's spill file.
 type chunkFilter struct {
-	off    uint64 // the chunk's offset in the chunks file
-	filter []byte
+	off  uint64 // the chunk's offset in the chunks file
+	size int    // the filter's length, a whole number of blocks
+	at   int64  // where the filter is in the spill file
 }
 
 // filterGroup is a run of chunks with filters of the same size.
@@ -58,38 +60,47 @@ func (g *filterGroup) rowLen() int64 {
 }
 
 // groupFilters groups filters by size, each group's chunks in offset order
-// and at most maxGroupChunks of them.
-func groupFilters(fs []chunkFilter) []filterGroup {
+// and at most maxGroupChunks of them. It returns the groups and, for each,
+// its filters in the group's order.
+func groupFilters(fs []chunkFilter) ([]filterGroup, [][]chunkFilter) {
 	fs = slices.Clone(fs)
-	slices.SortStableFunc(fs, func(a, b chunkFilter) int { return len(a.filter) - len(b.filter) })
-	var out []filterGroup
+	slices.SortStableFunc(fs, func(a, b chunkFilter) int { return a.size - b.size })
+	var (
+		out     []filterGroup
+		members [][]chunkFilter
+	)
 	for i := 0; i < len(fs); {
 		j := i + 1
-		for j < len(fs) && j-i < groupChunks && len(fs[j].filter) == len(fs[i].filter) {
+		for j < len(fs) && j-i < groupChunks && fs[j].size == fs[i].size {
 			j++
 		}
-		g := filterGroup{blocks: len(fs[i].filter) / logchunk.FilterBlockBytes}
+		g := filterGroup{blocks: fs[i].size / logchunk.FilterBlockBytes}
 		for _, f := range fs[i:j] {
 			g.offs = append(g.offs, f.off)
 		}
 		out = append(out, g)
+		members = append(members, fs[i:j])
 		i = j
 	}
-	return out
+	return out, members
 }
 
+// bandBytes bounds the filter bytes writeFilters holds at once: it reads a
+// band of rows of a group from each of the group's filters in turn (tests
+// make it small).
+var bandBytes = 8 << 20
+
 // writeFilters writes the filters file of a block whose chunks have the
-// given filters (chunks without a filter are not given) and returns its
-// length.
-func writeFilters(w io.Writer, fs []chunkFilter) (int64, error) {
-	byOff := make(map[uint64][]byte, len(fs))
+// given filters (chunks without a filter are not given), reading their
+// bytes from spill, and returns its length. It holds at most about
+// bandBytes of filters in memory, whatever the block's size.
+func writeFilters(w io.Writer, fs []chunkFilter, spill io.ReaderAt) (int64, error) {
 	for _, f := range fs {
-		if len(f.filter) == 0 || len(f.filter)%logchunk.FilterBlockBytes != 0 {
-			return 0, fmt.Errorf("filter of %d bytes: not a whole number of blocks", len(f.filter))
+		if f.size == 0 || f.size%logchunk.FilterBlockBytes != 0 {
+			return 0, fmt.Errorf("filter of %d bytes: not a whole number of blocks", f.size)
 		}
-		byOff[f.off] = f.filter
 	}
-	groups := groupFilters(fs)
+	groups, members := groupFilters(fs)
 	dir := binary.AppendUvarint(nil, uint64(len(groups)))
 	for _, g := range groups {
 		dir = binary.AppendUvarint(dir, uint64(g.blocks))
@@ -116,19 +127,32 @@ func writeFilters(w io.Writer, fs []chunkFilter) (int64, error) {
 			return n, err
 		}
 	}
-	var row []byte
-	for _, g := range groups {
-		for r := range g.blocks {
-			row = row[:0]
-			for _, off := range g.offs {
-				f := byOff[off]
-				row = append(row, f[r*logchunk.FilterBlockBytes:(r+1)*logchunk.FilterBlockBytes]...)
+	var row, band []byte
+	for gi, g := range groups {
+		fs := members[gi]
+		// A band is rows [r0, r0+perBand) of every filter of the group.
+		perBand := max(1, bandBytes/(len(fs)*logchunk.FilterBlockBytes))
+		for r0 := 0; r0 < g.blocks; r0 += perBand {
+			rows := min(perBand, g.blocks-r0)
+			width := rows * logchunk.FilterBlockBytes
+			band = slices.Grow(band[:0], width*len(fs))[:width*len(fs)]
+			for i, f := range fs {
+				if _, err := spill.ReadAt(band[i*width:(i+1)*width], f.at+int64(r0*logchunk.FilterBlockBytes)); err != nil {
+					return n, fmt.Errorf("reading back the filter of the chunk at %d: %w", f.off, err)
+				}
 			}
-			row = binary.LittleEndian.AppendUint32(row, crc32.Checksum(row, castagnoli))
-			k, err := w.Write(row)
-			n += int64(k)
-			if err != nil {
-				return n, err
+			for r := range rows {
+				row = row[:0]
+				for i := range fs {
+					at := i*width + r*logchunk.FilterBlockBytes
+					row = append(row, band[at:at+logchunk.FilterBlockBytes]...)
+				}
+				row = binary.LittleEndian.AppendUint32(row, crc32.Checksum(row, castagnoli))
+				k, err := w.Write(row)
+				n += int64(k)
+				if err != nil {
+					return n, err
+				}
 			}
 		}
 	}
