@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/canopy-observability/canopy/pkg/logpush"
+	"github.com/canopy-observability/canopy/pkg/logql"
 )
 
 // LogsLimits bound a tenant's logs: what the distributor accepts (bytes per
@@ -36,6 +38,76 @@ type LogsLimits struct {
 
 	// Storage.
 	LogsRetentionPeriod model.Duration `yaml:"logs_retention_period"`
+	// LogsRetentionStream are per-stream retention rules (RetentionFor);
+	// config file and runtime overrides file only.
+	LogsRetentionStream []StreamRetention `yaml:"logs_retention_stream,omitempty"`
+}
+
+// StreamRetention is one logs_retention_stream rule, as Loki's
+// retention_stream: the streams its selector matches are kept for Period
+// (0: forever) instead of logs_retention_period.
+type StreamRetention struct {
+	// Selector is a LogQL stream selector, such as {namespace="dev"}.
+	Selector string         `yaml:"selector"`
+	Priority int            `yaml:"priority"`
+	Period   model.Duration `yaml:"period"`
+}
+
+// Matchers parses the rule's selector: a LogQL stream selector, without a
+// pipeline.
+func (r StreamRetention) Matchers() ([]*labels.Matcher, error) {
+	e, err := logql.Parse(r.Selector)
+	if err != nil {
+		return nil, err
+	}
+	le, ok := e.(*logql.LogExpr)
+	if !ok || len(le.Pipeline) > 0 {
+		return nil, fmt.Errorf("%q is not a stream selector such as {namespace=\"dev\"}", r.Selector)
+	}
+	return le.Matchers, nil
+}
+
+// RetentionFor returns how long a stream with labels ls is kept, given its
+// tenant's limits: the period of the logs_retention_stream rule of highest
+// priority among those that match it (of several with that priority, the
+// shortest period: Loki's rule), else logs_retention_period; 0 keeps it
+// forever. matchers are the rules' parsed selectors (RetentionMatchers),
+// in the order of LogsRetentionStream.
+func (l *LogsLimits) RetentionFor(ls labels.Labels, matchers [][]*labels.Matcher) time.Duration {
+	found := -1
+rules:
+	for i, r := range l.LogsRetentionStream {
+		for _, m := range matchers[i] {
+			if !m.Matches(ls.Get(m.Name)) {
+				continue rules
+			}
+		}
+		if found >= 0 {
+			best := l.LogsRetentionStream[found]
+			if best.Priority > r.Priority || best.Priority == r.Priority && best.Period <= r.Period {
+				continue
+			}
+		}
+		found = i
+	}
+	if found >= 0 {
+		return time.Duration(l.LogsRetentionStream[found].Period)
+	}
+	return time.Duration(l.LogsRetentionPeriod)
+}
+
+// RetentionMatchers parses the selectors of every logs_retention_stream
+// rule (validated limits always parse).
+func (l *LogsLimits) RetentionMatchers() ([][]*labels.Matcher, error) {
+	out := make([][]*labels.Matcher, len(l.LogsRetentionStream))
+	for i, r := range l.LogsRetentionStream {
+		ms, err := r.Matchers()
+		if err != nil {
+			return nil, fmt.Errorf("logs_retention_stream[%d]: selector: %w", i, err)
+		}
+		out[i] = ms
+	}
+	return out, nil
 }
 
 // RegisterFlags registers the defaults of the logs limits.
@@ -73,6 +145,9 @@ func (l *LogsLimits) Validate() error {
 	}
 	if err := l.LogsOTLP.Validate(); err != nil {
 		return fmt.Errorf("logs_otlp_config: %w", err)
+	}
+	if _, err := l.RetentionMatchers(); err != nil {
+		return err
 	}
 	return nil
 }
