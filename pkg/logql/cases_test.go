@@ -222,6 +222,15 @@ func checkCase(t *testing.T, eng *Engine, src *memSource, q caseQuery) {
 		return
 	}
 	require.NoError(t, err, q.query)
+	// A store that leaves out the lines without a needle changes neither
+	// the answer nor the stats.
+	dropping := &memSource{streams: src.streams, dropNeedles: true}
+	res2, err := eng.Exec(context.Background(), dropping, expr, q.params)
+	require.NoError(t, err, q.query)
+	require.Equal(t, res.Stats.LinesProcessed, res2.Stats.LinesProcessed, "lines processed with needles left out by the store: %s", q.query)
+	require.Equal(t, res.Stats.BytesProcessed, res2.Stats.BytesProcessed, "bytes processed with needles left out by the store: %s", q.query)
+	res2.Stats, res.Stats = Stats{}, Stats{}
+	require.Equal(t, res, res2, "the answer with needles left out by the store: %s", q.query)
 	switch q.expect {
 	case "streams":
 		require.Equal(t, ValueTypeStreams, res.Type)
@@ -338,6 +347,9 @@ func mustFloat(t *testing.T, s string) float64 {
 // stream in batches of two entries to exercise batching.
 type memSource struct {
 	streams []Stream
+	// dropNeedles makes it leave out the lines without a needle, as the
+	// querier's stores do, counting them (SkipCounter).
+	dropNeedles bool
 }
 
 func (m *memSource) clone() *memSource {
@@ -360,8 +372,16 @@ func (m *memSource) Select(_ context.Context, p SelectParams) (StreamIterator, e
 			continue
 		}
 		var in []Entry
+	entries:
 		for _, e := range s.Entries {
 			if e.Timestamp >= p.Start && e.Timestamp < p.End {
+				for _, nd := range p.Needles {
+					if m.dropNeedles && !strings.Contains(e.Line, nd) {
+						it.skippedLines++
+						it.skippedBytes += int64(len(e.Line))
+						continue entries
+					}
+				}
 				in = append(in, e)
 			}
 		}
@@ -374,9 +394,12 @@ func (m *memSource) Select(_ context.Context, p SelectParams) (StreamIterator, e
 }
 
 type memIterator struct {
-	batches []Stream
-	i       int
+	batches                    []Stream
+	i                          int
+	skippedLines, skippedBytes int64
 }
+
+func (it *memIterator) Skipped() (lines, bytes int64) { return it.skippedLines, it.skippedBytes }
 
 func (it *memIterator) Next() bool            { it.i++; return it.i < len(it.batches) }
 func (it *memIterator) Labels() labels.Labels { return it.batches[it.i].Labels }

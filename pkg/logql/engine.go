@@ -69,6 +69,24 @@ type SelectParams struct {
 	ShardIndex, ShardCount uint64
 }
 
+// SkipCounter is implemented by a StreamIterator whose store leaves out
+// the lines that lack one of SelectParams.Needles instead of handing them
+// over: Skipped returns how many lines it left out so far and their bytes.
+// The query's stats and byte limit count them as processed, as if the
+// engine's line filter had dropped them.
+type SkipCounter interface {
+	Skipped() (lines, bytes int64)
+}
+
+// Skipped is what it has left out so far, if it counts that: what an
+// iterator wrapping another returns from its own Skipped.
+func Skipped(it StreamIterator) (lines, bytes int64) {
+	if sc, ok := it.(SkipCounter); ok {
+		return sc.Skipped()
+	}
+	return 0, 0
+}
+
 // StreamIterator walks the selected entries in batches. A batch holds
 // entries of one stream in timestamp order; a stream may come in several
 // batches, in timestamp order, and batches of streams may interleave.
@@ -299,13 +317,16 @@ func (e *Engine) execLogs(ctx context.Context, src Source, le *LogExpr, p Params
 				heap.Push(top, s)
 			}
 		}
-		if p.Limits.MaxBytesRead > 0 && stats.BytesProcessed > p.Limits.MaxBytesRead {
+		if _, b := Skipped(it); p.Limits.MaxBytesRead > 0 && stats.BytesProcessed+b > p.Limits.MaxBytesRead {
 			return nil, bytesLimitError(p.Limits)
 		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
+	l, b := Skipped(it)
+	stats.LinesProcessed += l
+	stats.BytesProcessed += b
 	streams, err := groupStreams(top.items, p)
 	if err != nil {
 		return nil, err

@@ -164,13 +164,16 @@ func (e *Engine) evalRange(ctx context.Context, src Source, r *RangeAggregation,
 				return nil, fmt.Errorf("%w: the query holds more than %d unwrapped samples (%s); narrow the time range, the selector or the range", ErrLimit, lim.MaxSamples, lim.MaxSamplesFlag)
 			}
 		}
-		if lim.MaxBytesRead > 0 && stats.BytesProcessed > lim.MaxBytesRead {
+		if _, b := Skipped(it); lim.MaxBytesRead > 0 && stats.BytesProcessed+b > lim.MaxBytesRead {
 			return nil, bytesLimitError(lim)
 		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
+	l, b := Skipped(it)
+	stats.LinesProcessed += l
+	stats.BytesProcessed += b
 	for _, s := range order {
 		if v := s.labels.Get(ErrorLabel); v != "" {
 			return nil, fmt.Errorf("pipeline error: %s for series %s; use a label filter such as | __error__=\"\" to skip the lines in error, or fix the stage", v, s.labels)

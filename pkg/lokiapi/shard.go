@@ -72,6 +72,8 @@ type shardIterator struct {
 	in   bool
 }
 
+func (it *shardIterator) Skipped() (lines, bytes int64) { return logql.Skipped(it.StreamIterator) }
+
 func (it *shardIterator) Next() bool {
 	for it.StreamIterator.Next() {
 		ls := it.Labels()

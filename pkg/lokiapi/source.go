@@ -23,6 +23,8 @@ func (s storeSource) Select(ctx context.Context, p logql.SelectParams) (logql.St
 
 type storeIterator struct{ logql.StreamIterator }
 
+func (it storeIterator) Skipped() (lines, bytes int64) { return logql.Skipped(it.StreamIterator) }
+
 func (it storeIterator) Err() error {
 	if err := it.StreamIterator.Err(); err != nil {
 		return &storeError{err: err}
@@ -193,6 +195,8 @@ type levelIterator struct {
 	sb   labels.ScratchBuilder
 	only map[string]labels.Labels // {detected_level="x"}, shared by entries without metadata
 }
+
+func (it *levelIterator) Skipped() (lines, bytes int64) { return logql.Skipped(it.StreamIterator) }
 
 func (it *levelIterator) Entries() []logql.Entry {
 	es := it.StreamIterator.Entries()

@@ -107,6 +107,7 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 	}
 	var (
 		primed  []streamSource
+		read    []*blockSource
 		closers []func()
 	)
 	closeAll := func() {
@@ -129,14 +130,19 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 			closeAll()
 			return nil, err
 		}
-		srcs, err := openBlockSources(ctx, blocks, p)
-		if err != nil {
+		if read, err = openBlockSources(ctx, blocks, p); err != nil {
 			closeAll()
 			return nil, err
 		}
-		primed = append(primed, srcs...)
+		for _, src := range read {
+			if src.primed {
+				primed = append(primed, src)
+			}
+		}
 	}
-	return newMergeIterator(primed, closers), nil
+	it := newMergeIterator(primed, closers)
+	it.blocks = read
+	return it, nil
 }
 
 // ingesterSources opens a select stream on every logs ingester of the read
@@ -203,9 +209,9 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 // there, a few reads each, which wait on the bucket more than on the CPU.
 const blockReadConcurrency = 8
 
-// openBlockSources returns a source for each block with a stream
-// matching p, moved to its first stream.
-func openBlockSources(ctx context.Context, blocks []*logblock.Block, p logql.SelectParams) ([]streamSource, error) {
+// openBlockSources returns a source for each block, each moved to its
+// first stream (primed when it has one).
+func openBlockSources(ctx context.Context, blocks []*logblock.Block, p logql.SelectParams) ([]*blockSource, error) {
 	srcs := make([]*blockSource, len(blocks))
 	var g errgroup.Group
 	g.SetLimit(blockReadConcurrency)
@@ -216,24 +222,18 @@ func openBlockSources(ctx context.Context, blocks []*logblock.Block, p logql.Sel
 				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
 			}
 			src := &blockSource{it: bit}
-			if src.next() {
-				srcs[i] = src
-			} else if err := src.err(); err != nil {
+			src.primed = src.next()
+			if err := src.err(); err != nil {
 				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
 			}
+			srcs[i] = src
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var out []streamSource
-	for _, s := range srcs {
-		if s != nil {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+	return srcs, nil
 }
 
 // blocksFor returns the opened blocks of a tenant overlapping [start, end).

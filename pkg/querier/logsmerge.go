@@ -34,8 +34,9 @@ type streamSource interface {
 
 // blockSource adapts a block's stream iterator.
 type blockSource struct {
-	it *logblock.StreamIterator
-	es []logql.Entry
+	it     *logblock.StreamIterator
+	es     []logql.Entry
+	primed bool // the first next found a stream
 }
 
 func (s *blockSource) next() bool {
@@ -127,6 +128,7 @@ func (s *ingesterSource) err() error             { return s.e }
 // duplicates.
 type mergeIterator struct {
 	h       sourceHeap
+	blocks  []*blockSource // every block read, for Skipped
 	cur     labels.Labels
 	es      []logql.Entry
 	merged  []logql.Entry // reused when several sources hold a stream
@@ -210,6 +212,16 @@ func (it *mergeIterator) Next() bool {
 	}
 	it.es = dedupeSorted(it.es)
 	return true
+}
+
+// Skipped is what the sources left out for lacking a needle
+// (logql.SkipCounter).
+func (it *mergeIterator) Skipped() (lines, bytes int64) {
+	for _, b := range it.blocks {
+		lines += b.it.Stats.SkippedLines
+		bytes += b.it.Stats.SkippedBytes
+	}
+	return lines, bytes
 }
 
 // cmpFirst orders entry lists by their first timestamp (empty ones first).

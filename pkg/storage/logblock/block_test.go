@@ -122,10 +122,11 @@ func testGoldenReads(t *testing.T, golden string) {
 		`{app="web", env="prod"}`: web,
 	}, got)
 
-	// Needles skip the chunks whose filter rules them out.
+	// Needles skip the chunks whose filter rules them out, and the lines
+	// without them.
 	got, st := read("favicon.ico 404")
-	require.Equal(t, map[string][]line{`{app="web", env="prod"}`: web}, got)
-	require.Equal(t, SelectStats{Chunks: 1, ChunksSkipped: 1, Bytes: st.Bytes}, st)
+	require.Equal(t, map[string][]line{`{app="web", env="prod"}`: web[2:]}, got)
+	require.Equal(t, SelectStats{Chunks: 1, ChunksSkipped: 1, Bytes: st.Bytes, SkippedLines: 2, SkippedBytes: 18}, st)
 	got, st = read("no line has this")
 	require.Empty(t, got)
 	require.Equal(t, 2, st.ChunksSkipped)

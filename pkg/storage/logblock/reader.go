@@ -55,6 +55,10 @@ func (b *Block) Close() error { return b.index.Close() }
 type SelectStats struct {
 	Chunks, ChunksSkipped int
 	Bytes                 int64 // compressed bytes fetched
+	// SkippedLines and SkippedBytes are the entries in the range of the
+	// chunks read that lacked a needle, and their line bytes: read and
+	// searched, not handed over.
+	SkippedLines, SkippedBytes int64
 }
 
 // StreamIterator walks the streams of a block matching a selection, in
@@ -72,6 +76,7 @@ type StreamIterator struct {
 	labels         labels.Labels
 	entries        []logchunk.Entry
 	lines          []byte // the current stream's lines, reused
+	buf            []byte // the chunk being read, reused
 	err            error
 	Stats          SelectStats
 	done, outRange bool
@@ -87,9 +92,10 @@ func (s Shard) has(ls labels.Labels) bool {
 
 // Streams returns an iterator over the streams matching ms (of shard) with
 // entries in [start, end), reading only chunks that overlap the range and
-// whose token filter admits every needle. With needles, a version 2 block
-// tests them against every chunk's filter first (a few rows of the filters
-// file).
+// whose token filter admits every needle, and handing over only the
+// entries whose line holds every needle (Stats count the others). With
+// needles, a version 2 block tests them against every chunk's filter first
+// (a few rows of the filters file).
 func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64, needles []string, shard Shard) (*StreamIterator, error) {
 	it := &StreamIterator{b: b, ctx: ctx, start: start, end: end, needles: needles, shard: shard}
 	if b.Meta.MaxTime < start || b.Meta.MinTime >= end {
@@ -158,12 +164,12 @@ func (it *StreamIterator) Next() bool {
 				it.err = fmt.Errorf("chunk at %d of log block %s: %w", off, it.b.Meta.ULID, err)
 				return false
 			}
-			if free := cap(it.lines) - len(it.lines); free < int(c.RawBytes()) {
+			if free := cap(it.lines) - len(it.lines); free < int(c.RawBytes()) && len(it.needles) == 0 {
 				// Lines already kept stay in the array they are in.
 				it.lines = make([]byte, 0, max(int(c.RawBytes()), 2*cap(it.lines)))
 			}
 			it.Stats.Chunks++
-			err = c.Iterate(it.start, it.end, true, func(e logchunk.Entry) bool {
+			lines, bytes, err := c.IterateMatching(it.start, it.end, it.needles, true, func(e logchunk.Entry) bool {
 				md := e.Metadata
 				if !md.IsEmpty() {
 					md = md.Copy()
@@ -171,6 +177,8 @@ func (it *StreamIterator) Next() bool {
 				it.entries = append(it.entries, logchunk.Entry{Timestamp: e.Timestamp, Line: it.keep(e.Line), Metadata: md})
 				return true
 			})
+			it.Stats.SkippedLines += lines
+			it.Stats.SkippedBytes += bytes
 			if err != nil {
 				it.err = err
 				return false
@@ -198,7 +206,10 @@ func (it *StreamIterator) fetch(off, n uint64) (data []byte, skip bool, err erro
 		return nil, true, nil
 	}
 	if len(it.needles) == 0 || it.b.filters != nil {
-		data, err = it.b.getRange(it.ctx, off, n)
+		// Nothing keeps a chunk's bytes past the stream's walk over it
+		// (lines and metadata are copied): one buffer serves every chunk.
+		data, err = it.b.getRangeInto(it.ctx, off, n, it.buf)
+		it.buf = data
 		it.Stats.Bytes += int64(len(data))
 		return data, false, err
 	}
@@ -279,7 +290,13 @@ func (b *Block) Select(ctx context.Context, ms []*labels.Matcher, start, end int
 }
 
 func (b *Block) getRange(ctx context.Context, off, n uint64) ([]byte, error) {
-	buf, err := b.reader(ctx, ChunksFile)(int64(off), int64(n))
+	return b.getRangeInto(ctx, off, n, nil)
+}
+
+// getRangeInto reads n bytes of the chunks file at off into buf's storage
+// when it has room for them.
+func (b *Block) getRangeInto(ctx context.Context, off, n uint64, buf []byte) ([]byte, error) {
+	buf, err := b.readInto(ctx, ChunksFile, int64(off), int64(n), buf)
 	if err != nil {
 		return nil, fmt.Errorf("reading a chunk of log block %s: %w", b.Meta.ULID, err)
 	}
@@ -289,19 +306,25 @@ func (b *Block) getRange(ctx context.Context, off, n uint64) ([]byte, error) {
 // reader returns a function reading n bytes at off of one of the block's
 // files.
 func (b *Block) reader(ctx context.Context, file string) func(off, n int64) ([]byte, error) {
-	name := path.Join(Dir(b.tenant, b.Meta.ULID), file)
-	return func(off, n int64) ([]byte, error) {
-		r, err := b.bkt.GetRange(ctx, name, off, n)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, fmt.Errorf("%s: %d bytes at %d: %w", file, n, off, err)
-		}
-		return buf, nil
+	return func(off, n int64) ([]byte, error) { return b.readInto(ctx, file, off, n, nil) }
+}
+
+// readInto reads n bytes at off of one of the block's files into buf's
+// storage when it has room for them.
+func (b *Block) readInto(ctx context.Context, file string, off, n int64, buf []byte) ([]byte, error) {
+	r, err := b.bkt.GetRange(ctx, path.Join(Dir(b.tenant, b.Meta.ULID), file), off, n)
+	if err != nil {
+		return nil, err
 	}
+	defer r.Close()
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("%s: %d bytes at %d: %w", file, n, off, err)
+	}
+	return buf, nil
 }
 
 // Series returns the label sets of the streams matching ms with chunks

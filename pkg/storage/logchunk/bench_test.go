@@ -250,3 +250,27 @@ func BenchmarkCodecs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIterateMatching walks a chunk for the lines holding a needle,
+// as a filter query does (`|= "status=500"` on the logfmt corpus, " 500 "
+// on nginx, "\"status\":500" on json): MB/s of raw line bytes.
+func BenchmarkIterateMatching(b *testing.B) {
+	needles := map[string]string{"nginx": "\" 500 ", "logfmt": "status=500", "json": `"status":500`}
+	for _, kind := range corpusKinds {
+		b.Run(kind, func(b *testing.B) {
+			bc := getBenchChunk(b, kind)
+			b.ReportAllocs()
+			b.SetBytes(int64(bc.raw))
+			var n int
+			for b.Loop() {
+				n = 0
+				_, _, err := bc.c.IterateMatching(math.MinInt64, math.MaxInt64, []string{needles[kind]}, false, func(Entry) bool {
+					n++
+					return true
+				})
+				require.NoError(b, err)
+			}
+			require.Positive(b, n)
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -44,16 +45,34 @@ func (c *Chunk) Iterate(from, through int64, withMetadata bool, fn func(Entry) b
 	}
 	s := iterScratchPool.Get().(*iterScratch)
 	defer iterScratchPool.Put(s)
-	if err := s.iterate(c, from, through, withMetadata, fn); err != nil {
+	if _, _, err := s.iterate(c, from, through, nil, withMetadata, fn); err != nil {
 		return fmt.Errorf("reading log chunk: %w", err)
 	}
 	return nil
 }
 
-func (s *iterScratch) iterate(c *Chunk, from, through int64, withMetadata bool, fn func(Entry) bool) error {
+// IterateMatching is Iterate for the entries whose line contains every
+// needle (case-sensitive, as |= matches): the others are not given to fn,
+// and it returns how many entries in [from, through) it left out and their
+// line bytes. It finds the longest needle by searching the whole lines
+// section at once, not line by line, so lines that lack it cost only the
+// walk over their timestamp and length.
+func (c *Chunk) IterateMatching(from, through int64, needles []string, withMetadata bool, fn func(Entry) bool) (skippedLines, skippedBytes int64, err error) {
+	if from >= through || through <= c.minTime || from > c.maxTime {
+		return 0, 0, nil
+	}
+	s := iterScratchPool.Get().(*iterScratch)
+	defer iterScratchPool.Put(s)
+	if skippedLines, skippedBytes, err = s.iterate(c, from, through, needles, withMetadata, fn); err != nil {
+		return skippedLines, skippedBytes, fmt.Errorf("reading log chunk: %w", err)
+	}
+	return skippedLines, skippedBytes, nil
+}
+
+func (s *iterScratch) iterate(c *Chunk, from, through int64, needles []string, withMetadata bool, fn func(Entry) bool) (skippedLines, skippedBytes int64, err error) {
 	sec, err := decompress(s.lines, c.lines, c.linesRawLen())
 	if err != nil {
-		return fmt.Errorf("lines section: %w", err)
+		return skippedLines, skippedBytes, fmt.Errorf("lines section: %w", err)
 	}
 	s.lines = sec
 	tsCol, lenCol, lines := sec[:c.tsLen], sec[c.tsLen:c.tsLen+c.lenLen], sec[c.tsLen+c.lenLen:]
@@ -61,10 +80,29 @@ func (s *iterScratch) iterate(c *Chunk, from, through int64, withMetadata bool, 
 	var md *metaReader
 	if withMetadata && c.meta != nil {
 		if md, err = s.openMetadata(c); err != nil {
-			return fmt.Errorf("metadata section: %w", err)
+			return skippedLines, skippedBytes, fmt.Errorf("metadata section: %w", err)
 		}
 	}
 
+	// With needles, next is where the longest needle next occurs in lines
+	// at or after the current line's start (len(lines) when nowhere).
+	var (
+		needle searcher
+		others []string
+		next   = -1
+	)
+	if len(needles) > 0 {
+		longest := 0
+		for i, nd := range needles {
+			if len(nd) > len(needles[longest]) {
+				longest = i
+			}
+		}
+		needle = newSearcher(needles[longest])
+		others = make([]string, 0, len(needles)-1)
+		others = append(append(others, needles[:longest]...), needles[longest+1:]...)
+	}
+	linesStr := yoloString(lines)
 	ts, off := c.minTime, 0
 	e := Entry{Metadata: labels.EmptyLabels()}
 	for i := range c.entries {
@@ -72,46 +110,78 @@ func (s *iterScratch) iterate(c *Chunk, from, through int64, withMetadata bool, 
 			d, n := binary.Uvarint(tsCol)
 			// uint64(max)-uint64(ts) is max-ts exactly, as ts <= max.
 			if n <= 0 || d > uint64(c.maxTime)-uint64(ts) {
-				return fmt.Errorf("%w: entry %d: bad timestamp delta", ErrCorrupt, i)
+				return skippedLines, skippedBytes, fmt.Errorf("%w: entry %d: bad timestamp delta", ErrCorrupt, i)
 			}
 			tsCol = tsCol[n:]
 			ts += int64(d)
 		}
 		l, n := binary.Uvarint(lenCol)
 		if n <= 0 || l > uint64(len(lines)-off) {
-			return fmt.Errorf("%w: entry %d: bad line length", ErrCorrupt, i)
+			return skippedLines, skippedBytes, fmt.Errorf("%w: entry %d: bad line length", ErrCorrupt, i)
 		}
 		lenCol = lenCol[n:]
+		start := off
 		line := lines[off : off+int(l)]
 		off += int(l)
 		if md != nil {
 			if err := md.next(s); err != nil {
-				return fmt.Errorf("%w: entry %d: metadata: %w", ErrCorrupt, i, err)
+				return skippedLines, skippedBytes, fmt.Errorf("%w: entry %d: metadata: %w", ErrCorrupt, i, err)
 			}
 		}
 		if ts < from {
 			continue
 		}
 		if ts >= through {
-			return nil
+			return skippedLines, skippedBytes, nil
+		}
+		if len(needles) > 0 && !matches(linesStr, start, off, &needle, others, &next) {
+			skippedLines++
+			skippedBytes += int64(len(line))
+			continue
 		}
 		e.Timestamp, e.Line = ts, yoloString(line)
 		if md != nil {
 			e.Metadata = s.md
 		}
 		if !fn(e) {
-			return nil
+			return skippedLines, skippedBytes, nil
 		}
 	}
 	switch {
 	case len(tsCol) != 0 || len(lenCol) != 0 || off != len(lines):
-		return fmt.Errorf("%w: %d bytes of timestamps, %d of lengths and %d of lines left after the last entry", ErrCorrupt, len(tsCol), len(lenCol), len(lines)-off)
+		return skippedLines, skippedBytes, fmt.Errorf("%w: %d bytes of timestamps, %d of lengths and %d of lines left after the last entry", ErrCorrupt, len(tsCol), len(lenCol), len(lines)-off)
 	case ts != c.maxTime:
-		return fmt.Errorf("%w: last timestamp %d, header says %d", ErrCorrupt, ts, c.maxTime)
+		return skippedLines, skippedBytes, fmt.Errorf("%w: last timestamp %d, header says %d", ErrCorrupt, ts, c.maxTime)
 	case md != nil && len(md.col) != 0:
-		return fmt.Errorf("%w: %d bytes of metadata left after the last entry", ErrCorrupt, len(md.col))
+		return skippedLines, skippedBytes, fmt.Errorf("%w: %d bytes of metadata left after the last entry", ErrCorrupt, len(md.col))
 	}
-	return nil
+	return skippedLines, skippedBytes, nil
+}
+
+// matches reports whether the line lines[start:end] holds needle and
+// every other needle. *next is where needle next occurs in lines at or
+// after start, updated as the walk moves on (-1 before the first search,
+// len(lines) when there is none): one search of the whole section finds the
+// few lines that hold a rare needle, and an occurrence that runs from one
+// line into the next is not a match.
+func matches(lines string, start, end int, needle *searcher, others []string, next *int) bool {
+	n := len(needle.needle)
+	if *next < start {
+		*next = needle.indexFrom(lines, start)
+	}
+	for *next < end && *next+n > end {
+		*next = needle.indexFrom(lines, *next+1)
+	}
+	if *next+n > end {
+		return false
+	}
+	line := lines[start:end]
+	for _, o := range others {
+		if !strings.Contains(line, o) {
+			return false
+		}
+	}
+	return true
 }
 
 // metaReader walks the metadata column.

@@ -3,6 +3,7 @@ package logchunk
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +66,60 @@ func TestSplitFilter(t *testing.T) {
 
 	_, _, err = SplitFilter(data[:len(data)-1])
 	require.ErrorIs(t, err, ErrCorrupt)
+}
+
+// TestIterateMatching: IterateMatching gives exactly the entries Iterate
+// gives whose line holds every needle, and counts the others; needles that
+// run from one line into the next (the section is searched whole) and
+// occur several times in a line are no trouble.
+func TestIterateMatching(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	var entries []Entry
+	for i := range 3000 {
+		var line []byte
+		for range r.IntN(12) {
+			line = append(line, "ab"[r.IntN(2)])
+		}
+		if i%50 == 0 {
+			line = nil // empty lines too
+		}
+		entries = append(entries, Entry{Timestamp: int64(i / 3), Line: string(line)})
+	}
+	data, err := Encode(nil, entries)
+	require.NoError(t, err)
+	c, err := Open(data)
+	require.NoError(t, err)
+	for _, needles := range [][]string{{"a"}, {"ab"}, {"abba"}, {"bbbbb"}, {"aab", "bba"}, {"aaaaaaaaaaaa"}, {"b", "abab", "a"}} {
+		for _, rng := range [][2]int64{{0, 1000}, {100, 200}, {999, 1000}} {
+			var want []Entry
+			require.NoError(t, c.Iterate(rng[0], rng[1], false, func(e Entry) bool {
+				for _, nd := range needles {
+					if !strings.Contains(e.Line, nd) {
+						return true
+					}
+				}
+				want = append(want, Entry{Timestamp: e.Timestamp, Line: strings.Clone(e.Line)})
+				return true
+			}))
+			var got []Entry
+			var all, allBytes int64
+			require.NoError(t, c.Iterate(rng[0], rng[1], false, func(e Entry) bool {
+				all++
+				allBytes += int64(len(e.Line))
+				return true
+			}))
+			skipped, skippedBytes, err := c.IterateMatching(rng[0], rng[1], needles, false, func(e Entry) bool {
+				got = append(got, Entry{Timestamp: e.Timestamp, Line: strings.Clone(e.Line)})
+				return true
+			})
+			require.NoError(t, err)
+			require.Equal(t, want, got, "needles %q in %v", needles, rng)
+			require.Equal(t, all, skipped+int64(len(got)))
+			var gotBytes int64
+			for _, e := range got {
+				gotBytes += int64(len(e.Line))
+			}
+			require.Equal(t, allBytes, skippedBytes+gotBytes)
+		}
+	}
 }
