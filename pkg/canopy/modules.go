@@ -402,7 +402,7 @@ func (c *Canopy) registerQueryAPIs() {
 }
 
 func (c *Canopy) initCompactor() (services.Service, error) {
-	comp, err := compactor.New(c.cfg.Compactor, filepath.Join(c.cfg.DataDir, "compactor"), c.self(), c.Bucket, c.Overrides, c.memberlistGetter(), c.logger, c.reg)
+	comp, err := compactor.New(c.cfg.Compactor, filepath.Join(c.cfg.DataDir, "compactor"), c.self(), c.Bucket, c.Overrides, c.cfg.Ingester.Logs.ChunkTargetSize, c.memberlistGetter(), c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}

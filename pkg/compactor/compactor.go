@@ -2,8 +2,10 @@
 // bounded: it merges the overlapping blocks replicas ship (deduplicating
 // their samples), compacts small blocks into larger ranges, applies
 // retention, deletes marked blocks after a delay, cleans up abandoned
-// uploads and maintains the bucket index. Tenants are sharded over compactor
-// replicas by the compactor ring.
+// uploads and maintains the bucket index. It does the same for log blocks
+// (merging replicas' blocks, per-stream retention, deletion requests: see
+// logs.go). Tenants are sharded over compactor replicas by the compactor
+// ring.
 package compactor
 
 import (
@@ -25,10 +27,12 @@ import (
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
+	"github.com/canopy-observability/canopy/pkg/storage/logdelete"
 	"github.com/canopy-observability/canopy/pkg/storage/metricsblocks"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -60,18 +64,28 @@ type Compactor struct {
 	watcher    *services.FailureWatcher
 
 	runMu sync.Mutex // one pass at a time
+
+	logsChunkTarget int
+	deletes         *logdelete.Store
+	expiryMu        sync.Mutex
+	expiries        map[ulid.ULID]cachedExpiry // of log blocks, by expiry
 }
 
 // New returns a compactor working in dir (scratch space for the blocks it
-// compacts) on bkt. memberlistKV may be nil when the ring store is not
-// memberlist.
-func New(cfg Config, dir string, self ringconfig.Instance, bkt objstore.Bucket, limits validation.TenantLimits, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Compactor, error) {
+// compacts) on bkt. logsChunkTarget is the raw bytes of lines at which it
+// cuts the chunks of the log blocks it writes: the logs ingesters' target
+// (-ingester.logs.chunk-target-size). memberlistKV may be nil when the
+// ring store is not memberlist.
+func New(cfg Config, dir string, self ringconfig.Instance, bkt objstore.Bucket, limits validation.TenantLimits, logsChunkTarget int, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	c := &Compactor{
 		cfg: cfg, dir: dir, bkt: bkt, limits: limits,
-		logger:   log.With(logger, "component", "compactor"),
-		metrics:  newMetrics(reg),
-		tsdbMets: tsdb.NewCompactorMetrics(prometheus.WrapRegistererWithPrefix("canopy_compactor_", reg)),
-		now:      time.Now,
+		logsChunkTarget: logsChunkTarget,
+		deletes:         logdelete.NewStore(bkt),
+		expiries:        map[ulid.ULID]cachedExpiry{},
+		logger:          log.With(logger, "component", "compactor"),
+		metrics:         newMetrics(reg),
+		tsdbMets:        tsdb.NewCompactorMetrics(prometheus.WrapRegistererWithPrefix("canopy_compactor_", reg)),
+		now:             time.Now,
 	}
 	c.slogger = logging.Slog(c.logger)
 	rcfg := cfg.Ring
@@ -209,10 +223,9 @@ func (c *Compactor) Run(ctx context.Context, compact bool) RunResult {
 		}
 		return nil
 	})
-	if _, err := c.logsRetention(ctx); err != nil {
-		level.Error(c.logger).Log("msg", "logs retention failed", "err", err)
-		res.Errors = append(res.Errors, "logs: "+err.Error())
-	}
+	written, errs := c.logsPass(ctx, compact)
+	res.Compacted += written
+	res.Errors = append(res.Errors, errs...)
 	sort.Strings(res.Errors)
 	if len(res.Errors) == 0 {
 		c.metrics.runs.WithLabelValues(kind(compact), "success").Inc()

@@ -66,7 +66,7 @@ func newTestCompactor(t *testing.T, bkt objstore.Bucket, limits validation.Limit
 	cfg.Ring.InstanceAddr = "127.0.0.1"
 	cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
 	require.NoError(t, cfg.Validate())
-	c, err := New(cfg, t.TempDir(), ringconfig.Instance{ID: "compactor", Addr: "127.0.0.1", Port: 9095}, bkt, validation.NewStaticOverrides(limits, nil), nil, log.NewNopLogger(), nil)
+	c, err := New(cfg, t.TempDir(), ringconfig.Instance{ID: "compactor", Addr: "127.0.0.1", Port: 9095}, bkt, validation.NewStaticOverrides(limits, nil), testChunkTarget, nil, log.NewNopLogger(), nil)
 	require.NoError(t, err)
 	c.now = func() time.Time { return *now }
 	// Start the ring parts only; tests drive passes with Run.

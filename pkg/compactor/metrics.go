@@ -14,6 +14,9 @@ type metrics struct {
 	corrupt         *prometheus.GaugeVec
 	lastSuccess     prometheus.Gauge
 	ownedTenants    prometheus.Gauge
+
+	logEntriesDropped   *prometheus.CounterVec
+	logDeletesProcessed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind", "outcome"}),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_compactor_compactions_total",
-			Help: "Blocks written by compaction, by kind (vertical: overlapping blocks merged and deduplicated; level: adjacent blocks into the next range).",
+			Help: "Blocks written by compaction, by kind (metrics: vertical, overlapping blocks merged and deduplicated; level, adjacent blocks into the next range; logs: logs_merge, the blocks of a merge window; logs_rewrite, a block rewritten without deleted or expired entries).",
 		}, []string{"kind"}),
 		blocksMarked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_compactor_blocks_marked_for_deletion_total",
@@ -50,6 +53,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ownedTenants: f.NewGauge(prometheus.GaugeOpts{
 			Name: "canopy_compactor_owned_tenants",
 			Help: "Tenants this compactor owns in the compactor ring.",
+		}),
+		logEntriesDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "canopy_compactor_log_entries_dropped_total",
+			Help: "Log entries the compactor left out of the blocks it wrote, by reason: duplicate (a replica's copy), deleted (a deletion request), retention (past the stream's retention; chunks wholly past it are left out unread and not counted).",
+		}, []string{"reason"}),
+		logDeletesProcessed: f.NewCounter(prometheus.CounterOpts{
+			Name: "canopy_compactor_log_delete_requests_processed_total",
+			Help: "Log deletion requests the compactor has applied to every block they concern.",
 		}),
 	}
 }

@@ -126,7 +126,7 @@ func (l *LogsLimits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.LogsMaxGlobalStreamsPerUser, "ingester.logs.max-global-streams-per-tenant", 5000, "Most active log streams a tenant may have across the cluster (counted before replication). 0 is unlimited.")
 	l.LogsOutOfOrderWindow = model.Duration(time.Hour)
 	f.Var(&l.LogsOutOfOrderWindow, "ingester.logs.out-of-order-window", "How far behind a log stream's newest entry an entry may be and still be accepted.")
-	f.Var(&l.LogsRetentionPeriod, "compactor.logs.retention-period", "How long a tenant's logs are kept in the bucket. 0 keeps them forever.")
+	f.Var(&l.LogsRetentionPeriod, "compactor.logs.retention-period", "How long a tenant's logs are kept in the bucket. 0 keeps them forever. The per-tenant logs_retention_stream rules (config and overrides files) set it per stream selector.")
 }
 
 // Validate checks the logs limits are coherent.
