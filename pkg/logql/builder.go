@@ -2,6 +2,7 @@ package logql
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -47,9 +48,20 @@ type builder struct {
 	// changed is false while the entry's labels are its stream's alone, so
 	// that the common case needs no per-entry label work.
 	changed bool
+	// need, when not nil, are the only labels the parsers json and logfmt
+	// (without extractions) set (Pipeline.OnlyLabels).
+	need []string
+	// wanted are the keys the parsers set for the current stream
+	// (setWanted).
+	wanted []string
 }
 
-func (b *builder) resetStream(ls labels.Labels) { b.stream = ls }
+func (b *builder) resetStream(ls labels.Labels) {
+	b.stream = ls
+	if b.need != nil {
+		b.setWanted()
+	}
+}
 
 // resetEntry starts an entry with its structured metadata.
 func (b *builder) resetEntry(metadata labels.Labels) {
@@ -116,6 +128,44 @@ func (b *builder) setParsed(name, value string) {
 		name += extractedSuffix
 	}
 	b.set(categoryParsed, name, value)
+}
+
+// wants says whether a parser should set the label key (a sanitised
+// name): always without need, else when its name as set (with the suffix
+// _extracted when the stream has it) is needed.
+func (b *builder) wants(key []byte) bool {
+	if b.need == nil {
+		return true
+	}
+	for _, w := range b.wanted {
+		if w == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// wantsName is wants for a key held as a string.
+func (b *builder) wantsName(key string) bool {
+	if b.need == nil {
+		return true
+	}
+	return slices.Contains(b.wanted, key)
+}
+
+// setWanted works out, for a new stream, the keys wants accepts: a needed
+// name the stream does not have, and a name the stream has whose
+// name_extracted is needed.
+func (b *builder) setWanted() {
+	b.wanted = b.wanted[:0]
+	for _, n := range b.need {
+		if !b.stream.Has(n) {
+			b.wanted = append(b.wanted, n)
+		}
+		if base, ok := strings.CutSuffix(n, extractedSuffix); ok && b.stream.Has(base) {
+			b.wanted = append(b.wanted, base)
+		}
+	}
 }
 
 // setError marks the entry as failed by a stage; the first error stays.

@@ -231,6 +231,14 @@ func checkCase(t *testing.T, eng *Engine, src *memSource, q caseQuery) {
 	require.Equal(t, res.Stats.BytesProcessed, res2.Stats.BytesProcessed, "bytes processed with needles left out by the store: %s", q.query)
 	res2.Stats, res.Stats = Stats{}, Stats{}
 	require.Equal(t, res, res2, "the answer with needles left out by the store: %s", q.query)
+	// Parsers setting only the labels a range aggregation by labels needs
+	// change no answer either.
+	labelHints = false
+	res3, err := eng.Exec(context.Background(), src, expr, q.params)
+	labelHints = true
+	require.NoError(t, err, q.query)
+	res3.Stats = Stats{}
+	require.Equal(t, res, res3, "the answer without label hints: %s", q.query)
 	switch q.expect {
 	case "streams":
 		require.Equal(t, ValueTypeStreams, res.Type)

@@ -14,12 +14,20 @@ import (
 // numbers and booleans kept as written, nulls dropped. emit is called for
 // each field in order. The error names what is malformed and where.
 func ParseJSONLine(line string, emit func(key, value string)) error {
+	var prefix []byte
+	return parseJSONLine(line, &prefix, nil, emit)
+}
+
+// parseJSONLine is ParseJSONLine with the key buffer given, calling emit
+// only for the keys want accepts (all when want is nil): the others are
+// read and checked, not turned into strings.
+func parseJSONLine(line string, prefix *[]byte, want func(key []byte) bool, emit func(key, value string)) error {
 	i := skipJSONSpace(line, 0)
 	if i == len(line) || line[i] != '{' {
 		return errors.New("json: the line is not a JSON object")
 	}
-	var prefix []byte
-	end, err := jsonObject(line, i, &prefix, emit, 0)
+	*prefix = (*prefix)[:0]
+	end, err := jsonObject(line, i, prefix, want, emit, 0)
 	if err != nil {
 		return err
 	}
@@ -32,7 +40,7 @@ func ParseJSONLine(line string, emit func(key, value string)) error {
 const maxJSONDepth = 128
 
 // jsonObject reads the object at s[i] and returns the index after it.
-func jsonObject(s string, i int, prefix *[]byte, emit func(key, value string), depth int) (int, error) {
+func jsonObject(s string, i int, prefix *[]byte, want func([]byte) bool, emit func(key, value string), depth int) (int, error) {
 	if depth > maxJSONDepth {
 		return 0, fmt.Errorf("json: objects nest deeper than %d", maxJSONDepth)
 	}
@@ -58,13 +66,13 @@ func jsonObject(s string, i int, prefix *[]byte, emit func(key, value string), d
 		if base > 0 {
 			*prefix = append(*prefix, '_')
 		}
-		*prefix = append(*prefix, SanitizeLabelName(key)...)
+		*prefix = appendSanitized(*prefix, key)
 		if i >= len(s) {
 			return 0, jsonErr(s, i, "a value")
 		}
 		switch c := s[i]; {
 		case c == '{':
-			if i, err = jsonObject(s, i, prefix, emit, depth+1); err != nil {
+			if i, err = jsonObject(s, i, prefix, want, emit, depth+1); err != nil {
 				return 0, err
 			}
 		case c == '[':
@@ -76,7 +84,9 @@ func jsonObject(s string, i int, prefix *[]byte, emit func(key, value string), d
 			if err != nil {
 				return 0, err
 			}
-			emit(string(*prefix), v)
+			if want == nil || want(*prefix) {
+				emit(string(*prefix), v)
+			}
 			i = next
 		default:
 			start := i
@@ -87,7 +97,9 @@ func jsonObject(s string, i int, prefix *[]byte, emit func(key, value string), d
 			switch {
 			case lit == "null":
 			case lit == "true" || lit == "false" || isJSONNumber(lit):
-				emit(string(*prefix), lit)
+				if want == nil || want(*prefix) {
+					emit(string(*prefix), lit)
+				}
 			default:
 				return 0, fmt.Errorf("json: invalid value %q at byte %d", truncate(lit), start)
 			}
@@ -221,7 +233,11 @@ func isJSONNumber(s string) bool {
 func jsonString(s string, i int) (string, int, error) {
 	escaped := false
 	for j := i + 1; j < len(s); j++ {
-		switch c := s[j]; {
+		c := s[j]
+		if !jsonStringSpecial[c] {
+			continue
+		}
+		switch {
 		case c == '\\':
 			escaped = true
 			j++
@@ -234,12 +250,22 @@ func jsonString(s string, i int) (string, int, error) {
 				return "", 0, fmt.Errorf("json: string at byte %d: %v", i, err)
 			}
 			return v, j + 1, nil
-		case c < 0x20:
+		default: // below 0x20
 			return "", 0, fmt.Errorf("json: control character in the string at byte %d", j)
 		}
 	}
 	return "", 0, fmt.Errorf("json: unterminated string at byte %d", i)
 }
+
+// jsonStringSpecial are the bytes that end the plain run of a JSON
+// string: the quote, the backslash and control characters.
+var jsonStringSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func unescapeJSON(s string) (string, error) {
 	var b strings.Builder

@@ -121,24 +121,37 @@ func closingQuote(s string, open int) int {
 // character that is not a letter, a digit or '_' becomes '_', and a name
 // starting with a digit gets a leading '_'.
 func SanitizeLabelName(key string) string {
+	if validLabelName(key) {
+		return key
+	}
+	return string(appendSanitized(nil, key))
+}
+
+// validLabelName says key is a label name as it is: letters, digits and
+// underscores, not starting with a digit.
+func validLabelName(key string) bool {
 	ok := key != "" && !(key[0] >= '0' && key[0] <= '9')
 	for i := 0; ok && i < len(key); i++ {
 		c := key[i]
 		ok = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 	}
-	if ok {
-		return key
+	return ok
+}
+
+// appendSanitized appends SanitizeLabelName(key) to dst.
+func appendSanitized(dst []byte, key string) []byte {
+	if validLabelName(key) {
+		return append(dst, key...)
 	}
-	var b strings.Builder
 	if key == "" || key[0] >= '0' && key[0] <= '9' {
-		b.WriteByte('_')
+		dst = append(dst, '_')
 	}
 	for _, r := range key { // one '_' a character, not a byte
 		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
+			dst = append(dst, byte(r))
 		} else {
-			b.WriteByte('_')
+			dst = append(dst, '_')
 		}
 	}
-	return b.String()
+	return dst
 }

@@ -32,7 +32,11 @@ func compileParser(s *Parser) (stageFunc, error) {
 }
 
 func jsonAll(p *Processor, line string) (string, bool) {
-	if err := ParseJSONLine(line, p.b.setParsed); err != nil {
+	var want func([]byte) bool
+	if p.b.need != nil {
+		want = p.b.wants
+	}
+	if err := parseJSONLine(line, &p.jsonKey, want, p.b.setParsed); err != nil {
 		p.b.setError(errJSON, err.Error())
 	}
 	return line, true
@@ -221,7 +225,18 @@ func compileLogfmt(s *Parser) stageFunc {
 				p.b.setParsed(name, kv.Value)
 				continue
 			}
-			p.b.setParsed(SanitizeLabelName(kv.Key), kv.Value)
+			name := kv.Key
+			if p.b.need != nil {
+				if !validLabelName(name) {
+					p.jsonKey = appendSanitized(p.jsonKey[:0], name)
+					if !p.b.wants(p.jsonKey) {
+						continue
+					}
+				} else if !p.b.wantsName(name) {
+					continue
+				}
+			}
+			p.b.setParsed(SanitizeLabelName(name), kv.Value)
 		}
 		return line, true
 	}

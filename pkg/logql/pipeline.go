@@ -2,6 +2,7 @@ package logql
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/grafana/regexp"
@@ -19,6 +20,12 @@ type Pipeline struct {
 	// keepsLine is true when no stage changes the line.
 	keepsLine bool
 	filters   []LineMatcher
+	// hintable is true when no stage reads or renames labels it does not
+	// name (no line_format, label_format, drop or keep).
+	hintable bool
+	// named are the labels the label filters read.
+	named []string
+	need  []string
 }
 
 // stageFunc processes one entry: it may change the line and the builder's
@@ -27,7 +34,7 @@ type stageFunc func(p *Processor, line string) (string, bool)
 
 // CompilePipeline compiles the stages of a log query.
 func CompilePipeline(stages []Stage) (*Pipeline, error) {
-	pl := &Pipeline{lineOnly: true, keepsLine: true}
+	pl := &Pipeline{lineOnly: true, keepsLine: true, hintable: true}
 	for _, s := range stages {
 		switch st := s.(type) {
 		case *LineFormat, *Decolorize:
@@ -36,6 +43,12 @@ func CompilePipeline(stages []Stage) (*Pipeline, error) {
 			if st.Kind == "unpack" {
 				pl.keepsLine = false
 			}
+		case *LabelFilterStage:
+			pl.named = filterLabels(st.Filter, pl.named)
+		}
+		switch s.(type) {
+		case *LineFormat, *LabelFormat, *DropKeep:
+			pl.hintable = false
 		}
 		if lf, ok := s.(*LineFilter); ok {
 			m, err := lf.Compile()
@@ -56,6 +69,36 @@ func CompilePipeline(stages []Stage) (*Pipeline, error) {
 	return pl, nil
 }
 
+// OnlyLabels tells the pipeline that its caller reads no label of the
+// entries it keeps but these (a range aggregation by these labels): the
+// parsers json and logfmt without named extractions then set only these
+// and those its own label filters read, and skip turning every other field
+// into a label. Lines are parsed and checked all the same, so __error__ is
+// what it would be. It does nothing for a pipeline with line_format,
+// label_format, drop or keep, which may read or rename any label. Call it
+// before NewProcessor.
+func (pl *Pipeline) OnlyLabels(names []string) {
+	if !pl.hintable {
+		return
+	}
+	pl.need = append(slices.Clone(names), pl.named...)
+	slices.Sort(pl.need)
+	pl.need = slices.Compact(pl.need)
+}
+
+// filterLabels appends the label names a label filter reads to dst.
+func filterLabels(f LabelFilter, dst []string) []string {
+	switch f := f.(type) {
+	case *LabelCompare:
+		return append(dst, f.Name)
+	case *LabelFilterBinary:
+		return filterLabels(f.R, filterLabels(f.L, dst))
+	case *LabelFilterParen:
+		return filterLabels(f.Filter, dst)
+	}
+	return dst
+}
+
 // LineOnly says the pipeline only filters lines: every entry it keeps has
 // its stream's labels and its own line.
 func (pl *Pipeline) LineOnly() bool { return pl.lineOnly }
@@ -70,12 +113,13 @@ type Processor struct {
 	b       builder
 	sb      labels.ScratchBuilder
 	logfmt  []LogfmtPair
+	jsonKey []byte // a parser's key being built
 	buf     []byte
 	curTime int64
 }
 
 // NewProcessor returns a processor of the pipeline.
-func (pl *Pipeline) NewProcessor() *Processor { return &Processor{pl: pl} }
+func (pl *Pipeline) NewProcessor() *Processor { return &Processor{pl: pl, b: builder{need: pl.need}} }
 
 // SetStream starts the entries of a stream with its labels.
 func (p *Processor) SetStream(ls labels.Labels) { p.b.resetStream(ls) }

@@ -40,11 +40,27 @@ func isCountingOp(op string) bool {
 	return false
 }
 
+// labelHints turns Pipeline.OnlyLabels on for range aggregations by
+// labels; tests turn it off to check it changes no answer.
+var labelHints = true
+
 // evalRange computes a range aggregation at every step.
 func (e *Engine) evalRange(ctx context.Context, src Source, r *RangeAggregation, st steps, lim Limits, stats *Stats) (promql.Matrix, error) {
 	pl, err := CompilePipeline(r.Log.Pipeline)
 	if err != nil {
 		return nil, err
+	}
+	if g := r.Grouping; g != nil && !g.Without && labelHints {
+		// The series are by these labels alone: the parsers need not set
+		// any other.
+		need := slices.Clone(g.Labels)
+		if r.Unwrap != nil {
+			need = append(need, r.Unwrap.Label)
+			for _, f := range r.Unwrap.PostFilters {
+				need = filterLabels(f, need)
+			}
+		}
+		pl.OnlyLabels(need)
 	}
 	var post []labelPredicate
 	var conv func(string) (float64, error)
