@@ -247,7 +247,19 @@ func (l *Logs) blocksFor(ctx context.Context, tenantID string, start, end int64)
 			return nil, fmt.Errorf("listing log blocks: %w", err)
 		}
 		list = blockList{metas: metas, at: l.now()}
+		listed := make(map[ulid.ULID]struct{}, len(metas))
+		for _, m := range metas {
+			listed[m.ULID] = struct{}{}
+		}
 		l.mu.Lock()
+		// Blocks no longer listed were replaced by the compactor or are
+		// past retention: they go from the bucket after
+		// -compactor.deletion-delay, their indexes from memory now.
+		for _, m := range l.lists[tenantID].metas {
+			if _, ok := listed[m.ULID]; !ok {
+				delete(l.blocks, m.ULID)
+			}
+		}
 		l.lists[tenantID] = list
 		l.mu.Unlock()
 	}

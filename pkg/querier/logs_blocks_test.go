@@ -1,0 +1,56 @@
+package querier
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/canopy-observability/canopy/pkg/storage/layout"
+	"github.com/canopy-observability/canopy/pkg/storage/logblock"
+	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
+)
+
+// TestLogsForgetsReplacedBlocks: a block the compactor marked for deletion
+// is no longer read once the tenant's list is read again, and its index
+// leaves memory.
+func TestLogsForgetsReplacedBlocks(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	upload := func(ts int64) ulid.ULID {
+		c, err := logchunk.Encode(nil, []logchunk.Entry{{Timestamp: ts, Line: "x"}})
+		require.NoError(t, err)
+		id := ulid.MustNew(ulid.Now(), rand.Reader)
+		dir := t.TempDir()
+		_, err = logblock.Write(dir, id, []logblock.Stream{{Labels: labels.FromStrings("app", "a"), Chunks: [][]byte{c}}}, "ingester", "i")
+		require.NoError(t, err)
+		require.NoError(t, logblock.Upload(ctx, bkt, "t", dir, id))
+		return id
+	}
+	a, b := upload(1), upload(2)
+	now := time.Unix(1000, 0)
+	l := NewLogs(nil, nil, bkt, 0, 10*time.Second)
+	l.now = func() time.Time { return now }
+	blocks, err := l.blocksFor(ctx, "t", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, blocks, 2)
+
+	require.NoError(t, layout.WriteMark(ctx, layout.TenantBucket(bkt, "t", logblock.Signal), a, layout.DeletionMarkFilename, "compacted", now))
+	blocks, err = l.blocksFor(ctx, "t", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, blocks, 2, "the list is read at most every 10s")
+	now = now.Add(11 * time.Second)
+	blocks, err = l.blocksFor(ctx, "t", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, blocks, 1)
+	require.Equal(t, b, blocks[0].Meta.ULID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Len(t, l.blocks, 1)
+}
