@@ -22,6 +22,7 @@ const (
 	PathOTLPMetrics    = "/otlp/v1/metrics"
 	PathOTLPLogs       = "/otlp/v1/logs"
 	PathLokiPush       = "/loki/api/v1/push"
+	PathLokiDelete     = "/loki/api/v1/delete"
 	PrefixLokiV1       = "/loki/api/v1/"
 	PrefixPrometheus   = "/prometheus"
 	PrefixPrometheusV1 = PrefixPrometheus + "/api/v1/"
@@ -113,10 +114,17 @@ func (a *API) RegisterLogsDistributor(push, otlp http.Handler) {
 }
 
 // RegisterLokiAPI serves the Loki HTTP query API (the Grafana Loki
-// datasource URL is <host>); the push path under it is the distributor's,
-// whichever registers first.
+// datasource URL is <host>); the push path under it is the distributor's
+// and the deletion path the compactor's, whichever registers first.
 func (a *API) RegisterLokiAPI(component string, h http.Handler) {
-	a.Register(Route{Path: PrefixLokiV1, Prefix: true, Except: []string{PathLokiPush}, Component: component, Tenant: true, Help: "Loki HTTP API (LogQL)"}, h)
+	a.Register(Route{Path: PrefixLokiV1, Prefix: true, Except: []string{PathLokiPush, PathLokiDelete}, Component: component, Tenant: true, Help: "Loki HTTP API (LogQL)"}, h)
+}
+
+// RegisterLokiDelete serves Loki's log deletion API, as Loki's compactor
+// does (the requests are kept in the bucket, which the compactor applies).
+func (a *API) RegisterLokiDelete(h http.Handler) {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
+	a.Register(Route{Path: PathLokiDelete, Methods: methods, Component: "compactor", Tenant: true, Help: "Loki log deletion requests: POST makes one, GET lists them, DELETE cancels one"}, h)
 }
 
 // RegisterIngester serves the ingester's flush and its ring instance page.

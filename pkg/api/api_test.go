@@ -54,3 +54,27 @@ func TestRegisterServesAndLists(t *testing.T) {
 	}
 	require.Equal(t, []string{PathPush, PathOTLPMetrics, PrefixPrometheusV1, PrefixRing + "ingester"}, paths)
 }
+
+// TestLokiDeleteIsTheCompactors: the deletion path under the Loki API's
+// prefix goes to its own handler, whichever registers first.
+func TestLokiDeleteIsTheCompactors(t *testing.T) {
+	for _, deleteFirst := range []bool{false, true} {
+		router := mux.NewRouter()
+		a := New(router, tenant.Resolver{})
+		say := func(s string) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, s) })
+		}
+		if deleteFirst {
+			a.RegisterLokiDelete(say("delete"))
+		}
+		a.RegisterLokiAPI("querier", say("query"))
+		if !deleteFirst {
+			a.RegisterLokiDelete(say("delete"))
+		}
+		for path, want := range map[string]string{PathLokiDelete: "delete", PrefixLokiV1 + "query_range": "query"} {
+			rec := httptest.NewRecorder()
+			router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			require.Equal(t, want, rec.Body.String(), "%s (delete registered first: %v)", path, deleteFirst)
+		}
+	}
+}

@@ -38,6 +38,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
+	"github.com/canopy-observability/canopy/pkg/storage/logdelete"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -409,6 +410,7 @@ func (c *Canopy) initCompactor() (services.Service, error) {
 	c.Compactor = comp
 	c.API.RegisterRing("compactor", "compactor", comp.Ring())
 	c.API.RegisterCompactor(http.HandlerFunc(comp.RunHandler))
+	c.API.RegisterLokiDelete(lokiapi.NewDeleteHandler(logdelete.NewStore(c.Bucket), c.cfg.Compactor.LogsDeleteCancelPeriod, logging.Slog(c.logger)))
 	return comp, nil
 }
 
