@@ -333,6 +333,13 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
 
 	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, logsBlockListTTL)
+	logs.UseStoreGateways(&querier.LogsGateways{Ring: c.StoreGatewayRing, Client: func(addr string) (*logsclient.Client, error) {
+		conn, err := gateways.Conn(addr)
+		if err != nil {
+			return nil, err
+		}
+		return logsclient.NewStoreGatewayClient(conn), nil
+	}})
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
 	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger)})
 	c.registerQueryAPIs()
@@ -430,6 +437,7 @@ func (c *Canopy) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	storegateway.RegisterServer(c.Server.GRPC, g)
+	logsclient.RegisterStoreGateway(c.Server.GRPC, storegateway.NewLogs(c.Bucket, c.cfg.StoreGateway.IdleBlockTimeout, c.reg))
 	return g, nil
 }
 

@@ -12,12 +12,14 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
-	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/querier/logmerge"
 	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
 	"github.com/canopy-observability/canopy/pkg/storage/logblock"
+	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -39,9 +41,121 @@ type Logs struct {
 	indexTTL       time.Duration
 	now            func() time.Time
 
+	// gateways, when set, serve the blocks; otherwise the querier opens
+	// them from the bucket itself.
+	gateways *LogsGateways
+
 	mu     sync.Mutex
 	lists  map[string]blockList          // tenant → its blocks, read at most every indexTTL
-	blocks map[ulid.ULID]*logblock.Block // opened blocks (index in memory)
+	blocks map[ulid.ULID]*logblock.Block // opened blocks (index in memory), without gateways
+}
+
+// LogsGateways are the store-gateways that serve log blocks: the ring that
+// says which own a block, and their clients.
+type LogsGateways struct {
+	Ring   ring.ReadRing
+	Client func(addr string) (*logsclient.Client, error)
+}
+
+// UseStoreGateways makes the querier read blocks through the
+// store-gateways that own them instead of from the bucket.
+func (l *Logs) UseStoreGateways(g *LogsGateways) { l.gateways = g }
+
+// forGateways calls call once per store-gateway with the IDs of the
+// blocks it is to read, all at once: each block goes to a store-gateway
+// owning it in the ring. The blocks of a call that fails go to their next
+// owner, until every owner of a block has failed.
+func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func(ctx context.Context, c *logsclient.Client, ids []string) error) error {
+	pending := make([]ulid.ULID, len(metas))
+	for i, m := range metas {
+		pending[i] = m.ULID
+	}
+	var errs []error
+	for attempt := 0; len(pending) > 0; attempt++ {
+		type target struct {
+			addr, id string
+			ids      []string
+			blocks   []ulid.ULID
+		}
+		byAddr := map[string]*target{}
+		for _, b := range pending {
+			rs, err := l.gateways.Ring.Get(storegateway.BlockToken(b), storegateway.ReadOp, nil, nil, nil)
+			if err != nil {
+				return fmt.Errorf("finding the store-gateways of log block %s: %w", b, err)
+			}
+			if attempt >= len(rs.Instances) {
+				return fmt.Errorf("no store-gateway could read log block %s: %w", b, errors.Join(errs...))
+			}
+			inst := rs.Instances[attempt]
+			t := byAddr[inst.Addr]
+			if t == nil {
+				t = &target{addr: inst.Addr, id: inst.Id}
+				byAddr[inst.Addr] = t
+			}
+			t.ids = append(t.ids, b.String())
+			t.blocks = append(t.blocks, b)
+		}
+		var (
+			mu     sync.Mutex
+			failed []ulid.ULID
+			wg     sync.WaitGroup
+		)
+		for _, t := range byAddr {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := l.gateways.Client(t.addr)
+				if err == nil {
+					err = call(ctx, c, t.ids)
+				}
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, t.blocks...)
+					errs = append(errs, fmt.Errorf("store-gateway %s (%s): %w", t.id, t.addr, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pending = failed
+	}
+	return nil
+}
+
+// gatewaySources opens a select stream on the store-gateways owning the
+// blocks, each moved to its first stream. all are every stream opened,
+// for their counts of lines left out.
+func (l *Logs) gatewaySources(ctx context.Context, metas []logblock.Meta, p logql.SelectParams) (primed []logmerge.Source, all []*logmerge.RemoteSource, cancels []func(), err error) {
+	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles, ShardIndex: p.ShardIndex, ShardCount: p.ShardCount}
+	var mu sync.Mutex
+	err = l.forGateways(ctx, metas, func(ctx context.Context, c *logsclient.Client, ids []string) error {
+		r := proto.Clone(req).(*logspb.SelectRequest)
+		r.BlockIds = ids
+		sctx, cancel := context.WithCancel(ctx)
+		recv, err := c.Select(sctx, r)
+		if err != nil {
+			cancel()
+			return err
+		}
+		src := logmerge.NewRemoteSource(recv)
+		ok := src.Next()
+		if err := src.Err(); err != nil {
+			cancel()
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		cancels = append(cancels, cancel)
+		all = append(all, src)
+		if ok {
+			primed = append(primed, src)
+		}
+		return nil
+	})
+	return primed, all, cancels, err
 }
 
 type blockList struct {
@@ -98,16 +212,17 @@ func (l *Logs) readsIngesters(end int64) bool {
 
 // Select implements logql.Source: the matching streams of every logs
 // ingester of the read set (as many may fail as the replication factor
-// allows) and of every block overlapping the range, merged stream by
-// stream (see logsmerge.go).
+// allows) and of every block overlapping the range, through the
+// store-gateways that own them (or read from the bucket directly without
+// store-gateways), merged stream by stream (see package logmerge).
 func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIterator, error) {
 	id, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		primed  []streamSource
-		read    []*blockSource
+		primed  []logmerge.Source
+		counted []logql.SkipCounter
 		closers []func()
 	)
 	closeAll := func() {
@@ -125,23 +240,37 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 		primed = append(primed, srcs...)
 	}
 	if l.bkt != nil {
-		blocks, err := l.blocksFor(ctx, id, p.Start, p.End)
+		metas, err := l.blockMetas(ctx, id, p.Start, p.End)
 		if err != nil {
 			closeAll()
 			return nil, err
 		}
-		if read, err = openBlockSources(ctx, blocks, p); err != nil {
-			closeAll()
-			return nil, err
-		}
-		for _, src := range read {
-			if src.primed {
-				primed = append(primed, src)
+		if l.gateways != nil {
+			srcs, all, cancels, err := l.gatewaySources(ctx, metas, p)
+			closers = append(closers, cancels...)
+			if err != nil {
+				closeAll()
+				return nil, err
 			}
+			primed = append(primed, srcs...)
+			counted = append(counted, logmerge.Counters(all)...)
+		} else {
+			blocks, err := l.openBlocks(ctx, id, metas)
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			srcs, all, err := logmerge.SelectBlocks(ctx, blocks, p)
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			primed = append(primed, srcs...)
+			counted = append(counted, logmerge.Counters(all)...)
 		}
 	}
-	it := newMergeIterator(primed, closers)
-	it.blocks = read
+	it := logmerge.New(primed, closers)
+	it.Count(counted...)
 	return it, nil
 }
 
@@ -149,14 +278,14 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 // set and moves each to its first stream; it fails when more ingesters
 // fail than the replication set tolerates. The cancel functions end the
 // streams.
-func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]streamSource, []func(), error) {
+func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]logmerge.Source, []func(), error) {
 	rs, err := l.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return nil, nil, fmt.Errorf("finding logs ingesters to query: %w", err)
 	}
 	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles, ShardIndex: p.ShardIndex, ShardCount: p.ShardCount}
 	type opened struct {
-		src    *ingesterSource
+		src    *logmerge.RemoteSource
 		cancel func()
 		ok     bool
 		err    error
@@ -173,9 +302,9 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 			if err == nil {
 				var recv func() (*logspb.SelectBatch, error)
 				if recv, err = c.Select(sctx, req); err == nil {
-					src := &ingesterSource{recv: recv}
-					res[i].ok = src.next()
-					res[i].src, err = src, src.err()
+					src := logmerge.NewRemoteSource(recv)
+					res[i].ok = src.Next()
+					res[i].src, err = src, src.Err()
 				}
 			}
 			if err != nil {
@@ -185,7 +314,7 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 	}
 	wg.Wait()
 	var (
-		srcs    []streamSource
+		srcs    []logmerge.Source
 		cancels []func()
 		failed  []error
 	)
@@ -204,40 +333,9 @@ func (l *Logs) ingesterSources(ctx context.Context, p logql.SelectParams) ([]str
 	return srcs, cancels, nil
 }
 
-// blockReadConcurrency is how many blocks a query opens and moves to their
-// first stream at once: a needle search tests the block's chunk filters
-// there, a few reads each, which wait on the bucket more than on the CPU.
-const blockReadConcurrency = 8
-
-// openBlockSources returns a source for each block, each moved to its
-// first stream (primed when it has one).
-func openBlockSources(ctx context.Context, blocks []*logblock.Block, p logql.SelectParams) ([]*blockSource, error) {
-	srcs := make([]*blockSource, len(blocks))
-	var g errgroup.Group
-	g.SetLimit(blockReadConcurrency)
-	for i, b := range blocks {
-		g.Go(func() error {
-			bit, err := b.Streams(ctx, p.Matchers, p.Start, p.End, p.Needles, logblock.Shard{Index: p.ShardIndex, Count: p.ShardCount})
-			if err != nil {
-				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
-			}
-			src := &blockSource{it: bit}
-			src.primed = src.next()
-			if err := src.err(); err != nil {
-				return fmt.Errorf("reading log block %s: %w", b.Meta.ULID, err)
-			}
-			srcs[i] = src
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return srcs, nil
-}
-
-// blocksFor returns the opened blocks of a tenant overlapping [start, end).
-func (l *Logs) blocksFor(ctx context.Context, tenantID string, start, end int64) ([]*logblock.Block, error) {
+// blockMetas returns the metas of a tenant's blocks overlapping
+// [start, end), from a list read at most every indexTTL.
+func (l *Logs) blockMetas(ctx context.Context, tenantID string, start, end int64) ([]logblock.Meta, error) {
 	l.mu.Lock()
 	list, ok := l.lists[tenantID]
 	l.mu.Unlock()
@@ -263,11 +361,20 @@ func (l *Logs) blocksFor(ctx context.Context, tenantID string, start, end int64)
 		l.lists[tenantID] = list
 		l.mu.Unlock()
 	}
-	var out []*logblock.Block
+	var out []logblock.Meta
 	for _, m := range list.metas {
-		if m.MaxTime < start || m.MinTime >= end {
-			continue
+		if m.MaxTime >= start && m.MinTime < end {
+			out = append(out, m)
 		}
+	}
+	return out, nil
+}
+
+// openBlocks returns the blocks, opened from the bucket (index in memory)
+// on first use.
+func (l *Logs) openBlocks(ctx context.Context, tenantID string, metas []logblock.Meta) ([]*logblock.Block, error) {
+	var out []*logblock.Block
+	for _, m := range metas {
 		l.mu.Lock()
 		b := l.blocks[m.ULID]
 		l.mu.Unlock()
@@ -369,7 +476,34 @@ func (l *Logs) Series(ctx context.Context, start, end int64, sets [][]*labels.Ma
 		}
 	}
 	if l.bkt != nil {
-		blocks, err := l.blocksFor(ctx, id, start, end)
+		metas, err := l.blockMetas(ctx, id, start, end)
+		if err != nil {
+			return nil, err
+		}
+		if l.gateways != nil {
+			req := &logspb.SeriesRequest{Start: start, End: end}
+			for _, ms := range sets {
+				req.MatcherSets = append(req.MatcherSets, &logspb.MatcherSet{Matchers: logsclient.FromMatchers(ms)})
+			}
+			err := l.forGateways(ctx, metas, func(ctx context.Context, c *logsclient.Client, ids []string) error {
+				r := proto.Clone(req).(*logspb.SeriesRequest)
+				r.BlockIds = ids
+				resp, err := c.Series(ctx, r)
+				if err != nil {
+					return err
+				}
+				var sb labels.ScratchBuilder
+				for _, s := range resp.Series {
+					add(logsclient.ToLabels(s.Labels, &sb))
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			metas = nil
+		}
+		blocks, err := l.openBlocks(ctx, id, metas)
 		if err != nil {
 			return nil, err
 		}

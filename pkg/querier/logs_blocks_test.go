@@ -37,20 +37,29 @@ func TestLogsForgetsReplacedBlocks(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := NewLogs(nil, nil, bkt, 0, 10*time.Second)
 	l.now = func() time.Time { return now }
-	blocks, err := l.blocksFor(ctx, "t", 0, 10)
+	blocks, err := l.openBlocksOf(ctx, "t", 0, 10)
 	require.NoError(t, err)
 	require.Len(t, blocks, 2)
 
 	require.NoError(t, layout.WriteMark(ctx, layout.TenantBucket(bkt, "t", logblock.Signal), a, layout.DeletionMarkFilename, "compacted", now))
-	blocks, err = l.blocksFor(ctx, "t", 0, 10)
+	blocks, err = l.openBlocksOf(ctx, "t", 0, 10)
 	require.NoError(t, err)
 	require.Len(t, blocks, 2, "the list is read at most every 10s")
 	now = now.Add(11 * time.Second)
-	blocks, err = l.blocksFor(ctx, "t", 0, 10)
+	blocks, err = l.openBlocksOf(ctx, "t", 0, 10)
 	require.NoError(t, err)
 	require.Len(t, blocks, 1)
 	require.Equal(t, b, blocks[0].Meta.ULID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	require.Len(t, l.blocks, 1)
+}
+
+// openBlocksOf opens the blocks of tenantID overlapping [start, end).
+func (l *Logs) openBlocksOf(ctx context.Context, tenantID string, start, end int64) ([]*logblock.Block, error) {
+	metas, err := l.blockMetas(ctx, tenantID, start, end)
+	if err != nil {
+		return nil, err
+	}
+	return l.openBlocks(ctx, tenantID, metas)
 }

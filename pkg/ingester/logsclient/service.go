@@ -21,6 +21,54 @@ import (
 // ServiceName is the fully qualified gRPC service name.
 const ServiceName = "canopy.logs.v1.LogsIngester"
 
+// StoreGatewayServiceName is the fully qualified gRPC service name of the
+// logs unit of store-gateways.
+const StoreGatewayServiceName = "canopy.logs.v1.LogsStoreGateway"
+
+// StoreServer is what the logs unit of a store-gateway serves: Select and
+// Series over the blocks a request names (block_ids).
+type StoreServer interface {
+	Select(req *logspb.SelectRequest, send BatchSender) error
+	Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb.SeriesResponse, error)
+}
+
+// RegisterStoreGateway registers srv on s.
+func RegisterStoreGateway(s grpc.ServiceRegistrar, srv StoreServer) {
+	s.RegisterService(&storeGatewayDesc, srv)
+}
+
+var storeGatewayDesc = grpc.ServiceDesc{
+	ServiceName: StoreGatewayServiceName,
+	HandlerType: (*StoreServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Series", Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(logspb.SeriesRequest)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			handler := func(ctx context.Context, req any) (any, error) {
+				return srv.(StoreServer).Series(ctx, req.(*logspb.SeriesRequest))
+			}
+			if interceptor == nil {
+				return handler(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + StoreGatewayServiceName + "/Series"}, handler)
+		}},
+	},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Select",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			req := new(logspb.SelectRequest)
+			if err := stream.RecvMsg(req); err != nil {
+				return err
+			}
+			return srv.(StoreServer).Select(req, batchStream{stream})
+		},
+	}},
+	Metadata: "logspb/logs.proto",
+}
+
 // Server is what the logs unit of an ingester serves. Implementations are
 // safe for concurrent use; the tenant is in the context (pkg/util/tenant).
 type Server interface {
@@ -91,16 +139,23 @@ type batchStream struct{ grpc.ServerStream }
 
 func (s batchStream) Send(b *logspb.SelectBatch) error { return s.SendMsg(b) }
 
-// Client calls a logs ingester. Safe for concurrent use.
+// Client calls a logs ingester, or the logs unit of a store-gateway
+// (Select and Series only). Safe for concurrent use.
 type Client struct {
-	conn *grpc.ClientConn
+	conn    *grpc.ClientConn
+	service string
 }
 
-// NewClient wraps conn; every call forces rpc.Codec.
-func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
+// NewClient wraps conn to a logs ingester; every call forces rpc.Codec.
+func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn, service: ServiceName} }
+
+// NewStoreGatewayClient wraps conn to a store-gateway.
+func NewStoreGatewayClient(conn *grpc.ClientConn) *Client {
+	return &Client{conn: conn, service: StoreGatewayServiceName}
+}
 
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
-	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, rpc.CallOption())
+	return c.conn.Invoke(ctx, "/"+c.service+"/"+method, in, out, rpc.CallOption())
 }
 
 // Push sends entries.
@@ -124,7 +179,7 @@ func (c *Client) Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb
 // Select opens a select stream; recv returns the next batch, or io.EOF
 // at the end. Cancel ctx to stop early.
 func (c *Client) Select(ctx context.Context, req *logspb.SelectRequest) (recv func() (*logspb.SelectBatch, error), err error) {
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+ServiceName+"/Select", rpc.CallOption())
+	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+c.service+"/Select", rpc.CallOption())
 	if err != nil {
 		return nil, err
 	}

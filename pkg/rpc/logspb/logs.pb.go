@@ -1,5 +1,5 @@
 // The contract between distributors/queriers and the logs unit of
-// ingesters. Rules for changing it are in ../README.md: never reuse or
+// ingesters, and between queriers and the logs unit of store-gateways. Rules for changing it are in ../README.md: never reuse or
 // renumber a field, add new fields as optional with a zero value meaning
 // "as before".
 
@@ -423,8 +423,10 @@ type SelectRequest struct {
 	Needles []string `protobuf:"bytes,4,rep,name=needles,proto3" json:"needles,omitempty"`
 	// With shard_count above 1, only the streams whose labels'
 	// labels.StableHash modulo shard_count is shard_index.
-	ShardIndex    uint64 `protobuf:"varint,5,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
-	ShardCount    uint64 `protobuf:"varint,6,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	ShardIndex uint64 `protobuf:"varint,5,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount uint64 `protobuf:"varint,6,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// For a store-gateway: the blocks to read (ULIDs). Ingesters ignore it.
+	BlockIds      []string `protobuf:"bytes,7,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,9 +503,21 @@ func (x *SelectRequest) GetShardCount() uint64 {
 	return 0
 }
 
+func (x *SelectRequest) GetBlockIds() []string {
+	if x != nil {
+		return x.BlockIds
+	}
+	return nil
+}
+
 type SelectBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Streams       []*Stream              `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Streams []*Stream              `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	// The lines read and left out so far for lacking a needle, and their
+	// bytes (counted as processed by the query); the last batch has the
+	// totals. Zero from ingesters.
+	SkippedLines  int64 `protobuf:"varint,2,opt,name=skipped_lines,json=skippedLines,proto3" json:"skipped_lines,omitempty"`
+	SkippedBytes  int64 `protobuf:"varint,3,opt,name=skipped_bytes,json=skippedBytes,proto3" json:"skipped_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +557,20 @@ func (x *SelectBatch) GetStreams() []*Stream {
 		return x.Streams
 	}
 	return nil
+}
+
+func (x *SelectBatch) GetSkippedLines() int64 {
+	if x != nil {
+		return x.SkippedLines
+	}
+	return 0
+}
+
+func (x *SelectBatch) GetSkippedBytes() int64 {
+	if x != nil {
+		return x.SkippedBytes
+	}
+	return 0
 }
 
 type LabelsRequest struct {
@@ -703,10 +731,12 @@ func (x *MatcherSet) GetMatchers() []*Matcher {
 }
 
 type SeriesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Start         int64                  `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
-	End           int64                  `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
-	MatcherSets   []*MatcherSet          `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Start       int64                  `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	End         int64                  `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
+	MatcherSets []*MatcherSet          `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	// For a store-gateway: the blocks to read (ULIDs). Ingesters ignore it.
+	BlockIds      []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,6 +788,13 @@ func (x *SeriesRequest) GetEnd() int64 {
 func (x *SeriesRequest) GetMatcherSets() []*MatcherSet {
 	if x != nil {
 		return x.MatcherSets
+	}
+	return nil
+}
+
+func (x *SeriesRequest) GetBlockIds() []string {
+	if x != nil {
+		return x.BlockIds
 	}
 	return nil
 }
@@ -835,7 +872,7 @@ const file_logspb_logs_proto_rawDesc = "" +
 	"\aMatcher\x12-\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x19.canopy.logs.v1.MatchTypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\xc8\x01\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\xe5\x01\n" +
 	"\rSelectRequest\x123\n" +
 	"\bmatchers\x18\x01 \x03(\v2\x17.canopy.logs.v1.MatcherR\bmatchers\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x03R\x05start\x12\x10\n" +
@@ -844,9 +881,12 @@ const file_logspb_logs_proto_rawDesc = "" +
 	"\vshard_index\x18\x05 \x01(\x04R\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\x06 \x01(\x04R\n" +
-	"shardCount\"?\n" +
+	"shardCount\x12\x1b\n" +
+	"\tblock_ids\x18\a \x03(\tR\bblockIds\"\x89\x01\n" +
 	"\vSelectBatch\x120\n" +
-	"\astreams\x18\x01 \x03(\v2\x16.canopy.logs.v1.StreamR\astreams\"\x80\x01\n" +
+	"\astreams\x18\x01 \x03(\v2\x16.canopy.logs.v1.StreamR\astreams\x12#\n" +
+	"\rskipped_lines\x18\x02 \x01(\x03R\fskippedLines\x12#\n" +
+	"\rskipped_bytes\x18\x03 \x01(\x03R\fskippedBytes\"\x80\x01\n" +
 	"\rLabelsRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\x03R\x03end\x12\x12\n" +
@@ -856,11 +896,12 @@ const file_logspb_logs_proto_rawDesc = "" +
 	"\x06values\x18\x01 \x03(\tR\x06values\"A\n" +
 	"\n" +
 	"MatcherSet\x123\n" +
-	"\bmatchers\x18\x01 \x03(\v2\x17.canopy.logs.v1.MatcherR\bmatchers\"v\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x17.canopy.logs.v1.MatcherR\bmatchers\"\x93\x01\n" +
 	"\rSeriesRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\x03R\x03end\x12=\n" +
-	"\fmatcher_sets\x18\x03 \x03(\v2\x1a.canopy.logs.v1.MatcherSetR\vmatcherSets\"@\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1a.canopy.logs.v1.MatcherSetR\vmatcherSets\x12\x1b\n" +
+	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\"@\n" +
 	"\x0eSeriesResponse\x12.\n" +
 	"\x06series\x18\x01 \x03(\v2\x16.canopy.logs.v1.StreamR\x06series*?\n" +
 	"\tMatchType\x12\t\n" +
@@ -872,6 +913,9 @@ const file_logspb_logs_proto_rawDesc = "" +
 	"\x04Push\x12\x1b.canopy.logs.v1.PushRequest\x1a\x1c.canopy.logs.v1.PushResponse\x12F\n" +
 	"\x06Select\x12\x1d.canopy.logs.v1.SelectRequest\x1a\x1b.canopy.logs.v1.SelectBatch0\x01\x12G\n" +
 	"\x06Labels\x12\x1d.canopy.logs.v1.LabelsRequest\x1a\x1e.canopy.logs.v1.LabelsResponse\x12G\n" +
+	"\x06Series\x12\x1d.canopy.logs.v1.SeriesRequest\x1a\x1e.canopy.logs.v1.SeriesResponse2\xa3\x01\n" +
+	"\x10LogsStoreGateway\x12F\n" +
+	"\x06Select\x12\x1d.canopy.logs.v1.SelectRequest\x1a\x1b.canopy.logs.v1.SelectBatch0\x01\x12G\n" +
 	"\x06Series\x12\x1d.canopy.logs.v1.SeriesRequest\x1a\x1e.canopy.logs.v1.SeriesResponseB7Z5github.com/canopy-observability/canopy/pkg/rpc/logspbb\x06proto3"
 
 var (
@@ -922,12 +966,16 @@ var file_logspb_logs_proto_depIdxs = []int32{
 	7,  // 13: canopy.logs.v1.LogsIngester.Select:input_type -> canopy.logs.v1.SelectRequest
 	9,  // 14: canopy.logs.v1.LogsIngester.Labels:input_type -> canopy.logs.v1.LabelsRequest
 	12, // 15: canopy.logs.v1.LogsIngester.Series:input_type -> canopy.logs.v1.SeriesRequest
-	5,  // 16: canopy.logs.v1.LogsIngester.Push:output_type -> canopy.logs.v1.PushResponse
-	8,  // 17: canopy.logs.v1.LogsIngester.Select:output_type -> canopy.logs.v1.SelectBatch
-	10, // 18: canopy.logs.v1.LogsIngester.Labels:output_type -> canopy.logs.v1.LabelsResponse
-	13, // 19: canopy.logs.v1.LogsIngester.Series:output_type -> canopy.logs.v1.SeriesResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
+	7,  // 16: canopy.logs.v1.LogsStoreGateway.Select:input_type -> canopy.logs.v1.SelectRequest
+	12, // 17: canopy.logs.v1.LogsStoreGateway.Series:input_type -> canopy.logs.v1.SeriesRequest
+	5,  // 18: canopy.logs.v1.LogsIngester.Push:output_type -> canopy.logs.v1.PushResponse
+	8,  // 19: canopy.logs.v1.LogsIngester.Select:output_type -> canopy.logs.v1.SelectBatch
+	10, // 20: canopy.logs.v1.LogsIngester.Labels:output_type -> canopy.logs.v1.LabelsResponse
+	13, // 21: canopy.logs.v1.LogsIngester.Series:output_type -> canopy.logs.v1.SeriesResponse
+	8,  // 22: canopy.logs.v1.LogsStoreGateway.Select:output_type -> canopy.logs.v1.SelectBatch
+	13, // 23: canopy.logs.v1.LogsStoreGateway.Series:output_type -> canopy.logs.v1.SeriesResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -946,7 +994,7 @@ func file_logspb_logs_proto_init() {
 			NumEnums:      1,
 			NumMessages:   14,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_logspb_logs_proto_goTypes,
 		DependencyIndexes: file_logspb_logs_proto_depIdxs,

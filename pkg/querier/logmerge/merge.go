@@ -1,4 +1,12 @@
-package querier
+// Package logmerge merges the streams of the sources of a logs query.
+// A logs query reads several sources — each ingester replica's answer,
+// each store-gateway's answer and each block of the bucket — that all give
+// their streams in label order, each stream's entries in timestamp order.
+// The querier (and a store-gateway, over its blocks) merges them stream by
+// stream: it holds one stream of each source at a time, never the whole
+// answer, and drops the entries two sources both hold (same stream,
+// timestamp and line).
+package logmerge
 
 import (
 	"container/heap"
@@ -15,31 +23,32 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/logblock"
 )
 
-// A logs query reads several sources — each ingester replica's answer and
-// each block of the bucket — that all give their streams in label order,
-// each stream's entries in timestamp order. The querier merges them
-// stream by stream: it holds one stream of each source at a time, never
-// the whole answer, and drops the entries two sources both hold (same
-// stream, timestamp and line).
-
-// streamSource is one source's streams, in label order.
-type streamSource interface {
-	// next moves to the source's next stream; false at the end or on an
+// Source is one source's streams, in label order.
+type Source interface {
+	// Next moves to the source's next stream; false at the end or on an
 	// error. The previous stream's entries may be overwritten.
-	next() bool
-	labels() labels.Labels
-	entries() []logql.Entry
-	err() error
+	Next() bool
+	Labels() labels.Labels
+	Entries() []logql.Entry
+	Err() error
 }
 
-// blockSource adapts a block's stream iterator.
-type blockSource struct {
-	it     *logblock.StreamIterator
-	es     []logql.Entry
-	primed bool // the first next found a stream
+// BlockSource adapts a block's stream iterator.
+type BlockSource struct {
+	it *logblock.StreamIterator
+	es []logql.Entry
 }
 
-func (s *blockSource) next() bool {
+// NewBlockSource returns the source of a block's streams.
+func NewBlockSource(it *logblock.StreamIterator) *BlockSource { return &BlockSource{it: it} }
+
+// Skipped are the lines the block left out for lacking a needle, and their
+// bytes (logql.SkipCounter).
+func (s *BlockSource) Skipped() (lines, bytes int64) {
+	return s.it.Stats.SkippedLines, s.it.Stats.SkippedBytes
+}
+
+func (s *BlockSource) Next() bool {
 	if !s.it.Next() {
 		return false
 	}
@@ -50,24 +59,27 @@ func (s *blockSource) next() bool {
 	}
 	return true
 }
-func (s *blockSource) labels() labels.Labels  { return s.it.Labels() }
-func (s *blockSource) entries() []logql.Entry { return s.es }
-func (s *blockSource) err() error             { return s.it.Err() }
+func (s *BlockSource) Labels() labels.Labels  { return s.it.Labels() }
+func (s *BlockSource) Entries() []logql.Entry { return s.es }
+func (s *BlockSource) Err() error             { return s.it.Err() }
 
-// ingesterSource reads one ingester's select stream, whose batches may cut
-// a stream in pieces: consecutive pieces of one stream are joined.
-type ingesterSource struct {
-	recv    func() (*logspb.SelectBatch, error)
-	pending []*logspb.Stream // pieces received, not yet consumed
-	sb      labels.ScratchBuilder
-	cur     labels.Labels
-	es      []logql.Entry
-	e       error
-	eof     bool
+// RemoteSource reads one ingester's or store-gateway's select stream,
+// whose batches may cut a stream in pieces: consecutive pieces of one
+// stream are joined.
+type RemoteSource struct {
+	recv func() (*logspb.SelectBatch, error)
+	// skipped are the counts of the last batch (running totals).
+	skippedLines, skippedBytes int64
+	pending                    []*logspb.Stream // pieces received, not yet consumed
+	sb                         labels.ScratchBuilder
+	cur                        labels.Labels
+	es                         []logql.Entry
+	e                          error
+	eof                        bool
 }
 
 // piece returns the next stream piece, receiving a batch when needed.
-func (s *ingesterSource) piece() (*logspb.Stream, bool) {
+func (s *RemoteSource) piece() (*logspb.Stream, bool) {
 	for len(s.pending) == 0 {
 		if s.eof || s.e != nil {
 			return nil, false
@@ -82,11 +94,22 @@ func (s *ingesterSource) piece() (*logspb.Stream, bool) {
 			return nil, false
 		}
 		s.pending = b.Streams
+		s.skippedLines, s.skippedBytes = b.SkippedLines, b.SkippedBytes
 	}
 	return s.pending[0], true
 }
 
-func (s *ingesterSource) next() bool {
+// NewRemoteSource returns the source of a select stream; recv returns its
+// next batch, io.EOF at the end.
+func NewRemoteSource(recv func() (*logspb.SelectBatch, error)) *RemoteSource {
+	return &RemoteSource{recv: recv}
+}
+
+// Skipped are the lines the remote side left out for lacking a needle, as
+// its last batch so far says (logql.SkipCounter).
+func (s *RemoteSource) Skipped() (lines, bytes int64) { return s.skippedLines, s.skippedBytes }
+
+func (s *RemoteSource) Next() bool {
 	p, ok := s.piece()
 	if !ok {
 		return false
@@ -119,16 +142,16 @@ func samePairs(ps []*logspb.LabelPair, ls labels.Labels) bool {
 	return same
 }
 
-func (s *ingesterSource) labels() labels.Labels  { return s.cur }
-func (s *ingesterSource) entries() []logql.Entry { return s.es }
-func (s *ingesterSource) err() error             { return s.e }
+func (s *RemoteSource) Labels() labels.Labels  { return s.cur }
+func (s *RemoteSource) Entries() []logql.Entry { return s.es }
+func (s *RemoteSource) Err() error             { return s.e }
 
-// mergeIterator is the logql.StreamIterator over sources: one batch per
+// Iterator is the logql.StreamIterator over sources: one batch per
 // stream, its entries from every source merged in time order without
 // duplicates.
-type mergeIterator struct {
+type Iterator struct {
 	h       sourceHeap
-	blocks  []*blockSource // every block read, for Skipped
+	counted []logql.SkipCounter // every source that counts what it left out
 	cur     labels.Labels
 	es      []logql.Entry
 	merged  []logql.Entry // reused when several sources hold a stream
@@ -138,23 +161,23 @@ type mergeIterator struct {
 	// consumed are the sources whose current stream the last batch was
 	// made of: they move on at the next call, not before, as the batch may
 	// be their memory.
-	consumed []streamSource
+	consumed []Source
 }
 
-// newMergeIterator merges primed sources: each already moved to its first
+// New merges primed sources: each already moved to its first
 // stream.
-func newMergeIterator(primed []streamSource, closers []func()) *mergeIterator {
-	it := &mergeIterator{h: primed, closers: closers}
+func New(primed []Source, closers []func()) *Iterator {
+	it := &Iterator{h: primed, closers: closers}
 	heap.Init(&it.h)
 	return it
 }
 
-type sourceHeap []streamSource
+type sourceHeap []Source
 
 func (h sourceHeap) Len() int           { return len(h) }
-func (h sourceHeap) Less(i, j int) bool { return labels.Compare(h[i].labels(), h[j].labels()) < 0 }
+func (h sourceHeap) Less(i, j int) bool { return labels.Compare(h[i].Labels(), h[j].Labels()) < 0 }
 func (h sourceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *sourceHeap) Push(x any)        { *h = append(*h, x.(streamSource)) }
+func (h *sourceHeap) Push(x any)        { *h = append(*h, x.(Source)) }
 func (h *sourceHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -162,14 +185,14 @@ func (h *sourceHeap) Pop() any {
 	return x
 }
 
-func (it *mergeIterator) Next() bool {
+func (it *Iterator) Next() bool {
 	if it.e != nil {
 		return false
 	}
 	for _, s := range it.consumed {
-		if s.next() {
+		if s.Next() {
 			heap.Push(&it.h, s)
-		} else if err := s.err(); err != nil {
+		} else if err := s.Err(); err != nil {
 			it.e = err
 			return false
 		}
@@ -178,36 +201,36 @@ func (it *mergeIterator) Next() bool {
 	if len(it.h) == 0 {
 		return false
 	}
-	it.cur = it.h[0].labels()
-	for len(it.h) > 0 && labels.Equal(it.h[0].labels(), it.cur) {
-		it.consumed = append(it.consumed, heap.Pop(&it.h).(streamSource))
+	it.cur = it.h[0].Labels()
+	for len(it.h) > 0 && labels.Equal(it.h[0].Labels(), it.cur) {
+		it.consumed = append(it.consumed, heap.Pop(&it.h).(Source))
 	}
 	if len(it.consumed) == 1 {
-		it.es = dedupeSorted(it.consumed[0].entries())
+		it.es = dedupeSorted(it.consumed[0].Entries())
 		return true
 	}
 	// Each source's entries are in time order. Blocks shipped one after
 	// another hold a stream's successive times: put the sources in order of
 	// their first entry and, when none overlaps the next, the merge is one
 	// copy. Otherwise merge them pairwise, into two buffers in turn.
-	slices.SortFunc(it.consumed, func(a, b streamSource) int {
-		return cmpFirst(a.entries(), b.entries())
+	slices.SortFunc(it.consumed, func(a, b Source) int {
+		return cmpFirst(a.Entries(), b.Entries())
 	})
 	if disjoint(it.consumed) {
 		it.merged = it.merged[:0]
 		for _, s := range it.consumed {
-			it.merged = append(it.merged, s.entries()...)
+			it.merged = append(it.merged, s.Entries()...)
 		}
 		it.es = dedupeSorted(it.merged)
 		return true
 	}
-	it.es = it.consumed[0].entries()
+	it.es = it.consumed[0].Entries()
 	for k, s := range it.consumed[1:] {
 		buf := &it.merged
 		if k%2 == 1 {
 			buf = &it.merged2
 		}
-		*buf = mergeTwo((*buf)[:0], it.es, s.entries())
+		*buf = mergeTwo((*buf)[:0], it.es, s.Entries())
 		it.es = *buf
 	}
 	it.es = dedupeSorted(it.es)
@@ -216,13 +239,19 @@ func (it *mergeIterator) Next() bool {
 
 // Skipped is what the sources left out for lacking a needle
 // (logql.SkipCounter).
-func (it *mergeIterator) Skipped() (lines, bytes int64) {
-	for _, b := range it.blocks {
-		lines += b.it.Stats.SkippedLines
-		bytes += b.it.Stats.SkippedBytes
+func (it *Iterator) Skipped() (lines, bytes int64) {
+	for _, c := range it.counted {
+		l, b := c.Skipped()
+		lines += l
+		bytes += b
 	}
 	return lines, bytes
 }
+
+// Count adds sources whose Skipped counts the merge's Skipped sums: every
+// source read, primed or not (a source with no stream may have left lines
+// out).
+func (it *Iterator) Count(srcs ...logql.SkipCounter) { it.counted = append(it.counted, srcs...) }
 
 // cmpFirst orders entry lists by their first timestamp (empty ones first).
 func cmpFirst(a, b []logql.Entry) int {
@@ -239,11 +268,11 @@ func cmpFirst(a, b []logql.Entry) int {
 
 // disjoint says whether sources in order of their first entry hold times
 // that do not overlap: each starts after the one before ends.
-func disjoint(srcs []streamSource) bool {
+func disjoint(srcs []Source) bool {
 	var last int64
 	started := false
 	for _, s := range srcs {
-		es := s.entries()
+		es := s.Entries()
 		if len(es) == 0 {
 			continue
 		}
@@ -296,10 +325,10 @@ func dedupeSorted(es []logql.Entry) []logql.Entry {
 	return out
 }
 
-func (it *mergeIterator) Labels() labels.Labels  { return it.cur }
-func (it *mergeIterator) Entries() []logql.Entry { return it.es }
-func (it *mergeIterator) Err() error             { return it.e }
-func (it *mergeIterator) Close() error {
+func (it *Iterator) Labels() labels.Labels  { return it.cur }
+func (it *Iterator) Entries() []logql.Entry { return it.es }
+func (it *Iterator) Err() error             { return it.e }
+func (it *Iterator) Close() error {
 	for _, c := range it.closers {
 		c()
 	}

@@ -1,4 +1,4 @@
-package querier
+package logmerge
 
 import (
 	"fmt"
@@ -10,16 +10,16 @@ import (
 	"github.com/canopy-observability/canopy/pkg/logql"
 )
 
-// sliceSource is a streamSource over streams given in label order.
+// sliceSource is a Source over streams given in label order.
 type sliceSource struct {
 	streams []logql.Stream
 	i       int
 }
 
-func (s *sliceSource) next() bool             { s.i++; return s.i < len(s.streams) }
-func (s *sliceSource) labels() labels.Labels  { return s.streams[s.i].Labels }
-func (s *sliceSource) entries() []logql.Entry { return s.streams[s.i].Entries }
-func (s *sliceSource) err() error             { return nil }
+func (s *sliceSource) Next() bool             { s.i++; return s.i < len(s.streams) }
+func (s *sliceSource) Labels() labels.Labels  { return s.streams[s.i].Labels }
+func (s *sliceSource) Entries() []logql.Entry { return s.streams[s.i].Entries }
+func (s *sliceSource) Err() error             { return nil }
 
 func source(streams ...logql.Stream) *sliceSource { return &sliceSource{streams: streams, i: -1} }
 
@@ -37,13 +37,13 @@ func TestMergeIterator(t *testing.T) {
 	replica1 := source(stream("a", 1, 2, 3), stream("c", 5))
 	replica2 := source(stream("a", 2, 3, 4), stream("b", 1))
 	block := source(stream("a", 0, 1), stream("c", 4, 5, 6))
-	var primed []streamSource
+	var primed []Source
 	for _, s := range []*sliceSource{replica1, replica2, block, source()} {
-		if s.next() {
+		if s.Next() {
 			primed = append(primed, s)
 		}
 	}
-	it := newMergeIterator(primed, nil)
+	it := New(primed, nil)
 	var got []string
 	for it.Next() {
 		line := it.Labels().String() + ":"
@@ -63,9 +63,9 @@ func TestMergeKeepsDistinctLinesAtOneTime(t *testing.T) {
 	a := logql.Stream{Labels: labels.FromStrings("app", "x"), Entries: []logql.Entry{{Timestamp: 1, Line: "b"}, {Timestamp: 1, Line: "a"}}}
 	b := logql.Stream{Labels: labels.FromStrings("app", "x"), Entries: []logql.Entry{{Timestamp: 1, Line: "a"}}}
 	s1, s2 := source(a), source(b)
-	s1.next()
-	s2.next()
-	it := newMergeIterator([]streamSource{s1, s2}, nil)
+	s1.Next()
+	s2.Next()
+	it := New([]Source{s1, s2}, nil)
 	require.True(t, it.Next())
 	require.Equal(t, []logql.Entry{{Timestamp: 1, Line: "a"}, {Timestamp: 1, Line: "b"}}, it.Entries())
 	require.False(t, it.Next())
@@ -78,22 +78,22 @@ type reusingSource struct {
 	buf []logql.Entry
 }
 
-func (s *reusingSource) next() bool {
-	if !s.sliceSource.next() {
+func (s *reusingSource) Next() bool {
+	if !s.sliceSource.Next() {
 		return false
 	}
-	s.buf = append(s.buf[:0], s.sliceSource.entries()...)
+	s.buf = append(s.buf[:0], s.sliceSource.Entries()...)
 	return true
 }
-func (s *reusingSource) entries() []logql.Entry { return s.buf }
+func (s *reusingSource) Entries() []logql.Entry { return s.buf }
 
 // TestMergeReadsSourcesBeforeMovingThem: a batch made of a source's memory
 // stays intact until the next call (a source moved at once would have put
 // stream b's entries in its buffer).
 func TestMergeReadsSourcesBeforeMovingThem(t *testing.T) {
 	src := &reusingSource{sliceSource: sliceSource{streams: []logql.Stream{stream("a", 1, 2), stream("b", 3)}, i: -1}}
-	require.True(t, src.next())
-	it := newMergeIterator([]streamSource{src}, nil)
+	require.True(t, src.Next())
+	it := New([]Source{src}, nil)
 	require.True(t, it.Next())
 	first := it.Entries()
 	require.Equal(t, "a 1", first[0].Line)
@@ -105,12 +105,12 @@ func TestMergeReadsSourcesBeforeMovingThem(t *testing.T) {
 // TestMergeDisjointBlocks: sources holding successive times of a stream
 // (blocks shipped one after another), in any order, come out in time order.
 func TestMergeDisjointBlocks(t *testing.T) {
-	var primed []streamSource
+	var primed []Source
 	for _, s := range []*sliceSource{source(stream("a", 7, 8)), source(stream("a", 1, 2)), source(stream("a", 4, 5))} {
-		require.True(t, s.next())
+		require.True(t, s.Next())
 		primed = append(primed, s)
 	}
-	it := newMergeIterator(primed, nil)
+	it := New(primed, nil)
 	require.True(t, it.Next())
 	var ts []int64
 	for _, e := range it.Entries() {
