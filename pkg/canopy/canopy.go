@@ -34,6 +34,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
 	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -47,14 +48,17 @@ type Canopy struct {
 	resolver tenant.Resolver
 	admin    api.AdminGuard
 
-	Server           *server.Server
-	API              *api.API // every HTTP route of the process
-	memberlistKV     *memberlist.KVInitService
-	runtimeConfig    *runtimeconfig.Manager
-	Overrides        *validation.Overrides
-	IngesterRing     *ring.Ring
-	ingesterPool     *client.Pool
-	logsPool         *logsclient.Pool
+	Server        *server.Server
+	API           *api.API // every HTTP route of the process
+	memberlistKV  *memberlist.KVInitService
+	runtimeConfig *runtimeconfig.Manager
+	Overrides     *validation.Overrides
+	IngesterRing  *ring.Ring
+	ingesterPool  *client.Pool
+	logsPool      *logsclient.Pool
+	// logsGateway is the logs unit of the store-gateway of this process
+	// (set when it runs one): the querier of the process reads it directly.
+	logsGateway      *storegateway.Logs
 	Ingester         *ingester.Ingester        // hosts the signal units below
 	MetricsIngester  *metricsingester.Ingester // the metrics unit, when hosted
 	LogsIngester     *logsingester.Ingester    // the logs unit, when hosted

@@ -339,6 +339,11 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 			return nil, err
 		}
 		return logsclient.NewStoreGatewayClient(conn), nil
+	}, Local: func(id string) *storegateway.Logs {
+		if id != c.self().ID {
+			return nil
+		}
+		return c.logsGateway // nil unless this process runs a store-gateway
 	}})
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
 	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger)})
@@ -437,7 +442,8 @@ func (c *Canopy) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	storegateway.RegisterServer(c.Server.GRPC, g)
-	logsclient.RegisterStoreGateway(c.Server.GRPC, storegateway.NewLogs(c.Bucket, c.cfg.StoreGateway.IdleBlockTimeout, c.reg))
+	c.logsGateway = storegateway.NewLogs(c.Bucket, c.cfg.StoreGateway.IdleBlockTimeout, c.reg)
+	logsclient.RegisterStoreGateway(c.Server.GRPC, c.logsGateway)
 	return g, nil
 }
 

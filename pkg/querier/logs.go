@@ -55,6 +55,18 @@ type Logs struct {
 type LogsGateways struct {
 	Ring   ring.ReadRing
 	Client func(addr string) (*logsclient.Client, error)
+	// Local, when not nil, returns the logs unit of the store-gateway
+	// instance id if it runs in this process (else nil): its blocks are
+	// read directly, without encoding them for a call.
+	Local func(id string) *storegateway.Logs
+}
+
+// local is the in-process logs unit of store-gateway inst, or nil.
+func (g *LogsGateways) local(inst ring.InstanceDesc) *storegateway.Logs {
+	if g.Local == nil {
+		return nil
+	}
+	return g.Local(inst.Id)
 }
 
 // UseStoreGateways makes the querier read blocks through the
@@ -65,7 +77,7 @@ func (l *Logs) UseStoreGateways(g *LogsGateways) { l.gateways = g }
 // blocks it is to read, all at once: each block goes to a store-gateway
 // owning it in the ring. The blocks of a call that fails go to their next
 // owner, until every owner of a block has failed.
-func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func(ctx context.Context, c *logsclient.Client, ids []string) error) error {
+func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func(ctx context.Context, inst ring.InstanceDesc, ids []string) error) error {
 	pending := make([]ulid.ULID, len(metas))
 	for i, m := range metas {
 		pending[i] = m.ULID
@@ -73,9 +85,9 @@ func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func
 	var errs []error
 	for attempt := 0; len(pending) > 0; attempt++ {
 		type target struct {
-			addr, id string
-			ids      []string
-			blocks   []ulid.ULID
+			inst   ring.InstanceDesc
+			ids    []string
+			blocks []ulid.ULID
 		}
 		byAddr := map[string]*target{}
 		for _, b := range pending {
@@ -89,7 +101,7 @@ func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func
 			inst := rs.Instances[attempt]
 			t := byAddr[inst.Addr]
 			if t == nil {
-				t = &target{addr: inst.Addr, id: inst.Id}
+				t = &target{inst: inst}
 				byAddr[inst.Addr] = t
 			}
 			t.ids = append(t.ids, b.String())
@@ -104,14 +116,10 @@ func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := l.gateways.Client(t.addr)
-				if err == nil {
-					err = call(ctx, c, t.ids)
-				}
-				if err != nil {
+				if err := call(ctx, t.inst, t.ids); err != nil {
 					mu.Lock()
 					failed = append(failed, t.blocks...)
-					errs = append(errs, fmt.Errorf("store-gateway %s (%s): %w", t.id, t.addr, err))
+					errs = append(errs, fmt.Errorf("store-gateway %s (%s): %w", t.inst.Id, t.inst.Addr, err))
 					mu.Unlock()
 				}
 			}()
@@ -128,10 +136,29 @@ func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func
 // gatewaySources opens a select stream on the store-gateways owning the
 // blocks, each moved to its first stream. all are every stream opened,
 // for their counts of lines left out.
-func (l *Logs) gatewaySources(ctx context.Context, metas []logblock.Meta, p logql.SelectParams) (primed []logmerge.Source, all []*logmerge.RemoteSource, cancels []func(), err error) {
+func (l *Logs) gatewaySources(ctx context.Context, metas []logblock.Meta, p logql.SelectParams) (primed []logmerge.Source, all []logql.SkipCounter, cancels []func(), err error) {
 	req := &logspb.SelectRequest{Matchers: logsclient.FromMatchers(p.Matchers), Start: p.Start, End: p.End, Needles: p.Needles, ShardIndex: p.ShardIndex, ShardCount: p.ShardCount}
 	var mu sync.Mutex
-	err = l.forGateways(ctx, metas, func(ctx context.Context, c *logsclient.Client, ids []string) error {
+	err = l.forGateways(ctx, metas, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
+		if g := l.gateways.local(inst); g != nil {
+			blocks, err := g.OpenBlocks(ctx, ids)
+			if err != nil {
+				return err
+			}
+			srcs, read, err := logmerge.SelectBlocks(ctx, blocks, p)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			primed = append(primed, srcs...)
+			all = append(all, logmerge.Counters(read)...)
+			return nil
+		}
+		c, err := l.gateways.Client(inst.Addr)
+		if err != nil {
+			return err
+		}
 		r := proto.Clone(req).(*logspb.SelectRequest)
 		r.BlockIds = ids
 		sctx, cancel := context.WithCancel(ctx)
@@ -253,7 +280,7 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 				return nil, err
 			}
 			primed = append(primed, srcs...)
-			counted = append(counted, logmerge.Counters(all)...)
+			counted = append(counted, all...)
 		} else {
 			blocks, err := l.openBlocks(ctx, id, metas)
 			if err != nil {
@@ -485,10 +512,20 @@ func (l *Logs) Series(ctx context.Context, start, end int64, sets [][]*labels.Ma
 			for _, ms := range sets {
 				req.MatcherSets = append(req.MatcherSets, &logspb.MatcherSet{Matchers: logsclient.FromMatchers(ms)})
 			}
-			err := l.forGateways(ctx, metas, func(ctx context.Context, c *logsclient.Client, ids []string) error {
+			err := l.forGateways(ctx, metas, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
 				r := proto.Clone(req).(*logspb.SeriesRequest)
 				r.BlockIds = ids
-				resp, err := c.Series(ctx, r)
+				var (
+					resp *logspb.SeriesResponse
+					err  error
+				)
+				if g := l.gateways.local(inst); g != nil {
+					resp, err = g.Series(ctx, r)
+				} else if c, cerr := l.gateways.Client(inst.Addr); cerr != nil {
+					err = cerr
+				} else {
+					resp, err = c.Series(ctx, r)
+				}
 				if err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -75,6 +76,18 @@ func TestLogsThroughStoreGateways(t *testing.T) {
 	direct := NewLogs(nil, nil, bkt, time.Nanosecond, 10*time.Second)
 	via := NewLogs(nil, nil, bkt, time.Nanosecond, 10*time.Second)
 	via.UseStoreGateways(gateways)
+	// A querier in the same process as the store-gateway reads its unit
+	// directly.
+	local := NewLogs(nil, nil, bkt, time.Nanosecond, 10*time.Second)
+	localGateways := *gateways
+	localGateways.Client = func(string) (*logsclient.Client, error) { return nil, errors.New("no call expected") }
+	localGateways.Local = func(id string) *storegateway.Logs {
+		if id == "up" {
+			return gw
+		}
+		return nil
+	}
+	local.UseStoreGateways(&localGateways)
 
 	type result struct {
 		streams                    map[string][]int64
@@ -100,10 +113,12 @@ func TestLogsThroughStoreGateways(t *testing.T) {
 	all := run(direct)
 	require.Equal(t, map[string][]int64{`{app="a"}`: {1, 2, 3, 4, 5, 6, 20, 25, 30}, `{app="b"}`: {1, 5, 10}, `{app="c"}`: {2}}, all.streams)
 	require.Equal(t, all, run(via))
+	require.Equal(t, all, run(local))
 	needle := run(direct, "needle-in-the-haystack")
 	require.Equal(t, map[string][]int64{`{app="a"}`: {5, 20, 25, 30}, `{app="b"}`: {5, 10}}, needle.streams)
 	require.Positive(t, needle.skippedLines)
 	require.Equal(t, needle, run(via, "needle-in-the-haystack"))
+	require.Equal(t, needle, run(local, "needle-in-the-haystack"))
 
 	s1, err := direct.Series(ctx, 0, 100, [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchRegexp, "app", "a|c")}})
 	require.NoError(t, err)
@@ -111,6 +126,9 @@ func TestLogsThroughStoreGateways(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []labels.Labels{labels.FromStrings("app", "a"), labels.FromStrings("app", "c")}, s2)
 	require.Equal(t, s1, s2)
+	s3, err := local.Series(ctx, 0, 100, [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchRegexp, "app", "a|c")}})
+	require.NoError(t, err)
+	require.Equal(t, s1, s3)
 
 	// With no store-gateway up, the query fails naming the block.
 	gateways.Ring = fakeRing{instances: []ring.InstanceDesc{{Id: "down", Addr: unreachable(t)}}}

@@ -110,8 +110,10 @@ func (l *Logs) block(ctx context.Context, t string, id ulid.ULID) (*logblock.Blo
 	return e.block, nil
 }
 
-// blocksOf opens the blocks a request names.
-func (l *Logs) blocksOf(ctx context.Context, ids []string) ([]*logblock.Block, error) {
+// OpenBlocks returns the blocks of the context's tenant a request names,
+// opening those not open yet: what a querier in the same process reads
+// directly, without a call.
+func (l *Logs) OpenBlocks(ctx context.Context, ids []string) ([]*logblock.Block, error) {
 	t, err := tenant.ID(ctx)
 	if err != nil {
 		return nil, err
@@ -147,7 +149,7 @@ func (l *Logs) Select(req *logspb.SelectRequest, send logsclient.BatchSender) er
 	if err != nil {
 		return err
 	}
-	blocks, err := l.blocksOf(ctx, req.BlockIds)
+	blocks, err := l.OpenBlocks(ctx, req.BlockIds)
 	if err != nil {
 		return err
 	}
@@ -208,7 +210,7 @@ func (l *Logs) Select(req *logspb.SelectRequest, send logsclient.BatchSender) er
 // Series returns the label sets of the named blocks' streams matching
 // any of req's matcher sets, each once, in label order.
 func (l *Logs) Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb.SeriesResponse, error) {
-	blocks, err := l.blocksOf(ctx, req.BlockIds)
+	blocks, err := l.OpenBlocks(ctx, req.BlockIds)
 	if err != nil {
 		return nil, err
 	}
