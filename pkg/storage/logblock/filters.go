@@ -281,6 +281,23 @@ func (p *filterPass) mayHold(off uint64) bool {
 	return p.bits[s.group][s.slot/64]&(1<<(s.slot%64)) != 0
 }
 
+// none reports whether the filters rule out all of the chunks of a block
+// of chunks chunks: every chunk has a filter, and none may hold the
+// needles.
+func (p *filterPass) none(chunks int) bool {
+	if len(p.fi.slots) != chunks {
+		return false
+	}
+	for _, g := range p.bits {
+		for _, w := range g {
+			if w != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // test tests keys (every key of every needle) against every chunk's
 // filter: for each group, it reads the row of each key in turn, until no
 // chunk of the group is left. It returns the bytes it read.

@@ -179,3 +179,28 @@ func FuzzFilterIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestShards: the shards of a block's streams are disjoint and together
+// every stream, each the streams whose labels.StableHash modulo the count
+// is the index, however often they are read.
+func TestShards(t *testing.T) {
+	b, _, lines := filterBlock(t)
+	ctx := context.Background()
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "filters")}
+	for range 2 {
+		seen := map[string]int{}
+		for i := range uint64(3) {
+			it, err := b.Streams(ctx, all, 0, 1<<62, nil, Shard{Index: i, Count: 3})
+			require.NoError(t, err)
+			for it.Next() {
+				require.Equal(t, i, labels.StableHash(it.Labels())%3)
+				seen[it.Labels().String()] += len(it.Entries())
+			}
+			require.NoError(t, it.Err())
+		}
+		require.Len(t, seen, len(lines))
+		for ls, n := range seen {
+			require.Len(t, lines[ls], n, ls)
+		}
+	}
+}

@@ -6,9 +6,12 @@ import (
 	"io"
 	"path"
 	"slices"
+	"sort"
+	"sync"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -26,6 +29,52 @@ type Block struct {
 	bkt     objstore.BucketReader
 	index   *index.Reader
 	filters *filterIndex // nil for a version 1 block, whose chunks hold their filters
+
+	// hashes are the streams' labels.StableHash by series reference, in
+	// reference order, worked out on the first sharded read: the other
+	// shards' streams are then passed over without decoding them.
+	hashesOnce sync.Once
+	hashes     []refHash
+	hashesErr  error
+}
+
+type refHash struct {
+	ref  storage.SeriesRef
+	hash uint64
+}
+
+// streamHashes returns hashes, working them out on first use.
+func (b *Block) streamHashes(ctx context.Context) ([]refHash, error) {
+	b.hashesOnce.Do(func() {
+		k, v := index.AllPostingsKey()
+		p, err := b.index.Postings(ctx, k, v)
+		if err != nil {
+			b.hashesErr = err
+			return
+		}
+		var (
+			sb    labels.ScratchBuilder
+			metas []chunks.Meta
+		)
+		for p.Next() {
+			if err := b.index.Series(p.At(), &sb, &metas); err != nil {
+				b.hashesErr = err
+				return
+			}
+			b.hashes = append(b.hashes, refHash{p.At(), labels.StableHash(sb.Labels())})
+		}
+		b.hashesErr = p.Err()
+	})
+	return b.hashes, b.hashesErr
+}
+
+// inShard reports whether the stream ref is in shard (true when unknown).
+func (b *Block) inShard(ref storage.SeriesRef, shard Shard) bool {
+	i := sort.Search(len(b.hashes), func(i int) bool { return b.hashes[i].ref >= ref })
+	if i == len(b.hashes) || b.hashes[i].ref != ref {
+		return true
+	}
+	return b.hashes[i].hash%shard.Count == shard.Index
 }
 
 // OpenBlock reads the index of a tenant's block.
@@ -117,6 +166,18 @@ func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end in
 			return nil, fmt.Errorf("log block %s: %w", b.Meta.ULID, err)
 		}
 		it.pass = pass
+		if pass.none(b.Meta.Stats.Chunks) {
+			// No stream to walk: a needle missing from the block costs its
+			// filter rows alone.
+			it.Stats.ChunksSkipped = b.Meta.Stats.Chunks
+			it.outRange = true
+			return it, nil
+		}
+	}
+	if shard.Count > 1 {
+		if _, err := b.streamHashes(ctx); err != nil {
+			return nil, fmt.Errorf("log block %s: %w", b.Meta.ULID, err)
+		}
 	}
 	p, err := tsdb.PostingsForMatchers(ctx, b.index, ms...)
 	if err != nil {
@@ -135,6 +196,9 @@ func (it *StreamIterator) Next() bool {
 	for it.p.Next() {
 		if it.err = it.ctx.Err(); it.err != nil {
 			return false
+		}
+		if it.shard.Count > 1 && !it.b.inShard(it.p.At(), it.shard) {
+			continue
 		}
 		if it.err = it.b.index.Series(it.p.At(), &it.sb, &it.metas); it.err != nil {
 			return false
