@@ -43,11 +43,13 @@ type refHash struct {
 	hash uint64
 }
 
-// streamHashes returns hashes, working them out on first use.
-func (b *Block) streamHashes(ctx context.Context) ([]refHash, error) {
+// streamHashes returns hashes, working them out on first use (from the
+// index in memory: no request's context may end it half-way, as its
+// outcome stays).
+func (b *Block) streamHashes() ([]refHash, error) {
 	b.hashesOnce.Do(func() {
 		k, v := index.AllPostingsKey()
-		p, err := b.index.Postings(ctx, k, v)
+		p, err := b.index.Postings(context.Background(), k, v)
 		if err != nil {
 			b.hashesErr = err
 			return
@@ -175,7 +177,7 @@ func (b *Block) Streams(ctx context.Context, ms []*labels.Matcher, start, end in
 		}
 	}
 	if shard.Count > 1 {
-		if _, err := b.streamHashes(ctx); err != nil {
+		if _, err := b.streamHashes(); err != nil {
 			return nil, fmt.Errorf("log block %s: %w", b.Meta.ULID, err)
 		}
 	}
