@@ -333,6 +333,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
 
 	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, logsBlockListTTL)
+	logs.UseDeleteRequests(logdelete.NewStore(c.Bucket), logsBlockListTTL)
 	logs.UseStoreGateways(&querier.LogsGateways{Ring: c.StoreGatewayRing, Client: func(addr string) (*logsclient.Client, error) {
 		conn, err := gateways.Conn(addr)
 		if err != nil {

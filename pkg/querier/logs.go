@@ -44,6 +44,9 @@ type Logs struct {
 	// gateways, when set, serve the blocks; otherwise the querier opens
 	// them from the bucket itself.
 	gateways *LogsGateways
+	// deletes, when set, are the deletion requests whose entries queries
+	// leave out until the compactor has deleted them.
+	deletes *logDeletes
 
 	mu     sync.Mutex
 	lists  map[string]blockList          // tenant → its blocks, read at most every indexTTL
@@ -298,6 +301,16 @@ func (l *Logs) Select(ctx context.Context, p logql.SelectParams) (logql.StreamIt
 	}
 	it := logmerge.New(primed, closers)
 	it.Count(counted...)
+	if l.deletes != nil {
+		filters, err := l.deletes.pending(ctx, id, p.Start, p.End)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		if len(filters) > 0 {
+			return &deletedIterator{StreamIterator: it, filters: filters}, nil
+		}
+	}
 	return it, nil
 }
 
