@@ -54,15 +54,18 @@ func compress(dst, src []byte) ([]byte, error) {
 }
 
 // decompress decodes the zstd frame src, which must hold exactly n bytes, into
-// buf's storage when it has room for them: it never writes or allocates
-// more than n bytes.
+// buf's storage when it has room for them: it never writes more than n
+// bytes, nor allocates more than 1.25 n.
 func decompress(buf, src []byte, n int) ([]byte, error) {
 	dec, err := zstdDecoder()
 	if err != nil {
 		return nil, fmt.Errorf("creating zstd decoder: %w", err)
 	}
 	if cap(buf) < n {
-		buf = make([]byte, 0, n)
+		// A quarter more than this chunk needs, so that a buffer reused
+		// for chunks of about the same size is not replaced at every one
+		// a little larger.
+		buf = make([]byte, 0, n+n/4)
 	}
 	out, err := dec.DecodeAll(src, buf[:0:n])
 	if err != nil {
@@ -70,6 +73,11 @@ func decompress(buf, src []byte, n int) ([]byte, error) {
 	}
 	if len(out) != n {
 		return nil, fmt.Errorf("%w: decompressed %d bytes, header declares %d", ErrCorrupt, len(out), n)
+	}
+	if n > 0 && &out[0] == &buf[:1][0] {
+		// Decoded in place: hand back the whole buffer's capacity (out's
+		// is cut at n), so that a larger chunk later still fits in it.
+		return buf[:n], nil
 	}
 	return out, nil
 }
