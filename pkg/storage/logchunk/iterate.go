@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
