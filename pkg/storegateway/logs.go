@@ -118,14 +118,16 @@ func (l *Logs) OpenBlocks(ctx context.Context, ids []string) ([]*logblock.Block,
 	if err != nil {
 		return nil, err
 	}
+	parsed := make([]ulid.ULID, len(ids))
+	for i, s := range ids {
+		if parsed[i], err = ulid.ParseStrict(s); err != nil {
+			return nil, fmt.Errorf("block ID %q: %w", s, err)
+		}
+	}
 	out := make([]*logblock.Block, len(ids))
 	var g errgroup.Group
 	g.SetLimit(8)
-	for i, s := range ids {
-		id, err := ulid.ParseStrict(s)
-		if err != nil {
-			return nil, fmt.Errorf("block ID %q: %w", s, err)
-		}
+	for i, id := range parsed {
 		g.Go(func() error {
 			b, err := l.block(ctx, t, id)
 			out[i] = b
