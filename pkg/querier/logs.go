@@ -495,84 +495,84 @@ func (l *Logs) Series(ctx context.Context, start, end int64, sets [][]*labels.Ma
 		defer mu.Unlock()
 		seen[ls.String()] = ls
 	}
-	if l.readsIngesters(end) {
-		req := &logspb.SeriesRequest{Start: start, End: end}
-		for _, ms := range sets {
-			req.MatcherSets = append(req.MatcherSets, &logspb.MatcherSet{Matchers: logsclient.FromMatchers(ms)})
+	addAll := func(resp *logspb.SeriesResponse) {
+		var sb labels.ScratchBuilder
+		for _, s := range resp.Series {
+			add(logsclient.ToLabels(s.Labels, &sb))
 		}
+	}
+	req := &logspb.SeriesRequest{Start: start, End: end}
+	for _, ms := range sets {
+		req.MatcherSets = append(req.MatcherSets, &logspb.MatcherSet{Matchers: logsclient.FromMatchers(ms)})
+	}
+	if l.readsIngesters(end) {
 		err := l.forEachIngester(ctx, func(ctx context.Context, c *logsclient.Client) error {
 			resp, err := c.Series(ctx, req)
-			if err != nil {
-				return err
+			if err == nil {
+				addAll(resp)
 			}
-			var sb labels.ScratchBuilder
-			for _, s := range resp.Series {
-				add(logsclient.ToLabels(s.Labels, &sb))
-			}
-			return nil
+			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	if l.bkt != nil {
-		metas, err := l.blockMetas(ctx, id, start, end)
+	if l.bkt == nil {
+		return sortedSeries(seen), nil
+	}
+	metas, err := l.blockMetas(ctx, id, start, end)
+	if err != nil {
+		return nil, err
+	}
+	if l.gateways != nil {
+		err := l.forGateways(ctx, metas, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
+			r := proto.Clone(req).(*logspb.SeriesRequest)
+			r.BlockIds = ids
+			var (
+				resp *logspb.SeriesResponse
+				err  error
+			)
+			if g := l.gateways.local(inst); g != nil {
+				resp, err = g.Series(ctx, r)
+			} else if c, cerr := l.gateways.Client(inst.Addr); cerr != nil {
+				err = cerr
+			} else {
+				resp, err = c.Series(ctx, r)
+			}
+			if err == nil {
+				addAll(resp)
+			}
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		if l.gateways != nil {
-			req := &logspb.SeriesRequest{Start: start, End: end}
-			for _, ms := range sets {
-				req.MatcherSets = append(req.MatcherSets, &logspb.MatcherSet{Matchers: logsclient.FromMatchers(ms)})
-			}
-			err := l.forGateways(ctx, metas, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
-				r := proto.Clone(req).(*logspb.SeriesRequest)
-				r.BlockIds = ids
-				var (
-					resp *logspb.SeriesResponse
-					err  error
-				)
-				if g := l.gateways.local(inst); g != nil {
-					resp, err = g.Series(ctx, r)
-				} else if c, cerr := l.gateways.Client(inst.Addr); cerr != nil {
-					err = cerr
-				} else {
-					resp, err = c.Series(ctx, r)
-				}
-				if err != nil {
-					return err
-				}
-				var sb labels.ScratchBuilder
-				for _, s := range resp.Series {
-					add(logsclient.ToLabels(s.Labels, &sb))
-				}
-				return nil
-			})
+		return sortedSeries(seen), nil
+	}
+	blocks, err := l.openBlocks(ctx, id, metas)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range blocks {
+		for _, ms := range sets {
+			lss, err := b.Series(ctx, ms, start, end)
 			if err != nil {
 				return nil, err
 			}
-			metas = nil
-		}
-		blocks, err := l.openBlocks(ctx, id, metas)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range blocks {
-			for _, ms := range sets {
-				lss, err := b.Series(ctx, ms, start, end)
-				if err != nil {
-					return nil, err
-				}
-				for _, ls := range lss {
-					add(ls)
-				}
+			for _, ls := range lss {
+				add(ls)
 			}
 		}
 	}
+	return sortedSeries(seen), nil
+}
+
+// sortedSeries returns the label sets of seen in label order.
+func sortedSeries(seen map[string]labels.Labels) []labels.Labels {
 	out := make([]labels.Labels, 0, len(seen))
 	for _, ls := range seen {
 		out = append(out, ls)
 	}
 	slices.SortFunc(out, labels.Compare)
-	return out, nil
+	return out
 }

@@ -40,33 +40,23 @@ func RegisterStoreGateway(s grpc.ServiceRegistrar, srv StoreServer) {
 var storeGatewayDesc = grpc.ServiceDesc{
 	ServiceName: StoreGatewayServiceName,
 	HandlerType: (*StoreServer)(nil),
-	Methods: []grpc.MethodDesc{
-		{MethodName: "Series", Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			in := new(logspb.SeriesRequest)
-			if err := dec(in); err != nil {
-				return nil, err
-			}
-			handler := func(ctx context.Context, req any) (any, error) {
-				return srv.(StoreServer).Series(ctx, req.(*logspb.SeriesRequest))
-			}
-			if interceptor == nil {
-				return handler(ctx, in)
-			}
-			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + StoreGatewayServiceName + "/Series"}, handler)
-		}},
+	Methods:     []grpc.MethodDesc{{MethodName: "Series", Handler: unary(StoreServer.Series)}},
+	Streams:     []grpc.StreamDesc{selectStream},
+	Metadata:    "logspb/logs.proto",
+}
+
+// selectStream is the Select stream of both services: a Server is also a
+// StoreServer.
+var selectStream = grpc.StreamDesc{
+	StreamName:    "Select",
+	ServerStreams: true,
+	Handler: func(srv any, stream grpc.ServerStream) error {
+		req := new(logspb.SelectRequest)
+		if err := stream.RecvMsg(req); err != nil {
+			return err
+		}
+		return srv.(StoreServer).Select(req, batchStream{stream})
 	},
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "Select",
-		ServerStreams: true,
-		Handler: func(srv any, stream grpc.ServerStream) error {
-			req := new(logspb.SelectRequest)
-			if err := stream.RecvMsg(req); err != nil {
-				return err
-			}
-			return srv.(StoreServer).Select(req, batchStream{stream})
-		},
-	}},
-	Metadata: "logspb/logs.proto",
 }
 
 // Server is what the logs unit of an ingester serves. Implementations are
@@ -89,19 +79,21 @@ type BatchSender interface {
 // Register registers srv on s.
 func Register(s grpc.ServiceRegistrar, srv Server) { s.RegisterService(&serviceDesc, srv) }
 
-func unary[Req any, Resp any](call func(Server, context.Context, *Req) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+// unary is the handler of a unary method call(srv, ctx, req) of a server
+// of type S.
+func unary[S any, Req any, Resp any](call func(S, context.Context, *Req) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
 	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		in := new(Req)
 		if err := dec(in); err != nil {
 			return nil, err
 		}
-		handler := func(ctx context.Context, req any) (any, error) { return call(srv.(Server), ctx, req.(*Req)) }
+		handler := func(ctx context.Context, req any) (any, error) { return call(srv.(S), ctx, req.(*Req)) }
 		if interceptor == nil {
 			return handler(ctx, in)
 		}
 		method, ok := grpc.Method(ctx)
 		if !ok {
-			method = "/" + ServiceName + "/unknown"
+			method = "unknown"
 		}
 		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
 	}
@@ -111,27 +103,11 @@ var serviceDesc = grpc.ServiceDesc{
 	ServiceName: ServiceName,
 	HandlerType: (*Server)(nil),
 	Methods: []grpc.MethodDesc{
-		{MethodName: "Push", Handler: unary(func(s Server, ctx context.Context, r *logspb.PushRequest) (*logspb.PushResponse, error) {
-			return s.Push(ctx, r)
-		})},
-		{MethodName: "Labels", Handler: unary(func(s Server, ctx context.Context, r *logspb.LabelsRequest) (*logspb.LabelsResponse, error) {
-			return s.Labels(ctx, r)
-		})},
-		{MethodName: "Series", Handler: unary(func(s Server, ctx context.Context, r *logspb.SeriesRequest) (*logspb.SeriesResponse, error) {
-			return s.Series(ctx, r)
-		})},
+		{MethodName: "Push", Handler: unary(Server.Push)},
+		{MethodName: "Labels", Handler: unary(Server.Labels)},
+		{MethodName: "Series", Handler: unary(Server.Series)},
 	},
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "Select",
-		ServerStreams: true,
-		Handler: func(srv any, stream grpc.ServerStream) error {
-			req := new(logspb.SelectRequest)
-			if err := stream.RecvMsg(req); err != nil {
-				return err
-			}
-			return srv.(Server).Select(req, batchStream{stream})
-		},
-	}},
+	Streams:  []grpc.StreamDesc{selectStream},
 	Metadata: "logspb/logs.proto",
 }
 
@@ -179,7 +155,7 @@ func (c *Client) Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb
 // Select opens a select stream; recv returns the next batch, or io.EOF
 // at the end. Cancel ctx to stop early.
 func (c *Client) Select(ctx context.Context, req *logspb.SelectRequest) (recv func() (*logspb.SelectBatch, error), err error) {
-	stream, err := c.conn.NewStream(ctx, &serviceDesc.Streams[0], "/"+c.service+"/Select", rpc.CallOption())
+	stream, err := c.conn.NewStream(ctx, &selectStream, "/"+c.service+"/Select", rpc.CallOption())
 	if err != nil {
 		return nil, err
 	}
