@@ -9,6 +9,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/canopy-observability/canopy/pkg/storage/layout"
@@ -24,14 +25,7 @@ func TestLogsForgetsReplacedBlocks(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	upload := func(ts int64) ulid.ULID {
-		c, err := logchunk.Encode(nil, []logchunk.Entry{{Timestamp: ts, Line: "x"}})
-		require.NoError(t, err)
-		id := ulid.MustNew(ulid.Now(), rand.Reader)
-		dir := t.TempDir()
-		_, err = logblock.Write(dir, id, []logblock.Stream{{Labels: labels.FromStrings("app", "a"), Chunks: [][]byte{c}}}, "ingester", "i")
-		require.NoError(t, err)
-		require.NoError(t, logblock.Upload(ctx, bkt, "t", dir, id))
-		return id
+		return uploadLogBlock(t, bkt, "t", map[string][]logchunk.Entry{"a": {{Timestamp: ts, Line: "x"}}})
 	}
 	a, b := upload(1), upload(2)
 	now := time.Unix(1000, 0)
@@ -62,4 +56,22 @@ func (l *Logs) openBlocksOf(ctx context.Context, tenantID string, start, end int
 		return nil, err
 	}
 	return l.openBlocks(ctx, tenantID, metas)
+}
+
+// uploadLogBlock writes a block of tenant's streams, {app=<key>} each
+// with its entries in one chunk, into bkt and returns its ID.
+func uploadLogBlock(t *testing.T, bkt objstore.Bucket, tenant string, streams map[string][]logchunk.Entry) ulid.ULID {
+	t.Helper()
+	var ss []logblock.Stream
+	for app, es := range streams {
+		c, err := logchunk.Encode(nil, es)
+		require.NoError(t, err)
+		ss = append(ss, logblock.Stream{Labels: labels.FromStrings("app", app), Chunks: [][]byte{c}})
+	}
+	id := ulid.MustNew(ulid.Now(), rand.Reader)
+	dir := t.TempDir()
+	_, err := logblock.Write(dir, id, ss, "ingester", "i")
+	require.NoError(t, err)
+	require.NoError(t, logblock.Upload(context.Background(), bkt, tenant, dir, id))
+	return id
 }

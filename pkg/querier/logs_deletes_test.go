@@ -2,19 +2,16 @@ package querier
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/grafana/dskit/user"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/canopy-observability/canopy/pkg/logql"
-	"github.com/canopy-observability/canopy/pkg/storage/logblock"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 	"github.com/canopy-observability/canopy/pkg/storage/logdelete"
 )
@@ -26,21 +23,13 @@ func TestLogsPendingDeletes(t *testing.T) {
 	bkt, err := filesystem.NewBucket(t.TempDir())
 	require.NoError(t, err)
 	ctx := user.InjectOrgID(context.Background(), "t")
-	var ss []logblock.Stream
+	streams := map[string][]logchunk.Entry{}
 	for _, app := range []string{"a", "b"} {
-		var es []logchunk.Entry
 		for ts := int64(1); ts <= 6; ts++ {
-			es = append(es, logchunk.Entry{Timestamp: ts * 1e6, Line: fmt.Sprintf("app=%s n=%d secret=%v", app, ts, ts%2 == 0)})
+			streams[app] = append(streams[app], logchunk.Entry{Timestamp: ts * 1e6, Line: fmt.Sprintf("app=%s n=%d secret=%v", app, ts, ts%2 == 0)})
 		}
-		c, err := logchunk.Encode(nil, es)
-		require.NoError(t, err)
-		ss = append(ss, logblock.Stream{Labels: labels.FromStrings("app", app), Chunks: [][]byte{c}})
 	}
-	id := ulid.MustNew(ulid.Now(), rand.Reader)
-	dir := t.TempDir()
-	_, err = logblock.Write(dir, id, ss, "ingester", "i")
-	require.NoError(t, err)
-	require.NoError(t, logblock.Upload(ctx, bkt, "t", dir, id))
+	uploadLogBlock(t, bkt, "t", streams)
 
 	store := logdelete.NewStore(bkt)
 	l := NewLogs(nil, nil, bkt, time.Nanosecond, 10*time.Second)

@@ -2,7 +2,6 @@ package querier
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/user"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
-	"github.com/canopy-observability/canopy/pkg/storage/logblock"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 )
@@ -35,25 +32,17 @@ func TestLogsThroughStoreGateways(t *testing.T) {
 	// Three blocks; the second repeats some entries of the first (as a
 	// replica's would), the third holds later times of one stream.
 	upload := func(streams map[string][]int64) {
-		var ss []logblock.Stream
+		entries := map[string][]logchunk.Entry{}
 		for app, tss := range streams {
-			var es []logchunk.Entry
 			for _, ts := range tss {
 				line := fmt.Sprintf("app=%s ts=%d", app, ts)
 				if ts%5 == 0 {
 					line += " needle-in-the-haystack"
 				}
-				es = append(es, logchunk.Entry{Timestamp: ts, Line: line})
+				entries[app] = append(entries[app], logchunk.Entry{Timestamp: ts, Line: line})
 			}
-			c, err := logchunk.Encode(nil, es)
-			require.NoError(t, err)
-			ss = append(ss, logblock.Stream{Labels: labels.FromStrings("app", app), Chunks: [][]byte{c}})
 		}
-		id := ulid.MustNew(ulid.Now(), rand.Reader)
-		dir := t.TempDir()
-		_, err := logblock.Write(dir, id, ss, "ingester", "i")
-		require.NoError(t, err)
-		require.NoError(t, logblock.Upload(ctx, bkt, "t", dir, id))
+		uploadLogBlock(t, bkt, "t", entries)
 	}
 	upload(map[string][]int64{"a": {1, 2, 3, 4, 5}, "b": {1, 5, 10}})
 	upload(map[string][]int64{"a": {3, 4, 5, 6}, "c": {2}})

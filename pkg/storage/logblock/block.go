@@ -5,6 +5,7 @@ package logblock
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,15 +137,7 @@ func nonOverlapping(in [][]byte) ([][]byte, error) {
 		}
 		spans[i] = span{data, c.MinTime(), c.MaxTime()}
 	}
-	slices.SortStableFunc(spans, func(a, b span) int {
-		switch {
-		case a.minT < b.minT:
-			return -1
-		case a.minT > b.minT:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(spans, func(a, b span) int { return cmp.Compare(a.minT, b.minT) })
 	var out [][]byte
 	for i := 0; i < len(spans); {
 		j, maxT := i+1, spans[i].maxT

@@ -1,6 +1,7 @@
 package logblock
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -246,15 +247,7 @@ func readFilterIndex(read func(off, n int64) ([]byte, error)) (*filterIndex, err
 	if len(dir) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes left after the directory", errFilters, len(dir))
 	}
-	slices.SortFunc(fi.slots, func(a, b filterSlot) int {
-		switch {
-		case a.off < b.off:
-			return -1
-		case a.off > b.off:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(fi.slots, func(a, b filterSlot) int { return cmp.Compare(a.off, b.off) })
 	for i := 1; i < len(fi.slots); i++ {
 		if fi.slots[i].off == fi.slots[i-1].off {
 			return nil, fmt.Errorf("%w: chunk at %d listed twice", errFilters, fi.slots[i].off)
