@@ -20,14 +20,14 @@ type LogfmtPair struct {
 func ParseLogfmt(line string, strict, keepEmpty bool, dst []LogfmtPair) ([]LogfmtPair, error) {
 	i := 0
 	for i < len(line) {
-		for i < len(line) && isLogfmtSpace(line[i]) {
+		for i < len(line) && logfmtBytes[line[i]]&lfSpace != 0 {
 			i++
 		}
 		if i == len(line) {
 			break
 		}
 		start := i
-		for i < len(line) && line[i] > ' ' && line[i] != '=' && line[i] != '"' {
+		for i < len(line) && logfmtBytes[line[i]]&lfKeyEnd == 0 {
 			i++
 		}
 		key := line[start:i]
@@ -78,11 +78,12 @@ func ParseLogfmt(line string, strict, keepEmpty bool, dst []LogfmtPair) ([]Logfm
 			i = end + 1
 		} else {
 			vs := i
-			for i < len(line) && !isLogfmtSpace(line[i]) {
-				if line[i] == '"' || line[i] == '=' {
-					if strict {
-						return dst, fmt.Errorf("logfmt: unexpected %q in the value of %q at byte %d", line[i], key, i)
-					}
+			for i < len(line) && logfmtBytes[line[i]]&lfValueStop == 0 {
+				i++
+			}
+			for i < len(line) && logfmtBytes[line[i]]&lfSpace == 0 { // a quote or '=' inside the value
+				if strict && logfmtBytes[line[i]]&lfValueStop != 0 {
+					return dst, fmt.Errorf("logfmt: unexpected %q in the value of %q at byte %d", line[i], key, i)
 				}
 				i++
 			}
@@ -95,7 +96,33 @@ func ParseLogfmt(line string, strict, keepEmpty bool, dst []LogfmtPair) ([]Logfm
 	return dst, nil
 }
 
-func isLogfmtSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// The classes of the bytes the logfmt scanner stops at, looked up in
+// logfmtBytes: one table load a byte instead of a chain of comparisons.
+const (
+	lfSpace     = 1 << iota // ' ', '\t', '\n', '\r': ends a pair
+	lfKeyEnd                // a control byte or space, '=' or '"': ends a key
+	lfValueStop             // a space, '"' or '=': ends an unquoted value's fast scan
+	lfLabel                 // '_', a letter or a digit: may stay in a label name
+)
+
+var logfmtBytes = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			t[c] |= lfSpace | lfValueStop
+		case c == '"' || c == '=':
+			t[c] |= lfValueStop
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+			t[c] |= lfLabel
+		}
+		if c <= ' ' || c == '=' || c == '"' {
+			t[c] |= lfKeyEnd
+		}
+	}
+	return t
+}()
+
+func isLogfmtSpace(c byte) bool { return logfmtBytes[c]&lfSpace != 0 }
 
 func skipToSpace(s string, i int) int {
 	for i < len(s) && !isLogfmtSpace(s[i]) {
@@ -130,12 +157,14 @@ func SanitizeLabelName(key string) string {
 // validLabelName says key is a label name as it is: letters, digits and
 // underscores, not starting with a digit.
 func validLabelName(key string) bool {
-	ok := key != "" && !(key[0] >= '0' && key[0] <= '9')
-	for i := 0; ok && i < len(key); i++ {
-		c := key[i]
-		ok = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	if key == "" || key[0] >= '0' && key[0] <= '9' {
+		return false
 	}
-	return ok
+	all := uint8(lfLabel)
+	for i := 0; i < len(key); i++ {
+		all &= logfmtBytes[key[i]]
+	}
+	return all != 0
 }
 
 // appendSanitized appends SanitizeLabelName(key) to dst.
