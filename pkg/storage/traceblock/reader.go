@@ -1,0 +1,275 @@
+package traceblock
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/thanos-io/objstore"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Block is an open block in the bucket: its meta and bloom filter in
+// memory, data.parquet's footer and page index read on the first lookup
+// that needs them. Safe for concurrent use.
+type Block struct {
+	meta  Meta
+	bkt   objstore.BucketReader
+	name  string // data.parquet's object name
+	bloom *Bloom
+
+	mu   sync.Mutex
+	file *parquet.File
+}
+
+// OpenBlock reads block m's bloom filter.
+func OpenBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, m Meta) (*Block, error) {
+	dir := Dir(tenant, m.ULID)
+	r, err := bkt.Get(ctx, path.Join(dir, BloomFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading the bloom filter of trace block %s: %w", m.ULID, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, 16+8*maxBloomWords))
+	if err != nil {
+		return nil, fmt.Errorf("reading the bloom filter of trace block %s: %w", m.ULID, err)
+	}
+	bl, err := parseBloom(b)
+	if err != nil {
+		return nil, fmt.Errorf("trace block %s: %w", m.ULID, err)
+	}
+	return &Block{meta: m, bkt: bkt, name: path.Join(dir, DataFile), bloom: bl}, nil
+}
+
+// Meta returns the block's meta.
+func (b *Block) Meta() Meta { return b.meta }
+
+// MayHold reports whether the block may hold trace id, from its ID range
+// and bloom filter, without reading data.parquet: false is certain.
+func (b *Block) MayHold(id [16]byte) bool {
+	h := fmt.Sprintf("%x", id[:])
+	if h < b.meta.MinTraceID || h > b.meta.MaxTraceID {
+		return false
+	}
+	return b.bloom.MayHold(id)
+}
+
+// parquetFile opens data.parquet (footer and page index) once.
+func (b *Block) parquetFile(ctx context.Context) (*parquet.File, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.file != nil {
+		return b.file, nil
+	}
+	ra := &bucketReaderAt{bkt: b.bkt, name: b.name}
+	f, err := guard(func() (*parquet.File, error) {
+		return parquet.OpenFile(ra, b.meta.Stats.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(pageBufferBytes))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s of trace block %s: %w", DataFile, b.meta.ULID, err)
+	}
+	b.file = f
+	return f, nil
+}
+
+// FindTrace returns the spans of trace id the block holds, and whether it
+// holds any. It reads the bloom filter, then one page of each column of
+// the row group that holds the trace, found by the trace ID column's page
+// index.
+func (b *Block) FindTrace(ctx context.Context, id [16]byte) (ptrace.Traces, bool, error) {
+	if !b.MayHold(id) {
+		return ptrace.Traces{}, false, nil
+	}
+	f, err := b.parquetFile(ctx)
+	if err != nil {
+		return ptrace.Traces{}, false, err
+	}
+	rows, err := guard(func() ([]spanRow, error) { return findRows(f, id) })
+	if err != nil {
+		return ptrace.Traces{}, false, fmt.Errorf("reading trace %x from trace block %s: %w", id, b.meta.ULID, err)
+	}
+	if len(rows) == 0 {
+		return ptrace.Traces{}, false, nil
+	}
+	td, err := tracesOf(rows)
+	if err != nil {
+		return ptrace.Traces{}, false, fmt.Errorf("trace %x in trace block %s: %w", id, b.meta.ULID, err)
+	}
+	return td, true, nil
+}
+
+// traceIDColumn is the leaf index of trace_id, the first column.
+const traceIDColumn = 0
+
+// findRows reads the rows of trace id from f.
+func findRows(f *parquet.File, id [16]byte) ([]spanRow, error) {
+	var out []spanRow
+	for _, rg := range f.RowGroups() {
+		cc := rg.ColumnChunks()[traceIDColumn]
+		ci, err := cc.ColumnIndex()
+		if err != nil {
+			return nil, err
+		}
+		oi, err := cc.OffsetIndex()
+		if err != nil {
+			return nil, err
+		}
+		np := ci.NumPages()
+		if np == 0 || np != oi.NumPages() {
+			return nil, errors.New("trace ID column without a page index")
+		}
+		if bytes.Compare(ci.MinValue(0).ByteArray(), id[:]) > 0 {
+			break // row groups are in ID order: no later one holds it
+		}
+		if bytes.Compare(ci.MaxValue(np-1).ByteArray(), id[:]) < 0 {
+			continue
+		}
+		p := 0
+		for p < np && bytes.Compare(ci.MaxValue(p).ByteArray(), id[:]) < 0 {
+			p++
+		}
+		if bytes.Compare(ci.MinValue(p).ByteArray(), id[:]) > 0 {
+			return out, nil
+		}
+		r := parquet.NewGenericRowGroupReader[spanRow](rg)
+		if err := r.SeekToRow(oi.FirstRowIndex(p)); err != nil {
+			r.Close()
+			return nil, err
+		}
+		buf := make([]spanRow, 16)
+		done := false
+		for !done {
+			n, err := r.Read(buf)
+			for _, row := range buf[:n] {
+				switch c := bytes.Compare(row.TraceID[:], id[:]); {
+				case c == 0:
+					out = append(out, row)
+				case c > 0:
+					done = true
+				}
+				if done {
+					break
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+		}
+		if err := r.Close(); err != nil {
+			return nil, err
+		}
+		if done {
+			break
+		}
+	}
+	return out, nil
+}
+
+// tracesOf builds the OTLP spans of rows, one ResourceSpans per distinct
+// resource and one ScopeSpans per distinct scope in it, in row order.
+func tracesOf(rows []spanRow) (ptrace.Traces, error) {
+	td := ptrace.NewTraces()
+	resources := map[string]ptrace.ResourceSpans{}
+	scopes := map[string]ptrace.ScopeSpans{}
+	var key strings.Builder
+	for i := range rows {
+		r := &rows[i]
+		key.Reset()
+		writeKey(&key, r.ServiceName, r.ResourceSchema, r.ResourceDropped, r.ResourceAttrs)
+		rk := key.String()
+		rs, ok := resources[rk]
+		if !ok {
+			rs = td.ResourceSpans().AppendEmpty()
+			rs.SetSchemaUrl(r.ResourceSchema)
+			if err := putResource(rs.Resource(), r); err != nil {
+				return td, fmt.Errorf("resource: %w", err)
+			}
+			resources[rk] = rs
+		}
+		writeKey(&key, r.ScopeName+"\x00"+r.ScopeVersion, r.ScopeSchema, r.ScopeDropped, r.ScopeAttrs)
+		sk := key.String()
+		ss, ok := scopes[sk]
+		if !ok {
+			ss = rs.ScopeSpans().AppendEmpty()
+			ss.SetSchemaUrl(r.ScopeSchema)
+			if err := putScope(ss.Scope(), r); err != nil {
+				return td, fmt.Errorf("scope: %w", err)
+			}
+			scopes[sk] = ss
+		}
+		if err := putSpan(ss.Spans().AppendEmpty(), r); err != nil {
+			return td, fmt.Errorf("span %x: %w", r.SpanID, err)
+		}
+	}
+	return td, nil
+}
+
+// writeKey writes an identity of a resource or scope: equal keys, equal
+// resources (attributes in stored order).
+func writeKey(w *strings.Builder, name, schema string, dropped uint32, attrs []attrRow) {
+	var n [8]byte
+	put := func(s string) {
+		w.Write(binary.AppendUvarint(n[:0], uint64(len(s))))
+		w.WriteString(s)
+	}
+	put(name)
+	put(schema)
+	w.Write(binary.AppendUvarint(n[:0], uint64(dropped)))
+	for _, a := range attrs {
+		put(a.Key)
+		w.Write(binary.AppendUvarint(n[:0], uint64(a.Type)))
+		put(a.Str)
+		w.Write(binary.LittleEndian.AppendUint64(n[:0], uint64(a.Int)))
+		w.Write(binary.LittleEndian.AppendUint64(n[:0], math.Float64bits(a.Double)))
+		if a.Bool {
+			w.WriteByte(1)
+		} else {
+			w.WriteByte(0)
+		}
+		put(string(a.Any))
+	}
+}
+
+// bucketReaderAt reads an object by ranges. Reads are bounded by the
+// bucket client's own timeouts; a lookup's context does not reach them,
+// since the parquet file they serve outlives it.
+type bucketReaderAt struct {
+	bkt  objstore.BucketReader
+	name string
+}
+
+func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rc, err := r.bkt.GetRange(context.Background(), r.name, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// guard runs fn, turning a panic of the parquet library on corrupt input
+// into an error: a bad block fails its query, never the process.
+func guard[T any](fn func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt %s: %v", DataFile, p)
+		}
+	}()
+	return fn()
+}
