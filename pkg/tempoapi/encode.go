@@ -1,6 +1,7 @@
 package tempoapi
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"math"
@@ -38,11 +39,14 @@ type keyValueJSON struct {
 func (v Value) MarshalJSON() ([]byte, error) {
 	switch v.Type {
 	case ValueString:
-		s, err := json.Marshal(v.Str)
-		if err != nil {
+		var b bytes.Buffer
+		b.WriteString(`{"stringValue":`)
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v.Str); err != nil {
 			return nil, err
 		}
-		return append(append([]byte(`{"stringValue":`), s...), '}'), nil
+		return append(bytes.TrimSuffix(b.Bytes(), []byte("\n")), '}'), nil
 	case ValueInt:
 		return []byte(`{"intValue":"` + strconv.FormatInt(v.Int, 10) + `"}`), nil
 	case ValueDouble:
@@ -265,13 +269,16 @@ func encodeQueryInstant(res MetricsInstantResponse) queryInstantJSON {
 	return out
 }
 
-// writeJSON answers 200 with v as JSON.
+// writeJSON answers 200 with v as JSON (<, > and & as such, as jsonpb
+// writes them).
 func writeJSON(w http.ResponseWriter, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 	return nil
 }

@@ -62,8 +62,13 @@ func (a *API) parseSearch(r *http.Request) (SearchRequest, error) {
 	if req.SpansPerSpanSet, err = intParam(r, "spss", defaultSpansPerSpanSet); err != nil {
 		return req, err
 	}
-	if m := a.cfg.MaxSpansPerSpanSet; m > 0 && (req.SpansPerSpanSet == 0 || req.SpansPerSpanSet > m) {
-		return req, badf("invalid parameter \"spss\": %d (0 is all) is above the most spans a span set may list (%d, %s)", req.SpansPerSpanSet, m, FlagMaxSpansPerSpanSet)
+	if m := a.cfg.MaxSpansPerSpanSet; m > 0 {
+		switch {
+		case req.SpansPerSpanSet == 0:
+			return req, badf("invalid parameter \"spss\": 0 asks for every span of a span set, and a span set may list at most %d (%s)", m, FlagMaxSpansPerSpanSet)
+		case req.SpansPerSpanSet > m:
+			return req, badf("invalid parameter \"spss\": %d is above the most spans a span set may list (%d, %s)", req.SpansPerSpanSet, m, FlagMaxSpansPerSpanSet)
+		}
 	}
 	if req.Start, req.End, err = optionalRange(r); err != nil {
 		return req, err

@@ -194,7 +194,7 @@ func TestParseTraceID(t *testing.T) {
 		wantErr bool
 	}{
 		{in: "1", want: "00000000000000000000000000000001"},
-		{in: "abcdef012345678", want: "00000000000000000abcdef012345678"}, // odd length
+		{in: "abcdef012345678", want: "00000000000000000abcdef012345678"},  // odd length
 		{in: "0123456789abcdef", want: "00000000000000000123456789abcdef"}, // 64-bit
 		{in: "0123456789ABCDEF0123456789abcdef", want: "0123456789abcdef0123456789abcdef"},
 		{in: "", wantErr: true},
