@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
+	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
 	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -157,7 +158,7 @@ func (i *Ingester) checkpoint() error {
 		}
 	}
 	i.pushMu.Unlock()
-	err = writeCheckpoint(i.wal, walDir(i.dir), seg, func(emit func([]byte) error) error {
+	err = unitwal.WriteCheckpoint(i.wal, walDir(i.dir), seg, func(emit func([]byte) error) error {
 		for _, st := range states {
 			for _, c := range st.chunks {
 				if err := emit(encodeChunk(nil, st.tenant, st.labels, c)); err != nil {
