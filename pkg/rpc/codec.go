@@ -4,6 +4,7 @@
 package rpc
 
 import (
+	"context"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -140,4 +141,24 @@ func UnmarshalBytes(b []byte, v any) error {
 		return proto.Unmarshal(b, m)
 	}
 	return fmt.Errorf("canopy codec: cannot unmarshal into %T", v)
+}
+
+// Unary is the grpc.MethodDesc handler of a unary method call(srv, ctx,
+// req) of a server of type S, for service descriptors written by hand.
+func Unary[S any, Req any, Resp any](call func(S, context.Context, *Req) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		in := new(Req)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		handler := func(ctx context.Context, req any) (any, error) { return call(srv.(S), ctx, req.(*Req)) }
+		if interceptor == nil {
+			return handler(ctx, in)
+		}
+		method, ok := grpc.Method(ctx)
+		if !ok {
+			method = "unknown"
+		}
+		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
+	}
 }

@@ -14,11 +14,12 @@ import (
 // Limits are the per-tenant limits, one part per signal plus the query
 // path every signal shares. Every field has a flag giving its default; the
 // runtime overrides file may change any of them per tenant. The parts are
-// inlined: a tenant's overrides are one flat YAML map (traces add its part,
-// with its own keys, as it lands).
+// inlined: a tenant's overrides are one flat YAML map, each signal's keys
+// with its own prefix.
 type Limits struct {
 	MetricsLimits `yaml:",inline"`
 	LogsLimits    `yaml:",inline"`
+	TracesLimits  `yaml:",inline"`
 	QueryLimits   `yaml:",inline"`
 }
 
@@ -67,6 +68,7 @@ type QueryLimits struct {
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	l.MetricsLimits.RegisterFlags(f)
 	l.LogsLimits.RegisterFlags(f)
+	l.TracesLimits.RegisterFlags(f)
 	l.QueryLimits.RegisterFlags(f)
 }
 
@@ -108,7 +110,10 @@ func (l *Limits) Validate() error {
 	if err := l.MetricsLimits.Validate(); err != nil {
 		return err
 	}
-	return l.LogsLimits.Validate()
+	if err := l.LogsLimits.Validate(); err != nil {
+		return err
+	}
+	return l.TracesLimits.Validate()
 }
 
 // Validate checks the metrics limits are coherent.

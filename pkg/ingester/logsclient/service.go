@@ -40,7 +40,7 @@ func RegisterStoreGateway(s grpc.ServiceRegistrar, srv StoreServer) {
 var storeGatewayDesc = grpc.ServiceDesc{
 	ServiceName: StoreGatewayServiceName,
 	HandlerType: (*StoreServer)(nil),
-	Methods:     []grpc.MethodDesc{{MethodName: "Series", Handler: unary(StoreServer.Series)}},
+	Methods:     []grpc.MethodDesc{{MethodName: "Series", Handler: rpc.Unary(StoreServer.Series)}},
 	Streams:     []grpc.StreamDesc{selectStream},
 	Metadata:    "logspb/logs.proto",
 }
@@ -79,33 +79,13 @@ type BatchSender interface {
 // Register registers srv on s.
 func Register(s grpc.ServiceRegistrar, srv Server) { s.RegisterService(&serviceDesc, srv) }
 
-// unary is the handler of a unary method call(srv, ctx, req) of a server
-// of type S.
-func unary[S any, Req any, Resp any](call func(S, context.Context, *Req) (Resp, error)) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
-	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-		in := new(Req)
-		if err := dec(in); err != nil {
-			return nil, err
-		}
-		handler := func(ctx context.Context, req any) (any, error) { return call(srv.(S), ctx, req.(*Req)) }
-		if interceptor == nil {
-			return handler(ctx, in)
-		}
-		method, ok := grpc.Method(ctx)
-		if !ok {
-			method = "unknown"
-		}
-		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
-	}
-}
-
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: ServiceName,
 	HandlerType: (*Server)(nil),
 	Methods: []grpc.MethodDesc{
-		{MethodName: "Push", Handler: unary(Server.Push)},
-		{MethodName: "Labels", Handler: unary(Server.Labels)},
-		{MethodName: "Series", Handler: unary(Server.Series)},
+		{MethodName: "Push", Handler: rpc.Unary(Server.Push)},
+		{MethodName: "Labels", Handler: rpc.Unary(Server.Labels)},
+		{MethodName: "Series", Handler: rpc.Unary(Server.Series)},
 	},
 	Streams:  []grpc.StreamDesc{selectStream},
 	Metadata: "logspb/logs.proto",

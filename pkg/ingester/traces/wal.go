@@ -1,0 +1,100 @@
+package traces
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+
+	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
+)
+
+// The traces unit's WAL (WAL.md) is unitwal's: Prometheus's write log in
+// <unit dir>/wal with checkpoints, holding records of this encoding.
+
+const recordPieces = 1 // a tenant's pieces of traces
+
+// piece is spans of one trace.
+type piece struct {
+	id    [16]byte
+	spans []byte
+}
+
+// encodePieces is a pieces record: 0x01, tenant (uvarint length + bytes),
+// uvarint count, then per piece the 16-byte trace ID and the spans
+// (uvarint length + bytes).
+func encodePieces(b []byte, tenant string, ps []piece) []byte {
+	b = append(b, recordPieces)
+	b = binary.AppendUvarint(b, uint64(len(tenant)))
+	b = append(b, tenant...)
+	b = binary.AppendUvarint(b, uint64(len(ps)))
+	for _, p := range ps {
+		b = append(b, p.id[:]...)
+		b = binary.AppendUvarint(b, uint64(len(p.spans)))
+		b = append(b, p.spans...)
+	}
+	return b
+}
+
+var errBadRecord = errors.New("malformed traces WAL record")
+
+// decodePieces decodes a pieces record; the pieces' spans are copies.
+func decodePieces(b []byte) (string, []piece, error) {
+	if len(b) == 0 || b[0] != recordPieces {
+		return "", nil, fmt.Errorf("%w: unknown record type", errBadRecord)
+	}
+	b = b[1:]
+	field := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, false
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, true
+	}
+	tenant, ok := field()
+	if !ok {
+		return "", nil, errBadRecord
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return "", nil, errBadRecord
+	}
+	b = b[k:]
+	ps := make([]piece, 0, n)
+	for range n {
+		if len(b) < 16 {
+			return "", nil, errBadRecord
+		}
+		var p piece
+		copy(p.id[:], b)
+		b = b[16:]
+		spans, ok := field()
+		if !ok {
+			return "", nil, errBadRecord
+		}
+		p.spans = append([]byte(nil), spans...)
+		ps = append(ps, p)
+	}
+	if len(b) != 0 {
+		return "", nil, fmt.Errorf("%w: %d bytes after the pieces", errBadRecord, len(b))
+	}
+	return string(tenant), ps, nil
+}
+
+// replayWAL replays the unit's WAL in dir, decoding each record for apply.
+func replayWAL(dir string, logger *slog.Logger, reg prometheus.Registerer, apply func(tenant string, ps []piece) error) (*wlog.WL, error) {
+	return unitwal.Replay(dir, logger, reg, func(b []byte) error {
+		tenant, ps, err := decodePieces(b)
+		if err != nil {
+			return err
+		}
+		return apply(tenant, ps)
+	})
+}
+
+func walDir(dir string) string { return dir + "/wal" }

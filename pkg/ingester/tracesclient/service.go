@@ -1,0 +1,85 @@
+// Package tracesclient is the Go side of the traces ingester's gRPC
+// contract (rpc/tracespb/traces.proto): the service descriptor, a client
+// and a pool of clients. The messages are the generated ones
+// (google.golang.org/protobuf).
+package tracesclient
+
+import (
+	"context"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/canopy-observability/canopy/pkg/rpc"
+	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
+)
+
+// ServiceName is the fully qualified gRPC service name.
+const ServiceName = "canopy.traces.v1.TracesIngester"
+
+// Server is what the traces unit of an ingester serves. Implementations
+// are safe for concurrent use; the tenant is in the context
+// (pkg/util/tenant).
+type Server interface {
+	// Push appends the spans of req; it must not keep req once it returns.
+	Push(ctx context.Context, req *tracespb.PushRequest) (*tracespb.PushResponse, error)
+	// FindTrace returns the spans held of one trace.
+	FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error)
+}
+
+// Register registers srv on s.
+func Register(s grpc.ServiceRegistrar, srv Server) { s.RegisterService(&serviceDesc, srv) }
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: ServiceName,
+	HandlerType: (*Server)(nil),
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Push", Handler: rpc.Unary(Server.Push)},
+		{MethodName: "FindTrace", Handler: rpc.Unary(Server.FindTrace)},
+	},
+	Metadata: "tracespb/traces.proto",
+}
+
+// Client calls a traces ingester. Safe for concurrent use.
+type Client struct{ conn *grpc.ClientConn }
+
+// NewClient wraps conn to a traces ingester; every call forces rpc.Codec.
+func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
+
+func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
+	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, rpc.CallOption())
+}
+
+// Push sends spans.
+func (c *Client) Push(ctx context.Context, req *tracespb.PushRequest) (*tracespb.PushResponse, error) {
+	out := new(tracespb.PushResponse)
+	return out, c.invoke(ctx, "Push", req, out)
+}
+
+// FindTrace asks for the spans of one trace.
+func (c *Client) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error) {
+	out := new(tracespb.FindTraceResponse)
+	return out, c.invoke(ctx, "FindTrace", req, out)
+}
+
+// Pool keeps one connection per traces ingester of a ring (see rpc.Pool).
+// It is a services.Service. Safe for concurrent use.
+type Pool struct {
+	*rpc.Pool
+}
+
+// NewPool returns a pool of the instances of r dialled as cfg says.
+func NewPool(cfg rpc.ClientConfig, r ring.ReadRing, logger log.Logger, reg prometheus.Registerer) *Pool {
+	return &Pool{rpc.NewPool("traces-ingester", cfg, r, logger, reg)}
+}
+
+// Client returns the client of the instance at addr.
+func (p *Pool) Client(addr string) (*Client, error) {
+	conn, err := p.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn), nil
+}
