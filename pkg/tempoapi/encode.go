@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 )
 
 // The JSON answers are written as Tempo writes them, with protobuf's JSON
@@ -36,26 +37,60 @@ type keyValueJSON struct {
 // MarshalJSON writes v as an OTLP AnyValue: {"stringValue":"x"},
 // {"intValue":"42"}, {"doubleValue":1.5}, {"boolValue":true}, or {} when
 // empty.
-func (v Value) MarshalJSON() ([]byte, error) {
+func (v Value) MarshalJSON() ([]byte, error) { return appendValue(nil, v), nil }
+
+// appendValue appends v as an OTLP AnyValue.
+func appendValue(b []byte, v Value) []byte {
 	switch v.Type {
 	case ValueString:
-		var b bytes.Buffer
-		b.WriteString(`{"stringValue":`)
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v.Str); err != nil {
-			return nil, err
-		}
-		return append(bytes.TrimSuffix(b.Bytes(), []byte("\n")), '}'), nil
+		b = appendJSONString(append(b, `{"stringValue":`...), v.Str)
 	case ValueInt:
-		return []byte(`{"intValue":"` + strconv.FormatInt(v.Int, 10) + `"}`), nil
+		b = append(strconv.AppendInt(append(b, `{"intValue":"`...), v.Int, 10), '"')
 	case ValueDouble:
-		b := append([]byte(`{"doubleValue":`), jsonFloat(v.Double)...)
-		return append(b, '}'), nil
+		b = append(append(b, `{"doubleValue":`...), jsonFloat(v.Double)...)
 	case ValueBool:
-		return []byte(`{"boolValue":` + strconv.FormatBool(v.Bool) + `}`), nil
+		b = strconv.AppendBool(append(b, `{"boolValue":`...), v.Bool)
+	default:
+		b = append(b, '{')
 	}
-	return []byte(`{}`), nil
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, the rest
+// (<, >, & included) as is.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // float64JSON is a double as protobuf's JSON mapping writes it.
@@ -102,75 +137,135 @@ func searchMetrics(m SearchMetrics) *searchMetricsJSON {
 	return &out
 }
 
-// searchResponseJSON is tempopb.SearchResponse.
-type searchResponseJSON struct {
-	Traces  []traceSearchMetadataJSON `json:"traces"`
-	Metrics *searchMetricsJSON        `json:"metrics"`
-}
-
-// traceSearchMetadataJSON is tempopb.TraceSearchMetadata. SpanSet, which
-// Tempo deprecated, is still written (the first span set) for Grafana
-// versions that read only it.
-type traceSearchMetadataJSON struct {
-	TraceID           string        `json:"traceID"`
-	RootServiceName   string        `json:"rootServiceName,omitempty"`
-	RootTraceName     string        `json:"rootTraceName,omitempty"`
-	StartTimeUnixNano uint64        `json:"startTimeUnixNano,omitempty,string"`
-	DurationMs        uint32        `json:"durationMs,omitempty"`
-	SpanSet           *spanSetJSON  `json:"spanSet,omitempty"`
-	SpanSets          []spanSetJSON `json:"spanSets,omitempty"`
-}
-
-// spanSetJSON is tempopb.SpanSet.
-type spanSetJSON struct {
-	Spans      []spanJSON     `json:"spans,omitempty"`
-	Matched    uint32         `json:"matched,omitempty"`
-	Attributes []keyValueJSON `json:"attributes,omitempty"`
-}
-
-// spanJSON is tempopb.Span.
-type spanJSON struct {
-	SpanID            string         `json:"spanID,omitempty"`
-	Name              string         `json:"name,omitempty"`
-	StartTimeUnixNano uint64         `json:"startTimeUnixNano,omitempty,string"`
-	DurationNanos     uint64         `json:"durationNanos,omitempty,string"`
-	Attributes        []keyValueJSON `json:"attributes,omitempty"`
-}
-
-func encodeSearch(res SearchResponse) searchResponseJSON {
-	out := searchResponseJSON{Traces: make([]traceSearchMetadataJSON, len(res.Traces)), Metrics: searchMetrics(res.Metrics)}
+// appendSearch appends a search answer as tempopb.SearchResponse,
+// {"traces":[…],"metrics":{…}}, by hand: it is the largest JSON answer
+// (Traces Drilldown asks for 200 traces of 10 spans per span set), and
+// encoding/json spent most of its time reflecting and validating it.
+// SpanSet, which Tempo deprecated, is still written (the first span set)
+// for Grafana versions that read only it. BenchmarkSearch measures it.
+func appendSearch(b []byte, res SearchResponse) ([]byte, error) {
+	b = append(b, `{"traces":[`...)
 	for i, t := range res.Traces {
-		o := traceSearchMetadataJSON{
-			TraceID:           traceIDString(t.TraceID),
-			RootServiceName:   t.RootServiceName,
-			RootTraceName:     t.RootTraceName,
-			StartTimeUnixNano: t.StartTimeUnixNano,
-			DurationMs:        t.DurationMs,
+		if i > 0 {
+			b = append(b, ',')
 		}
-		for _, ss := range t.SpanSets {
-			o.SpanSets = append(o.SpanSets, encodeSpanSet(ss))
+		b = append(b, `{"traceID":`...)
+		b = appendJSONString(b, traceIDString(t.TraceID))
+		if t.RootServiceName != "" {
+			b = appendJSONString(append(b, `,"rootServiceName":`...), t.RootServiceName)
 		}
-		if len(o.SpanSets) > 0 {
-			first := o.SpanSets[0]
-			o.SpanSet = &first
+		if t.RootTraceName != "" {
+			b = appendJSONString(append(b, `,"rootTraceName":`...), t.RootTraceName)
 		}
-		out.Traces[i] = o
+		if t.StartTimeUnixNano != 0 {
+			b = appendUint64String(append(b, `,"startTimeUnixNano":`...), t.StartTimeUnixNano)
+		}
+		if t.DurationMs != 0 {
+			b = strconv.AppendUint(append(b, `,"durationMs":`...), uint64(t.DurationMs), 10)
+		}
+		if len(t.SpanSets) > 0 {
+			b = appendSpanSet(append(b, `,"spanSet":`...), t.SpanSets[0])
+			b = append(b, `,"spanSets":[`...)
+			for j, ss := range t.SpanSets {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendSpanSet(b, ss)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
-	return out
+	b = append(b, `],"metrics":`...)
+	m, err := json.Marshal(searchMetrics(res.Metrics))
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b, m...), '}'), nil
 }
 
-func encodeSpanSet(ss SpanSet) spanSetJSON {
-	o := spanSetJSON{Matched: ss.Matched, Attributes: keyValues(ss.Attributes)}
-	for _, sp := range ss.Spans {
-		o.Spans = append(o.Spans, spanJSON{
-			SpanID:            hex.EncodeToString(sp.SpanID),
-			Name:              sp.Name,
-			StartTimeUnixNano: sp.StartTimeUnixNano,
-			DurationNanos:     sp.DurationNanos,
-			Attributes:        keyValues(sp.Attributes),
-		})
+// appendSpanSet appends a tempopb.SpanSet.
+func appendSpanSet(b []byte, ss SpanSet) []byte {
+	b = append(b, '{')
+	comma := false
+	if len(ss.Spans) > 0 {
+		b = append(b, `"spans":[`...)
+		for i, sp := range ss.Spans {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendSpan(b, sp)
+		}
+		b = append(b, ']')
+		comma = true
 	}
-	return o
+	if ss.Matched != 0 {
+		if comma {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(append(b, `"matched":`...), uint64(ss.Matched), 10)
+		comma = true
+	}
+	if len(ss.Attributes) > 0 {
+		if comma {
+			b = append(b, ',')
+		}
+		b = appendKeyValues(append(b, `"attributes":`...), ss.Attributes)
+	}
+	return append(b, '}')
+}
+
+// appendSpan appends a tempopb.Span.
+func appendSpan(b []byte, sp Span) []byte {
+	b = append(b, '{')
+	comma := false
+	field := func(name string) {
+		if comma {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), name...), `":`...)
+		comma = true
+	}
+	if len(sp.SpanID) > 0 {
+		field("spanID")
+		b = append(hex.AppendEncode(append(b, '"'), sp.SpanID), '"')
+	}
+	if sp.Name != "" {
+		field("name")
+		b = appendJSONString(b, sp.Name)
+	}
+	if sp.StartTimeUnixNano != 0 {
+		field("startTimeUnixNano")
+		b = appendUint64String(b, sp.StartTimeUnixNano)
+	}
+	if sp.DurationNanos != 0 {
+		field("durationNanos")
+		b = appendUint64String(b, sp.DurationNanos)
+	}
+	if len(sp.Attributes) > 0 {
+		field("attributes")
+		b = appendKeyValues(b, sp.Attributes)
+	}
+	return append(b, '}')
+}
+
+// appendKeyValues appends OTLP KeyValues.
+func appendKeyValues(b []byte, kvs []KeyValue) []byte {
+	b = append(b, '[')
+	for i, kv := range kvs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(append(b, `{"key":`...), kv.Key)
+		b = append(appendValue(append(b, `,"value":`...), kv.Value), '}')
+	}
+	return append(b, ']')
+}
+
+// appendUint64String appends a 64-bit integer as protobuf's JSON mapping
+// writes it: a string.
+func appendUint64String(b []byte, n uint64) []byte {
+	return append(strconv.AppendUint(append(b, '"'), n, 10), '"')
 }
 
 // tagNamesJSON is tempopb.SearchTagsResponse (v1).

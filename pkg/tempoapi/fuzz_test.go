@@ -1,6 +1,7 @@
 package tempoapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -200,5 +201,24 @@ func FuzzRequests(f *testing.F) {
 		default:
 			t.Fatalf("%s?%s: %d %s", path, query, rec.Code, rec.Body)
 		}
+	})
+}
+
+// FuzzAppendJSONString checks that strings read back as encoding/json
+// writes them (invalid UTF-8 as U+FFFD), with <, > and & unescaped.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\x00\x1f", "<a&b>", "Zürich", "\xff\xfe", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		require.NoError(t, json.Unmarshal(b, &got), string(b))
+		std, err := json.Marshal(s)
+		require.NoError(t, err)
+		var want string
+		require.NoError(t, json.Unmarshal(std, &want))
+		require.Equal(t, want, got)
+		require.NotContains(t, string(b), `\u003c`)
 	})
 }

@@ -1,8 +1,10 @@
 package tempoapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -44,16 +46,15 @@ func (a *API) serveTraceV1(w http.ResponseWriter, r *http.Request, tenant string
 		if err != nil {
 			return err
 		}
-		writeProtobuf(w, b)
+		writeProtobuf(w, nil, b)
 		return nil
 	}
 	spans, err := resourceSpansJSON(td)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, struct {
-		Batches json.RawMessage `json:"batches"`
-	}{spans})
+	writeRawJSON(w, `{"batches":`, spans, `}`)
+	return nil
 }
 
 // serveTraceV2 is /api/v2/traces/<id>.
@@ -70,21 +71,18 @@ func (a *API) serveTraceV2(w http.ResponseWriter, r *http.Request, tenant string
 		if err != nil {
 			return err
 		}
-		out := protowire.AppendTag(nil, traceByIDResponseTrace, protowire.BytesType)
-		writeProtobuf(w, protowire.AppendBytes(out, b))
+		// The trace's field is the tag, the length and the bytes, written
+		// apart so that a large trace is not copied.
+		head := protowire.AppendTag(nil, traceByIDResponseTrace, protowire.BytesType)
+		writeProtobuf(w, protowire.AppendVarint(head, uint64(len(b))), b)
 		return nil
 	}
 	spans, err := resourceSpansJSON(td)
 	if err != nil {
 		return err
 	}
-	type traceJSON struct {
-		ResourceSpans json.RawMessage `json:"resourceSpans"`
-	}
-	return writeJSON(w, struct {
-		Trace  traceJSON `json:"trace"`
-		Status string    `json:"status"`
-	}{traceJSON{spans}, "COMPLETE"})
+	writeRawJSON(w, `{"trace":{"resourceSpans":`, spans, `},"status":"COMPLETE"}`)
+	return nil
 }
 
 // isWholeTraceFilter reports whether a v2 q asks for every span: {} or
@@ -134,17 +132,36 @@ func wantsProtobuf(r *http.Request) bool {
 	return false
 }
 
-func writeProtobuf(w http.ResponseWriter, b []byte) {
+// writeProtobuf answers 200 with the protobuf message head+body.
+func writeProtobuf(w http.ResponseWriter, head, body []byte) {
 	w.Header().Set("Content-Type", contentTypeProtobuf)
-	_, _ = w.Write(b)
+	w.Header().Set("Content-Length", strconv.Itoa(len(head)+len(body)))
+	_, _ = w.Write(head)
+	_, _ = w.Write(body)
 }
+
+// writeRawJSON answers 200 with the JSON before+raw+after.
+func writeRawJSON(w http.ResponseWriter, before string, raw []byte, after string) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(before))
+	_, _ = w.Write(raw)
+	_, _ = w.Write([]byte(after))
+}
+
+// otlpJSONPrefix is how pdata's OTLP JSON of traces with spans begins.
+const otlpJSONPrefix = `{"resourceSpans":`
 
 // resourceSpansJSON returns the OTLP JSON array of the trace's resource
 // spans.
-func resourceSpansJSON(td ptrace.Traces) (json.RawMessage, error) {
+func resourceSpansJSON(td ptrace.Traces) ([]byte, error) {
 	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
 	if err != nil {
 		return nil, err
+	}
+	// pdata writes {"resourceSpans":[…]} and nothing else: the array is cut
+	// out without decoding a large trace again.
+	if rest, ok := bytes.CutPrefix(b, []byte(otlpJSONPrefix)); ok && bytes.HasSuffix(rest, []byte("]}")) {
+		return rest[:len(rest)-1], nil
 	}
 	var data struct {
 		ResourceSpans json.RawMessage `json:"resourceSpans"`
