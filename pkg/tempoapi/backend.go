@@ -69,8 +69,10 @@ type SearchRequest struct {
 	// SpansPerSpanSet is the most spans each span set lists (their count
 	// is in Matched); 0 lists them all.
 	SpansPerSpanSet int
-	// Start and End bound the traces' start times, both zero or neither.
-	// Zero means recent data only, as Tempo does (what ingesters hold).
+	// Start and End bound where to look: traces with spans in [Start,
+	// End]. Both are zero or neither; zero means recent data only, as
+	// Tempo does (what ingesters hold), which is what a search without a
+	// time range asks.
 	Start, End time.Time
 }
 

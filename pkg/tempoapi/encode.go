@@ -19,8 +19,8 @@ import (
 //   - 64-bit integers are strings ("startTimeUnixNano":"1700000000000000000"),
 //     32-bit ones numbers ("durationMs":12);
 //   - zero values are left out, except that the top-level lists (traces,
-//     series, tagNames, tagValues, scopes) are always written, empty or not,
-//     and sample and series values are always written;
+//     series, tagNames, tagValues, scopes), the metrics object, series
+//     labels and sample and series values are always written;
 //   - doubles that JSON cannot hold are the strings "NaN", "Infinity" and
 //     "-Infinity";
 //   - attributes are OTLP KeyValues: {"key":k,"value":{"stringValue":v}},
