@@ -273,3 +273,74 @@ func guard[T any](fn func() (T, error)) (v T, err error) {
 	}()
 	return fn()
 }
+
+// Scan calls fn with every trace of the block that has a span in [start,
+// end] (Unix ns; both 0: every trace), in trace ID order, until fn returns
+// false. It reads every column of the row groups whose time range meets
+// [start, end].
+func (b *Block) Scan(ctx context.Context, start, end int64, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	if start != 0 || end != 0 {
+		if b.meta.MaxTime < start || b.meta.MinTime > end {
+			return nil
+		}
+	}
+	f, err := b.parquetFile(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = guard(func() (struct{}, error) { return struct{}{}, scanRows(ctx, f, start, end, fn) })
+	if err != nil {
+		return fmt.Errorf("scanning trace block %s: %w", b.meta.ULID, err)
+	}
+	return nil
+}
+
+func scanRows(ctx context.Context, f *parquet.File, start, end int64, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	var trace []spanRow
+	flush := func() (bool, error) {
+		if len(trace) == 0 {
+			return true, nil
+		}
+		defer func() { trace = trace[:0] }()
+		if (start != 0 || end != 0) && (trace[0].TraceEnd < start || trace[0].TraceStart > end) {
+			return true, nil
+		}
+		td, err := tracesOf(trace)
+		if err != nil {
+			return false, fmt.Errorf("trace %x: %w", trace[0].TraceID, err)
+		}
+		return fn(trace[0].TraceID, td), nil
+	}
+	buf := make([]spanRow, 256)
+	for _, rg := range f.RowGroups() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := parquet.NewGenericRowGroupReader[spanRow](rg)
+		for {
+			n, err := r.Read(buf)
+			for _, row := range buf[:n] {
+				if len(trace) > 0 && row.TraceID != trace[0].TraceID {
+					more, ferr := flush()
+					if ferr != nil || !more {
+						r.Close()
+						return ferr
+					}
+				}
+				trace = append(trace, row)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				r.Close()
+				return err
+			}
+		}
+		if err := r.Close(); err != nil {
+			return err
+		}
+	}
+	_, err := flush()
+	return err
+}
