@@ -90,8 +90,7 @@ func (k Kind) String() string {
 // result. Only the field that belongs to Type is set: Str for strings, Num
 // for ints, durations (nanoseconds), bools (0 or 1), statuses and kinds,
 // Float for floats, Array for arrays (whose elements are not arrays). The
-// zero Value is nil. Values are compared with ==-free helpers because of
-// Array; reflect.DeepEqual works on them.
+// zero Value is nil. Value holds a slice, so compare with Equal, not ==.
 type Value struct {
 	Type  ValueType
 	Str   string
