@@ -106,6 +106,7 @@ func (e *Evaluator) Eval(t *Trace) []Spanset {
 	}
 	out := make([]Spanset, 0, len(sets))
 	ti := sets[0].ti
+	c := &spanCtx{ti: ti}
 	for _, s := range sets {
 		spans := slices.Clone(s.spans)
 		slices.SortFunc(spans, func(a, b int32) int {
@@ -113,7 +114,7 @@ func (e *Evaluator) Eval(t *Trace) []Spanset {
 		})
 		ss := Spanset{Spans: make([]MatchedSpan, len(spans)), Attributes: s.attrs}
 		for j, i := range spans {
-			ss.Spans[j] = e.matchedSpan(ti, int(i))
+			ss.Spans[j] = e.matchedSpan(c, int(i))
 		}
 		out = append(out, ss)
 	}
@@ -144,10 +145,10 @@ func (e *Evaluator) eval(t *Trace) []spansetWithTrace {
 	return out
 }
 
-func (e *Evaluator) matchedSpan(ti *traceInfo, i int) MatchedSpan {
-	s := &ti.t.Spans[i]
+func (e *Evaluator) matchedSpan(c *spanCtx, i int) MatchedSpan {
+	s := &c.ti.t.Spans[i]
 	m := MatchedSpan{Index: i, SpanID: s.ID, Name: s.Name, StartUnixNano: s.Start, DurationNanos: s.Duration()}
-	c := &spanCtx{ti: ti, i: i, s: s}
+	c.i, c.s = i, s
 	for _, f := range e.output {
 		var v Value
 		var ok bool

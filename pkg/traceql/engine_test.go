@@ -16,7 +16,7 @@ import (
 )
 
 // sampleTraces returns the traces of some case files.
-func sampleTraces(t *testing.T) []Trace {
+func sampleTraces(t testing.TB) []Trace {
 	var traces []Trace
 	for _, path := range []string{"testdata/cases/filters.txt", "testdata/cases/structural.txt", "testdata/cases/pipelines.txt"} {
 		f, err := os.Open(path)

@@ -29,7 +29,11 @@ type MetricsRequest struct {
 
 // Steps returns the number of steps of the request.
 func (r MetricsRequest) Steps() int {
-	return int((r.End - r.Start + r.Step - 1) / r.Step)
+	n := (r.End - r.Start) / r.Step
+	if (r.End-r.Start)%r.Step != 0 {
+		n++
+	}
+	return int(n)
 }
 
 // StepStart returns the start of step i, in unix nanoseconds.
