@@ -298,6 +298,24 @@ type MetricsAggregate struct {
 	Quantiles []float64
 	// By groups the series: one series per distinct value.
 	By []FieldExpr
+	// Filter, when set, keeps the points that compare to a number
+	// (`rate() > 10`).
+	Filter *MetricsFilter
+	// Limit, when set, keeps at each step only the k highest or lowest
+	// series (`| topk(10)`, `| bottomk(10)`).
+	Limit *MetricsLimit
+}
+
+// MetricsFilter is a comparison of a metrics query's points with a number.
+type MetricsFilter struct {
+	Op    Operator // = != < <= > >=
+	Value float64
+}
+
+// MetricsLimit is topk (Bottom false) or bottomk (Bottom true).
+type MetricsLimit struct {
+	Bottom bool
+	K      int
 }
 
 // MetricsOp is a metrics function.

@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -311,6 +312,67 @@ func (me *MetricsEvaluator) Series() []Series {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b Series) int { return compareLabels(a.Labels, b.Labels) })
+	if f := me.m.Filter; f != nil {
+		for _, s := range out {
+			for i, v := range s.Values {
+				if c, ok := compareScalars(FloatValue(v), FloatValue(f.Value)); math.IsNaN(v) || !ok || !holds(f.Op, c) {
+					s.Values[i] = math.NaN()
+				}
+			}
+		}
+		out = me.dropEmpty(out)
+	}
+	if l := me.m.Limit; l != nil {
+		limit(out, l)
+		out = me.dropEmpty(out)
+	}
+	return out
+}
+
+// limit keeps, at each step, the values of the k highest (lowest for
+// bottomk) series; ties go to the series that sorts first.
+func limit(series []Series, l *MetricsLimit) {
+	if len(series) == 0 {
+		return
+	}
+	var idx []int
+	for i := range series[0].Values {
+		idx = idx[:0]
+		for k := range series {
+			if !math.IsNaN(series[k].Values[i]) {
+				idx = append(idx, k)
+			}
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			c := cmp.Compare(series[b].Values[i], series[a].Values[i])
+			if l.Bottom {
+				c = -c
+			}
+			return c
+		})
+		for _, k := range idx[min(l.K, len(idx)):] {
+			series[k].Values[i] = math.NaN()
+		}
+	}
+}
+
+// dropEmpty drops the series without values and the exemplars of steps
+// without a value.
+func (me *MetricsEvaluator) dropEmpty(series []Series) []Series {
+	out := series[:0]
+	for _, s := range series {
+		if !slices.ContainsFunc(s.Values, func(v float64) bool { return !math.IsNaN(v) }) {
+			continue
+		}
+		var ex []Exemplar
+		for _, e := range s.Exemplars {
+			if !math.IsNaN(s.Values[int((e.TimeUnixNano-me.req.Start)/me.req.Step)]) {
+				ex = append(ex, e)
+			}
+		}
+		s.Exemplars = ex
+		out = append(out, s)
+	}
 	return out
 }
 

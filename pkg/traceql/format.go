@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -155,6 +156,16 @@ func (m *MetricsAggregate) String() string {
 		b.WriteString(" by(")
 		b.WriteString(fieldList(m.By))
 		b.WriteByte(')')
+	}
+	if f := m.Filter; f != nil {
+		b.WriteString(" " + f.Op.String() + " " + formatFloat(f.Value))
+	}
+	if l := m.Limit; l != nil {
+		fn := "topk"
+		if l.Bottom {
+			fn = "bottomk"
+		}
+		b.WriteString(" | " + fn + "(" + strconv.Itoa(l.K) + ")")
 	}
 	return b.String()
 }

@@ -385,7 +385,50 @@ func (p *parser) metrics() (*MetricsAggregate, error) {
 		}
 		m.By = by
 	}
+	if op, ok := comparisonOps[p.peek().kind]; ok && op != OpRegex && op != OpNotRegex {
+		p.next()
+		v, err := p.signedNumber()
+		if err != nil {
+			return nil, err
+		}
+		f, _ := v.AsFloat()
+		m.Filter = &MetricsFilter{Op: op, Value: f}
+	}
+	if p.peek().kind == tPipe {
+		if t := p.peekAt(1); t.kind == tIdent && (t.text == "topk" || t.text == "bottomk") {
+			p.next()
+			p.next()
+			if _, err := p.expect(tLParen, `"(" after `+t.text); err != nil {
+				return nil, err
+			}
+			k := p.next()
+			if k.kind != tInt || k.val.Num < 1 || k.val.Num > math.MaxInt32 {
+				return nil, p.errorf(k.pos, "%s() takes a positive integer, found %s", t.text, k)
+			}
+			if _, err := p.expect(tRParen, `")"`); err != nil {
+				return nil, err
+			}
+			m.Limit = &MetricsLimit{Bottom: t.text == "bottomk", K: int(k.val.Num)}
+		}
+	}
 	return m, nil
+}
+
+// signedNumber reads an int or float with an optional minus.
+func (p *parser) signedNumber() (Value, error) {
+	t := p.next()
+	neg := t.kind == tSub
+	if neg {
+		t = p.next()
+	}
+	if t.kind != tInt && t.kind != tFloat {
+		return Value{}, p.errorf(t.pos, "expected a number, found %s", t)
+	}
+	v := t.val
+	if neg {
+		v, _ = negate(v)
+	}
+	return v, nil
 }
 
 // hints parses `with (name=value, …)`.

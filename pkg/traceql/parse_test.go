@@ -154,6 +154,9 @@ var validQueries = []struct{ in, want string }{
 	{`{ span.a = 1 } | by(span.b) | count() > 1 | rate() by(span.b) with(exemplars=true, sample=0.1)`, ``},
 	{`{ resource.service.name = "foo" } | rate() by (instrumentation:name)`, `{ resource.service.name = "foo" } | rate() by(instrumentation:name)`},
 	{`{} | sum_over_time(span.bytes / 1024)`, ``},
+	{`{} | rate() by (resource.service.name) > 10`, `{} | rate() by(resource.service.name) > 10.0`},
+	{`{} | rate() | topk(10)`, ``},
+	{`{} | count_over_time() by(span.x) <= -1.5 | bottomk(3) with(exemplars=true)`, ``},
 }
 
 func TestParseValid(t *testing.T) {
@@ -266,6 +269,10 @@ func TestParseInvalid(t *testing.T) {
 		{`{} | quantile_over_time(duration, 1.5)`, 1, 35, "between 0 and 1"},
 		{`{} | quantile_over_time(duration, "x")`, 1, 35, "between 0 and 1"},
 		{`{} | rate() by ()`, 1, 17, "expected a value"},
+		{`{} | rate() | topk(0)`, 1, 20, "topk() takes a positive integer"},
+		{`{} | rate() | bottomk(x)`, 1, 23, "bottomk() takes a positive integer"},
+		{`{} | rate() > "a"`, 1, 15, "expected a number"},
+		{`{} | rate() =~ 1`, 1, 13, "after the end of the query"},
 		{`{} with ()`, 1, 10, "a hint name"},
 		{`{} with (a)`, 1, 11, `expected "=" after the hint name`},
 		{`{} with (a=ok)`, 1, 12, "a hint's value is"},
