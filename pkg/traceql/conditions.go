@@ -33,7 +33,8 @@ func (c Condition) String() string {
 // storage layer may push down, for fetching only what a query needs.
 //
 // conds lists each field the query reads at least once; fields without a
-// test come with OpNone.
+// test come with OpNone. Spans always need their ID, parent ID, name,
+// start and end besides.
 //
 // When allConditions is true, a span belongs to the query's first filter
 // exactly when it passes every test in conds: the storage layer may drop

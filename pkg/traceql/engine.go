@@ -23,6 +23,9 @@ type Evaluator struct {
 type Spanset struct {
 	Spans      []MatchedSpan
 	Attributes []Attr
+	// Matched is the number of spans in the spanset, of which Spans may
+	// hold only the first (see EvalLimit).
+	Matched int
 }
 
 // MatchedSpan is a span of a Spanset with the attributes the query read:
@@ -99,7 +102,11 @@ func (e *Evaluator) Query() *Query { return e.query }
 
 // Eval returns the spansets the query selects from t; none when the
 // trace does not match.
-func (e *Evaluator) Eval(t *Trace) []Spanset {
+func (e *Evaluator) Eval(t *Trace) []Spanset { return e.EvalLimit(t, 0) }
+
+// EvalLimit is Eval returning at most spansPerSpanset spans of each
+// spanset, the earliest (all for 0); Matched still counts them all.
+func (e *Evaluator) EvalLimit(t *Trace, spansPerSpanset int) []Spanset {
 	sets := e.eval(t)
 	if len(sets) == 0 {
 		return nil
@@ -112,7 +119,11 @@ func (e *Evaluator) Eval(t *Trace) []Spanset {
 		slices.SortFunc(spans, func(a, b int32) int {
 			return cmp.Or(cmp.Compare(t.Spans[a].Start, t.Spans[b].Start), cmp.Compare(a, b))
 		})
-		ss := Spanset{Spans: make([]MatchedSpan, len(spans)), Attributes: s.attrs}
+		ss := Spanset{Attributes: s.attrs, Matched: len(spans)}
+		if spansPerSpanset > 0 && len(spans) > spansPerSpanset {
+			spans = spans[:spansPerSpanset]
+		}
+		ss.Spans = make([]MatchedSpan, len(spans))
 		for j, i := range spans {
 			ss.Spans[j] = e.matchedSpan(c, int(i))
 		}

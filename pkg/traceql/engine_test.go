@@ -236,6 +236,21 @@ func assertEqualSpansets(a, b []Spanset) bool {
 	return true
 }
 
+func TestEvalLimit(t *testing.T) {
+	tr := Trace{Spans: []Span{
+		{ID: []byte{1}, Start: 30}, {ID: []byte{2}, Start: 10}, {ID: []byte{3}, Start: 20},
+	}}
+	q, err := Parse(`{}`)
+	require.NoError(t, err)
+	ev, err := NewEvaluator(q)
+	require.NoError(t, err)
+	got := ev.EvalLimit(&tr, 2)
+	require.Len(t, got, 1)
+	require.Equal(t, 3, got[0].Matched)
+	require.Equal(t, [][]byte{{2}, {3}}, spanIDs(got[0]))
+	require.Len(t, ev.Eval(&tr)[0].Spans, 3)
+}
+
 func TestEvalEmptyTrace(t *testing.T) {
 	q, err := Parse(`{}`)
 	require.NoError(t, err)
