@@ -136,11 +136,11 @@ func TestDecodeOTLPErrors(t *testing.T) {
 		},
 		"time after 2262": {
 			body: otlpJSON(okIDs + `,"endTimeUnixNano":"18446744073709551615"`),
-			want: "resource 0 scope 0 span 0: endTimeUnixNano 18446744073709551615 is after 2262 (Unix nanoseconds in 63 bits)",
+			want: "resource 0 scope 0 span 0: end_time_unix_nano 18446744073709551615 is after 2262 (Unix nanoseconds in 63 bits)",
 		},
 		"event time after 2262": {
 			body: otlpJSON(okIDs + `,"events":[{"timeUnixNano":"9223372036854775808"}]`),
-			want: "resource 0 scope 0 span 0 event 0: timeUnixNano 9223372036854775808 is after 2262 (Unix nanoseconds in 63 bits)",
+			want: "resource 0 scope 0 span 0 event 0: time_unix_nano 9223372036854775808 is after 2262 (Unix nanoseconds in 63 bits)",
 		},
 		"unknown kind name": {
 			body: otlpJSON(okIDs + `,"kind":"SPAN_KIND_SOMETIMES"`),
@@ -202,6 +202,79 @@ func TestDecodeOTLPDeepValues(t *testing.T) {
 	value := strings.Repeat(`{"arrayValue":{"values":[`, 1000) + `{"boolValue":true}` + strings.Repeat(`]}}`, 1000)
 	_, err = DecodeOTLP([]byte(otlpJSON(okIDs+`,"attributes":[{"key":"deep","value":`+value+`}]`)), ContentTypeJSON)
 	require.ErrorContains(t, err, "JSON body nests more than 268 deep")
+
+	// Within what JSON allows, but deeper than values may nest.
+	value = strings.Repeat(`{"arrayValue":{"values":[`, 80) + `{"boolValue":true}` + strings.Repeat(`]}}`, 80)
+	_, err = DecodeOTLP([]byte(otlpJSON(okIDs+`,"attributes":[{"key":"deep","value":`+value+`}]`)), ContentTypeJSON)
+	require.EqualError(t, err, `resource 0 scope 0 span 0: attribute "deep": its value nests more than 64 deep`)
+}
+
+// FuzzDecodeOTLP: no body makes DecodeOTLP or SplitProto panic; they
+// agree on which protobuf bodies are valid; whatever decodes is kept or
+// rejected span by span by Split, never refused, and every piece decodes
+// with pdata as the ingester decodes it.
+func FuzzDecodeOTLP(f *testing.F) {
+	td := sampleTraces(f)
+	req := ptraceotlp.NewExportRequestFromTraces(td)
+	pb, err := req.MarshalProto()
+	require.NoError(f, err)
+	js, err := req.MarshalJSON()
+	require.NoError(f, err)
+	f.Add(pb, false)
+	f.Add(js, true)
+	f.Add([]byte(otlpJSON(okIDs+`,"kind":9`)), true)
+	f.Add(appendRequest(nil, spanBytes(pcommon.TraceID{}, spanID(1))), false)
+	f.Add(appendRequest(nil, withField(spanBytes(traceID(1), spanID(1)), spanAttributes, bytesField(keyValue("deep", nested(3))))), false)
+	f.Add([]byte{}, false)
+	lim := Limits{MaxAttributeKeyBytes: 8, MaxAttributeValueBytes: 8, MaxBytesPerTrace: 600}
+	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
+		ct := ContentTypeProtobuf
+		if asJSON {
+			ct = ContentTypeJSON
+		}
+		td, err := DecodeOTLP(body, ct)
+		if !asJSON {
+			b, serr := SplitProto(body, lim)
+			require.Equal(t, err == nil, serr == nil, "DecodeOTLP: %v; SplitProto: %v", err, serr)
+			if serr == nil {
+				requireBatch(t, b, td.SpanCount())
+			}
+		}
+		if err != nil {
+			var e *Error
+			require.True(t, errors.As(err, &e), "error of type %T: %v", err, err)
+			return
+		}
+		b, err := Split(td, lim)
+		require.NoError(t, err)
+		requireBatch(t, b, td.SpanCount())
+	})
+}
+
+// requireBatch checks that a Batch accounts for every span and that its
+// pieces decode, each holding its trace only.
+func requireBatch(t *testing.T, b *Batch, spans int) {
+	t.Helper()
+	require.Equal(t, spans, b.Spans+b.RejectedSpans)
+	n, size := 0, 0
+	for _, r := range b.Rejected {
+		n += r
+	}
+	require.Equal(t, b.RejectedSpans, n)
+	require.Equal(t, b.RejectedSpans > 0, b.FirstRejection != nil)
+	for _, tr := range b.Traces {
+		got := unmarshal(t, tr.Data)
+		require.Equal(t, tr.Spans, got.SpanCount())
+		for _, rs := range got.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					require.Equal(t, tr.ID, sp.TraceID())
+				}
+			}
+		}
+		size += len(tr.Data)
+	}
+	require.Equal(t, b.Bytes, size)
 }
 
 func benchTraces(b *testing.B) ptrace.Traces {
