@@ -319,9 +319,13 @@ func (d *Distributor) send(ctx context.Context, tenantID string, req *writev2.Re
 		// samples in their answer, not as errors).
 		return nil, &Error{Code: http.StatusServiceUnavailable, RetryAfter: "1", Msg: fmt.Sprintf("writing to ingesters with a quorum failed, retry later: %v", err)}
 	}
+	// Replicas past the quorum may still answer: what they fold into
+	// merged is copied out under the lock.
 	mu.Lock()
 	defer mu.Unlock()
-	return merged, nil
+	out := &client.PushResponse{}
+	mergeResponse(out, merged)
+	return out, nil
 }
 
 // everyKeyOnEveryInstance says whether the ingester ring places every key

@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -236,9 +237,11 @@ func (l *Logs) send(ctx context.Context, tenantID string, req *logspb.PushReques
 	if err != nil {
 		return nil, &Error{Code: http.StatusServiceUnavailable, RetryAfter: "1", Msg: fmt.Sprintf("writing logs to ingesters with a quorum failed, retry later: %v", err)}
 	}
+	// Replicas past the quorum may still answer: what they write into
+	// merged is copied out under the lock.
 	mu.Lock()
 	defer mu.Unlock()
-	return merged, nil
+	return &logspb.PushResponse{Rejected: maps.Clone(merged.Rejected), FirstError: merged.FirstError, LimitError: merged.LimitError}, nil
 }
 
 // partialLogsMessage answers a push of which some entries were rejected.
