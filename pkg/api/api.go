@@ -1,8 +1,8 @@
 // Package api is the one place that says which HTTP paths a Canopy process
 // serves and which component serves each. Modules register their handlers
 // through it (never on the router directly), so the table of routes below,
-// the index page and the route tests cannot drift apart. The Tempo, ruler
-// and remediation APIs register here as they land.
+// the index page and the route tests cannot drift apart. The ruler and
+// remediation APIs register here as they land.
 package api
 
 import (
@@ -21,6 +21,9 @@ const (
 	PathPush           = "/api/v1/push"
 	PathOTLPMetrics    = "/otlp/v1/metrics"
 	PathOTLPLogs       = "/otlp/v1/logs"
+	PathOTLPTraces     = "/otlp/v1/traces"
+	PathZipkinSpans    = "/api/v2/spans"
+	PrefixTempo        = "/tempo/api/"
 	PathLokiPush       = "/loki/api/v1/push"
 	PathLokiDelete     = "/loki/api/v1/delete"
 	PrefixLokiV1       = "/loki/api/v1/"
@@ -111,6 +114,22 @@ func (a *API) RegisterLogsDistributor(push, otlp http.Handler) {
 	post := []string{http.MethodPost}
 	a.Register(Route{Path: PathLokiPush, Methods: post, Component: "distributor", Help: "Loki push (snappy protobuf, JSON; gzip, zstd)"}, push)
 	a.Register(Route{Path: PathOTLPLogs, Methods: post, Component: "distributor", Help: "OTLP logs over HTTP"}, otlp)
+}
+
+// RegisterTracesDistributor serves the traces write endpoints; zipkin may
+// be nil.
+func (a *API) RegisterTracesDistributor(otlp, zipkin http.Handler) {
+	post := []string{http.MethodPost}
+	a.Register(Route{Path: PathOTLPTraces, Methods: post, Component: "distributor", Help: "OTLP traces over HTTP"}, otlp)
+	if zipkin != nil {
+		a.Register(Route{Path: PathZipkinSpans, Methods: post, Component: "distributor", Help: "Zipkin v2 JSON spans"}, zipkin)
+	}
+}
+
+// RegisterTempoAPI serves the Tempo HTTP query API (the Grafana Tempo
+// datasource URL is <host>/tempo).
+func (a *API) RegisterTempoAPI(component string, h http.Handler) {
+	a.Register(Route{Path: PrefixTempo, Prefix: true, Methods: []string{http.MethodGet}, Component: component, Tenant: true, Help: "Tempo HTTP API (trace by ID, TraceQL search, tags)"}, h)
 }
 
 // RegisterLokiAPI serves the Loki HTTP query API (the Grafana Loki

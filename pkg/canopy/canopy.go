@@ -33,6 +33,8 @@ import (
 	logsingester "github.com/canopy-observability/canopy/pkg/ingester/logs"
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	tracesingester "github.com/canopy-observability/canopy/pkg/ingester/traces"
+	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -56,23 +58,27 @@ type Canopy struct {
 	IngesterRing  *ring.Ring
 	ingesterPool  *client.Pool
 	logsPool      *logsclient.Pool
+	tracesPool    *tracesclient.Pool
 	// logsGateway is the logs unit of the store-gateway of this process
 	// (set when it runs one): the querier of the process reads it directly.
-	logsGateway      *storegateway.Logs
-	Ingester         *ingester.Ingester        // hosts the signal units below
-	MetricsIngester  *metricsingester.Ingester // the metrics unit, when hosted
-	LogsIngester     *logsingester.Ingester    // the logs unit, when hosted
-	LogsRing         *ring.Ring
-	LogsDistributor  *distributor.Logs
-	LogQLEngine      *logql.Engine
-	Distributor      *distributor.Distributor
-	OTLP             *distributor.OTLPListeners
-	Queryable        storage.Queryable
-	Engine           *promql.Engine
-	Bucket           objstore.InstrumentedBucket
-	Compactor        *compactor.Compactor
-	StoreGatewayRing *ring.Ring
-	Frontend         *frontend.Frontend
+	logsGateway       *storegateway.Logs
+	Ingester          *ingester.Ingester        // hosts the signal units below
+	MetricsIngester   *metricsingester.Ingester // the metrics unit, when hosted
+	LogsIngester      *logsingester.Ingester    // the logs unit, when hosted
+	LogsRing          *ring.Ring
+	LogsDistributor   *distributor.Logs
+	TracesIngester    *tracesingester.Ingester // the traces unit, when hosted
+	TracesRing        *ring.Ring
+	TracesDistributor *distributor.Traces
+	LogQLEngine       *logql.Engine
+	Distributor       *distributor.Distributor
+	OTLP              *distributor.OTLPListeners
+	Queryable         storage.Queryable
+	Engine            *promql.Engine
+	Bucket            objstore.InstrumentedBucket
+	Compactor         *compactor.Compactor
+	StoreGatewayRing  *ring.Ring
+	Frontend          *frontend.Frontend
 
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
 	apiOnce    sync.Once

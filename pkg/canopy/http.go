@@ -71,6 +71,12 @@ func (c *Canopy) serveReady(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if c.TracesIngester != nil && c.TracesRing != nil {
+		if st, err := c.TracesRing.GetInstanceState(c.TracesIngester.Lifecycler().ID); err != nil || st != ring.ACTIVE {
+			http.Error(w, "not ready: this process's traces ingester is not ACTIVE in the traces-ingester ring it reads yet", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	fmt.Fprintln(w, "ready")
 }
 

@@ -33,6 +33,8 @@ import (
 	logsingester "github.com/canopy-observability/canopy/pkg/ingester/logs"
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
 	metricsingester "github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	tracesingester "github.com/canopy-observability/canopy/pkg/ingester/traces"
+	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
 	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/querier"
@@ -40,6 +42,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storage/logdelete"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -56,6 +59,9 @@ const (
 	LogsRing      = "logs-ingester-ring"
 	LogsPool      = "logs-ingester-client-pool"
 	LogsWrite     = "logs-distributor"
+	TracesRing    = "traces-ingester-ring"
+	TracesPool    = "traces-ingester-client-pool"
+	TracesWrite   = "traces-distributor"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
@@ -74,11 +80,11 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:           {Distributor, LogsWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
-	Write:         {Distributor, LogsWrite, OTLPReceivers, Ingester},
+	All:           {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
+	Write:         {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester},
 	Read:          {QueryFrontend, Querier},
 	Backend:       {StoreGateway, Compactor},
-	Distributor:   {Distributor, LogsWrite, OTLPReceivers},
+	Distributor:   {Distributor, LogsWrite, TracesWrite, OTLPReceivers},
 	Ingester:      {Ingester},
 	QueryFrontend: {QueryFrontend},
 	Querier:       {Querier},
@@ -108,8 +114,11 @@ var deps = map[string][]string{
 	LogsRing:      {MemberlistKV},
 	LogsPool:      {Server, LogsRing},
 	LogsWrite:     {Distributor, LogsRing, LogsPool},
-	OTLPReceivers: {Distributor, LogsWrite},
-	Querier:       {IngesterRing, IngesterPool, LogsRing, LogsPool, StoreGWRing, Bucket, Overrides, API},
+	TracesRing:    {MemberlistKV},
+	TracesPool:    {Server, TracesRing},
+	TracesWrite:   {Distributor, TracesRing, TracesPool},
+	OTLPReceivers: {Distributor, LogsWrite, TracesWrite},
+	Querier:       {IngesterRing, IngesterPool, LogsRing, LogsPool, TracesRing, TracesPool, StoreGWRing, Bucket, Overrides, API},
 	StoreGWRing:   {MemberlistKV},
 	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
 	QueryFrontend: {Server, Overrides, API},
@@ -133,6 +142,9 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(LogsRing, c.initLogsRing, modules.UserInvisibleModule)
 	mm.RegisterModule(LogsPool, c.initLogsPool, modules.UserInvisibleModule)
 	mm.RegisterModule(LogsWrite, c.initLogsDistributor, modules.UserInvisibleModule)
+	mm.RegisterModule(TracesRing, c.initTracesRing, modules.UserInvisibleModule)
+	mm.RegisterModule(TracesPool, c.initTracesPool, modules.UserInvisibleModule)
+	mm.RegisterModule(TracesWrite, c.initTracesDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(OTLPReceivers, c.initOTLPReceivers, modules.UserInvisibleModule)
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
@@ -258,6 +270,16 @@ func (c *Canopy) initIngester() (services.Service, error) {
 		logsclient.Register(c.Server.GRPC, l)
 		units = append(units, l)
 	}
+	if c.cfg.Ingester.Hosts(tracesingester.Signal) {
+		t, err := tracesingester.New(c.cfg.Ingester.Traces, ingester.Dir(dir, tracesingester.Signal), ingester.TokensFile(dir, tracesingester.Signal),
+			c.self(), c.Overrides, c.Bucket, c.memberlistGetter(), c.logger, c.reg)
+		if err != nil {
+			return nil, err
+		}
+		c.TracesIngester = t
+		tracesclient.Register(c.Server.GRPC, t)
+		units = append(units, t)
+	}
 	c.Ingester = ingester.New(dir, units, c.logger)
 	var status http.Handler
 	if c.MetricsIngester != nil {
@@ -314,10 +336,40 @@ func (c *Canopy) initLogsDistributor() (services.Service, error) {
 	return l, nil
 }
 
+func (c *Canopy) initTracesRing() (services.Service, error) {
+	r, err := c.cfg.Ingester.Traces.Ring.NewRing(tracesingester.RingName, tracesingester.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_traces_", c.reg))
+	if err != nil {
+		return nil, err
+	}
+	c.TracesRing = r
+	c.API.RegisterRing(tracesingester.RingName, "distributor, querier", r)
+	return r, nil
+}
+
+func (c *Canopy) initTracesPool() (services.Service, error) {
+	c.tracesPool = tracesclient.NewPool(c.cfg.Ingester.Client, c.TracesRing, c.logger, c.reg)
+	return c.tracesPool, nil
+}
+
+// initTracesDistributor runs the traces write path beside the others, with
+// the same body limits and in-flight budget.
+func (c *Canopy) initTracesDistributor() (services.Service, error) {
+	local := func() (distributor.TracesPusher, string) {
+		if c.TracesIngester == nil {
+			return nil, ""
+		}
+		return c.TracesIngester, c.TracesIngester.Lifecycler().ID
+	}
+	t := distributor.NewTraces(c.Distributor, c.TracesRing, distributor.TracesPoolPushers{Pool: c.tracesPool}, local, c.logger, c.reg)
+	c.TracesDistributor = t
+	c.API.RegisterTracesDistributor(t.OTLPHandler(c.resolver), t.ZipkinHandler(c.resolver))
+	return t, nil
+}
+
 // initOTLPReceivers runs the OTLP listeners on their own ports as a module
 // of their own: one that fails to listen or serve fails the process.
 func (c *Canopy) initOTLPReceivers() (services.Service, error) {
-	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, c.Distributor, c.LogsDistributor, c.resolver, c.logger)
+	c.OTLP = distributor.NewOTLPListeners(c.cfg.Distributor, c.Distributor, c.LogsDistributor, c.TracesDistributor, c.resolver, c.logger)
 	return c.OTLP, nil
 }
 
@@ -347,7 +399,11 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 		return c.logsGateway // nil unless this process runs a store-gateway
 	}})
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
-	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger)})
+	traces := querier.NewTraces(c.TracesRing, func(addr string) (querier.TraceFinder, error) {
+		return c.tracesPool.Client(addr)
+	}, c.Bucket, tracesBlockListTTL)
+	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger),
+		tempo: tempoapi.NewHandler(cfg.Traces, traces, slogger)})
 	c.registerQueryAPIs()
 	return gateways, nil // the store-gateway client pool runs as the querier
 }
@@ -355,11 +411,15 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 // queryAPIs are the querier's query APIs at their paths: Loki's under
 // lokiapi.PathPrefix, Prometheus's under api.PrefixPrometheusV1. The
 // query-frontend of the process calls them as its downstream.
-type queryAPIs struct{ prometheus, loki http.Handler }
+type queryAPIs struct{ prometheus, loki, tempo http.Handler }
 
 func (q queryAPIs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, lokiapi.PathPrefix) {
 		q.loki.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, tempoapi.PathPrefix) {
+		q.tempo.ServeHTTP(w, r)
 		return
 	}
 	q.prometheus.ServeHTTP(w, r)
@@ -368,6 +428,10 @@ func (q queryAPIs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // logsBlockListTTL is how long a querier uses a tenant's list of log
 // blocks; ingesters keep shipped chunks longer (-ingester.logs.retain-shipped-for).
 const logsBlockListTTL = 10 * time.Second
+
+// tracesBlockListTTL is the same for trace blocks
+// (-ingester.traces.retain-shipped-for is longer).
+const tracesBlockListTTL = 10 * time.Second
 
 func (c *Canopy) initQueryFrontend() (services.Service, error) {
 	var down frontend.Downstream = frontend.HandlerDownstream{
@@ -412,6 +476,7 @@ func (c *Canopy) registerQueryAPIs() {
 		})
 		c.API.RegisterPrometheusAPI(component, h)
 		c.API.RegisterLokiAPI(component, h)
+		c.API.RegisterTempoAPI(component, h)
 	})
 }
 

@@ -13,20 +13,22 @@ import (
 	"github.com/grafana/dskit/services"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
 // OTLPListeners serves OTLP on its own ports, as agents expect by default:
-// gRPC (4317) and HTTP /v1/metrics and /v1/logs (4318). Either is skipped
+// gRPC (4317) and HTTP /v1/metrics, /v1/logs and /v1/traces (4318). Either is skipped
 // when its address is empty. It is a services.Service.
 type OTLPListeners struct {
 	services.Service
 
 	cfg      Config
 	d        *Distributor
-	logs     *Logs // nil: no logs
+	logs     *Logs   // nil: no logs
+	traces   *Traces // nil: no traces
 	resolver tenant.Resolver
 	logger   log.Logger
 
@@ -37,10 +39,10 @@ type OTLPListeners struct {
 	errs       chan error
 }
 
-// NewOTLPListeners returns the OTLP listeners service; logs may be nil
-// when the process takes no logs.
-func NewOTLPListeners(cfg Config, d *Distributor, logs *Logs, resolver tenant.Resolver, logger log.Logger) *OTLPListeners {
-	o := &OTLPListeners{cfg: cfg, d: d, logs: logs, resolver: resolver, logger: log.With(logger, "component", "otlp"), errs: make(chan error, 2)}
+// NewOTLPListeners returns the OTLP listeners service; logs and traces
+// may be nil when the process takes no logs or no traces.
+func NewOTLPListeners(cfg Config, d *Distributor, logs *Logs, traces *Traces, resolver tenant.Resolver, logger log.Logger) *OTLPListeners {
+	o := &OTLPListeners{cfg: cfg, d: d, logs: logs, traces: traces, resolver: resolver, logger: log.With(logger, "component", "otlp"), errs: make(chan error, 2)}
 	o.Service = services.NewBasicService(o.starting, o.running, o.stopping)
 	return o
 }
@@ -69,6 +71,9 @@ func (o *OTLPListeners) starting(context.Context) error {
 		if o.logs != nil {
 			plogotlp.RegisterGRPCServer(o.grpcServer, &otlpLogsGRPC{l: o.logs, resolver: o.resolver})
 		}
+		if o.traces != nil {
+			ptraceotlp.RegisterGRPCServer(o.grpcServer, &otlpTracesGRPC{t: o.traces, resolver: o.resolver})
+		}
 		go func() { o.errs <- o.grpcServer.Serve(o.grpcLis) }()
 	}
 	if o.cfg.OTLPHTTPListenAddress != "" {
@@ -82,6 +87,9 @@ func (o *OTLPListeners) starting(context.Context) error {
 		mux.Handle("/v1/metrics", o.d.OTLPHandler(o.resolver))
 		if o.logs != nil {
 			mux.Handle("/v1/logs", o.logs.OTLPHandler(o.resolver))
+		}
+		if o.traces != nil {
+			mux.Handle("/v1/traces", o.traces.OTLPHandler(o.resolver))
 		}
 		o.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {

@@ -10,11 +10,12 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logs"
 	"github.com/canopy-observability/canopy/pkg/ingester/metrics"
+	"github.com/canopy-observability/canopy/pkg/ingester/traces"
 	"github.com/canopy-observability/canopy/pkg/rpc"
 )
 
 // KnownSignals are the units an ingester can host, in start order.
-var KnownSignals = []string{metrics.Signal, logs.Signal}
+var KnownSignals = []string{metrics.Signal, logs.Signal, traces.Signal}
 
 // Config configures an ingester: which signals it hosts and each unit's
 // settings. The metrics unit's keys stay at the top level (ingester.ring,
@@ -24,6 +25,7 @@ type Config struct {
 	Signals flagext.StringSliceCSV `yaml:"signals"`
 	Metrics metrics.Config         `yaml:",inline"`
 	Logs    logs.Config            `yaml:"logs"`
+	Traces  traces.Config          `yaml:"traces"`
 
 	// Client is how distributors and queriers reach ingesters.
 	Client rpc.ClientConfig `yaml:"client"`
@@ -31,10 +33,11 @@ type Config struct {
 
 // RegisterFlags registers the ingester flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	c.Signals = []string{metrics.Signal, logs.Signal}
+	c.Signals = []string{metrics.Signal, logs.Signal, traces.Signal}
 	f.Var(&c.Signals, "ingester.signals", "Comma-separated signals this ingester hosts, each a unit with its own ring, per-tenant stores, WAL, flush and shipping, under <data-dir>/ingester/<signal>/. Known: "+strings.Join(KnownSignals, ", ")+".")
 	c.Metrics.RegisterFlags(f)
 	c.Logs.RegisterFlags(f)
+	c.Traces.RegisterFlags(f)
 	c.Client.RegisterFlagsWithPrefix("ingester.client", f)
 }
 
@@ -49,6 +52,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Client.Validate("ingester.client"); err != nil {
+		return err
+	}
+	if err := c.Traces.Validate(); err != nil {
 		return err
 	}
 	if err := c.Logs.Validate(); err != nil {

@@ -248,7 +248,8 @@ func TestSignalsFlag(t *testing.T) {
 		"default": {args: nil},
 		"metrics": {args: []string{"-ingester.signals=metrics"}},
 		"both":    {args: []string{"-ingester.signals=metrics,logs"}},
-		"unknown": {args: []string{"-ingester.signals=metrics,traces"}, wantErr: `unknown signal "traces": known signals are metrics, logs`},
+		"all":     {args: []string{"-ingester.signals=metrics,logs,traces"}},
+		"unknown": {args: []string{"-ingester.signals=metrics,profiles"}, wantErr: `unknown signal "profiles": known signals are metrics, logs, traces`},
 		"empty":   {args: []string{"-ingester.signals="}, wantErr: "-ingester.signals is empty"},
 	} {
 		t.Run(name, func(t *testing.T) {

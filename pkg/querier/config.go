@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/canopy-observability/canopy/pkg/lokiapi"
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
 )
 
 // Config configures queriers and the PromQL engine.
@@ -24,11 +25,14 @@ type Config struct {
 
 	// Logs configures the Loki query API (-querier.logs.*).
 	Logs lokiapi.Config `yaml:"logs"`
+	// Traces configures the Tempo query API (-querier.traces.*).
+	Traces tempoapi.Config `yaml:"traces"`
 }
 
 // RegisterFlags registers the querier flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Logs.RegisterFlags(f)
+	c.Traces.RegisterFlags(f)
 	f.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "Longest a query may run.")
 	f.IntVar(&c.MaxSamples, "querier.max-samples", 50_000_000, "Most samples one query may hold in memory at once.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back PromQL looks for a sample at each evaluation step (as Prometheus's --query.lookback-delta).")
@@ -43,6 +47,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	if err := c.Traces.Validate(); err != nil {
+		return err
+	}
 	if err := c.Logs.Validate(); err != nil {
 		return err
 	}

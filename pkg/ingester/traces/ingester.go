@@ -131,7 +131,7 @@ func (i *Ingester) starting(ctx context.Context) error {
 		in := i.getOrCreateInstance(tenant)
 		now := i.now()
 		for _, p := range ps {
-			in.append(p.id, p.spans, now, 0, 0) // accepted once: no limits
+			in.append(p.id, p.spans, p.start, p.end, now, 0, 0) // accepted once: no limits
 		}
 		pieces += len(ps)
 		return nil

@@ -14,12 +14,15 @@ import (
 // -ingester.traces.retain-shipped-for. Spans arriving after the cut start
 // a new live trace with the same ID.
 type trace struct {
-	id      [16]byte
-	pieces  [][]byte
-	bytes   int
-	first   time.Time // of the first piece
-	last    time.Time // of the latest piece
-	shipped time.Time // zero until in the bucket
+	id     [16]byte
+	pieces [][]byte
+	bytes  int
+	// start and end bound the spans' times (Unix ns) when every piece
+	// said them; 0 when one did not.
+	start, end int64
+	first      time.Time // of the first piece
+	last       time.Time // of the latest piece
+	shipped    time.Time // zero until in the bucket
 }
 
 // instance is one tenant's traces. Safe for concurrent use.
@@ -51,7 +54,7 @@ const (
 // tenant has maxLive live traces already (0: no limit); a trace whose
 // pieces would pass maxBytes (0: no limit) refuses it. The piece is kept
 // as given.
-func (in *instance) append(id [16]byte, piece []byte, now time.Time, maxLive, maxBytes int) (appendResult, int) {
+func (in *instance) append(id [16]byte, piece []byte, start, end int64, now time.Time, maxLive, maxBytes int) (appendResult, int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	t, ok := in.live[id]
@@ -59,7 +62,7 @@ func (in *instance) append(id [16]byte, piece []byte, now time.Time, maxLive, ma
 		if maxLive > 0 && len(in.live) >= maxLive {
 			return tooManyLive, len(in.live)
 		}
-		t = &trace{id: id, first: now}
+		t = &trace{id: id, first: now, start: start, end: end}
 		in.live[id] = t
 	}
 	held := t.bytes
@@ -74,6 +77,12 @@ func (in *instance) append(id [16]byte, piece []byte, now time.Time, maxLive, ma
 	}
 	t.pieces = append(t.pieces, piece)
 	t.bytes += len(piece)
+	switch {
+	case t.start == 0 || start == 0:
+		t.start, t.end = 0, 0
+	default:
+		t.start, t.end = min(t.start, start), max(t.end, end)
+	}
 	t.last = now
 	return appended, 0
 }
@@ -153,6 +162,34 @@ func (in *instance) find(id [16]byte) [][]byte {
 	return out
 }
 
+// scan returns the traces (one per trace ID, every piece) with a span in
+// [start, end], or whose times are not known; both 0: every trace.
+func (in *instance) scan(start, end int64) []*trace {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	byID := map[[16]byte]*trace{}
+	var out []*trace
+	add := func(t *trace) {
+		if (start != 0 || end != 0) && t.start != 0 && (t.end < start || t.start > end) {
+			return
+		}
+		if o, ok := byID[t.id]; ok {
+			o.pieces = append(o.pieces, t.pieces...)
+			return
+		}
+		c := &trace{id: t.id, pieces: slices.Clone(t.pieces)}
+		byID[t.id] = c
+		out = append(out, c)
+	}
+	for _, t := range in.cut {
+		add(t)
+	}
+	for _, t := range in.live {
+		add(t)
+	}
+	return out
+}
+
 // liveCount is the number of live traces.
 func (in *instance) liveCount() int {
 	in.mu.Lock()
@@ -168,11 +205,11 @@ func (in *instance) snapshot() []*trace {
 	out := make([]*trace, 0, len(in.live))
 	for _, t := range in.cut {
 		if t.shipped.IsZero() {
-			out = append(out, &trace{id: t.id, pieces: slices.Clone(t.pieces)})
+			out = append(out, &trace{id: t.id, pieces: slices.Clone(t.pieces), start: t.start, end: t.end})
 		}
 	}
 	for _, t := range in.live {
-		out = append(out, &trace{id: t.id, pieces: slices.Clone(t.pieces)})
+		out = append(out, &trace{id: t.id, pieces: slices.Clone(t.pieces), start: t.start, end: t.end})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-kit/log/level"
 
+	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
 	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -27,8 +28,9 @@ func (i *Ingester) Push(ctx context.Context, req *tracespb.PushRequest) (*traces
 		maxLive = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount())
 	}
 	resp := &tracespb.PushResponse{}
-	reject := func(reason string, status int, msg string) {
+	reject := func(t *tracespb.Trace, reason string, status int, msg string) {
 		resp.RejectedTraces++
+		resp.RejectedSpans += t.SpanCount
 		i.metrics.rejected.WithLabelValues(reason).Inc()
 		if resp.FirstError == "" {
 			resp.FirstError, resp.FirstErrorStatus = msg, int32(status)
@@ -46,25 +48,25 @@ func (i *Ingester) Push(ctx context.Context, req *tracespb.PushRequest) (*traces
 	bytes := 0
 	for _, t := range req.Traces {
 		if len(t.TraceId) != 16 {
-			reject("invalid_trace_id", http.StatusBadRequest, fmt.Sprintf("a trace ID of %d bytes; trace IDs are 16 bytes", len(t.TraceId)))
+			reject(t, "invalid_trace_id", http.StatusBadRequest, fmt.Sprintf("a trace ID of %d bytes; trace IDs are 16 bytes", len(t.TraceId)))
 			continue
 		}
 		id := [16]byte(t.TraceId)
 		// The request's buffer is gRPC's: keep a copy.
 		spans := append([]byte(nil), t.Spans...)
-		switch res, n := in.append(id, spans, now, maxLive, lim.TracesMaxBytesPerTrace); res {
+		switch res, n := in.append(id, spans, t.StartUnixNano, t.EndUnixNano, now, maxLive, lim.TracesMaxBytesPerTrace); res {
 		case tooManyLive:
-			reject("live_traces_limit", http.StatusTooManyRequests, fmt.Sprintf(
+			reject(t, "live_traces_limit", http.StatusTooManyRequests, fmt.Sprintf(
 				"tenant %s has %d live traces in this ingester, its share of the limit of %d (-ingester.traces.max-live-traces-per-tenant or traces_max_live_traces_per_tenant in the runtime overrides file); trace %x refused",
 				tid, n, lim.TracesMaxLiveTracesPerTenant, id))
 			continue
 		case traceTooLarge:
-			reject("trace_too_large", http.StatusBadRequest, fmt.Sprintf(
+			reject(t, "trace_too_large", http.StatusBadRequest, fmt.Sprintf(
 				"trace %x: %d bytes held and %d more would exceed the per-trace limit of %d bytes (-ingester.traces.max-bytes-per-trace or traces_max_bytes_per_trace in the runtime overrides file)",
 				id, n, len(spans), lim.TracesMaxBytesPerTrace))
 			continue
 		}
-		accepted = append(accepted, piece{id: id, spans: spans})
+		accepted = append(accepted, piece{id: id, spans: spans, start: t.StartUnixNano, end: t.EndUnixNano})
 		bytes += len(spans)
 	}
 	if len(accepted) > 0 {
@@ -95,6 +97,45 @@ func (i *Ingester) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest
 	return resp, nil
 }
 
+// Scan sends the traces the ingester holds with a span in the request's
+// range, in batches of about scanBatchBytes.
+func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) error {
+	tid, err := tenant.ID(send.Context())
+	if err != nil {
+		return err
+	}
+	in := i.getInstance(tid)
+	if in == nil {
+		return nil
+	}
+	batch := &tracespb.ScanBatch{}
+	size := 0
+	for _, t := range in.scan(req.StartUnixNano, req.EndUnixNano) {
+		n := 0
+		for _, p := range t.pieces {
+			n += len(p)
+		}
+		spans := make([]byte, 0, n)
+		for _, p := range t.pieces {
+			spans = append(spans, p...)
+		}
+		batch.Traces = append(batch.Traces, &tracespb.Trace{TraceId: t.id[:], Spans: spans})
+		if size += n; size >= scanBatchBytes {
+			if err := send.Send(batch); err != nil {
+				return err
+			}
+			batch, size = &tracespb.ScanBatch{}, 0
+		}
+	}
+	if len(batch.Traces) > 0 {
+		return send.Send(batch)
+	}
+	return nil
+}
+
+// scanBatchBytes is about the most span bytes in one batch of a scan.
+const scanBatchBytes = 1 << 20
+
 // checkpoint writes what the ingester holds that is not in the bucket
 // into a checkpoint and deletes the WAL segments it replaces.
 func (i *Ingester) checkpoint() error {
@@ -124,7 +165,7 @@ func (i *Ingester) checkpoint() error {
 			for _, t := range st.traces {
 				ps := make([]piece, len(t.pieces))
 				for j, sp := range t.pieces {
-					ps[j] = piece{id: t.id, spans: sp}
+					ps[j] = piece{id: t.id, spans: sp, start: t.start, end: t.end}
 				}
 				if err := emit(encodePieces(nil, st.tenant, ps)); err != nil {
 					return err

@@ -19,12 +19,14 @@ const recordPieces = 1 // a tenant's pieces of traces
 
 // piece is spans of one trace.
 type piece struct {
-	id    [16]byte
-	spans []byte
+	id         [16]byte
+	spans      []byte
+	start, end int64 // Unix ns; 0 when not known
 }
 
 // encodePieces is a pieces record: 0x01, tenant (uvarint length + bytes),
-// uvarint count, then per piece the 16-byte trace ID and the spans
+// uvarint count, then per piece the 16-byte trace ID, the spans' earliest
+// start and latest end (varints, Unix ns, 0 when not known) and the spans
 // (uvarint length + bytes).
 func encodePieces(b []byte, tenant string, ps []piece) []byte {
 	b = append(b, recordPieces)
@@ -33,6 +35,8 @@ func encodePieces(b []byte, tenant string, ps []piece) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for _, p := range ps {
 		b = append(b, p.id[:]...)
+		b = binary.AppendVarint(b, p.start)
+		b = binary.AppendVarint(b, p.end)
 		b = binary.AppendUvarint(b, uint64(len(p.spans)))
 		b = append(b, p.spans...)
 	}
@@ -73,6 +77,13 @@ func decodePieces(b []byte) (string, []piece, error) {
 		var p piece
 		copy(p.id[:], b)
 		b = b[16:]
+		for _, v := range []*int64{&p.start, &p.end} {
+			x, k := binary.Varint(b)
+			if k <= 0 {
+				return "", nil, errBadRecord
+			}
+			*v, b = x, b[k:]
+		}
 		spans, ok := field()
 		if !ok {
 			return "", nil, errBadRecord

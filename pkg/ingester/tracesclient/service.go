@@ -7,6 +7,7 @@ package tracesclient
 import (
 	"context"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,17 @@ import (
 	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
 )
+
+// TraceKey hashes tenant and trace ID into a traces ring token: every span
+// of a trace goes to the ingesters that own it, and queriers ask those.
+func TraceKey(tenantID string, id [16]byte) uint32 {
+	h := xxhash.New()
+	_, _ = h.WriteString(tenantID)
+	_, _ = h.Write([]byte{0xff})
+	_, _ = h.Write(id[:])
+	v := h.Sum64()
+	return uint32(v ^ (v >> 32))
+}
 
 // ServiceName is the fully qualified gRPC service name.
 const ServiceName = "canopy.traces.v1.TracesIngester"
@@ -27,7 +39,31 @@ type Server interface {
 	Push(ctx context.Context, req *tracespb.PushRequest) (*tracespb.PushResponse, error)
 	// FindTrace returns the spans held of one trace.
 	FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error)
+	// Scan sends the traces held with a span in the request's range.
+	Scan(req *tracespb.ScanRequest, send BatchSender) error
 }
+
+// BatchSender is the server side of a Scan stream.
+type BatchSender interface {
+	Context() context.Context
+	Send(*tracespb.ScanBatch) error
+}
+
+var scanStream = grpc.StreamDesc{
+	StreamName:    "Scan",
+	ServerStreams: true,
+	Handler: func(srv any, stream grpc.ServerStream) error {
+		req := new(tracespb.ScanRequest)
+		if err := stream.RecvMsg(req); err != nil {
+			return err
+		}
+		return srv.(Server).Scan(req, batchStream{stream})
+	},
+}
+
+type batchStream struct{ grpc.ServerStream }
+
+func (s batchStream) Send(b *tracespb.ScanBatch) error { return s.SendMsg(b) }
 
 // Register registers srv on s.
 func Register(s grpc.ServiceRegistrar, srv Server) { s.RegisterService(&serviceDesc, srv) }
@@ -39,6 +75,7 @@ var serviceDesc = grpc.ServiceDesc{
 		{MethodName: "Push", Handler: rpc.Unary(Server.Push)},
 		{MethodName: "FindTrace", Handler: rpc.Unary(Server.FindTrace)},
 	},
+	Streams:  []grpc.StreamDesc{scanStream},
 	Metadata: "tracespb/traces.proto",
 }
 
@@ -62,6 +99,28 @@ func (c *Client) Push(ctx context.Context, req *tracespb.PushRequest) (*tracespb
 func (c *Client) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error) {
 	out := new(tracespb.FindTraceResponse)
 	return out, c.invoke(ctx, "FindTrace", req, out)
+}
+
+// Scan opens a scan stream; recv returns the next batch, or io.EOF at the
+// end. Cancel ctx to stop early.
+func (c *Client) Scan(ctx context.Context, req *tracespb.ScanRequest) (recv func() (*tracespb.ScanBatch, error), err error) {
+	stream, err := c.conn.NewStream(ctx, &scanStream, "/"+ServiceName+"/Scan", rpc.CallOption())
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return func() (*tracespb.ScanBatch, error) {
+		b := new(tracespb.ScanBatch)
+		if err := stream.RecvMsg(b); err != nil {
+			return nil, err // io.EOF at the end
+		}
+		return b, nil
+	}, nil
 }
 
 // Pool keeps one connection per traces ingester of a ring (see rpc.Pool).

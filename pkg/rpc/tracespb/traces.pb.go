@@ -33,7 +33,14 @@ type Trace struct {
 	TraceId []byte `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// An OTLP TracesData (opentelemetry.proto.trace.v1) holding spans of
 	// this trace only.
-	Spans         []byte `protobuf:"bytes,2,opt,name=spans,proto3" json:"spans,omitempty"`
+	Spans []byte `protobuf:"bytes,2,opt,name=spans,proto3" json:"spans,omitempty"`
+	// How many spans the piece holds (the distributor counted them), for
+	// the rejected_spans of the response.
+	SpanCount int64 `protobuf:"varint,3,opt,name=span_count,json=spanCount,proto3" json:"span_count,omitempty"`
+	// The earliest start and latest end of the piece's spans, Unix ns; 0
+	// when not known.
+	StartUnixNano int64 `protobuf:"varint,4,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
+	EndUnixNano   int64 `protobuf:"varint,5,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +87,27 @@ func (x *Trace) GetSpans() []byte {
 		return x.Spans
 	}
 	return nil
+}
+
+func (x *Trace) GetSpanCount() int64 {
+	if x != nil {
+		return x.SpanCount
+	}
+	return 0
+}
+
+func (x *Trace) GetStartUnixNano() int64 {
+	if x != nil {
+		return x.StartUnixNano
+	}
+	return 0
+}
+
+func (x *Trace) GetEndUnixNano() int64 {
+	if x != nil {
+		return x.EndUnixNano
+	}
+	return 0
 }
 
 type PushRequest struct {
@@ -288,14 +316,116 @@ func (x *FindTraceResponse) GetSpans() [][]byte {
 	return nil
 }
 
+type ScanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartUnixNano int64                  `protobuf:"varint,1,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
+	EndUnixNano   int64                  `protobuf:"varint,2,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanRequest) Reset() {
+	*x = ScanRequest{}
+	mi := &file_tracespb_traces_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRequest) ProtoMessage() {}
+
+func (x *ScanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tracespb_traces_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
+func (*ScanRequest) Descriptor() ([]byte, []int) {
+	return file_tracespb_traces_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ScanRequest) GetStartUnixNano() int64 {
+	if x != nil {
+		return x.StartUnixNano
+	}
+	return 0
+}
+
+func (x *ScanRequest) GetEndUnixNano() int64 {
+	if x != nil {
+		return x.EndUnixNano
+	}
+	return 0
+}
+
+type ScanBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each trace's pieces are in one Trace: spans holds them one after
+	// another (protobuf TracesData concatenate into one).
+	Traces        []*Trace `protobuf:"bytes,1,rep,name=traces,proto3" json:"traces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanBatch) Reset() {
+	*x = ScanBatch{}
+	mi := &file_tracespb_traces_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanBatch) ProtoMessage() {}
+
+func (x *ScanBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tracespb_traces_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanBatch.ProtoReflect.Descriptor instead.
+func (*ScanBatch) Descriptor() ([]byte, []int) {
+	return file_tracespb_traces_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ScanBatch) GetTraces() []*Trace {
+	if x != nil {
+		return x.Traces
+	}
+	return nil
+}
+
 var File_tracespb_traces_proto protoreflect.FileDescriptor
 
 const file_tracespb_traces_proto_rawDesc = "" +
 	"\n" +
-	"\x15tracespb/traces.proto\x12\x10canopy.traces.v1\"8\n" +
+	"\x15tracespb/traces.proto\x12\x10canopy.traces.v1\"\xa3\x01\n" +
 	"\x05Trace\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x14\n" +
-	"\x05spans\x18\x02 \x01(\fR\x05spans\">\n" +
+	"\x05spans\x18\x02 \x01(\fR\x05spans\x12\x1d\n" +
+	"\n" +
+	"span_count\x18\x03 \x01(\x03R\tspanCount\x12&\n" +
+	"\x0fstart_unix_nano\x18\x04 \x01(\x03R\rstartUnixNano\x12\"\n" +
+	"\rend_unix_nano\x18\x05 \x01(\x03R\vendUnixNano\">\n" +
 	"\vPushRequest\x12/\n" +
 	"\x06traces\x18\x01 \x03(\v2\x17.canopy.traces.v1.TraceR\x06traces\"\xad\x01\n" +
 	"\fPushResponse\x12'\n" +
@@ -307,10 +437,16 @@ const file_tracespb_traces_proto_rawDesc = "" +
 	"\x10FindTraceRequest\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\")\n" +
 	"\x11FindTraceResponse\x12\x14\n" +
-	"\x05spans\x18\x01 \x03(\fR\x05spans2\xad\x01\n" +
+	"\x05spans\x18\x01 \x03(\fR\x05spans\"Y\n" +
+	"\vScanRequest\x12&\n" +
+	"\x0fstart_unix_nano\x18\x01 \x01(\x03R\rstartUnixNano\x12\"\n" +
+	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\"<\n" +
+	"\tScanBatch\x12/\n" +
+	"\x06traces\x18\x01 \x03(\v2\x17.canopy.traces.v1.TraceR\x06traces2\xf3\x01\n" +
 	"\x0eTracesIngester\x12E\n" +
 	"\x04Push\x12\x1d.canopy.traces.v1.PushRequest\x1a\x1e.canopy.traces.v1.PushResponse\x12T\n" +
-	"\tFindTrace\x12\".canopy.traces.v1.FindTraceRequest\x1a#.canopy.traces.v1.FindTraceResponseB9Z7github.com/canopy-observability/canopy/pkg/rpc/tracespbb\x06proto3"
+	"\tFindTrace\x12\".canopy.traces.v1.FindTraceRequest\x1a#.canopy.traces.v1.FindTraceResponse\x12D\n" +
+	"\x04Scan\x12\x1d.canopy.traces.v1.ScanRequest\x1a\x1b.canopy.traces.v1.ScanBatch0\x01B9Z7github.com/canopy-observability/canopy/pkg/rpc/tracespbb\x06proto3"
 
 var (
 	file_tracespb_traces_proto_rawDescOnce sync.Once
@@ -324,25 +460,30 @@ func file_tracespb_traces_proto_rawDescGZIP() []byte {
 	return file_tracespb_traces_proto_rawDescData
 }
 
-var file_tracespb_traces_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tracespb_traces_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tracespb_traces_proto_goTypes = []any{
 	(*Trace)(nil),             // 0: canopy.traces.v1.Trace
 	(*PushRequest)(nil),       // 1: canopy.traces.v1.PushRequest
 	(*PushResponse)(nil),      // 2: canopy.traces.v1.PushResponse
 	(*FindTraceRequest)(nil),  // 3: canopy.traces.v1.FindTraceRequest
 	(*FindTraceResponse)(nil), // 4: canopy.traces.v1.FindTraceResponse
+	(*ScanRequest)(nil),       // 5: canopy.traces.v1.ScanRequest
+	(*ScanBatch)(nil),         // 6: canopy.traces.v1.ScanBatch
 }
 var file_tracespb_traces_proto_depIdxs = []int32{
 	0, // 0: canopy.traces.v1.PushRequest.traces:type_name -> canopy.traces.v1.Trace
-	1, // 1: canopy.traces.v1.TracesIngester.Push:input_type -> canopy.traces.v1.PushRequest
-	3, // 2: canopy.traces.v1.TracesIngester.FindTrace:input_type -> canopy.traces.v1.FindTraceRequest
-	2, // 3: canopy.traces.v1.TracesIngester.Push:output_type -> canopy.traces.v1.PushResponse
-	4, // 4: canopy.traces.v1.TracesIngester.FindTrace:output_type -> canopy.traces.v1.FindTraceResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // 1: canopy.traces.v1.ScanBatch.traces:type_name -> canopy.traces.v1.Trace
+	1, // 2: canopy.traces.v1.TracesIngester.Push:input_type -> canopy.traces.v1.PushRequest
+	3, // 3: canopy.traces.v1.TracesIngester.FindTrace:input_type -> canopy.traces.v1.FindTraceRequest
+	5, // 4: canopy.traces.v1.TracesIngester.Scan:input_type -> canopy.traces.v1.ScanRequest
+	2, // 5: canopy.traces.v1.TracesIngester.Push:output_type -> canopy.traces.v1.PushResponse
+	4, // 6: canopy.traces.v1.TracesIngester.FindTrace:output_type -> canopy.traces.v1.FindTraceResponse
+	6, // 7: canopy.traces.v1.TracesIngester.Scan:output_type -> canopy.traces.v1.ScanBatch
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_tracespb_traces_proto_init() }
@@ -356,7 +497,7 @@ func file_tracespb_traces_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracespb_traces_proto_rawDesc), len(file_tracespb_traces_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
