@@ -143,4 +143,8 @@ func TestTracesTelemetrygen(t *testing.T) {
 	if code, body, _ := api.get("v2/traces/0123456789abcdef0123456789abcdef", nil); code != http.StatusNotFound {
 		t.Fatalf("an unknown trace: %d %s, want 404", code, body)
 	}
+
+	// A restart with the ingester's disk wiped answers from the bucket.
+	restartWiped(t, []*canopyNode{node})
+	check("after a restart with a wiped data directory")
 }
