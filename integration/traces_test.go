@@ -76,7 +76,7 @@ func TestTracesTelemetrygen(t *testing.T) {
 	bin := telemetrygenBin(t)
 	ports := freePorts(t, 1)
 	otlpGRPC := "127.0.0.1:" + strconv.Itoa(ports[0])
-	node := startLogsNode(t, "-distributor.otlp.grpc-listen-address="+otlpGRPC, "-ingester.traces.ship-interval=1h")
+	node := startLogsNode(t, "-distributor.otlp.grpc-listen-address="+otlpGRPC, "-ingester.traces.ship-interval=1h", "-ingester.traces.metrics-generator.flush-interval=1s")
 	const tenant = "traces-telemetrygen"
 	logs := filepath.Dir(node.logPath)
 
@@ -140,6 +140,35 @@ func TestTracesTelemetrygen(t *testing.T) {
 	postEach(t, []*canopyNode{node}, "/ingester/flush")
 	time.Sleep(16 * time.Second) // -ingester.traces.retain-shipped-for (15s)
 	check("in the bucket")
+
+	// Span metrics and the service graph, generated in process: one call
+	// per span sent, by service and kind.
+	eventually(t, 30*time.Second, time.Second, "span metrics of every span", func() error {
+		for _, c := range []struct{ q, want string }{
+			{`sum(traces_spanmetrics_calls_total{service="it-grpc"})`, strconv.Itoa(2 * nGRPC)},
+			{`sum(traces_spanmetrics_calls_total{service="it-http", span_kind="SPAN_KIND_SERVER"})`, strconv.Itoa(nHTTP)},
+			{`sum(traces_spanmetrics_latency_count{service="it-http"})`, strconv.Itoa(2 * nHTTP)},
+		} {
+			r, err := do(http.MethodPost, node.url()+"/prometheus/api/v1/query", tenant, "application/x-www-form-urlencoded", []byte("query="+url.QueryEscape(c.q)), nil)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Data struct {
+					Result []struct {
+						Value [2]any `json:"value"`
+					} `json:"result"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(r.body, &resp); err != nil || len(resp.Data.Result) != 1 {
+				return fmt.Errorf("%s: %s", c.q, r.body)
+			}
+			if got := resp.Data.Result[0].Value[1]; got != c.want {
+				return fmt.Errorf("%s = %v, want %s", c.q, got, c.want)
+			}
+		}
+		return nil
+	})
 	if code, body, _ := api.get("v2/traces/0123456789abcdef0123456789abcdef", nil); code != http.StatusNotFound {
 		t.Fatalf("an unknown trace: %d %s, want 404", code, body)
 	}

@@ -2,6 +2,7 @@ package canopy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -43,6 +45,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/logdelete"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/tempoapi"
+	"github.com/canopy-observability/canopy/pkg/tracegen"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -277,6 +280,10 @@ func (c *Canopy) initIngester() (services.Service, error) {
 			return nil, err
 		}
 		c.TracesIngester = t
+		if gc := c.cfg.Ingester.Traces.Generator; gc.Enabled {
+			gen := tracegen.New(tracegen.Config{MaxSeriesPerTenant: gc.MaxSeriesPerTenant, StaleAfter: gc.StaleAfter}, c.appendGenerated)
+			t.UseGenerator(gen, c.firstTracesReplica)
+		}
 		tracesclient.Register(c.Server.GRPC, t)
 		units = append(units, t)
 	}
@@ -334,6 +341,37 @@ func (c *Canopy) initLogsDistributor() (services.Service, error) {
 	c.LogsDistributor = l
 	c.API.RegisterLogsDistributor(l.PushHandler(c.resolver), l.OTLPHandler(c.resolver))
 	return l, nil
+}
+
+// appendGenerated writes the span metrics and service graph series of a
+// tenant through this process's distributor: in process, no remote write.
+func (c *Canopy) appendGenerated(ctx context.Context, tenant string, build func(storage.AppenderV2) error) error {
+	d := c.Distributor
+	if d == nil {
+		return errors.New("this process runs no distributor (-target=all or write runs one): span metrics are not written")
+	}
+	b := distributor.NewRequestBuilder()
+	if err := build(b); err != nil {
+		return err
+	}
+	_, err := d.Push(ctx, tenant, b.Request())
+	return err
+}
+
+// firstTracesReplica says whether this process's traces ingester is the
+// first of trace id's replicas in the traces ring: the one that counts it
+// in the generated metrics. Without a ring client in the process, every
+// replica counts.
+func (c *Canopy) firstTracesReplica(tenant string, id [16]byte) bool {
+	r, t := c.TracesRing, c.TracesIngester
+	if r == nil || t == nil {
+		return true
+	}
+	rs, err := r.Get(tracesclient.TraceKey(tenant, id), ring.WriteNoExtend, nil, nil, nil)
+	if err != nil || len(rs.Instances) == 0 {
+		return true
+	}
+	return rs.Instances[0].Id == t.Lifecycler().ID
 }
 
 func (c *Canopy) initTracesRing() (services.Service, error) {

@@ -19,6 +19,17 @@ type Config struct {
 	RetainShipped    time.Duration `yaml:"retain_shipped_for"`
 	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
 	FlushOnShutdown  bool          `yaml:"flush_on_shutdown"`
+
+	Generator GeneratorConfig `yaml:"metrics_generator"`
+}
+
+// GeneratorConfig configures the span metrics and service graph the unit
+// derives from the traces it cuts (pkg/tracegen).
+type GeneratorConfig struct {
+	Enabled            bool          `yaml:"enabled"`
+	FlushInterval      time.Duration `yaml:"flush_interval"`
+	MaxSeriesPerTenant int           `yaml:"max_series_per_tenant"`
+	StaleAfter         time.Duration `yaml:"stale_after"`
 }
 
 // RegisterFlags registers the flags of the traces unit (-ingester.traces.*).
@@ -31,6 +42,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.RetainShipped, "ingester.traces.retain-shipped-for", 15*time.Second, "How long traces stay in memory after they are in the bucket, so that queriers that have not yet read the tenant's new list of blocks (every 10s) still find them; keep it above 10s.")
 	f.DurationVar(&c.CheckpointPeriod, "ingester.traces.checkpoint-period", 5*time.Minute, "How often the WAL is checkpointed: what the ingester holds is written out compactly and the older WAL segments are deleted.")
 	f.BoolVar(&c.FlushOnShutdown, "ingester.traces.flush-on-shutdown", true, "On shutdown, after leaving the ring, upload every trace not yet in the bucket.")
+	f.BoolVar(&c.Generator.Enabled, "ingester.traces.metrics-generator.enabled", true, "Derive span metrics (traces_spanmetrics_*) and service graph metrics (traces_service_graph_*) from the traces this ingester cuts, and append them to the tenant's metrics through this process's distributor (a process without one, e.g. -target=ingester, generates none). Of a trace's replicas, the first in the traces-ingester ring counts it.")
+	f.DurationVar(&c.Generator.FlushInterval, "ingester.traces.metrics-generator.flush-interval", 15*time.Second, "How often the generated series' values are appended to the metrics store (their scrape interval).")
+	f.IntVar(&c.Generator.MaxSeriesPerTenant, "ingester.traces.metrics-generator.max-series-per-tenant", 10000, "Most generated series a tenant may have in one ingester; spans of new series beyond it are counted in one series per metric with metric_overflow=\"true\". 0 is unlimited.")
+	f.DurationVar(&c.Generator.StaleAfter, "ingester.traces.metrics-generator.stale-after", 15*time.Minute, "A generated series no span updated for this long is no longer appended.")
 }
 
 // Validate checks the configuration.
@@ -49,6 +64,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShipInterval < 0 {
 		return errors.New("-ingester.traces.ship-interval must not be negative")
+	}
+	if c.Generator.Enabled && (c.Generator.FlushInterval <= 0 || c.Generator.StaleAfter <= 0 || c.Generator.MaxSeriesPerTenant < 0) {
+		return errors.New("-ingester.traces.metrics-generator.flush-interval and -ingester.traces.metrics-generator.stale-after must be positive, -ingester.traces.metrics-generator.max-series-per-tenant not negative")
 	}
 	return nil
 }

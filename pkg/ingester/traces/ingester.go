@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/thanos-io/objstore"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -69,6 +70,11 @@ type Ingester struct {
 	instances map[string]*instance
 	closing   bool
 
+	// gen, when set, is given every trace this ingester cuts and is the
+	// first replica of (primary).
+	gen     Observer
+	primary func(tenant string, id [16]byte) bool
+
 	shipMu sync.Mutex // one ship at a time
 	// unshipped counts the bytes of cut traces not yet in the bucket.
 	unshipped atomic.Int64
@@ -105,6 +111,20 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 	}
 	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
 	return i, nil
+}
+
+// Observer derives metrics from whole traces (tracegen.Generator).
+type Observer interface {
+	Observe(tenant string, td ptrace.Traces)
+	Flush(ctx context.Context) error
+}
+
+// UseGenerator makes the unit give gen every trace it cuts of which
+// primary says it is the first replica, and flush gen every
+// -ingester.traces.metrics-generator.flush-interval. Call it before the
+// unit starts.
+func (i *Ingester) UseGenerator(gen Observer, primary func(tenant string, id [16]byte) bool) {
+	i.gen, i.primary = gen, primary
 }
 
 // Signal names the unit.
@@ -151,6 +171,12 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer cut.Stop()
 	checkpoint := time.NewTicker(i.cfg.CheckpointPeriod)
 	defer checkpoint.Stop()
+	var genFlush <-chan time.Time
+	if i.gen != nil {
+		t := time.NewTicker(i.cfg.Generator.FlushInterval)
+		defer t.Stop()
+		genFlush = t.C
+	}
 	var ship <-chan time.Time
 	if i.bkt != nil {
 		t := time.NewTicker(i.cfg.ShipInterval)
@@ -174,6 +200,10 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-ship:
 			if _, err := i.ship(ctx); err != nil {
 				level.Warn(i.logger).Log("msg", "shipping traces", "err", err)
+			}
+		case <-genFlush:
+			if err := i.gen.Flush(ctx); err != nil {
+				level.Warn(i.logger).Log("msg", "appending span metrics", "err", err)
 			}
 		case <-checkpoint.C:
 			if err := i.checkpoint(); err != nil {
@@ -242,10 +272,37 @@ func (i *Ingester) cutDue(force bool) {
 	now := i.now()
 	live := 0
 	for _, in := range i.instancesSnapshot() {
-		i.unshipped.Add(int64(in.cutDue(now, i.cfg.TraceIdlePeriod, i.cfg.MaxTraceLive, force)))
+		cut := in.cutDue(now, i.cfg.TraceIdlePeriod, i.cfg.MaxTraceLive, force)
+		for _, t := range cut {
+			i.unshipped.Add(int64(t.bytes))
+		}
 		live += in.liveCount()
+		i.generate(in.tenant, cut)
 	}
 	i.metrics.liveTraces.Set(float64(live))
+}
+
+// generate gives the generator the cut traces this ingester is the first
+// replica of.
+func (i *Ingester) generate(tenant string, cut []*trace) {
+	if i.gen == nil {
+		return
+	}
+	var u ptrace.ProtoUnmarshaler
+	for _, t := range cut {
+		if i.primary != nil && !i.primary(tenant, t.id) {
+			continue
+		}
+		td := ptrace.NewTraces()
+		for _, p := range t.pieces {
+			piece, err := u.UnmarshalTraces(p)
+			if err != nil {
+				continue // the ship logs it
+			}
+			piece.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+		}
+		i.gen.Observe(tenant, td)
+	}
 }
 
 // dropShipped forgets traces in the bucket for long enough.

@@ -88,20 +88,20 @@ func (in *instance) append(id [16]byte, piece []byte, start, end int64, now time
 }
 
 // cutDue cuts the live traces idle for idle or live for maxLive (every
-// one, force) and returns the bytes cut.
-func (in *instance) cutDue(now time.Time, idle, maxLive time.Duration, force bool) int {
+// one, force) and returns them. Their pieces are not changed once cut.
+func (in *instance) cutDue(now time.Time, idle, maxLive time.Duration, force bool) []*trace {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	n := 0
+	var cut []*trace
 	for id, t := range in.live {
 		if force || now.Sub(t.last) >= idle || now.Sub(t.first) >= maxLive {
 			delete(in.live, id)
 			in.cut = append(in.cut, t)
 			in.cutByID[id] = append(in.cutByID[id], t)
-			n += t.bytes
+			cut = append(cut, t)
 		}
 	}
-	return n
+	return cut
 }
 
 // unshipped returns the cut traces not yet in the bucket, in ID order.
