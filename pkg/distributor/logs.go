@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
-	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
@@ -191,57 +189,39 @@ func (l *Logs) send(ctx context.Context, tenantID string, req *logspb.PushReques
 		local, localID = l.local()
 	}
 	merged := &logspb.PushResponse{}
-	var mu sync.Mutex
-	// As for metrics (Distributor.send): the pushes' context is canceled by
-	// Cleanup, the one DoBatch waits on only after it returned.
-	deadline := time.Now().Add(l.d.cfg.RemoteTimeout)
-	base := user.InjectOrgID(context.WithoutCancel(ctx), tenantID)
-	pushCtx, cancel := context.WithDeadline(base, deadline)
-	waitCtx, stopWaiting := context.WithDeadline(base, deadline)
-	defer stopWaiting()
-	err := ring.DoBatchWithOptions(waitCtx, ring.WriteNoExtend, l.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
-		sub := req
-		if len(idx) != len(req.Streams) {
-			sub = &logspb.PushRequest{Streams: make([]*logspb.Stream, len(idx))}
-			for j, i := range idx {
-				sub.Streams[j] = req.Streams[i]
+	var out *logspb.PushResponse
+	err := quorumWrite[LogsPusher, *logspb.PushResponse]{
+		signal: "logs",
+		ring:   l.ring,
+		keys:   keys,
+		pusher: localOr(local, localID, l.pool.LogsPusher),
+		push: func(ctx context.Context, p LogsPusher, idx []int) (*logspb.PushResponse, error) {
+			sub := req
+			if len(idx) != len(req.Streams) {
+				sub = &logspb.PushRequest{Streams: make([]*logspb.Stream, len(idx))}
+				for j, i := range idx {
+					sub.Streams[j] = req.Streams[i]
+				}
 			}
-		}
-		var p LogsPusher
-		if local != nil && inst.Id == localID {
-			p = local
-		} else {
-			var err error
-			if p, err = l.pool.LogsPusher(inst.Addr); err != nil {
-				return err
+			return p.Push(ctx, sub)
+		},
+		merge: func(resp *logspb.PushResponse) {
+			for reason, n := range resp.Rejected {
+				if merged.Rejected == nil {
+					merged.Rejected = map[string]int64{}
+				}
+				merged.Rejected[reason] = max(merged.Rejected[reason], n)
 			}
-		}
-		resp, err := p.Push(pushCtx, sub)
-		if err != nil {
-			return fmt.Errorf("pushing logs to ingester %s (%s): %w", inst.Id, inst.Addr, err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for reason, n := range resp.Rejected {
-			if merged.Rejected == nil {
-				merged.Rejected = map[string]int64{}
+			if merged.FirstError == "" {
+				merged.FirstError = resp.FirstError
 			}
-			merged.Rejected[reason] = max(merged.Rejected[reason], n)
-		}
-		if merged.FirstError == "" {
-			merged.FirstError = resp.FirstError
-		}
-		merged.LimitError = merged.LimitError || resp.LimitError
-		return nil
-	}, ring.DoBatchOptions{Cleanup: cancel, Go: func(f func()) { go f() }})
-	if err != nil {
-		return nil, &Error{Code: http.StatusServiceUnavailable, RetryAfter: "1", Msg: fmt.Sprintf("writing logs to ingesters with a quorum failed, retry later: %v", err)}
-	}
-	// Replicas past the quorum may still answer: what they write into
-	// merged is copied out under the lock.
-	mu.Lock()
-	defer mu.Unlock()
-	return &logspb.PushResponse{Rejected: maps.Clone(merged.Rejected), FirstError: merged.FirstError, LimitError: merged.LimitError}, nil
+			merged.LimitError = merged.LimitError || resp.LimitError
+		},
+		result: func() {
+			out = &logspb.PushResponse{Rejected: maps.Clone(merged.Rejected), FirstError: merged.FirstError, LimitError: merged.LimitError}
+		},
+	}.run(ctx, l.d, tenantID)
+	return out, err
 }
 
 // partialLogsMessage answers a push of which some entries were rejected.

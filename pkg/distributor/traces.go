@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
-	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
@@ -178,8 +176,8 @@ func (t *Traces) dropIdleTenants() {
 
 // send shards the batch's traces over the traces ring and waits for a
 // write quorum of each. It returns the spans of the traces an ingester
-// rejected (the most any replica rejected of each trace: a replica's
-// limits differ from another's only while they change).
+// rejected (the most any replica rejected: a replica's limits differ from
+// another's only while they change).
 func (t *Traces) send(ctx context.Context, tenantID string, b *tracepush.Batch) (int, *tracespb.PushResponse, error) {
 	keys := make([]uint32, len(b.Traces))
 	pieces := make([]*tracespb.Trace, len(b.Traces))
@@ -196,46 +194,32 @@ func (t *Traces) send(ctx context.Context, tenantID string, b *tracepush.Batch) 
 		local, localID = t.local()
 	}
 	merged := &tracespb.PushResponse{}
-	var mu sync.Mutex
-	deadline := time.Now().Add(t.d.cfg.RemoteTimeout)
-	base := user.InjectOrgID(context.WithoutCancel(ctx), tenantID)
-	pushCtx, cancel := context.WithDeadline(base, deadline)
-	waitCtx, stopWaiting := context.WithDeadline(base, deadline)
-	defer stopWaiting()
-	err := ring.DoBatchWithOptions(waitCtx, ring.WriteNoExtend, t.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
-		sub := &tracespb.PushRequest{Traces: make([]*tracespb.Trace, len(idx))}
-		for j, i := range idx {
-			sub.Traces[j] = pieces[i]
-		}
-		var p TracesPusher
-		if local != nil && inst.Id == localID {
-			p = local
-		} else {
-			var err error
-			if p, err = t.pool.TracesPusher(inst.Addr); err != nil {
-				return err
+	var out *tracespb.PushResponse
+	err := quorumWrite[TracesPusher, *tracespb.PushResponse]{
+		signal: "traces",
+		ring:   t.ring,
+		keys:   keys,
+		pusher: localOr(local, localID, t.pool.TracesPusher),
+		push: func(ctx context.Context, p TracesPusher, idx []int) (*tracespb.PushResponse, error) {
+			sub := &tracespb.PushRequest{Traces: make([]*tracespb.Trace, len(idx))}
+			for j, i := range idx {
+				sub.Traces[j] = pieces[i]
 			}
-		}
-		resp, err := p.Push(pushCtx, sub)
-		if err != nil {
-			return fmt.Errorf("pushing traces to ingester %s (%s): %w", inst.Id, inst.Addr, err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		merged.RejectedTraces = max(merged.RejectedTraces, resp.RejectedTraces)
-		merged.RejectedSpans = max(merged.RejectedSpans, resp.RejectedSpans)
-		if merged.FirstError == "" {
-			merged.FirstError, merged.FirstErrorStatus = resp.FirstError, resp.FirstErrorStatus
-		}
-		return nil
-	}, ring.DoBatchOptions{Cleanup: cancel, Go: func(f func()) { go f() }})
+			return p.Push(ctx, sub)
+		},
+		merge: func(resp *tracespb.PushResponse) {
+			merged.RejectedTraces = max(merged.RejectedTraces, resp.RejectedTraces)
+			merged.RejectedSpans = max(merged.RejectedSpans, resp.RejectedSpans)
+			if merged.FirstError == "" {
+				merged.FirstError, merged.FirstErrorStatus = resp.FirstError, resp.FirstErrorStatus
+			}
+		},
+		result: func() {
+			out = &tracespb.PushResponse{RejectedTraces: merged.RejectedTraces, RejectedSpans: merged.RejectedSpans, FirstError: merged.FirstError, FirstErrorStatus: merged.FirstErrorStatus}
+		},
+	}.run(ctx, t.d, tenantID)
 	if err != nil {
-		return 0, nil, &Error{Code: http.StatusServiceUnavailable, RetryAfter: "1", Msg: fmt.Sprintf("writing traces to ingesters with a quorum failed, retry later: %v", err)}
+		return 0, nil, err
 	}
-	// Replicas past the quorum may still answer: what they write into
-	// merged is copied out under the lock.
-	mu.Lock()
-	defer mu.Unlock()
-	out := &tracespb.PushResponse{RejectedTraces: merged.RejectedTraces, RejectedSpans: merged.RejectedSpans, FirstError: merged.FirstError, FirstErrorStatus: merged.FirstErrorStatus}
 	return int(out.RejectedSpans), out, nil
 }
