@@ -52,4 +52,5 @@ bench: ## Go benchmarks of the hot paths, the write load harness and the store b
 	bash tools/bench.sh
 	bash tools/storebench.sh
 	bash tools/logbench.sh
+	bash tools/tracebench.sh
 	bash tools/attack.sh

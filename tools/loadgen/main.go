@@ -84,6 +84,16 @@ func main() {
 				fatal(err)
 			}
 			return
+		case "traces-ingest":
+			if err := tracesIngest(os.Args[2:]); err != nil {
+				fatal(err)
+			}
+			return
+		case "traces-query":
+			if err := tracesQuery(os.Args[2:]); err != nil {
+				fatal(err)
+			}
+			return
 		case "freeports":
 			if err := freePorts(os.Args[2:]); err != nil {
 				fatal(err)
