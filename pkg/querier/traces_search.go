@@ -48,8 +48,9 @@ type candidate struct {
 type traceVisitor func(id [16]byte, td ptrace.Traces) bool
 
 // scanIngesters calls fn with every trace the traces ingesters hold in
-// [start, end]; a trace replicas hold is given once per replica.
-func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end int64, fn traceVisitor) error {
+// [start, end] that query matches as the ingester holds it (every trace
+// when query is empty); a trace replicas hold is given once per replica.
+func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end int64, query string, fn traceVisitor) error {
 	rs, err := t.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return fmt.Errorf("finding traces ingesters to query: %w", err)
@@ -76,7 +77,7 @@ func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end 
 				}
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
-				recv, err := sc.Scan(ctx, &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end})
+				recv, err := sc.Scan(ctx, &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query})
 				if err != nil {
 					return err
 				}
@@ -207,7 +208,7 @@ func (t *Traces) Search(ctx context.Context, tenantID string, req tempoapi.Searc
 		}
 		return true
 	}
-	if err := t.scanIngesters(ctx, tenantID, start, end, match); err != nil {
+	if err := t.scanIngesters(ctx, tenantID, start, end, req.Query, match); err != nil {
 		return resp, err
 	}
 	// Blocks newest first, until the next block cannot hold a trace newer
@@ -356,7 +357,10 @@ func (t *Traces) forTraces(ctx context.Context, tenantID, query string, start, e
 		}
 		return true
 	}
-	if err := t.scanIngesters(ctx, tenantID, s, e, visit); err != nil {
+	if ev == nil {
+		query = "" // every trace: the ingesters need not evaluate one
+	}
+	if err := t.scanIngesters(ctx, tenantID, s, e, query, visit); err != nil {
 		return err
 	}
 	_, err := t.scanBlocks(ctx, tenantID, s, e, visit, nil)
@@ -610,7 +614,7 @@ func (t *Traces) metrics(ctx context.Context, tenantID string, req tempoapi.Metr
 		return true
 	}
 	start, end := req.Start.UnixNano(), req.End.UnixNano()
-	if err := t.scanIngesters(ctx, tenantID, start, end, collect); err != nil {
+	if err := t.scanIngesters(ctx, tenantID, start, end, "", collect); err != nil {
 		return nil, 0, err
 	}
 	if _, err := t.scanBlocks(ctx, tenantID, start, end, collect, nil); err != nil {

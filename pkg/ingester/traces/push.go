@@ -6,10 +6,14 @@ import (
 	"net/http"
 
 	"github.com/go-kit/log/level"
+	"github.com/gogo/status"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
 	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
+	"github.com/canopy-observability/canopy/pkg/traceql"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
@@ -104,13 +108,30 @@ func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender
 	if err != nil {
 		return err
 	}
+	var ev *traceql.Evaluator
+	if req.Query != "" {
+		q, err := traceql.Parse(req.Query)
+		if err == nil {
+			ev, err = traceql.NewEvaluator(q)
+		}
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
 	in := i.getInstance(tid)
 	if in == nil {
 		return nil
 	}
 	batch := &tracespb.ScanBatch{}
 	size := 0
+	var u ptrace.ProtoUnmarshaler
 	for _, t := range in.scan(req.StartUnixNano, req.EndUnixNano) {
+		if err := send.Context().Err(); err != nil {
+			return err
+		}
+		if ev != nil && !matches(ev, &u, t.pieces) {
+			continue
+		}
 		n := 0
 		for _, p := range t.pieces {
 			n += len(p)
@@ -131,6 +152,24 @@ func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender
 		return send.Send(batch)
 	}
 	return nil
+}
+
+// matches says whether the query matches the trace the pieces make.
+func matches(ev *traceql.Evaluator, u *ptrace.ProtoUnmarshaler, pieces [][]byte) bool {
+	td := ptrace.NewTraces()
+	for _, p := range pieces {
+		piece, err := u.UnmarshalTraces(p)
+		if err != nil {
+			continue
+		}
+		piece.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	for _, tr := range traceql.FromPdata(td) {
+		if len(ev.Eval(&tr)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // scanBatchBytes is about the most span bytes in one batch of a scan.

@@ -320,6 +320,9 @@ type ScanRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StartUnixNano int64                  `protobuf:"varint,1,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
 	EndUnixNano   int64                  `protobuf:"varint,2,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
+	// A TraceQL spanset query; when set, only the traces it matches (as the
+	// ingester holds them) are sent. Empty: every trace.
+	Query         string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +369,13 @@ func (x *ScanRequest) GetEndUnixNano() int64 {
 		return x.EndUnixNano
 	}
 	return 0
+}
+
+func (x *ScanRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
 }
 
 type ScanBatch struct {
@@ -437,10 +447,11 @@ const file_tracespb_traces_proto_rawDesc = "" +
 	"\x10FindTraceRequest\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\")\n" +
 	"\x11FindTraceResponse\x12\x14\n" +
-	"\x05spans\x18\x01 \x03(\fR\x05spans\"Y\n" +
+	"\x05spans\x18\x01 \x03(\fR\x05spans\"o\n" +
 	"\vScanRequest\x12&\n" +
 	"\x0fstart_unix_nano\x18\x01 \x01(\x03R\rstartUnixNano\x12\"\n" +
-	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\"<\n" +
+	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\"<\n" +
 	"\tScanBatch\x12/\n" +
 	"\x06traces\x18\x01 \x03(\v2\x17.canopy.traces.v1.TraceR\x06traces2\xf3\x01\n" +
 	"\x0eTracesIngester\x12E\n" +
