@@ -240,21 +240,33 @@ func Write(dir string, id ulid.ULID, batches []ptrace.Traces, source, ingester s
 	if err != nil {
 		return Meta{}, err
 	}
-	slices.SortStableFunc(rows, func(a, b spanRow) int { return bytes.Compare(a.TraceID[:], b.TraceID[:]) })
+	// Rows are large: sort their indexes, in (trace ID, position) order.
+	order := make([]int32, len(rows))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(bytes.Compare(rows[a].TraceID[:], rows[b].TraceID[:]), cmp.Compare(a, b))
+	})
 	w, err := NewWriter(dir, Meta{ULID: id, Source: source, Ingester: ingester})
 	if err != nil {
 		return Meta{}, err
 	}
 	defer w.Close()
-	for len(rows) > 0 {
+	var trace []spanRow
+	for len(order) > 0 {
 		n := 1
-		for n < len(rows) && rows[n].TraceID == rows[0].TraceID {
+		for n < len(order) && rows[order[n]].TraceID == rows[order[0]].TraceID {
 			n++
 		}
-		if err := w.writeTrace(rows[0].TraceID, rows[:n]); err != nil {
+		trace = trace[:0]
+		for _, i := range order[:n] {
+			trace = append(trace, rows[i])
+		}
+		if err := w.writeTrace(rows[order[0]].TraceID, trace); err != nil {
 			return Meta{}, err
 		}
-		rows = rows[n:]
+		order = order[n:]
 	}
 	m, err := w.Finish()
 	if err != nil {
