@@ -90,13 +90,8 @@ func (l *Logs) serveOTLP(w http.ResponseWriter, r *http.Request, resolver tenant
 	}
 	defer body.release()
 	req := plogotlp.NewExportRequest()
-	if body.mediaType == "application/json" {
-		err = req.UnmarshalJSON(body.data)
-	} else {
-		err = req.UnmarshalProto(body.data)
-	}
-	if err != nil {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP logs request (%s): %v", body.mediaType, err)})
+	if err := decodeOTLP("logs", body.mediaType, body.data, req.UnmarshalJSON, req.UnmarshalProto); err != nil {
+		return writeError(w, err)
 	}
 	rejected, msg, err := l.pushOTLP(r.Context(), body.tenant, req.Logs())
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/canopy-observability/canopy/pkg/util/otlpdepth"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
 
@@ -154,13 +155,8 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 	}
 	defer body.release()
 	req := pmetricotlp.NewExportRequest()
-	if body.mediaType == "application/json" {
-		err = req.UnmarshalJSON(body.data)
-	} else {
-		err = req.UnmarshalProto(body.data)
-	}
-	if err != nil {
-		return writeError(w, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP metrics request (%s): %v", body.mediaType, err)})
+	if err := decodeOTLP("metrics", body.mediaType, body.data, req.UnmarshalJSON, req.UnmarshalProto); err != nil {
+		return writeError(w, err)
 	}
 	rejected, msg, err := d.pushOTLP(r.Context(), body.tenant, req.Metrics())
 	if err != nil {
@@ -172,6 +168,26 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request, resolver
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
 	return writeOTLPResponse(w, body.mediaType, resp.MarshalJSON, resp.MarshalProto)
+}
+
+// decodeOTLP decodes an OTLP export request body, in protobuf or (mediaType
+// application/json) in JSON, with the unmarshal function of its encoding.
+// It refuses first a body nested deeper than otlpdepth's bounds: pdata's
+// decoders recurse once per level without a bound, and a body of attribute
+// values nested a few million deep would overflow the stack and kill the
+// process. Errors are *Error (400); signal names the request in them.
+func decodeOTLP(signal, mediaType string, body []byte, unmarshalJSON, unmarshalProto func([]byte) error) error {
+	check, unmarshal := otlpdepth.CheckProto, unmarshalProto
+	if mediaType == "application/json" {
+		check, unmarshal = otlpdepth.CheckJSON, unmarshalJSON
+	}
+	if err := check(body); err != nil {
+		return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("OTLP %s request %v", signal, err)}
+	}
+	if err := unmarshal(body); err != nil {
+		return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("decoding OTLP %s request (%s): %v", signal, mediaType, err)}
+	}
+	return nil
 }
 
 // otlpGRPC is the OTLP metrics gRPC service.

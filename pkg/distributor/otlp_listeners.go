@@ -15,6 +15,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 )
@@ -66,13 +71,13 @@ func (o *OTLPListeners) starting(context.Context) error {
 		if o.grpcLis, err = net.Listen("tcp", o.cfg.OTLPGRPCListenAddress); err != nil {
 			return fmt.Errorf("OTLP gRPC listener (-distributor.otlp.grpc-listen-address): %w", err)
 		}
-		o.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(o.cfg.MaxDecompressedSize))
-		pmetricotlp.RegisterGRPCServer(o.grpcServer, &otlpGRPC{d: o.d, resolver: o.resolver})
+		o.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(o.cfg.MaxDecompressedSize), grpc.ForceServerCodecV2(otlpCodec{proto: encoding.GetCodecV2(proto.Name)}))
+		o.grpcServer.RegisterService(otlpServiceDesc("opentelemetry.proto.collector.metrics.v1.MetricsService"), &otlpGRPC{d: o.d, resolver: o.resolver})
 		if o.logs != nil {
-			plogotlp.RegisterGRPCServer(o.grpcServer, &otlpLogsGRPC{l: o.logs, resolver: o.resolver})
+			o.grpcServer.RegisterService(otlpServiceDesc("opentelemetry.proto.collector.logs.v1.LogsService"), &otlpLogsGRPC{l: o.logs, resolver: o.resolver})
 		}
 		if o.traces != nil {
-			ptraceotlp.RegisterGRPCServer(o.grpcServer, &otlpTracesGRPC{t: o.traces, resolver: o.resolver})
+			o.grpcServer.RegisterService(otlpServiceDesc("opentelemetry.proto.collector.trace.v1.TraceService"), &otlpTracesGRPC{t: o.traces, resolver: o.resolver})
 		}
 		go func() { o.errs <- o.grpcServer.Serve(o.grpcLis) }()
 	}
@@ -121,4 +126,128 @@ func (o *OTLPListeners) stopping(error) error {
 		return o.httpServer.Shutdown(ctx)
 	}
 	return nil
+}
+
+// The OTLP gRPC services are registered here, not by pdata's
+// RegisterGRPCServer: pdata's handlers have gRPC decode the request with
+// pdata (recursively, without a bound) before any code of ours runs, and a
+// codec refusing a body nested too deep can only have it answered Internal
+// (gRPC turns every codec error into Internal). These handlers get the
+// request's bytes undecoded (otlpCodec), and exportProto refuses a body
+// nested too deep with InvalidArgument before decoding it with pdata's
+// ExportRequest.UnmarshalProto, which does what pdata's handlers do
+// (migrating deprecated fields included). The services and their Export
+// method are OTLP's, so every OTLP client works as before.
+
+// otlpExporter is one signal's OTLP gRPC service.
+type otlpExporter interface {
+	// exportProto checks, decodes and writes an export request in
+	// protobuf; body is valid only until it returns.
+	exportProto(ctx context.Context, body []byte) (*otlpBytes, error)
+}
+
+// otlpServiceDesc describes the OTLP gRPC service of that name: its one
+// method, Export, served by an otlpExporter.
+func otlpServiceDesc(service string) *grpc.ServiceDesc {
+	method := "/" + service + "/Export"
+	return &grpc.ServiceDesc{
+		ServiceName: service,
+		HandlerType: (*otlpExporter)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Export",
+			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				req := new(otlpBytes)
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				defer req.buf.Free()
+				export := func(ctx context.Context, req any) (any, error) {
+					return srv.(otlpExporter).exportProto(ctx, req.(*otlpBytes).buf.ReadOnlyData())
+				}
+				if interceptor == nil {
+					return export(ctx, req)
+				}
+				return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, export)
+			},
+		}},
+	}
+}
+
+// otlpBytes is an OTLP message in protobuf, as received or to be sent,
+// which otlpCodec passes through as it is.
+type otlpBytes struct{ buf mem.Buffer }
+
+// otlpCodec is the OTLP gRPC server's codec: it hands otlpBytes over
+// undecoded and leaves any other message to the proto codec.
+type otlpCodec struct{ proto encoding.CodecV2 }
+
+// Marshal implements encoding.CodecV2.
+func (c otlpCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*otlpBytes); ok {
+		return mem.BufferSlice{m.buf}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+// Unmarshal implements encoding.CodecV2. An otlpBytes holds a reference to
+// the data, which its holder frees.
+func (c otlpCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*otlpBytes); ok {
+		m.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+// Name implements encoding.CodecV2.
+func (c otlpCodec) Name() string { return proto.Name }
+
+// otlpResponse marshals an OTLP export response for otlpCodec.
+func otlpResponse(b []byte, err error) (*otlpBytes, error) {
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &otlpBytes{buf: mem.SliceBuffer(b)}, nil
+}
+
+// otlpProtobuf is OTLP's protobuf encoding, the only one over gRPC.
+const otlpProtobuf = "application/x-protobuf"
+
+func (s *otlpGRPC) exportProto(ctx context.Context, body []byte) (*otlpBytes, error) {
+	req := pmetricotlp.NewExportRequest()
+	if err := decodeOTLP("metrics", otlpProtobuf, body, nil, req.UnmarshalProto); err != nil {
+		s.d.metrics.requests.WithLabelValues("otlp_grpc", codes.InvalidArgument.String()).Inc()
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, err := s.Export(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return otlpResponse(resp.MarshalProto())
+}
+
+func (s *otlpLogsGRPC) exportProto(ctx context.Context, body []byte) (*otlpBytes, error) {
+	req := plogotlp.NewExportRequest()
+	if err := decodeOTLP("logs", otlpProtobuf, body, nil, req.UnmarshalProto); err != nil {
+		s.l.metrics.requests.WithLabelValues("otlp_grpc", codes.InvalidArgument.String()).Inc()
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, err := s.Export(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return otlpResponse(resp.MarshalProto())
+}
+
+func (s *otlpTracesGRPC) exportProto(ctx context.Context, body []byte) (*otlpBytes, error) {
+	req := ptraceotlp.NewExportRequest()
+	if err := decodeOTLP("traces", otlpProtobuf, body, nil, req.UnmarshalProto); err != nil {
+		s.t.metrics.requests.WithLabelValues("otlp_grpc", codes.InvalidArgument.String()).Inc()
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, err := s.Export(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return otlpResponse(resp.MarshalProto())
 }
