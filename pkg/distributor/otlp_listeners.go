@@ -239,15 +239,25 @@ func (s *otlpLogsGRPC) exportProto(ctx context.Context, body []byte) (*otlpBytes
 	return otlpResponse(resp.MarshalProto())
 }
 
+// exportProto cuts the request into traces straight from its protobuf
+// (tracepush.SplitProto checks nesting, IDs and sizes as it walks): the
+// spans are never decoded into pdata.
 func (s *otlpTracesGRPC) exportProto(ctx context.Context, body []byte) (*otlpBytes, error) {
-	req := ptraceotlp.NewExportRequest()
-	if err := decodeOTLP("traces", otlpProtobuf, body, nil, req.UnmarshalProto); err != nil {
-		s.t.metrics.requests.WithLabelValues("otlp_grpc", codes.InvalidArgument.String()).Inc()
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	resp, err := s.Export(ctx, req)
+	tenantID, err := s.resolver.FromIncomingContext(ctx)
 	if err != nil {
-		return nil, err
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	res, err := s.t.PushProto(ctx, tenantID, body)
+	if err != nil {
+		code := grpcCode(err)
+		s.t.metrics.requests.WithLabelValues("otlp_grpc", code.String()).Inc()
+		return nil, status.Error(code, err.Error())
+	}
+	s.t.metrics.requests.WithLabelValues("otlp_grpc", codes.OK.String()).Inc()
+	resp := ptraceotlp.NewExportResponse()
+	if res.Rejected > 0 || res.Message != "" {
+		resp.PartialSuccess().SetRejectedSpans(int64(res.Rejected))
+		resp.PartialSuccess().SetErrorMessage(res.Message)
 	}
 	return otlpResponse(resp.MarshalProto())
 }

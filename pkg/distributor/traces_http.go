@@ -8,8 +8,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/canopy-observability/canopy/pkg/tracepush"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -65,32 +63,11 @@ func (t *Traces) PushTraces(ctx context.Context, tenantID string, td ptrace.Trac
 	return t.push(ctx, tenantID, lim, b)
 }
 
-// otlpTracesGRPC is the OTLP traces gRPC service.
+// otlpTracesGRPC is the OTLP traces gRPC service (its Export is
+// exportProto, on the raw request: otlp_listeners.go).
 type otlpTracesGRPC struct {
-	ptraceotlp.UnimplementedGRPCServer
 	t        *Traces
 	resolver tenant.Resolver
-}
-
-// Export implements ptraceotlp.GRPCServer.
-func (s *otlpTracesGRPC) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	tenantID, err := s.resolver.FromIncomingContext(ctx)
-	if err != nil {
-		return ptraceotlp.ExportResponse{}, status.Error(codes.Unauthenticated, err.Error())
-	}
-	res, err := s.t.PushTraces(ctx, tenantID, req.Traces())
-	if err != nil {
-		code := grpcCode(err)
-		s.t.metrics.requests.WithLabelValues("otlp_grpc", code.String()).Inc()
-		return ptraceotlp.ExportResponse{}, status.Error(code, err.Error())
-	}
-	s.t.metrics.requests.WithLabelValues("otlp_grpc", codes.OK.String()).Inc()
-	resp := ptraceotlp.NewExportResponse()
-	if res.Rejected > 0 || res.Message != "" {
-		resp.PartialSuccess().SetRejectedSpans(int64(res.Rejected))
-		resp.PartialSuccess().SetErrorMessage(res.Message)
-	}
-	return resp, nil
 }
 
 // ZipkinHandler serves Zipkin's v2 span API (POST /api/v2/spans, a JSON
