@@ -4,7 +4,8 @@
 // retention, deletes marked blocks after a delay, cleans up abandoned
 // uploads and maintains the bucket index. It does the same for log blocks
 // (merging replicas' blocks, per-stream retention, deletion requests: see
-// logs.go). Tenants are sharded over compactor replicas by the compactor
+// logs.go), and merges trace blocks and applies their retention (see
+// traces.go). Tenants are sharded over compactor replicas by the compactor
 // ring.
 package compactor
 
@@ -69,6 +70,8 @@ type Compactor struct {
 	deletes         *logdelete.Store
 	expiryMu        sync.Mutex
 	expiries        map[ulid.ULID]cachedExpiry // of log blocks, by expiry
+
+	tracesMetrics *tracesMetrics
 }
 
 // New returns a compactor working in dir (scratch space for the blocks it
@@ -84,6 +87,7 @@ func New(cfg Config, dir string, self ringconfig.Instance, bkt objstore.Bucket, 
 		expiries:        map[ulid.ULID]cachedExpiry{},
 		logger:          log.With(logger, "component", "compactor"),
 		metrics:         newMetrics(reg),
+		tracesMetrics:   newTracesMetrics(reg),
 		tsdbMets:        tsdb.NewCompactorMetrics(prometheus.WrapRegistererWithPrefix("canopy_compactor_", reg)),
 		now:             time.Now,
 	}
@@ -224,6 +228,9 @@ func (c *Compactor) Run(ctx context.Context, compact bool) RunResult {
 		return nil
 	})
 	written, errs := c.logsPass(ctx, compact)
+	res.Compacted += written
+	res.Errors = append(res.Errors, errs...)
+	written, errs = c.tracesPass(ctx, compact)
 	res.Compacted += written
 	res.Errors = append(res.Errors, errs...)
 	sort.Strings(res.Errors)

@@ -22,33 +22,55 @@ type logsJob struct {
 	kind string
 }
 
-// shippedAt is the time a block's entries were shipped, by which blocks
-// are grouped into merge windows: the time part of its ULID, which for a
-// block the compactor wrote is the oldest of its sources' (so a merged
-// block stays in the windows of its sources).
-func shippedAt(m logblock.Meta) int64 { return int64(m.ULID.Time()) }
+// shippedAt is the time a block's data was shipped, by which blocks are
+// grouped into merge windows: the time part of its ULID, which for a block
+// the compactor wrote is the oldest of its sources' (so a merged block
+// stays in the windows of its sources). Log and trace blocks alike.
+func shippedAt(id ulid.ULID) int64 { return int64(id.Time()) }
 
 // planLogs returns the jobs for a tenant's blocks (none marked for
-// deletion or no-compact). For each merge window, largest first, the
-// blocks shipped in a window that ended logsMergeGrace before now are
-// merged when there are at least two, and leave the smaller windows'
-// plans. Blocks in rewrite that no merge takes are rewritten on their own.
+// deletion or no-compact): the merges of mergeWindowGroups, then the
+// blocks in rewrite that no merge takes, each rewritten on its own.
 // windows are smallest first.
 func planLogs(bs []logblock.Meta, windows []time.Duration, now time.Time, rewrite map[ulid.ULID]bool) []logsJob {
 	bs = slices.Clone(bs)
 	slices.SortFunc(bs, func(a, b logblock.Meta) int { return a.ULID.Compare(b.ULID) })
 	taken := map[ulid.ULID]bool{}
 	var jobs []logsJob
+	for _, g := range mergeWindowGroups(bs, func(m logblock.Meta) ulid.ULID { return m.ULID }, windows, now) {
+		for _, m := range g {
+			taken[m.ULID] = true
+		}
+		jobs = append(jobs, logsJob{blocks: g, kind: "merge"})
+	}
+	for _, m := range bs {
+		if rewrite[m.ULID] && !taken[m.ULID] {
+			jobs = append(jobs, logsJob{blocks: []logblock.Meta{m}, kind: "rewrite"})
+		}
+	}
+	return jobs
+}
+
+// mergeWindowGroups returns the groups of blocks to merge, each in ULID
+// order: for each merge window, largest first, the blocks shipped in a
+// window that ended logsMergeGrace before now, when there are at least
+// two; a block in a group leaves the smaller windows' plans. windows are
+// smallest first; id is a block's ULID. Shared by log and trace blocks.
+func mergeWindowGroups[B any](bs []B, id func(B) ulid.ULID, windows []time.Duration, now time.Time) [][]B {
+	bs = slices.Clone(bs)
+	slices.SortFunc(bs, func(a, b B) int { return id(a).Compare(id(b)) })
+	taken := map[ulid.ULID]bool{}
+	var out [][]B
 	nowMs := now.UnixMilli()
 	for i := len(windows) - 1; i >= 0; i-- {
 		w := windows[i].Milliseconds()
-		groups := map[int64][]logblock.Meta{}
+		groups := map[int64][]B{}
 		var order []int64
 		for _, m := range bs {
-			if taken[m.ULID] {
+			if taken[id(m)] {
 				continue
 			}
-			k := floorDiv(shippedAt(m), w)
+			k := floorDiv(shippedAt(id(m)), w)
 			if (k+1)*w+logsMergeGrace.Milliseconds() > nowMs {
 				continue // the window is not over
 			}
@@ -63,17 +85,12 @@ func planLogs(bs []logblock.Meta, windows []time.Duration, now time.Time, rewrit
 				continue
 			}
 			for _, m := range g {
-				taken[m.ULID] = true
+				taken[id(m)] = true
 			}
-			jobs = append(jobs, logsJob{blocks: g, kind: "merge"})
+			out = append(out, g)
 		}
 	}
-	for _, m := range bs {
-		if rewrite[m.ULID] && !taken[m.ULID] {
-			jobs = append(jobs, logsJob{blocks: []logblock.Meta{m}, kind: "rewrite"})
-		}
-	}
-	return jobs
+	return out
 }
 
 // blockExpiry says when a block's entries are past their streams'
