@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind", "outcome"}),
 		compactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_compactor_compactions_total",
-			Help: "Blocks written by compaction, by kind (metrics: vertical, overlapping blocks merged and deduplicated; level, adjacent blocks into the next range; logs: logs_merge, the blocks of a merge window; logs_rewrite, a block rewritten without deleted or expired entries).",
+			Help: "Blocks written by compaction, by kind (metrics: vertical, overlapping blocks merged and deduplicated; level, adjacent blocks into the next range; logs: logs_merge, the blocks of a merge window; logs_rewrite, a block rewritten without deleted or expired entries; traces: traces_merge, the blocks of a merge window).",
 		}, []string{"kind"}),
 		blocksMarked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "canopy_compactor_blocks_marked_for_deletion_total",
