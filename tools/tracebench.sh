@@ -121,12 +121,15 @@ sh -c "$inside" sh "$cg" "$work/canopy" -data-dir="$data" -server.http-listen-ad
   -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$ml" \
   -distributor.otlp.grpc-listen-address="127.0.0.1:$otlp" -distributor.otlp.http-listen-address= \
   -distributor.traces.ingestion-rate-limit-mb=100000 -distributor.traces.ingestion-burst-size-mb=100000 \
-  -ingester.traces.max-live-traces-per-tenant=0 "${compact[@]}" \
+  -ingester.traces.max-live-traces-per-tenant=0 -server.http-write-timeout=30m "${compact[@]}" \
   >"$OUT/canopy.log" 2>&1 &
 pid=$!
 wait_ready "http://127.0.0.1:$http/ready"
 ingest canopy "$pid"
-curl -sf -X POST "http://127.0.0.1:$http/ingester/flush" >/dev/null
+# The flush answers once every trace, live ones included, is in the bucket.
+flush_start=$(date +%s.%N)
+curl -sf --max-time 1800 -X POST "http://127.0.0.1:$http/ingester/flush" >/dev/null
+flush_seconds=$(awk -v a="$flush_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 if [ ${#compact[@]} -gt 0 ]; then
   # The minute the last block was shipped in ends, then a compaction pass
   # merges it, then queriers re-list blocks (every 10s).
@@ -149,6 +152,7 @@ accepted=$(field "$OUT/canopy-ingest.json" spans_accepted)
 {
   echo "canopy bucket: $bytes bytes in ${#blocks[@]} blocks ($(ls "$bucket" | wc -l) with those marked for deletion) holding $stored spans ($accepted accepted):" \
     "$(awk -v b="$bytes" -v s="$accepted" 'BEGIN {printf "%.1f", b / s}') bytes per span"
+  echo "canopy flush (POST /ingester/flush): $flush_seconds s"
   echo "canopy peak RSS: $(grep VmHWM /proc/$pid/status | tr -s ' \t' ' '); $(cgroup_report "$cg")"
 } | tee "$OUT/canopy-disk.txt"
 echo "$bytes" >"$OUT/canopy-bytes"
