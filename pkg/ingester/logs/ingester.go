@@ -3,29 +3,21 @@
 // open chunks cut into compressed chunks with token filters
 // (pkg/storage/logchunk), shipped to the bucket as blocks, registered in
 // the logs ingester ring and serving pushes and queries over gRPC
-// (pkg/ingester/logsclient).
+// (pkg/ingester/logsclient). The ring, WAL, tenants and the loop that cuts,
+// ships and checkpoints are package unit's.
 package logs
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/kv/memberlist"
-	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
 
-	"github.com/canopy-observability/canopy/pkg/util/logging"
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
@@ -39,252 +31,88 @@ const (
 	RingKey  = "logs-ingester"
 )
 
-var errStopping = errors.New("logs ingester is stopping")
-
 // cutCheckInterval is how often open chunks are checked for cutting and
 // the unshipped bytes against -ingester.logs.ship-threshold.
 const cutCheckInterval = 2 * time.Second
 
 // Ingester is the logs unit, a services.Service. Create it with New.
 type Ingester struct {
-	services.Service
+	unit.Unit // base, as the host sees it
 
+	base    *unit.Base[*instance]
 	cfg     Config
-	dir     string
 	limits  validation.TenantLimits
-	bkt     objstore.Bucket // nil: shipping off
-	logger  log.Logger
-	slogger *slog.Logger
-	reg     prometheus.Registerer
 	metrics *metrics
-
-	lifecycler *ring.Lifecycler
-
-	// pushMu is held shared by every push from its append to its WAL
-	// record, and exclusively by a checkpoint while it starts a segment and
-	// takes its snapshot: what is in memory then is exactly what the
-	// segments before have.
-	pushMu sync.RWMutex
-	wal    *wlog.WL
-
-	mu        sync.RWMutex
-	instances map[string]*instance
-	closing   bool
-
-	shipMu sync.Mutex // one ship (tick, flush endpoint, shutdown) at a time
-	// unshipped counts the bytes of cut chunks not yet in the bucket.
-	unshipped atomic.Int64
-
-	now func() time.Time
 }
 
 // New returns the logs unit keeping its WAL under dir, its ring tokens in
 // tokensFile, and shipping to bkt (nil, or -ingester.logs.ship-interval=0:
 // no shipping). memberlistKV may be nil unless the ring store is memberlist.
 func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits validation.TenantLimits, bkt objstore.Bucket, memberlistKV func() (*memberlist.KV, error), logger log.Logger, reg prometheus.Registerer) (*Ingester, error) {
-	i := &Ingester{
-		cfg:       cfg,
-		dir:       dir,
-		limits:    limits,
-		logger:    log.With(logger, "component", "logs-ingester"),
-		reg:       reg,
-		metrics:   newMetrics(reg),
-		instances: map[string]*instance{},
-		now:       time.Now,
-	}
-	if cfg.ShipInterval > 0 {
-		i.bkt = bkt
-	}
-	i.slogger = logging.Slog(i.logger)
-	var err error
-	i.lifecycler, err = cfg.Ring.NewLifecycler(ringconfig.Lifecycler{
-		Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV,
-		TokensFile: tokensFile, Flusher: flusher{i}, FlushOnShutdown: cfg.FlushOnShutdown && i.bkt != nil,
-	}, logger, prometheus.WrapRegistererWithPrefix("canopy_logs_", reg))
+	i := &Ingester{cfg: cfg, limits: limits, metrics: newMetrics(reg)}
+	var sb labels.ScratchBuilder // replay's
+	b, err := unit.New(unit.Config{
+		Signal:           Signal,
+		Ring:             cfg.Ring,
+		Lifecycler:       ringconfig.Lifecycler{Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV, TokensFile: tokensFile},
+		Dir:              dir,
+		Bucket:           bkt,
+		ShipInterval:     cfg.ShipInterval,
+		ShipThreshold:    cfg.ShipThreshold,
+		CheckpointPeriod: cfg.CheckpointPeriod,
+		CutCheckInterval: cutCheckInterval,
+		FlushOnShutdown:  cfg.FlushOnShutdown,
+		ReplayedItems:    "entries",
+		ShipMsg:          "shipping log chunks",
+		ShippingOff:      "logs shipping is off (-ingester.logs.ship-interval=0): chunks were cut but stay in memory and the WAL",
+		ShipFailures:     i.metrics.shipFailures,
+		Checkpoints:      i.metrics.checkpoints,
+	}, unit.Hooks[*instance]{
+		NewInstance: newInstance,
+		Replay: func(rec []byte, instanceOf func(string) *instance) (int, error) {
+			return i.replay(rec, &sb, instanceOf)
+		},
+		Cut:         i.cutDue,
+		DropShipped: func(in *instance, now time.Time) { in.removeEmpty(now, cfg.RetainShipped) },
+		Ship:        i.shipTenant,
+		Snapshot:    snapshot,
+	}, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
+	i.Unit, i.base = b, b
 	return i, nil
 }
 
-// Signal names the unit.
-func (i *Ingester) Signal() string { return Signal }
-
-// Lifecycler exposes the ring lifecycler.
-func (i *Ingester) Lifecycler() *ring.Lifecycler { return i.lifecycler }
-
-// RingStatus serves the unit's lifecycler page.
-func (i *Ingester) RingStatus() http.Handler { return i.lifecycler }
-
-// CheckReady reports whether the unit is ACTIVE in its ring.
-func (i *Ingester) CheckReady(ctx context.Context) error {
-	if s := i.State(); s != services.Running {
-		return fmt.Errorf("logs ingester is %s", s)
-	}
-	return i.lifecycler.CheckReady(ctx)
-}
-
-func (i *Ingester) starting(ctx context.Context) error {
-	start := time.Now()
-	var entries int
-	w, err := replayWAL(walDir(i.dir), i.slogger, prometheus.WrapRegistererWithPrefix("canopy_logs_", i.reg), func(rec record) error {
-		in := i.getOrCreateInstance(rec.tenant)
-		s, _, err := in.getOrCreate(rec.labels, 0)
-		if err != nil {
-			return err
-		}
-		if rec.typ == recordChunk {
-			i.unshipped.Add(int64(len(rec.chunk)))
-			return s.addChunk(rec.chunk)
-		}
-		entries += len(rec.entries)
-		s.append(rec.entries, 0, i.now())
-		return nil
-	})
+// replay applies a WAL record: entries are appended without the
+// out-of-order window (they were accepted once), chunks are taken as cut.
+func (i *Ingester) replay(data []byte, sb *labels.ScratchBuilder, instanceOf func(string) *instance) (int, error) {
+	rec, err := decodeRecord(data, sb)
 	if err != nil {
-		return fmt.Errorf("replaying the logs WAL: %w", err)
+		return 0, err
 	}
-	i.wal = w
-	level.Info(i.logger).Log("msg", "replayed the logs WAL", "tenants", len(i.instances), "entries", entries, "duration", time.Since(start))
-	return services.StartAndAwaitRunning(ctx, i.lifecycler)
-}
-
-func (i *Ingester) running(ctx context.Context) error {
-	failed := services.NewFailureWatcher()
-	failed.WatchService(i.lifecycler)
-	cut := time.NewTicker(cutCheckInterval)
-	defer cut.Stop()
-	checkpoint := time.NewTicker(i.cfg.CheckpointPeriod)
-	defer checkpoint.Stop()
-	var ship <-chan time.Time
-	if i.bkt != nil {
-		t := time.NewTicker(i.cfg.ShipInterval)
-		defer t.Stop()
-		ship = t.C
+	s, _, err := instanceOf(rec.tenant).getOrCreate(rec.labels, 0)
+	if err != nil {
+		return 0, err
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-failed.Chan():
-			return ringconfig.LifecyclerFailure(ctx, RingName, err)
-		case <-cut.C:
-			i.cutDue(false)
-			i.dropShipped()
-			if i.bkt != nil && i.unshipped.Load() >= int64(i.cfg.ShipThreshold) {
-				if _, err := i.ship(ctx); err != nil {
-					level.Warn(i.logger).Log("msg", "shipping log chunks", "err", err)
-				}
-			}
-		case <-ship:
-			if _, err := i.ship(ctx); err != nil {
-				level.Warn(i.logger).Log("msg", "shipping log chunks", "err", err)
-			}
-		case <-checkpoint.C:
-			if err := i.checkpoint(); err != nil {
-				level.Warn(i.logger).Log("msg", "checkpointing the logs WAL", "err", err)
-			}
-		}
+	if rec.typ == recordChunk {
+		i.base.AddUnshipped(len(rec.chunk))
+		return 0, s.addChunk(rec.chunk)
 	}
-}
-
-func (i *Ingester) stopping(_ error) error {
-	// Leave the ring first (shipping everything while LEAVING when
-	// -ingester.logs.flush-on-shutdown is on), then stop taking pushes and
-	// close the WAL, which has every acknowledged entry either way.
-	err := ringconfig.StopLifecycler(i.lifecycler)
-	i.mu.Lock()
-	i.closing = true
-	i.mu.Unlock()
-	i.pushMu.Lock()
-	defer i.pushMu.Unlock()
-	if i.wal != nil {
-		if cerr := i.wal.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("closing the logs WAL: %w", cerr))
-		}
-	}
-	return err
-}
-
-func (i *Ingester) getInstance(tenant string) *instance {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return i.instances[tenant]
-}
-
-func (i *Ingester) getOrCreateInstance(tenant string) *instance {
-	if in := i.getInstance(tenant); in != nil {
-		return in
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	in, ok := i.instances[tenant]
-	if !ok {
-		in = newInstance(tenant)
-		i.instances[tenant] = in
-	}
-	return in
-}
-
-func (i *Ingester) instancesSnapshot() []*instance {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	out := make([]*instance, 0, len(i.instances))
-	for _, in := range i.instances {
-		out = append(out, in)
-	}
-	return out
+	s.append(rec.entries, 0, i.base.Now())
+	return len(rec.entries), nil
 }
 
 // cutDue cuts every open chunk that is due (or every one, force).
 func (i *Ingester) cutDue(force bool) {
-	now := i.now()
-	for _, in := range i.instancesSnapshot() {
+	now := i.base.Now()
+	for _, in := range i.base.Instances() {
 		for _, s := range in.all() {
 			n, err := s.cutIfDue(i.cfg, now, force)
 			if err != nil {
-				level.Error(i.logger).Log("msg", "cutting a chunk", "tenant", in.tenant, "stream", s.labels.String(), "err", err)
+				level.Error(i.base.Logger()).Log("msg", "cutting a chunk", "tenant", in.tenant, "stream", s.labels.String(), "err", err)
 			}
-			i.unshipped.Add(int64(n))
+			i.base.AddUnshipped(n)
 		}
 	}
 }
-
-// dropShipped forgets chunks in the bucket for long enough, and streams
-// left empty.
-func (i *Ingester) dropShipped() {
-	now := i.now()
-	for _, in := range i.instancesSnapshot() {
-		in.removeEmpty(now, i.cfg.RetainShipped)
-	}
-}
-
-// flusher ships everything when the lifecycler leaves the ring.
-type flusher struct{ i *Ingester }
-
-func (f flusher) Flush() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if _, _, err := f.i.FlushAndShip(ctx); err != nil {
-		level.Error(f.i.logger).Log("msg", "flushing logs on shutdown", "err", err)
-	}
-}
-
-func (f flusher) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
-
-// FlushAndShip cuts every open chunk and uploads everything not yet in
-// the bucket (package ingester's Unit).
-func (i *Ingester) FlushAndShip(ctx context.Context) (tenants, shipped int, err error) {
-	i.cutDue(true)
-	if i.bkt == nil {
-		return len(i.instancesSnapshot()), 0, errors.New("logs shipping is off (-ingester.logs.ship-interval=0): chunks were cut but stay in memory and the WAL")
-	}
-	n, err := i.ship(ctx)
-	if err == nil {
-		err = i.checkpoint()
-	}
-	return len(i.instancesSnapshot()), n, err
-}
-
-func walDir(dir string) string { return dir + "/wal" }

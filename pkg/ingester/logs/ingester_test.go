@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
 	"github.com/canopy-observability/canopy/pkg/storage/logblock"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
@@ -152,7 +153,7 @@ func TestPushSelectAndReplay(t *testing.T) {
 	stop(t, i)
 	i = start(t, cfg, dir, testLimits(), nil)
 	require.Equal(t, want, selectAll(t, i, "t1", 0, 1e12))
-	require.NoError(t, i.checkpoint())
+	require.NoError(t, i.base.Checkpoint())
 	push(t, i, "t1", web, logchunk.Entry{Timestamp: 6e9, Line: "after the checkpoint"})
 	want[web.String()] = append(want[web.String()], "6000000000 after the checkpoint")
 	stop(t, i)
@@ -247,15 +248,15 @@ func TestReplayCutsTornTail(t *testing.T) {
 	push(t, i, "t", app, entries(1, 3, "line %d")...)
 	stop(t, i)
 
-	_, last, err := wlog.Segments(walDir(dir))
+	_, last, err := wlog.Segments(unit.WALDir(dir))
 	require.NoError(t, err)
-	f, err := os.OpenFile(wlog.SegmentName(walDir(dir), last), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(wlog.SegmentName(unit.WALDir(dir), last), os.O_WRONLY|os.O_APPEND, 0)
 	require.NoError(t, err)
 	// A record header promising more bytes than follow.
 	_, err = f.Write([]byte{1, 0x00, 0xff, 0x12, 0x34, 0x56, 0x78, 'x'})
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	sr, err := wlog.NewSegmentsReader(walDir(dir))
+	sr, err := wlog.NewSegmentsReader(unit.WALDir(dir))
 	require.NoError(t, err)
 	rd := wlog.NewReader(sr)
 	for rd.Next() {

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/logsclient"
-	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
 	"github.com/canopy-observability/canopy/pkg/rpc/logspb"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -30,7 +29,7 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 	window := time.Duration(lim.LogsOutOfOrderWindow)
 	streamLimit := 0
 	if g := lim.LogsMaxGlobalStreamsPerUser; g > 0 {
-		streamLimit = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount())
+		streamLimit = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.Lifecycler().HealthyInstancesCount())
 	}
 	resp := &logspb.PushResponse{}
 	reject := func(reason string, n int, msg string, limit bool) {
@@ -48,135 +47,69 @@ func (i *Ingester) Push(ctx context.Context, req *logspb.PushRequest) (*logspb.P
 		resp.LimitError = resp.LimitError || limit
 	}
 
-	i.pushMu.RLock()
-	defer i.pushMu.RUnlock()
-	if i.wal == nil || i.isClosing() {
-		return nil, errStopping
-	}
-	in := i.getOrCreateInstance(id)
-	now := i.now()
 	var (
 		sb       labels.ScratchBuilder
-		recs     [][]byte
 		walBuf   = getWALBuf()
 		accepted int
 		bytes    int
 	)
-	for _, ps := range req.Streams {
-		ls := logsclient.ToLabels(ps.Labels, &sb)
-		entries := make([]logchunk.Entry, len(ps.Entries))
-		for k, e := range ps.Entries {
-			entries[k] = logchunk.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: logsclient.ToLabels(e.Metadata, &sb)}
-		}
-		var res appendResult
-		for {
-			s, _, err := in.getOrCreate(ls, streamLimit)
-			var sl errStreamLimit
-			if errors.As(err, &sl) {
-				sl.global = lim.LogsMaxGlobalStreamsPerUser
-				reject(reasonStreamLimit, len(entries), fmt.Sprintf("stream %s: %v", ls, sl), true)
+	err = i.base.Append(id, func(in *instance) ([][]byte, error) {
+		now := i.base.Now()
+		var recs [][]byte
+		for _, ps := range req.Streams {
+			ls := logsclient.ToLabels(ps.Labels, &sb)
+			entries := make([]logchunk.Entry, len(ps.Entries))
+			for k, e := range ps.Entries {
+				entries[k] = logchunk.Entry{Timestamp: e.Timestamp, Line: e.Line, Metadata: logsclient.ToLabels(e.Metadata, &sb)}
+			}
+			var res appendResult
+			for {
+				s, _, err := in.getOrCreate(ls, streamLimit)
+				var sl errStreamLimit
+				if errors.As(err, &sl) {
+					sl.global = lim.LogsMaxGlobalStreamsPerUser
+					reject(reasonStreamLimit, len(entries), fmt.Sprintf("stream %s: %v", ls, sl), true)
+					break
+				}
+				if err != nil {
+					return nil, err
+				}
+				if res = s.append(entries, window, now); res.removed {
+					continue // dropped as empty meanwhile: look it up again
+				}
+				// Cut at once when due, not at the next check: under heavy
+				// ingestion an open chunk would grow well past its target.
+				n, err := s.cutIfDue(i.cfg, now, false)
+				if err != nil {
+					// The entries are in; the periodic cut tries again.
+					level.Error(i.base.Logger()).Log("msg", "cutting a chunk", "tenant", id, "stream", s.labels.String(), "err", err)
+				}
+				i.base.AddUnshipped(n)
+				if len(res.accepted) > 0 {
+					at := len(walBuf)
+					walBuf = encodeEntries(walBuf, id, s.labels, res.accepted)
+					recs = append(recs, walBuf[at:len(walBuf):len(walBuf)])
+				}
 				break
 			}
-			if err != nil {
-				return nil, err
+			reject(reasonTooFarBehind, res.tooOld, res.firstError, false)
+			if res.duplicates > 0 {
+				i.metrics.duplicates.Add(float64(res.duplicates))
 			}
-			if res = s.append(entries, window, now); res.removed {
-				continue // dropped as empty meanwhile: look it up again
+			accepted += len(res.accepted)
+			for _, e := range res.accepted {
+				bytes += len(e.Line)
 			}
-			// Cut at once when due, not at the next check: under heavy
-			// ingestion an open chunk would grow well past its target.
-			n, err := s.cutIfDue(i.cfg, now, false)
-			if err != nil {
-				// The entries are in; the periodic cut tries again.
-				level.Error(i.logger).Log("msg", "cutting a chunk", "tenant", id, "stream", s.labels.String(), "err", err)
-			}
-			i.unshipped.Add(int64(n))
-			if len(res.accepted) > 0 {
-				at := len(walBuf)
-				walBuf = encodeEntries(walBuf, id, s.labels, res.accepted)
-				recs = append(recs, walBuf[at:len(walBuf):len(walBuf)])
-			}
-			break
 		}
-		reject(reasonTooFarBehind, res.tooOld, res.firstError, false)
-		if res.duplicates > 0 {
-			i.metrics.duplicates.Add(float64(res.duplicates))
-		}
-		accepted += len(res.accepted)
-		for _, e := range res.accepted {
-			bytes += len(e.Line)
-		}
-	}
-	defer putWALBuf(walBuf)
-	if len(recs) > 0 {
-		if err := i.wal.Log(recs...); err != nil {
-			level.Error(i.logger).Log("msg", "writing the logs WAL", "tenant", id, "err", err)
-			return nil, fmt.Errorf("writing the logs WAL: %w", err)
-		}
+		return recs, nil
+	})
+	putWALBuf(walBuf)
+	if err != nil {
+		return nil, err
 	}
 	i.metrics.entries.Add(float64(accepted))
 	i.metrics.bytes.Add(float64(bytes))
 	return resp, nil
-}
-
-func (i *Ingester) isClosing() bool {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return i.closing
-}
-
-// checkpoint writes what the ingester holds that is not in the bucket
-// into a checkpoint and deletes the WAL segments it replaces.
-func (i *Ingester) checkpoint() error {
-	type streamState struct {
-		tenant string
-		labels labels.Labels
-		chunks [][]byte
-		head   []logchunk.Entry
-	}
-	i.pushMu.Lock()
-	if i.wal == nil {
-		i.pushMu.Unlock()
-		return nil
-	}
-	seg, err := i.wal.NextSegmentSync()
-	if err != nil {
-		i.pushMu.Unlock()
-		return err
-	}
-	var states []streamState
-	for _, in := range i.instancesSnapshot() {
-		for _, s := range in.all() {
-			cs, head := s.snapshot(true)
-			st := streamState{tenant: in.tenant, labels: s.labels, head: head}
-			for _, c := range cs {
-				st.chunks = append(st.chunks, c.data)
-			}
-			if len(st.chunks) > 0 || len(head) > 0 {
-				states = append(states, st)
-			}
-		}
-	}
-	i.pushMu.Unlock()
-	err = unitwal.WriteCheckpoint(i.wal, walDir(i.dir), seg, func(emit func([]byte) error) error {
-		for _, st := range states {
-			for _, c := range st.chunks {
-				if err := emit(encodeChunk(nil, st.tenant, st.labels, c)); err != nil {
-					return err
-				}
-			}
-			if len(st.head) > 0 {
-				if err := emit(encodeEntries(nil, st.tenant, st.labels, st.head)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		i.metrics.checkpoints.Inc()
-	}
-	return err
 }
 
 // walBufs recycles the buffers pushes encode their WAL records into (the

@@ -19,8 +19,8 @@ func (i *Ingester) matching(ctx context.Context, ms []*labels.Matcher) ([]*strea
 	if err != nil {
 		return nil, err
 	}
-	in := i.getInstance(id)
-	if in == nil {
+	in, found := i.base.Instance(id)
+	if !found {
 		return nil, nil
 	}
 	var out []*stream

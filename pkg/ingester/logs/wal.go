@@ -4,13 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/wlog"
 
-	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 	"github.com/canopy-observability/canopy/pkg/storage/logchunk"
 )
 
@@ -18,24 +15,52 @@ import (
 // <unit dir>/wal, holding records of Canopy's own encoding (WAL.md). A
 // checkpoint (<unit dir>/wal/checkpoint.NNNNNNNN, itself a wlog) holds what
 // the ingester had when segment NNNNNNNN began; replay reads the newest
-// complete checkpoint, then the segments from NNNNNNNN on.
+// complete checkpoint, then the segments from NNNNNNNN on (package unit,
+// on unitwal's machinery).
 
 const (
 	recordEntries = 1 // a tenant's stream and entries it accepted
 	recordChunk   = 2 // a tenant's stream and one cut chunk (checkpoints)
 )
 
-// replayWAL replays the unit's WAL in dir (unitwal.Replay), decoding each
-// record for apply.
-func replayWAL(dir string, logger *slog.Logger, reg prometheus.Registerer, apply func(record) error) (*wlog.WL, error) {
-	var sb labels.ScratchBuilder
-	return unitwal.Replay(dir, logger, reg, func(b []byte) error {
-		rec, err := decodeRecord(b, &sb)
-		if err != nil {
-			return err
+// snapshot takes what a checkpoint holds of a tenant (unit.Hooks.Snapshot):
+// its cut chunks not shipped, as chunk records, and its open chunks'
+// entries, as entries records.
+func snapshot(in *instance) unit.Records {
+	type streamState struct {
+		labels labels.Labels
+		chunks [][]byte
+		head   []logchunk.Entry
+	}
+	var states []streamState
+	for _, s := range in.all() {
+		cs, head := s.snapshot(true)
+		st := streamState{labels: s.labels, head: head}
+		for _, c := range cs {
+			st.chunks = append(st.chunks, c.data)
 		}
-		return apply(rec)
-	})
+		if len(st.chunks) > 0 || len(head) > 0 {
+			states = append(states, st)
+		}
+	}
+	if len(states) == 0 {
+		return nil
+	}
+	return func(emit func([]byte) error) error {
+		for _, st := range states {
+			for _, c := range st.chunks {
+				if err := emit(encodeChunk(nil, in.tenant, st.labels, c)); err != nil {
+					return err
+				}
+			}
+			if len(st.head) > 0 {
+				if err := emit(encodeEntries(nil, in.tenant, st.labels, st.head)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 }
 
 // appendRecordHeader writes type, tenant and stream labels.

@@ -78,13 +78,14 @@ type Records = func(emit func(rec []byte) error) error
 // Hooks are what a signal provides; every one is required. No lock of
 // Base's is held when a hook runs, except where said.
 type Hooks[I any] struct {
-	// NewInstance returns a new tenant's empty instance.
+	// NewInstance returns a new tenant's empty instance. It runs under the
+	// lock of the tenants' map: it must not call Base.
 	NewInstance func(tenant string) I
 	// Replay applies one WAL record while the unit starts (no push runs
 	// yet; rec is valid only during the call), getting a tenant's instance
-	// from instance, and returns how many items the record held, for the
+	// from instanceOf, and returns how many items the record held, for the
 	// log line.
-	Replay func(rec []byte, instance func(tenant string) I) (items int, err error)
+	Replay func(rec []byte, instanceOf func(tenant string) I) (items int, err error)
 	// Cut cuts every tenant's data that is due (every tenant's data, force)
 	// and adds the bytes cut to AddUnshipped. It may run concurrently with
 	// pushes, queries and a ship.

@@ -85,12 +85,12 @@ func buildToy(t *testing.T, dir string, bkt objstore.Bucket, flushOnShutdown boo
 		Checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Name: "checkpoints"}),
 	}, Hooks[*toy]{
 		NewInstance: func(tenant string) *toy { return &toy{tenant: tenant} },
-		Replay: func(rec []byte, instance func(string) *toy) (int, error) {
+		Replay: func(rec []byte, instanceOf func(string) *toy) (int, error) {
 			tenant, v, ok := bytes.Cut(rec, []byte{0})
 			if !ok {
 				return 0, errors.New("no tenant")
 			}
-			in := instance(string(tenant))
+			in := instanceOf(string(tenant))
 			in.mu.Lock()
 			defer in.mu.Unlock()
 			in.open = append(in.open, string(v))
