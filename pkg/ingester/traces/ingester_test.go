@@ -126,7 +126,7 @@ func TestPushFindReplayShip(t *testing.T) {
 	stop(t, i)
 	i = start(t, cfg, dir, testLimits(), bkt)
 	require.Equal(t, 4, find(t, i, "t1", a))
-	require.NoError(t, i.checkpoint())
+	require.NoError(t, i.base.Checkpoint())
 	push(t, i, "t1", &tracespb.Trace{TraceId: b[:], Spans: spans(t, b, "after checkpoint", 1)})
 	stop(t, i)
 	i = start(t, cfg, dir, testLimits(), bkt)
@@ -153,8 +153,8 @@ func TestPushFindReplayShip(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 4, td.SpanCount())
 
-	i.now = func() time.Time { return time.Now().Add(cfg.RetainShipped) }
-	i.dropShipped()
+	i.base.SetNow(func() time.Time { return time.Now().Add(cfg.RetainShipped) })
+	i.base.DropShipped()
 	require.Zero(t, find(t, i, "t1", a))
 	// Spans arriving after their trace was cut start it again.
 	push(t, i, "t1", &tracespb.Trace{TraceId: a[:], Spans: spans(t, a, "very late", 1)})

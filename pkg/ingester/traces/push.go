@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/go-kit/log/level"
 	"github.com/gogo/status"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/codes"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
-	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
 	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
 	"github.com/canopy-observability/canopy/pkg/traceql"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
@@ -29,7 +27,7 @@ func (i *Ingester) Push(ctx context.Context, req *tracespb.PushRequest) (*traces
 	lim := i.limits.ByTenant(tid)
 	maxLive := 0
 	if g := lim.TracesMaxLiveTracesPerTenant; g > 0 {
-		maxLive = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.lifecycler.HealthyInstancesCount())
+		maxLive = ringconfig.LocalLimit(g, i.cfg.Ring.ReplicationFactor, i.Lifecycler().HealthyInstancesCount())
 	}
 	resp := &tracespb.PushResponse{}
 	reject := func(t *tracespb.Trace, reason string, status int, msg string) {
@@ -41,43 +39,40 @@ func (i *Ingester) Push(ctx context.Context, req *tracespb.PushRequest) (*traces
 		}
 	}
 
-	i.pushMu.RLock()
-	defer i.pushMu.RUnlock()
-	if i.wal == nil || i.isClosing() {
-		return nil, errStopping
-	}
-	in := i.getOrCreateInstance(tid)
-	now := i.now()
 	accepted := make([]piece, 0, len(req.Traces))
 	bytes := 0
-	for _, t := range req.Traces {
-		if len(t.TraceId) != 16 {
-			reject(t, "invalid_trace_id", http.StatusBadRequest, fmt.Sprintf("a trace ID of %d bytes; trace IDs are 16 bytes", len(t.TraceId)))
-			continue
+	err = i.base.Append(tid, func(in *instance) ([][]byte, error) {
+		now := i.base.Now()
+		for _, t := range req.Traces {
+			if len(t.TraceId) != 16 {
+				reject(t, "invalid_trace_id", http.StatusBadRequest, fmt.Sprintf("a trace ID of %d bytes; trace IDs are 16 bytes", len(t.TraceId)))
+				continue
+			}
+			id := [16]byte(t.TraceId)
+			// The request's buffer is gRPC's: keep a copy.
+			spans := append([]byte(nil), t.Spans...)
+			switch res, n := in.append(id, spans, t.StartUnixNano, t.EndUnixNano, now, maxLive, lim.TracesMaxBytesPerTrace); res {
+			case tooManyLive:
+				reject(t, "live_traces_limit", http.StatusTooManyRequests, fmt.Sprintf(
+					"tenant %s has %d live traces in this ingester, its share of the limit of %d (-ingester.traces.max-live-traces-per-tenant or traces_max_live_traces_per_tenant in the runtime overrides file); trace %x refused",
+					tid, n, lim.TracesMaxLiveTracesPerTenant, id))
+				continue
+			case traceTooLarge:
+				reject(t, "trace_too_large", http.StatusBadRequest, fmt.Sprintf(
+					"trace %x: %d bytes held and %d more would exceed the per-trace limit of %d bytes (-ingester.traces.max-bytes-per-trace or traces_max_bytes_per_trace in the runtime overrides file)",
+					id, n, len(spans), lim.TracesMaxBytesPerTrace))
+				continue
+			}
+			accepted = append(accepted, piece{id: id, spans: spans, start: t.StartUnixNano, end: t.EndUnixNano})
+			bytes += len(spans)
 		}
-		id := [16]byte(t.TraceId)
-		// The request's buffer is gRPC's: keep a copy.
-		spans := append([]byte(nil), t.Spans...)
-		switch res, n := in.append(id, spans, t.StartUnixNano, t.EndUnixNano, now, maxLive, lim.TracesMaxBytesPerTrace); res {
-		case tooManyLive:
-			reject(t, "live_traces_limit", http.StatusTooManyRequests, fmt.Sprintf(
-				"tenant %s has %d live traces in this ingester, its share of the limit of %d (-ingester.traces.max-live-traces-per-tenant or traces_max_live_traces_per_tenant in the runtime overrides file); trace %x refused",
-				tid, n, lim.TracesMaxLiveTracesPerTenant, id))
-			continue
-		case traceTooLarge:
-			reject(t, "trace_too_large", http.StatusBadRequest, fmt.Sprintf(
-				"trace %x: %d bytes held and %d more would exceed the per-trace limit of %d bytes (-ingester.traces.max-bytes-per-trace or traces_max_bytes_per_trace in the runtime overrides file)",
-				id, n, len(spans), lim.TracesMaxBytesPerTrace))
-			continue
+		if len(accepted) == 0 {
+			return nil, nil
 		}
-		accepted = append(accepted, piece{id: id, spans: spans, start: t.StartUnixNano, end: t.EndUnixNano})
-		bytes += len(spans)
-	}
-	if len(accepted) > 0 {
-		if err := i.wal.Log(encodePieces(nil, tid, accepted)); err != nil {
-			level.Error(i.logger).Log("msg", "writing the traces WAL", "tenant", tid, "err", err)
-			return nil, fmt.Errorf("writing the traces WAL: %w", err)
-		}
+		return [][]byte{encodePieces(nil, tid, accepted)}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	i.metrics.traces.Add(float64(len(accepted)))
 	i.metrics.bytes.Add(float64(bytes))
@@ -95,7 +90,7 @@ func (i *Ingester) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest
 		return nil, fmt.Errorf("a trace ID of %d bytes; trace IDs are 16 bytes", len(req.TraceId))
 	}
 	resp := &tracespb.FindTraceResponse{}
-	if in := i.getInstance(tid); in != nil {
+	if in, ok := i.base.Instance(tid); ok {
 		resp.Spans = in.find([16]byte(req.TraceId))
 	}
 	return resp, nil
@@ -118,8 +113,8 @@ func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	in := i.getInstance(tid)
-	if in == nil {
+	in, ok := i.base.Instance(tid)
+	if !ok {
 		return nil
 	}
 	batch := &tracespb.ScanBatch{}
@@ -174,47 +169,3 @@ func matches(ev *traceql.Evaluator, u *ptrace.ProtoUnmarshaler, pieces [][]byte)
 
 // scanBatchBytes is about the most span bytes in one batch of a scan.
 const scanBatchBytes = 1 << 20
-
-// checkpoint writes what the ingester holds that is not in the bucket
-// into a checkpoint and deletes the WAL segments it replaces.
-func (i *Ingester) checkpoint() error {
-	type tenantTraces struct {
-		tenant string
-		traces []*trace
-	}
-	i.pushMu.Lock()
-	if i.wal == nil {
-		i.pushMu.Unlock()
-		return nil
-	}
-	seg, err := i.wal.NextSegmentSync()
-	if err != nil {
-		i.pushMu.Unlock()
-		return err
-	}
-	var states []tenantTraces
-	for _, in := range i.instancesSnapshot() {
-		if ts := in.snapshot(); len(ts) > 0 {
-			states = append(states, tenantTraces{in.tenant, ts})
-		}
-	}
-	i.pushMu.Unlock()
-	err = unitwal.WriteCheckpoint(i.wal, walDir(i.dir), seg, func(emit func([]byte) error) error {
-		for _, st := range states {
-			for _, t := range st.traces {
-				ps := make([]piece, len(t.pieces))
-				for j, sp := range t.pieces {
-					ps[j] = piece{id: t.id, spans: sp, start: t.start, end: t.end}
-				}
-				if err := emit(encodePieces(nil, st.tenant, ps)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		i.metrics.checkpoints.Inc()
-	}
-	return err
-}

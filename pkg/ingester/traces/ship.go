@@ -3,7 +3,6 @@ package traces
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,39 +14,18 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storage/traceblock"
 )
 
-// ship uploads every tenant's cut traces not yet in the bucket, one block
-// per tenant, and marks them shipped. It returns the blocks uploaded and
-// one error per tenant that failed (its traces are retried next time).
-func (i *Ingester) ship(ctx context.Context) (int, error) {
-	i.shipMu.Lock()
-	defer i.shipMu.Unlock()
-	var (
-		errs    []error
-		shipped int
-	)
-	for _, in := range i.instancesSnapshot() {
-		ok, err := i.shipTenant(ctx, in)
-		if err != nil {
-			i.metrics.shipFailures.Inc()
-			errs = append(errs, fmt.Errorf("tenant %s: %w", in.tenant, err))
-		}
-		if ok {
-			shipped++
-		}
-	}
-	return shipped, errors.Join(errs...)
-}
-
+// shipTenant uploads the tenant's cut traces not yet in the bucket as one
+// block and marks them shipped (unit.Hooks.Ship).
 func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 	ts := in.unshipped()
 	if len(ts) == 0 {
 		return false, nil
 	}
-	began := i.now()
+	began := i.base.Now()
 	id := ulid.MustNew(ulid.Timestamp(began), rand.Reader)
-	tmp := filepath.Join(i.dir, "ship")
+	tmp := filepath.Join(i.base.Dir(), "ship")
 	defer os.RemoveAll(filepath.Join(tmp, id.String()))
-	w, err := traceblock.NewWriter(tmp, traceblock.Meta{ULID: id, Source: "ingester", Ingester: i.lifecycler.ID})
+	w, err := traceblock.NewWriter(tmp, traceblock.Meta{ULID: id, Source: "ingester", Ingester: i.Lifecycler().ID})
 	if err != nil {
 		return false, err
 	}
@@ -68,7 +46,7 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 				if err != nil {
 					// Validated by the distributor: a piece that does not
 					// decode is left out rather than blocking every other.
-					level.Error(i.logger).Log("msg", "dropping a piece of a trace that does not decode", "tenant", in.tenant, "trace_id", fmt.Sprintf("%x", ts[k].id), "err", err)
+					level.Error(i.base.Logger()).Log("msg", "dropping a piece of a trace that does not decode", "tenant", in.tenant, "trace_id", fmt.Sprintf("%x", ts[k].id), "err", err)
 					continue
 				}
 				batches = append(batches, td)
@@ -83,13 +61,13 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := traceblock.Upload(ctx, i.bkt, in.tenant, tmp, id); err != nil {
+	if err := traceblock.Upload(ctx, i.base.Bucket(), in.tenant, tmp, id); err != nil {
 		return false, err
 	}
-	now := i.now()
+	now := i.base.Now()
 	in.markShipped(ts, now)
-	i.unshipped.Add(-int64(bytes))
+	i.base.AddUnshipped(-bytes)
 	i.metrics.shippedBlks.Inc()
-	level.Info(i.logger).Log("msg", "shipped a trace block", "tenant", in.tenant, "block", id, "traces", meta.Stats.Traces, "spans", meta.Stats.Spans, "bytes", meta.Stats.DataBytes, "duration", now.Sub(began))
+	level.Info(i.base.Logger()).Log("msg", "shipped a trace block", "tenant", in.tenant, "block", id, "traces", meta.Stats.Traces, "spans", meta.Stats.Spans, "bytes", meta.Stats.DataBytes, "duration", now.Sub(began))
 	return true, nil
 }

@@ -4,12 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/tsdb/wlog"
-
-	"github.com/canopy-observability/canopy/pkg/ingester/unitwal"
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 )
 
 // The traces unit's WAL (WAL.md) is unitwal's: Prometheus's write log in
@@ -97,15 +93,23 @@ func decodePieces(b []byte) (string, []piece, error) {
 	return string(tenant), ps, nil
 }
 
-// replayWAL replays the unit's WAL in dir, decoding each record for apply.
-func replayWAL(dir string, logger *slog.Logger, reg prometheus.Registerer, apply func(tenant string, ps []piece) error) (*wlog.WL, error) {
-	return unitwal.Replay(dir, logger, reg, func(b []byte) error {
-		tenant, ps, err := decodePieces(b)
-		if err != nil {
-			return err
+// snapshot takes what a checkpoint holds of a tenant (unit.Hooks.Snapshot):
+// one pieces record per trace not yet in the bucket, live or cut.
+func snapshot(in *instance) unit.Records {
+	ts := in.snapshot()
+	if len(ts) == 0 {
+		return nil
+	}
+	return func(emit func([]byte) error) error {
+		for _, t := range ts {
+			ps := make([]piece, len(t.pieces))
+			for j, sp := range t.pieces {
+				ps[j] = piece{id: t.id, spans: sp, start: t.start, end: t.end}
+			}
+			if err := emit(encodePieces(nil, in.tenant, ps)); err != nil {
+				return err
+			}
 		}
-		return apply(tenant, ps)
-	})
+		return nil
+	}
 }
-
-func walDir(dir string) string { return dir + "/wal" }
