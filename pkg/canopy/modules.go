@@ -483,8 +483,8 @@ func (c *Canopy) initQueryFrontend() (services.Service, error) {
 		down = d
 	}
 	// LogQL queries are held to the queriers' -querier.logs.* limits as
-	// a whole.
-	f, err := frontend.New(c.cfg.Frontend, c.Overrides, down, parser.NewParser(querier.ParserOptions(c.cfg.Querier)), c.cfg.Querier.Logs, c.logger, c.reg)
+	// a whole; Tempo searches are read with their -querier.traces.* ones.
+	f, err := frontend.New(c.cfg.Frontend, c.Overrides, down, parser.NewParser(querier.ParserOptions(c.cfg.Querier)), c.cfg.Querier.Logs, c.cfg.Querier.Traces, c.logger, c.reg)
 	if err != nil {
 		return nil, err
 	}

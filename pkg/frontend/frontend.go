@@ -1,8 +1,8 @@
 // Package frontend is the query-frontend: it sits in front of the queriers'
-// query APIs (PromQL's and LogQL's), splits long range queries into aligned
-// parts that run in parallel and are cached separately, shards what can be
-// sharded, queues every query fairly per tenant and applies the per-tenant
-// query limits.
+// query APIs (PromQL's, LogQL's and TraceQL's), splits long range queries
+// into aligned parts that run in parallel and are cached separately, shards
+// what can be sharded, queues every query fairly per tenant and applies the
+// per-tenant query limits.
 // What is particular to a signal's query API is its Codec (codec.go); the
 // stages around it are shared (README.md).
 package frontend
@@ -23,15 +23,16 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/logql"
 	"github.com/canopy-observability/canopy/pkg/lokiapi"
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
 	"github.com/canopy-observability/canopy/pkg/util/querylimit"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
 )
 
 // Frontend is a services.Service and the http.Handler of the query APIs:
-// the Prometheus API's /api/v1/ paths and Loki's /loki/api/v1/ paths. It
-// is safe for concurrent use. Requests must carry the tenant in their
-// context.
+// the Prometheus API's /api/v1/ paths, Loki's /loki/api/v1/ paths and
+// Tempo's /tempo/api/ paths. It is safe for concurrent use. Requests must
+// carry the tenant in their context.
 type Frontend struct {
 	services.Service
 	*stages
@@ -41,12 +42,17 @@ type Frontend struct {
 
 	promRange, promInstant http.Handler
 	lokiRange, lokiInstant http.Handler
+	tempoSearch            http.Handler
+	tempoRange             http.Handler
+	tempoInstant           http.Handler
 }
 
 // New returns a query-frontend sending work to down. p parses PromQL as the
 // queriers do; logs are the queriers' Loki API limits (-querier.logs.*),
-// which the frontend holds a whole LogQL query to.
-func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.Parser, logs lokiapi.Config, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
+// which the frontend holds a whole LogQL query to; traces are the queriers'
+// Tempo API configuration (-querier.traces.*), whose search limits the
+// frontend reads searches with.
+func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.Parser, logs lokiapi.Config, traces tempoapi.Config, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
 	c, err := newResultsCache(cfg.ResultsCache, logger, reg)
 	if err != nil {
 		return nil, err
@@ -58,7 +64,7 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 		maxShardedQueries: cfg.MaxShardedQueries,
 		admission:         newAdmission(limits),
 		queue:             newQueue(),
-		down:              down,
+		down:              tempoDownstream{down},
 		cache:             c,
 		now:               time.Now,
 		logger:            log.With(logger, "component", "query-frontend"),
@@ -81,6 +87,9 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 	f.promInstant = newPipeline[[]byte](f.stages, &promCodec{instant: true, parser: p, engine: engine, now: now}, "instant")
 	f.lokiRange = newPipeline[*logql.Result](f.stages, &lokiCodec{limits: logs, now: now}, "logql_range")
 	f.lokiInstant = newPipeline[*logql.Result](f.stages, &lokiCodec{instant: true, limits: logs, now: now}, "logql_instant")
+	f.tempoSearch = &searchPipeline{stages: f.stages, codec: &tempoSearchCodec{cfg: traces}, window: cfg.Parallelism}
+	f.tempoRange = newPipeline[*tempoRangeAnswer](f.stages, &tempoRangeCodec{now: now}, "traceql_range")
+	f.tempoInstant = newPipeline[[]byte](f.stages, &tempoInstantCodec{now: now}, "traceql_instant")
 	f.Service = services.NewIdleService(f.start, f.stop)
 	return f, nil
 }
@@ -123,6 +132,10 @@ func (f *Frontend) worker() {
 func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, lokiapi.PathPrefix) {
 		f.serveLoki(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, tempoapi.PathPrefix) {
+		f.serveTempo(w, r)
 		return
 	}
 	if _, err := tenant.ID(r.Context()); err != nil {
@@ -171,6 +184,44 @@ func (f *Frontend) serveLoki(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeResponse(w, lokiError(http.StatusBadRequest, "bad_data", err.Error()))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// serveTempo serves the Tempo API's paths: search and the metrics queries
+// (GET, the only method the API serves) through their pipelines, anything
+// else straight to the queriers.
+func (f *Frontend) serveTempo(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.ID(r.Context())
+	if err != nil {
+		writeResponse(w, tempoError(http.StatusUnauthorized, "bad_data", err.Error()))
+		return
+	}
+	var h http.Handler
+	switch strings.TrimPrefix(r.URL.Path, tempoapi.PathPrefix) {
+	case "search":
+		h = f.tempoSearch
+	case "metrics/query_range":
+		h = f.tempoRange
+	case "metrics/query":
+		h = f.tempoInstant
+	}
+	if h == nil || r.Method != http.MethodGet {
+		f.down.Proxy(w, r)
+		return
+	}
+	// The tenant's bounds on a query expression hold for TraceQL as for
+	// PromQL: the parser recurses on nesting.
+	l := f.limits.ByTenant(id)
+	err = querylimit.ParseForm(w, r, l.MaxQueryExpressionBytes)
+	for _, k := range []string{"q", "query"} {
+		if err == nil {
+			err = querylimit.Check(r.Form.Get(k), l.MaxQueryExpressionBytes, l.MaxQueryExpressionDepth)
+		}
+	}
+	if err != nil {
+		writeResponse(w, tempoError(http.StatusBadRequest, "bad_data", err.Error()))
 		return
 	}
 	h.ServeHTTP(w, r)

@@ -84,7 +84,7 @@ func startFrontend(t *testing.T, cfg Config, lim validation.Limits, down Downstr
 // querier's limits logs.
 func startFrontendWith(t *testing.T, cfg Config, lim validation.Limits, down Downstream, logs lokiapi.Config) *Frontend {
 	t.Helper()
-	f, err := New(cfg, fixedLimits{lim}, down, parser.NewParser(parser.Options{}), logs, log.NewNopLogger(), prometheus.NewRegistry())
+	f, err := New(cfg, fixedLimits{lim}, down, parser.NewParser(parser.Options{}), logs, tempoConfig(), log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), f))
 	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), f)) })
