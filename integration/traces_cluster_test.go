@@ -265,4 +265,11 @@ func TestTracesClusterKillNine(t *testing.T) {
 	}
 	waitRingActiveOf(t, nodes, ids, 60*time.Second, "traces-ingester")
 	checkTraces(t, "through restarted "+n3.id, tempoAPI{base: n3.url(), tenant: tracesClusterTenant}, attempts)
+
+	// Shipped, and past the ingesters' retention of shipped traces: the
+	// same answers from the blocks, which store-gateways serve (each block
+	// by one of the three processes, most of them over gRPC).
+	postEach(t, nodes, "/ingester/flush")
+	time.Sleep(16 * time.Second) // -ingester.traces.retain-shipped-for (15s)
+	checkTraces(t, "from the bucket through "+n1.id, tempoAPI{base: n1.url(), tenant: tracesClusterTenant}, attempts)
 }

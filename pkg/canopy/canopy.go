@@ -62,6 +62,7 @@ type Canopy struct {
 	// logsGateway is the logs unit of the store-gateway of this process
 	// (set when it runs one): the querier of the process reads it directly.
 	logsGateway       *storegateway.Logs
+	tracesGateway     *storegateway.Traces      // the same for traces
 	Ingester          *ingester.Ingester        // hosts the signal units below
 	MetricsIngester   *metricsingester.Ingester // the metrics unit, when hosted
 	LogsIngester      *logsingester.Ingester    // the logs unit, when hosted

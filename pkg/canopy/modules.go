@@ -440,6 +440,18 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	traces := querier.NewTraces(c.TracesRing, func(addr string) (querier.TraceFinder, error) {
 		return c.tracesPool.Client(addr)
 	}, c.Bucket, tracesBlockListTTL)
+	traces.UseStoreGateways(&querier.TracesGateways{Ring: c.StoreGatewayRing, Client: func(addr string) (*tracesclient.Client, error) {
+		conn, err := gateways.Conn(addr)
+		if err != nil {
+			return nil, err
+		}
+		return tracesclient.NewStoreGatewayClient(conn), nil
+	}, Local: func(id string) *storegateway.Traces {
+		if id != c.self().ID {
+			return nil
+		}
+		return c.tracesGateway // nil unless this process runs a store-gateway
+	}})
 	c.querierAPI = c.resolver.Wrap(queryAPIs{prometheus: qapi, loki: lokiapi.NewHandler(cfg.Logs, c.LogQLEngine, logs, slogger),
 		tempo: tempoapi.NewHandler(cfg.Traces, traces, slogger)})
 	c.registerQueryAPIs()
@@ -548,6 +560,8 @@ func (c *Canopy) initStoreGateway() (services.Service, error) {
 	storegateway.RegisterServer(c.Server.GRPC, g)
 	c.logsGateway = storegateway.NewLogs(c.Bucket, c.cfg.StoreGateway.IdleBlockTimeout, c.reg)
 	logsclient.RegisterStoreGateway(c.Server.GRPC, c.logsGateway)
+	c.tracesGateway = storegateway.NewTraces(c.Bucket, c.cfg.StoreGateway.IdleBlockTimeout, c.reg)
+	tracesclient.RegisterStoreGateway(c.Server.GRPC, c.tracesGateway)
 	return g, nil
 }
 

@@ -77,63 +77,13 @@ func (g *LogsGateways) local(inst ring.InstanceDesc) *storegateway.Logs {
 func (l *Logs) UseStoreGateways(g *LogsGateways) { l.gateways = g }
 
 // forGateways calls call once per store-gateway with the IDs of the
-// blocks it is to read, all at once: each block goes to a store-gateway
-// owning it in the ring. The blocks of a call that fails go to their next
-// owner, until every owner of a block has failed.
+// blocks it is to read (forBlockOwners).
 func (l *Logs) forGateways(ctx context.Context, metas []logblock.Meta, call func(ctx context.Context, inst ring.InstanceDesc, ids []string) error) error {
-	pending := make([]ulid.ULID, len(metas))
+	ids := make([]ulid.ULID, len(metas))
 	for i, m := range metas {
-		pending[i] = m.ULID
+		ids[i] = m.ULID
 	}
-	var errs []error
-	for attempt := 0; len(pending) > 0; attempt++ {
-		type target struct {
-			inst   ring.InstanceDesc
-			ids    []string
-			blocks []ulid.ULID
-		}
-		byAddr := map[string]*target{}
-		for _, b := range pending {
-			rs, err := l.gateways.Ring.Get(storegateway.BlockToken(b), storegateway.ReadOp, nil, nil, nil)
-			if err != nil {
-				return fmt.Errorf("finding the store-gateways of log block %s: %w", b, err)
-			}
-			if attempt >= len(rs.Instances) {
-				return fmt.Errorf("no store-gateway could read log block %s: %w", b, errors.Join(errs...))
-			}
-			inst := rs.Instances[attempt]
-			t := byAddr[inst.Addr]
-			if t == nil {
-				t = &target{inst: inst}
-				byAddr[inst.Addr] = t
-			}
-			t.ids = append(t.ids, b.String())
-			t.blocks = append(t.blocks, b)
-		}
-		var (
-			mu     sync.Mutex
-			failed []ulid.ULID
-			wg     sync.WaitGroup
-		)
-		for _, t := range byAddr {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := call(ctx, t.inst, t.ids); err != nil {
-					mu.Lock()
-					failed = append(failed, t.blocks...)
-					errs = append(errs, fmt.Errorf("store-gateway %s (%s): %w", t.inst.Id, t.inst.Addr, err))
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		pending = failed
-	}
-	return nil
+	return forBlockOwners(ctx, l.gateways.Ring, "log", ids, call)
 }
 
 // gatewaySources opens a select stream on the store-gateways owning the

@@ -17,6 +17,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/rpc/tracespb"
 	"github.com/canopy-observability/canopy/pkg/storage/traceblock"
+	"github.com/canopy-observability/canopy/pkg/storegateway"
 )
 
 // TraceFinder is what the traces reader needs of a traces ingester, local
@@ -35,6 +36,10 @@ type Traces struct {
 	indexTTL time.Duration
 	now      func() time.Time
 
+	// gateways, when set, serve the blocks; otherwise the querier opens
+	// them from the bucket itself.
+	gateways *TracesGateways
+
 	mu      sync.Mutex
 	lists   map[string]traceBlockList       // tenant → its blocks, read at most every indexTTL
 	blocks  map[ulid.ULID]*traceblock.Block // opened blocks (bloom in memory)
@@ -45,6 +50,21 @@ type traceBlockList struct {
 	metas []traceblock.Meta
 	at    time.Time
 }
+
+// TracesGateways are the store-gateways that serve trace blocks: the ring
+// that says which own a block, and their clients.
+type TracesGateways struct {
+	Ring   ring.ReadRing
+	Client func(addr string) (*tracesclient.Client, error)
+	// Local, when not nil, returns the traces unit of the store-gateway
+	// instance id if it runs in this process (else nil): it is called
+	// directly.
+	Local func(id string) *storegateway.Traces
+}
+
+// UseStoreGateways makes the querier read trace blocks through the
+// store-gateways that own them instead of from the bucket.
+func (t *Traces) UseStoreGateways(g *TracesGateways) { t.gateways = g }
 
 // NewTraces returns the traces reader; it reads a tenant's list of blocks
 // at most every indexTTL.
@@ -142,6 +162,15 @@ func (t *Traces) fromBlocks(ctx context.Context, tenantID string, id [16]byte, s
 	if err != nil {
 		return err
 	}
+	if t.gateways != nil {
+		var ids []ulid.ULID
+		for _, m := range metas {
+			if start.IsZero() || (m.MaxTime >= start.UnixNano() && m.MinTime <= end.UnixNano()) {
+				ids = append(ids, m.ULID)
+			}
+		}
+		return t.fromGateways(ctx, tenantID, id, ids, add)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, m := range metas {
@@ -167,6 +196,46 @@ func (t *Traces) fromBlocks(ctx context.Context, tenantID string, id [16]byte, s
 		})
 	}
 	return g.Wait()
+}
+
+// fromGateways asks the store-gateways owning the blocks for the trace.
+func (t *Traces) fromGateways(ctx context.Context, tenantID string, id [16]byte, blocks []ulid.ULID, add func(ptrace.Traces)) error {
+	ctx = user.InjectOrgID(ctx, tenantID)
+	return forBlockOwners(ctx, t.gateways.Ring, "trace", blocks, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
+		req := &tracespb.FindTraceRequest{TraceId: id[:], BlockIds: ids}
+		var (
+			resp *tracespb.FindTraceResponse
+			err  error
+		)
+		if local := t.gatewayLocal(inst); local != nil {
+			resp, err = local.FindTrace(ctx, req)
+		} else {
+			var c *tracesclient.Client
+			if c, err = t.gateways.Client(inst.Addr); err == nil {
+				resp, err = c.FindTrace(ctx, req)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		var u ptrace.ProtoUnmarshaler
+		for _, p := range resp.Spans {
+			td, err := u.UnmarshalTraces(p)
+			if err != nil {
+				return fmt.Errorf("a piece of trace %x that does not decode: %w", id, err)
+			}
+			add(td)
+		}
+		return nil
+	})
+}
+
+// gatewayLocal is the in-process traces unit of store-gateway inst, or nil.
+func (t *Traces) gatewayLocal(inst ring.InstanceDesc) *storegateway.Traces {
+	if t.gateways.Local == nil {
+		return nil
+	}
+	return t.gateways.Local(inst.Id)
 }
 
 // blockMetas returns the tenant's blocks, listed at most every indexTTL.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/user"
+	"github.com/oklog/ulid/v2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
@@ -120,10 +121,11 @@ func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end 
 }
 
 // scanBlocks calls fn with every trace of the tenant's blocks meeting
-// [start, end], newest block first, until fn returns false or done says
-// the blocks left (whose newest span ends at the given time) need not be
-// read.
-func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int64, fn traceVisitor, done func(nextMaxTime int64) bool) (blocks int, err error) {
+// [start, end] (and matching query, when set and the blocks are read by
+// store-gateways; fn gets every trace otherwise), newest block first,
+// until fn returns false or done says the blocks left (whose newest span
+// ends at the given time) need not be read.
+func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int64, query string, fn traceVisitor, done func(nextMaxTime int64) bool) (blocks int, err error) {
 	if t.bkt == nil {
 		return 0, nil
 	}
@@ -139,6 +141,17 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 		}
 		if done != nil && done(m.MaxTime) {
 			break
+		}
+		if t.gateways != nil {
+			more, err := t.scanGateway(ctx, tenantID, m.ULID, start, end, query, fn)
+			if err != nil {
+				return blocks, err
+			}
+			blocks++
+			if !more {
+				break
+			}
+			continue
 		}
 		b, err := t.openBlock(ctx, tenantID, m)
 		if err != nil {
@@ -158,6 +171,71 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 	}
 	return blocks, nil
 }
+
+// scanGateway scans one block through a store-gateway owning it; it says
+// whether fn wants more.
+func (t *Traces) scanGateway(ctx context.Context, tenantID string, block ulid.ULID, start, end int64, query string, fn traceVisitor) (bool, error) {
+	ctx = user.InjectOrgID(ctx, tenantID)
+	more := true
+	err := forBlockOwners(ctx, t.gateways.Ring, "trace", []ulid.ULID{block}, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
+		req := &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query, BlockIds: ids}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var u ptrace.ProtoUnmarshaler
+		visit := func(b *tracespb.ScanBatch) error {
+			for _, tr := range b.Traces {
+				td, err := u.UnmarshalTraces(tr.Spans)
+				if err != nil || len(tr.TraceId) != 16 {
+					return fmt.Errorf("a trace that does not decode: %v", err)
+				}
+				if more = fn([16]byte(tr.TraceId), td); !more {
+					return errStopScan
+				}
+			}
+			return nil
+		}
+		var err error
+		if local := t.gatewayLocal(inst); local != nil {
+			err = local.Scan(req, localBatches{ctx, visit})
+		} else {
+			var c *tracesclient.Client
+			if c, err = t.gateways.Client(inst.Addr); err != nil {
+				return err
+			}
+			var recv func() (*tracespb.ScanBatch, error)
+			if recv, err = c.Scan(ctx, req); err != nil {
+				return err
+			}
+			for err == nil {
+				var b *tracespb.ScanBatch
+				if b, err = recv(); err == nil {
+					err = visit(b)
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+		}
+		if errors.Is(err, errStopScan) {
+			return nil
+		}
+		return err
+	})
+	return more, err
+}
+
+// errStopScan ends a scan the visitor has had enough of.
+var errStopScan = errors.New("scan stopped")
+
+// localBatches hands the batches of an in-process store-gateway's scan to
+// visit.
+type localBatches struct {
+	ctx   context.Context
+	visit func(*tracespb.ScanBatch) error
+}
+
+func (l localBatches) Context() context.Context         { return l.ctx }
+func (l localBatches) Send(b *tracespb.ScanBatch) error { return l.visit(b) }
 
 // timeRange is a request's range in Unix ns; zero times are the last
 // window before now.
@@ -213,7 +291,7 @@ func (t *Traces) Search(ctx context.Context, tenantID string, req tempoapi.Searc
 	}
 	// Blocks newest first, until the next block cannot hold a trace newer
 	// than the limit-th newest found.
-	blocks, err := t.scanBlocks(ctx, tenantID, start, end, match, func(next int64) bool {
+	blocks, err := t.scanBlocks(ctx, tenantID, start, end, req.Query, match, func(next int64) bool {
 		if len(found) < limit {
 			return false
 		}
@@ -363,7 +441,7 @@ func (t *Traces) forTraces(ctx context.Context, tenantID, query string, start, e
 	if err := t.scanIngesters(ctx, tenantID, s, e, query, visit); err != nil {
 		return err
 	}
-	_, err := t.scanBlocks(ctx, tenantID, s, e, visit, nil)
+	_, err := t.scanBlocks(ctx, tenantID, s, e, query, visit, nil)
 	return err
 }
 
@@ -617,7 +695,7 @@ func (t *Traces) metrics(ctx context.Context, tenantID string, req tempoapi.Metr
 	if err := t.scanIngesters(ctx, tenantID, start, end, "", collect); err != nil {
 		return nil, 0, err
 	}
-	if _, err := t.scanBlocks(ctx, tenantID, start, end, collect, nil); err != nil {
+	if _, err := t.scanBlocks(ctx, tenantID, start, end, "", collect, nil); err != nil {
 		return nil, 0, err
 	}
 	for _, ps := range pieces {

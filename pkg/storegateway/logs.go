@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -31,22 +30,10 @@ import (
 // let go once no request has read it for the idle timeout. Safe for
 // concurrent use.
 type Logs struct {
-	bkt        objstore.BucketReader
-	idle       time.Duration
+	blocks     *openBlocks[*logblock.Block]
 	batchBytes int
-	now        func() time.Time
-
-	mu     sync.Mutex
-	blocks map[blockKey]*logsEntry
 
 	loaded, queried prometheus.Counter
-}
-
-type logsEntry struct {
-	once     sync.Once
-	block    *logblock.Block
-	err      error
-	lastUsed time.Time // under Logs.mu
 }
 
 // logsSelectBatchBytes is about how many line bytes a Select batch holds.
@@ -55,9 +42,8 @@ const logsSelectBatchBytes = 1 << 20
 // NewLogs returns the logs unit reading bkt; blocks unread for idle are let
 // go (0 keeps them).
 func NewLogs(bkt objstore.BucketReader, idle time.Duration, reg prometheus.Registerer) *Logs {
-	return &Logs{
-		bkt: bkt, idle: idle, batchBytes: logsSelectBatchBytes, now: time.Now,
-		blocks: map[blockKey]*logsEntry{},
+	l := &Logs{
+		batchBytes: logsSelectBatchBytes,
 		loaded: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_store_gateway_log_blocks_opened_total", Help: "Log blocks opened (meta, index and filters directory read) by the store-gateway.",
 		}),
@@ -65,49 +51,14 @@ func NewLogs(bkt objstore.BucketReader, idle time.Duration, reg prometheus.Regis
 			Name: "canopy_store_gateway_log_blocks_queried_total", Help: "Log blocks read by select and series calls.",
 		}),
 	}
-}
-
-// block returns the open block id of tenant t, opening it on first use.
-// Concurrent first uses open it once.
-func (l *Logs) block(ctx context.Context, t string, id ulid.ULID) (*logblock.Block, error) {
-	k := blockKey{t, id}
-	l.mu.Lock()
-	now := l.now()
-	if l.idle > 0 {
-		for key, e := range l.blocks {
-			if now.Sub(e.lastUsed) > l.idle {
-				delete(l.blocks, key) // requests holding it finish with it
-			}
+	l.blocks = newOpenBlocks("log", idle, func(ctx context.Context, t string, id ulid.ULID) (*logblock.Block, error) {
+		m, err := logblock.ReadMeta(ctx, bkt, t, id)
+		if err != nil {
+			return nil, err
 		}
-	}
-	e, ok := l.blocks[k]
-	if !ok {
-		e = &logsEntry{}
-		l.blocks[k] = e
-	}
-	e.lastUsed = now
-	l.mu.Unlock()
-	e.once.Do(func() {
-		m, err := logblock.ReadMeta(ctx, l.bkt, t, id)
-		if err == nil {
-			e.block, err = logblock.OpenBlock(ctx, l.bkt, t, m)
-		}
-		e.err = err
-		if err == nil {
-			l.loaded.Inc()
-		}
-	})
-	if e.err != nil {
-		// Not cached: a block deleted or not yet complete, or a bucket
-		// that failed, is tried again by the next request.
-		l.mu.Lock()
-		if l.blocks[k] == e {
-			delete(l.blocks, k)
-		}
-		l.mu.Unlock()
-		return nil, fmt.Errorf("opening log block %s: %w", id, e.err)
-	}
-	return e.block, nil
+		return logblock.OpenBlock(ctx, bkt, t, m)
+	}, l.loaded.Inc)
+	return l
 }
 
 // OpenBlocks returns the blocks of the context's tenant a request names,
@@ -129,7 +80,7 @@ func (l *Logs) OpenBlocks(ctx context.Context, ids []string) ([]*logblock.Block,
 	g.SetLimit(8)
 	for i, id := range parsed {
 		g.Go(func() error {
-			b, err := l.block(ctx, t, id)
+			b, err := l.blocks.get(ctx, t, id)
 			out[i] = b
 			return err
 		})

@@ -31,6 +31,30 @@ func TraceKey(tenantID string, id [16]byte) uint32 {
 // ServiceName is the fully qualified gRPC service name.
 const ServiceName = "canopy.traces.v1.TracesIngester"
 
+// StoreGatewayServiceName is the fully qualified gRPC service name of the
+// traces unit of store-gateways; its methods are the ingester's FindTrace
+// and Scan, over the blocks a request names.
+const StoreGatewayServiceName = "canopy.traces.v1.TracesStoreGateway"
+
+// StoreServer is what the traces unit of a store-gateway serves.
+type StoreServer interface {
+	FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error)
+	Scan(req *tracespb.ScanRequest, send BatchSender) error
+}
+
+// RegisterStoreGateway registers srv on s.
+func RegisterStoreGateway(s grpc.ServiceRegistrar, srv StoreServer) {
+	s.RegisterService(&storeGatewayDesc, srv)
+}
+
+var storeGatewayDesc = grpc.ServiceDesc{
+	ServiceName: StoreGatewayServiceName,
+	HandlerType: (*StoreServer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "FindTrace", Handler: rpc.Unary(StoreServer.FindTrace)}},
+	Streams:     []grpc.StreamDesc{scanStream},
+	Metadata:    "tracespb/traces.proto",
+}
+
 // Server is what the traces unit of an ingester serves. Implementations
 // are safe for concurrent use; the tenant is in the context
 // (pkg/util/tenant).
@@ -57,7 +81,7 @@ var scanStream = grpc.StreamDesc{
 		if err := stream.RecvMsg(req); err != nil {
 			return err
 		}
-		return srv.(Server).Scan(req, batchStream{stream})
+		return srv.(StoreServer).Scan(req, batchStream{stream})
 	},
 }
 
@@ -79,14 +103,23 @@ var serviceDesc = grpc.ServiceDesc{
 	Metadata: "tracespb/traces.proto",
 }
 
-// Client calls a traces ingester. Safe for concurrent use.
-type Client struct{ conn *grpc.ClientConn }
+// Client calls a traces ingester, or the traces unit of a store-gateway
+// (FindTrace and Scan). Safe for concurrent use.
+type Client struct {
+	conn    *grpc.ClientConn
+	service string
+}
 
 // NewClient wraps conn to a traces ingester; every call forces rpc.Codec.
-func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn} }
+func NewClient(conn *grpc.ClientConn) *Client { return &Client{conn: conn, service: ServiceName} }
+
+// NewStoreGatewayClient wraps conn to a store-gateway.
+func NewStoreGatewayClient(conn *grpc.ClientConn) *Client {
+	return &Client{conn: conn, service: StoreGatewayServiceName}
+}
 
 func (c *Client) invoke(ctx context.Context, method string, in, out any) error {
-	return c.conn.Invoke(ctx, "/"+ServiceName+"/"+method, in, out, rpc.CallOption())
+	return c.conn.Invoke(ctx, "/"+c.service+"/"+method, in, out, rpc.CallOption())
 }
 
 // Push sends spans.
@@ -104,7 +137,7 @@ func (c *Client) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) 
 // Scan opens a scan stream; recv returns the next batch, or io.EOF at the
 // end. Cancel ctx to stop early.
 func (c *Client) Scan(ctx context.Context, req *tracespb.ScanRequest) (recv func() (*tracespb.ScanBatch, error), err error) {
-	stream, err := c.conn.NewStream(ctx, &scanStream, "/"+ServiceName+"/Scan", rpc.CallOption())
+	stream, err := c.conn.NewStream(ctx, &scanStream, "/"+c.service+"/Scan", rpc.CallOption())
 	if err != nil {
 		return nil, err
 	}

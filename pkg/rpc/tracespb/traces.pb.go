@@ -228,7 +228,9 @@ func (x *PushResponse) GetFirstErrorStatus() int32 {
 type FindTraceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 16 bytes.
-	TraceId       []byte `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId []byte `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// To a store-gateway: the blocks (ULIDs) to look in.
+	BlockIds      []string `protobuf:"bytes,2,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +268,13 @@ func (*FindTraceRequest) Descriptor() ([]byte, []int) {
 func (x *FindTraceRequest) GetTraceId() []byte {
 	if x != nil {
 		return x.TraceId
+	}
+	return nil
+}
+
+func (x *FindTraceRequest) GetBlockIds() []string {
+	if x != nil {
+		return x.BlockIds
 	}
 	return nil
 }
@@ -322,7 +331,9 @@ type ScanRequest struct {
 	EndUnixNano   int64                  `protobuf:"varint,2,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
 	// A TraceQL spanset query; when set, only the traces it matches (as the
 	// ingester holds them) are sent. Empty: every trace.
-	Query         string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	Query string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	// To a store-gateway: the blocks (ULIDs) to scan, in order.
+	BlockIds      []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -376,6 +387,13 @@ func (x *ScanRequest) GetQuery() string {
 		return x.Query
 	}
 	return ""
+}
+
+func (x *ScanRequest) GetBlockIds() []string {
+	if x != nil {
+		return x.BlockIds
+	}
+	return nil
 }
 
 type ScanBatch struct {
@@ -443,19 +461,24 @@ const file_tracespb_traces_proto_rawDesc = "" +
 	"\x0erejected_spans\x18\x02 \x01(\x03R\rrejectedSpans\x12\x1f\n" +
 	"\vfirst_error\x18\x03 \x01(\tR\n" +
 	"firstError\x12,\n" +
-	"\x12first_error_status\x18\x04 \x01(\x05R\x10firstErrorStatus\"-\n" +
+	"\x12first_error_status\x18\x04 \x01(\x05R\x10firstErrorStatus\"J\n" +
 	"\x10FindTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\")\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1b\n" +
+	"\tblock_ids\x18\x02 \x03(\tR\bblockIds\")\n" +
 	"\x11FindTraceResponse\x12\x14\n" +
-	"\x05spans\x18\x01 \x03(\fR\x05spans\"o\n" +
+	"\x05spans\x18\x01 \x03(\fR\x05spans\"\x8c\x01\n" +
 	"\vScanRequest\x12&\n" +
 	"\x0fstart_unix_nano\x18\x01 \x01(\x03R\rstartUnixNano\x12\"\n" +
 	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\x12\x14\n" +
-	"\x05query\x18\x03 \x01(\tR\x05query\"<\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\x12\x1b\n" +
+	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\"<\n" +
 	"\tScanBatch\x12/\n" +
 	"\x06traces\x18\x01 \x03(\v2\x17.canopy.traces.v1.TraceR\x06traces2\xf3\x01\n" +
 	"\x0eTracesIngester\x12E\n" +
 	"\x04Push\x12\x1d.canopy.traces.v1.PushRequest\x1a\x1e.canopy.traces.v1.PushResponse\x12T\n" +
+	"\tFindTrace\x12\".canopy.traces.v1.FindTraceRequest\x1a#.canopy.traces.v1.FindTraceResponse\x12D\n" +
+	"\x04Scan\x12\x1d.canopy.traces.v1.ScanRequest\x1a\x1b.canopy.traces.v1.ScanBatch0\x012\xb0\x01\n" +
+	"\x12TracesStoreGateway\x12T\n" +
 	"\tFindTrace\x12\".canopy.traces.v1.FindTraceRequest\x1a#.canopy.traces.v1.FindTraceResponse\x12D\n" +
 	"\x04Scan\x12\x1d.canopy.traces.v1.ScanRequest\x1a\x1b.canopy.traces.v1.ScanBatch0\x01B9Z7github.com/canopy-observability/canopy/pkg/rpc/tracespbb\x06proto3"
 
@@ -487,11 +510,15 @@ var file_tracespb_traces_proto_depIdxs = []int32{
 	1, // 2: canopy.traces.v1.TracesIngester.Push:input_type -> canopy.traces.v1.PushRequest
 	3, // 3: canopy.traces.v1.TracesIngester.FindTrace:input_type -> canopy.traces.v1.FindTraceRequest
 	5, // 4: canopy.traces.v1.TracesIngester.Scan:input_type -> canopy.traces.v1.ScanRequest
-	2, // 5: canopy.traces.v1.TracesIngester.Push:output_type -> canopy.traces.v1.PushResponse
-	4, // 6: canopy.traces.v1.TracesIngester.FindTrace:output_type -> canopy.traces.v1.FindTraceResponse
-	6, // 7: canopy.traces.v1.TracesIngester.Scan:output_type -> canopy.traces.v1.ScanBatch
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	3, // 5: canopy.traces.v1.TracesStoreGateway.FindTrace:input_type -> canopy.traces.v1.FindTraceRequest
+	5, // 6: canopy.traces.v1.TracesStoreGateway.Scan:input_type -> canopy.traces.v1.ScanRequest
+	2, // 7: canopy.traces.v1.TracesIngester.Push:output_type -> canopy.traces.v1.PushResponse
+	4, // 8: canopy.traces.v1.TracesIngester.FindTrace:output_type -> canopy.traces.v1.FindTraceResponse
+	6, // 9: canopy.traces.v1.TracesIngester.Scan:output_type -> canopy.traces.v1.ScanBatch
+	4, // 10: canopy.traces.v1.TracesStoreGateway.FindTrace:output_type -> canopy.traces.v1.FindTraceResponse
+	6, // 11: canopy.traces.v1.TracesStoreGateway.Scan:output_type -> canopy.traces.v1.ScanBatch
+	7, // [7:12] is the sub-list for method output_type
+	2, // [2:7] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -510,7 +537,7 @@ func file_tracespb_traces_proto_init() {
 			NumEnums:      0,
 			NumMessages:   7,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_tracespb_traces_proto_goTypes,
 		DependencyIndexes: file_tracespb_traces_proto_depIdxs,
