@@ -113,9 +113,9 @@ ingest() { # name pid
 # bucket is measured after compaction.
 data="$work/canopy-data"
 compact=()
-if "$work/canopy" -help 2>&1 | grep -q -- '-compactor.traces.merge-windows'; then
-  compact=(-compactor.traces.merge-windows=1m -compactor.compaction-interval=15s)
-fi
+case "$("$work/canopy" -help 2>&1 || true)" in
+*-compactor.traces.merge-windows*) compact=(-compactor.traces.merge-windows=1m -compactor.compaction-interval=15s) ;;
+esac
 cg=$(cgroup canopy)
 sh -c "$inside" sh "$cg" "$work/canopy" -data-dir="$data" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
   -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$ml" \
@@ -165,7 +165,8 @@ for peer in $PEERS; do
     badger="$work/jaeger-badger"
     # Jaeger v2's cmd/jaeger/config-badger.yaml, on this run's ports,
     # without the archive store, the UI and the health check; its own
-    # metrics off.
+    # metrics and the query service's own traces (which it would send to
+    # localhost:4317) off.
     cat >"$work/jaeger.yaml" <<EOF
 service:
   extensions: [jaeger_storage, jaeger_query]
@@ -181,6 +182,7 @@ service:
       level: info
 extensions:
   jaeger_query:
+    enable_tracing: false
     storage:
       traces: badger_store
     http:
@@ -213,7 +215,10 @@ EOF
     pid=$!
     wait_ready "http://127.0.0.1:$http/api/services"
     ingest jaeger "$pid"
-    sleep 2 # the batch processor's timeout is 200ms
+    # Spans the receiver accepted may still wait in the batch processor
+    # (batches of 8,192) or be written to badger: about 10,000 spans, a
+    # second or two at Jaeger's rate.
+    sleep 10
     "$work/loadgen" traces-query -name jaeger -api jaeger -url "http://127.0.0.1:$http" -ids "$work/jaeger-ids.txt" \
       -lookups "$LOOKUPS" -pid "$pid" -json | tee "$OUT/jaeger-queries.json"
     rss=$(grep VmHWM /proc/$pid/status | tr -s ' \t' ' ')
