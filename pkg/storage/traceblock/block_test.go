@@ -3,9 +3,11 @@ package traceblock
 import (
 	"context"
 	"encoding/binary"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -255,4 +257,41 @@ func TestScan(t *testing.T) {
 	n = 0
 	require.NoError(t, b.Scan(context.Background(), 0, 0, func([16]byte, ptrace.Traces) bool { n++; return n < 10 }))
 	require.Equal(t, 10, n)
+}
+
+// countingBucket counts range reads.
+type countingBucket struct {
+	objstore.Bucket
+	ranges atomic.Int64
+}
+
+func (c *countingBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	c.ranges.Add(1)
+	return c.Bucket.GetRange(ctx, name, off, length)
+}
+
+// TestLookupRangeReads: a lookup by ID reads a handful of pieces of
+// data.parquet from the bucket, not one request per page header.
+func TestLookupRangeReads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	td := telemetrygenLike(rng, 200_000, 1_700_000_000_000_000_000)
+	b, bkt := writeBlock(t, td)
+	cb := &countingBucket{Bucket: bkt}
+	b, err := OpenBlock(context.Background(), cb, "tenant", b.Meta())
+	require.NoError(t, err)
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	ctx := context.Background()
+	_, ok, err := b.FindTrace(ctx, [16]byte(spans.At(0).TraceID()))
+	require.NoError(t, err)
+	require.True(t, ok)
+	const lookups = 50
+	before := cb.ranges.Load()
+	for i := range lookups {
+		_, ok, err := b.FindTrace(ctx, [16]byte(spans.At(2*(i*7919%200_000)).TraceID()))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	per := float64(cb.ranges.Load()-before) / lookups
+	t.Logf("%.1f range reads a lookup", per)
+	require.Less(t, per, 40.0)
 }

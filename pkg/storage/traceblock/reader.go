@@ -69,7 +69,7 @@ func (b *Block) parquetFile(ctx context.Context) (*parquet.File, error) {
 	if b.file != nil {
 		return b.file, nil
 	}
-	ra := &bucketReaderAt{bkt: b.bkt, name: b.name}
+	ra := newCachedReaderAt(&bucketReaderAt{bkt: b.bkt, name: b.name}, b.meta.Stats.DataBytes)
 	f, err := guard(func() (*parquet.File, error) {
 		return parquet.OpenFile(ra, b.meta.Stats.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(pageBufferBytes))
 	})
@@ -261,6 +261,79 @@ func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// cachedReaderAt serves the small reads of a lookup (page headers are read
+// a few bytes at a time, pages a few KiB) from aligned pieces of
+// cacheBlockBytes it keeps, the cacheBlocks most recently read: a lookup
+// then makes a few range requests of the bucket instead of hundreds.
+// Reads of more than a piece go to the bucket as they are. Safe for
+// concurrent use.
+type cachedReaderAt struct {
+	r    io.ReaderAt
+	size int64
+
+	mu     sync.Mutex
+	blocks map[int64][]byte // piece index → bytes
+	order  []int64          // oldest first
+}
+
+const (
+	cacheBlockBytes = 64 << 10
+	cacheBlocks     = 16 // 1 MiB per block whose data.parquet a lookup opened
+)
+
+func newCachedReaderAt(r io.ReaderAt, size int64) *cachedReaderAt {
+	return &cachedReaderAt{r: r, size: size, blocks: map[int64][]byte{}}
+}
+
+func (c *cachedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) > cacheBlockBytes {
+		return c.r.ReadAt(p, off)
+	}
+	n := 0
+	for n < len(p) {
+		if off+int64(n) >= c.size {
+			return n, io.EOF
+		}
+		idx := (off + int64(n)) / cacheBlockBytes
+		b, err := c.piece(idx)
+		if err != nil {
+			return n, err
+		}
+		from := off + int64(n) - idx*cacheBlockBytes
+		if from >= int64(len(b)) {
+			return n, io.EOF
+		}
+		n += copy(p[n:], b[from:])
+	}
+	return n, nil
+}
+
+// piece returns piece idx, reading it on a miss.
+func (c *cachedReaderAt) piece(idx int64) ([]byte, error) {
+	c.mu.Lock()
+	b, ok := c.blocks[idx]
+	c.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	start := idx * cacheBlockBytes
+	b = make([]byte, min(cacheBlockBytes, c.size-start))
+	if _, err := c.r.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.blocks[idx]; !ok {
+		c.blocks[idx] = b
+		c.order = append(c.order, idx)
+		if len(c.order) > cacheBlocks {
+			delete(c.blocks, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	return b, nil
 }
 
 // guard runs fn, turning a panic of the parquet library on corrupt input
