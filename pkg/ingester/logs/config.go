@@ -5,6 +5,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
@@ -12,15 +13,12 @@ import (
 type Config struct {
 	Ring ringconfig.Config `yaml:"ring"`
 
-	ChunkTargetSize  int           `yaml:"chunk_target_size"`
-	MaxChunkAge      time.Duration `yaml:"max_chunk_age"`
-	ChunkIdlePeriod  time.Duration `yaml:"chunk_idle_period"`
-	ShipInterval     time.Duration `yaml:"ship_interval"`
-	ShipThreshold    int           `yaml:"ship_threshold_bytes"`
-	RetainShipped    time.Duration `yaml:"retain_shipped_for"`
-	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
-	FlushOnShutdown  bool          `yaml:"flush_on_shutdown"`
-	SelectBatchBytes int           `yaml:"select_batch_bytes"`
+	ChunkTargetSize int           `yaml:"chunk_target_size"`
+	MaxChunkAge     time.Duration `yaml:"max_chunk_age"`
+	ChunkIdlePeriod time.Duration `yaml:"chunk_idle_period"`
+	// Shipping, checkpoints and flush on shutdown (-ingester.logs.ship-interval, …).
+	unit.Settings    `yaml:",inline"`
+	SelectBatchBytes int `yaml:"select_batch_bytes"`
 }
 
 // RegisterFlags registers the flags of the logs unit (-ingester.logs.*).

@@ -57,11 +57,8 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 		Lifecycler:       ringconfig.Lifecycler{Name: RingName, Key: RingKey, Self: self, MemberlistKV: memberlistKV, TokensFile: tokensFile},
 		Dir:              dir,
 		Bucket:           bkt,
-		ShipInterval:     cfg.ShipInterval,
-		ShipThreshold:    cfg.ShipThreshold,
-		CheckpointPeriod: cfg.CheckpointPeriod,
+		Settings:         cfg.Settings,
 		CutCheckInterval: cutCheckInterval,
-		FlushOnShutdown:  cfg.FlushOnShutdown,
 		ReplayedItems:    "entries",
 		ShipMsg:          "shipping log chunks",
 		ShippingOff:      "logs shipping is off (-ingester.logs.ship-interval=0): chunks were cut but stay in memory and the WAL",
@@ -73,7 +70,7 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 			return i.replay(rec, &sb, instanceOf)
 		},
 		Cut:         i.cutDue,
-		DropShipped: func(in *instance, now time.Time) { in.removeEmpty(now, cfg.RetainShipped) },
+		DropShipped: (*instance).removeEmpty,
 		Ship:        i.shipTenant,
 		Snapshot:    snapshot,
 	}, logger, reg)

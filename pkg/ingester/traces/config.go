@@ -5,6 +5,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/canopy-observability/canopy/pkg/ingester/unit"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
@@ -12,13 +13,10 @@ import (
 type Config struct {
 	Ring ringconfig.Config `yaml:"ring"`
 
-	TraceIdlePeriod  time.Duration `yaml:"trace_idle_period"`
-	MaxTraceLive     time.Duration `yaml:"max_trace_live"`
-	ShipInterval     time.Duration `yaml:"ship_interval"`
-	ShipThreshold    int           `yaml:"ship_threshold_bytes"`
-	RetainShipped    time.Duration `yaml:"retain_shipped_for"`
-	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
-	FlushOnShutdown  bool          `yaml:"flush_on_shutdown"`
+	TraceIdlePeriod time.Duration `yaml:"trace_idle_period"`
+	MaxTraceLive    time.Duration `yaml:"max_trace_live"`
+	// Shipping, checkpoints and flush on shutdown (-ingester.traces.ship-interval, …).
+	unit.Settings `yaml:",inline"`
 
 	Generator GeneratorConfig `yaml:"metrics_generator"`
 }

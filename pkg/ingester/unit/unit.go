@@ -56,19 +56,29 @@ type Config struct {
 	Lifecycler ringconfig.Lifecycler
 	Dir        string          // the unit's directory: the WAL is WALDir(Dir)
 	Bucket     objstore.Bucket // nil: shipping off
-
-	ShipInterval     time.Duration // 0: shipping off
-	ShipThreshold    int           // unshipped bytes at which a cut check ships
-	CheckpointPeriod time.Duration
+	Settings   Settings
+	// CutCheckInterval is how often the data is checked for cutting and
+	// the unshipped bytes against ShipThreshold.
 	CutCheckInterval time.Duration
-	FlushOnShutdown  bool
 
 	ReplayedItems string // what Hooks.Replay counts, the key in the replay's log line ("entries")
 	ShipMsg       string // the warning of a failed ship ("shipping log chunks")
 	ShippingOff   string // FlushAndShip's error when shipping is off
 
-	ShipFailures prometheus.Counter // tenants whose ship failed
+	ShipFailures prometheus.Counter // counts every tenant's failed ship
 	Checkpoints  prometheus.Counter // checkpoints written
+}
+
+// Settings are what configures every unit built on Base, each under the
+// unit's own flags (-ingester.<signal>.ship-interval, …): the unit's Config
+// embeds them inline and registers their flags with its own defaults and
+// help.
+type Settings struct {
+	ShipInterval     time.Duration `yaml:"ship_interval"`        // 0: shipping off
+	ShipThreshold    int           `yaml:"ship_threshold_bytes"` // unshipped bytes at which a cut check ships
+	RetainShipped    time.Duration `yaml:"retain_shipped_for"`   // how long shipped data stays queryable in memory
+	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
+	FlushOnShutdown  bool          `yaml:"flush_on_shutdown"`
 }
 
 // Records writes records one by one through emit, stopping at the first
@@ -90,8 +100,9 @@ type Hooks[I any] struct {
 	// and adds the bytes cut to AddUnshipped. It may run concurrently with
 	// pushes, queries and a ship.
 	Cut func(force bool)
-	// DropShipped forgets what of in has been in the bucket long enough.
-	DropShipped func(in I, now time.Time)
+	// DropShipped forgets what of in has been in the bucket for retain
+	// (Settings.RetainShipped).
+	DropShipped func(in I, now time.Time, retain time.Duration)
 	// Ship uploads in's cut data not yet in the bucket as one object,
 	// marks it shipped, takes its bytes off AddUnshipped and reports
 	// whether it uploaded one. One ship runs at a time.
@@ -106,10 +117,11 @@ type Hooks[I any] struct {
 
 // Base is the skeleton of a unit, a services.Service: starting replays the
 // WAL then joins the ring; running cuts every CutCheckInterval (shipping
-// when ShipThreshold bytes wait), ships every ShipInterval and checkpoints
-// every CheckpointPeriod; stopping leaves the ring (flushing first when
-// FlushOnShutdown) then closes the WAL. Create it with New; every method is
-// safe for concurrent use.
+// when ShipThreshold bytes wait, dropping what was shipped RetainShipped
+// ago), ships every ShipInterval and checkpoints every CheckpointPeriod;
+// stopping leaves the ring (flushing first when FlushOnShutdown) then
+// closes the WAL. Create it with New. Every method is safe for concurrent
+// use but Every, which comes before the unit starts.
 type Base[I any] struct {
 	services.Service
 
@@ -142,7 +154,7 @@ type Base[I any] struct {
 	every time.Duration
 	tick  func(ctx context.Context)
 
-	now func() time.Time
+	now atomic.Pointer[func() time.Time]
 }
 
 // New returns the skeleton of the unit cfg describes, logging with logger
@@ -156,14 +168,14 @@ func New[I any](cfg Config, hooks Hooks[I], logger log.Logger, reg prometheus.Re
 		reg:         prometheus.WrapRegistererWithPrefix("canopy_"+cfg.Signal+"_", reg),
 		errStopping: errors.New(cfg.Signal + " ingester is stopping"),
 		instances:   map[string]I{},
-		now:         time.Now,
 	}
-	if cfg.ShipInterval > 0 {
+	b.SetNow(time.Now)
+	if cfg.Settings.ShipInterval > 0 {
 		b.bkt = cfg.Bucket
 	}
 	b.slogger = logging.Slog(b.logger)
 	lc := cfg.Lifecycler
-	lc.Flusher, lc.FlushOnShutdown = flusher[I]{b}, cfg.FlushOnShutdown && b.bkt != nil
+	lc.Flusher, lc.FlushOnShutdown = flusher[I]{b}, cfg.Settings.FlushOnShutdown && b.bkt != nil
 	var err error
 	b.lifecycler, err = cfg.Ring.NewLifecycler(lc, logger, b.reg)
 	if err != nil {
@@ -203,10 +215,10 @@ func (b *Base[I]) Dir() string { return b.cfg.Dir }
 func (b *Base[I]) Bucket() objstore.Bucket { return b.bkt }
 
 // Now is the unit's clock.
-func (b *Base[I]) Now() time.Time { return b.now() }
+func (b *Base[I]) Now() time.Time { return (*b.now.Load())() }
 
 // SetNow replaces the unit's clock (tests).
-func (b *Base[I]) SetNow(now func() time.Time) { b.now = now }
+func (b *Base[I]) SetNow(now func() time.Time) { b.now.Store(&now) }
 
 // AddUnshipped adds n (negative once shipped) to the bytes of cut data not
 // yet in the bucket.
@@ -240,7 +252,7 @@ func (b *Base[I]) running(ctx context.Context) error {
 	failed.WatchService(b.lifecycler)
 	cut := time.NewTicker(b.cfg.CutCheckInterval)
 	defer cut.Stop()
-	checkpoint := time.NewTicker(b.cfg.CheckpointPeriod)
+	checkpoint := time.NewTicker(b.cfg.Settings.CheckpointPeriod)
 	defer checkpoint.Stop()
 	var tick <-chan time.Time
 	if b.tick != nil {
@@ -250,7 +262,7 @@ func (b *Base[I]) running(ctx context.Context) error {
 	}
 	var ship <-chan time.Time
 	if b.bkt != nil {
-		t := time.NewTicker(b.cfg.ShipInterval)
+		t := time.NewTicker(b.cfg.Settings.ShipInterval)
 		defer t.Stop()
 		ship = t.C
 	}
@@ -263,7 +275,7 @@ func (b *Base[I]) running(ctx context.Context) error {
 		case <-cut.C:
 			b.hooks.Cut(false)
 			b.DropShipped()
-			if b.bkt != nil && b.unshipped.Load() >= int64(b.cfg.ShipThreshold) {
+			if b.bkt != nil && b.unshipped.Load() >= int64(b.cfg.Settings.ShipThreshold) {
 				if _, err := b.ship(ctx); err != nil {
 					level.Warn(b.logger).Log("msg", b.cfg.ShipMsg, "err", err)
 				}
@@ -303,9 +315,9 @@ func (b *Base[I]) stopping(_ error) error {
 // DropShipped forgets every tenant's data in the bucket for long enough
 // (Hooks.DropShipped).
 func (b *Base[I]) DropShipped() {
-	now := b.now()
+	now := b.Now()
 	for _, in := range b.Instances() {
-		b.hooks.DropShipped(in, now)
+		b.hooks.DropShipped(in, now, b.cfg.Settings.RetainShipped)
 	}
 }
 

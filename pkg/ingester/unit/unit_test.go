@@ -73,11 +73,8 @@ func buildToy(t *testing.T, dir string, bkt objstore.Bucket, flushOnShutdown boo
 		Lifecycler:       ringconfig.Lifecycler{Name: "toy-ingester", Key: "toy-ingester", Self: ringconfig.Instance{ID: "toy-test", Addr: "127.0.0.1", Port: 9095}, TokensFile: dir + ".tokens"},
 		Dir:              dir,
 		Bucket:           bkt,
-		ShipInterval:     time.Hour,
-		ShipThreshold:    1 << 20,
-		CheckpointPeriod: time.Hour,
+		Settings:         Settings{ShipInterval: time.Hour, ShipThreshold: 1 << 20, CheckpointPeriod: time.Hour, FlushOnShutdown: flushOnShutdown},
 		CutCheckInterval: time.Hour,
-		FlushOnShutdown:  flushOnShutdown,
 		ReplayedItems:    "values",
 		ShipMsg:          "shipping toys",
 		ShippingOff:      "toy shipping is off",
@@ -104,7 +101,7 @@ func buildToy(t *testing.T, dir string, bkt objstore.Bucket, flushOnShutdown boo
 				in.mu.Unlock()
 			}
 		},
-		DropShipped: func(*toy, time.Time) {},
+		DropShipped: func(*toy, time.Time, time.Duration) {},
 		Ship: func(ctx context.Context, in *toy) (bool, error) {
 			if u.failShip {
 				return false, errors.New("bucket down")
