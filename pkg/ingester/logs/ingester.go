@@ -62,8 +62,7 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 		ReplayedItems:    "entries",
 		ShipMsg:          "shipping log chunks",
 		ShippingOff:      "logs shipping is off (-ingester.logs.ship-interval=0): chunks were cut but stay in memory and the WAL",
-		ShipFailures:     i.metrics.shipFailures,
-		Checkpoints:      i.metrics.checkpoints,
+		Block:            "log",
 	}, unit.Hooks[*instance]{
 		NewInstance: newInstance,
 		Replay: func(rec []byte, instanceOf func(string) *instance) (int, error) {

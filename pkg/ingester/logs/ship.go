@@ -58,7 +58,6 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 		}
 		p.s.mu.Unlock()
 	}
-	i.metrics.shippedBlks.Inc()
 	level.Info(i.base.Logger()).Log("msg", "shipped a log block", "tenant", in.tenant, "block", id, "streams", meta.Stats.Streams, "chunks", meta.Stats.Chunks, "entries", meta.Stats.Entries, "raw_bytes", meta.Stats.RawBytes, "bytes", meta.Stats.Bytes, "duration", now.Sub(began))
 	return true, nil
 }

@@ -67,8 +67,7 @@ func New(cfg Config, dir, tokensFile string, self ringconfig.Instance, limits va
 		ReplayedItems:    "pieces",
 		ShipMsg:          "shipping traces",
 		ShippingOff:      "traces shipping is off (-ingester.traces.ship-interval=0): traces were cut but stay in memory and the WAL",
-		ShipFailures:     i.metrics.shipFailures,
-		Checkpoints:      i.metrics.checkpoints,
+		Block:            "trace",
 	}, unit.Hooks[*instance]{
 		NewInstance: newInstance,
 		Replay:      i.replay,

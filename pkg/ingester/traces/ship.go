@@ -67,7 +67,6 @@ func (i *Ingester) shipTenant(ctx context.Context, in *instance) (bool, error) {
 	now := i.base.Now()
 	in.markShipped(ts, now)
 	i.base.AddUnshipped(-bytes)
-	i.metrics.shippedBlks.Inc()
 	level.Info(i.base.Logger()).Log("msg", "shipped a trace block", "tenant", in.tenant, "block", id, "traces", meta.Stats.Traces, "spans", meta.Stats.Spans, "bytes", meta.Stats.DataBytes, "duration", now.Sub(began))
 	return true, nil
 }

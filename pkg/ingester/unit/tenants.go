@@ -65,7 +65,7 @@ func (b *Base[I]) Checkpoint() error {
 		return nil
 	})
 	if err == nil {
-		b.cfg.Checkpoints.Inc()
+		b.metrics.checkpoints.Inc()
 	}
 	return err
 }

@@ -64,9 +64,7 @@ type Config struct {
 	ReplayedItems string // what Hooks.Replay counts, the key in the replay's log line ("entries")
 	ShipMsg       string // the warning of a failed ship ("shipping log chunks")
 	ShippingOff   string // FlushAndShip's error when shipping is off
-
-	ShipFailures prometheus.Counter // counts every tenant's failed ship
-	Checkpoints  prometheus.Counter // checkpoints written
+	Block         string // what a ship uploads, in its metrics' help ("log": "Log blocks uploaded to the bucket.")
 }
 
 // Settings are what configures every unit built on Base, each under the
@@ -103,7 +101,7 @@ type Hooks[I any] struct {
 	// DropShipped forgets what of in has been in the bucket for retain
 	// (Settings.RetainShipped).
 	DropShipped func(in I, now time.Time, retain time.Duration)
-	// Ship uploads in's cut data not yet in the bucket as one object,
+	// Ship uploads in's cut data not yet in the bucket as one block,
 	// marks it shipped, takes its bytes off AddUnshipped and reports
 	// whether it uploaded one. One ship runs at a time.
 	Ship func(ctx context.Context, in I) (bool, error)
@@ -131,6 +129,7 @@ type Base[I any] struct {
 	logger      log.Logger
 	slogger     *slog.Logger
 	reg         prometheus.Registerer // prefixed canopy_<signal>_
+	metrics     metrics
 	errStopping error
 
 	lifecycler *ring.Lifecycler
@@ -158,14 +157,16 @@ type Base[I any] struct {
 }
 
 // New returns the skeleton of the unit cfg describes, logging with logger
-// (component <signal>-ingester) and registering its ring and WAL metrics
-// with reg (prefixed canopy_<signal>_).
+// (component <signal>-ingester) and registering its metrics with reg: its
+// ships' and checkpoints' (canopy_<signal>_ingester_*), its ring's and its
+// WAL's (prefixed canopy_<signal>_).
 func New[I any](cfg Config, hooks Hooks[I], logger log.Logger, reg prometheus.Registerer) (*Base[I], error) {
 	b := &Base[I]{
 		cfg:         cfg,
 		hooks:       hooks,
 		logger:      log.With(logger, "component", cfg.Signal+"-ingester"),
 		reg:         prometheus.WrapRegistererWithPrefix("canopy_"+cfg.Signal+"_", reg),
+		metrics:     newMetrics(cfg.Signal, cfg.Block, reg),
 		errStopping: errors.New(cfg.Signal + " ingester is stopping"),
 		instances:   map[string]I{},
 	}
@@ -348,8 +349,8 @@ func (b *Base[I]) FlushAndShip(ctx context.Context) (tenants, shipped int, err e
 	return b.tenants(), n, err
 }
 
-// ship uploads every tenant's cut data not yet in the bucket, one object
-// per tenant (Hooks.Ship). It returns the objects uploaded and one error
+// ship uploads every tenant's cut data not yet in the bucket, one block
+// per tenant (Hooks.Ship). It returns the blocks uploaded and one error
 // per tenant that failed (its data is retried next time).
 func (b *Base[I]) ship(ctx context.Context) (int, error) {
 	b.shipMu.Lock()
@@ -361,10 +362,11 @@ func (b *Base[I]) ship(ctx context.Context) (int, error) {
 	for tenant, in := range b.snapshot() {
 		ok, err := b.hooks.Ship(ctx, in)
 		if err != nil {
-			b.cfg.ShipFailures.Inc()
+			b.metrics.shipFailures.Inc()
 			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
 		}
 		if ok {
+			b.metrics.shipped.Inc()
 			shipped++
 		}
 	}

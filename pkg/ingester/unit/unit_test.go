@@ -78,8 +78,7 @@ func buildToy(t *testing.T, dir string, bkt objstore.Bucket, flushOnShutdown boo
 		ReplayedItems:    "values",
 		ShipMsg:          "shipping toys",
 		ShippingOff:      "toy shipping is off",
-		ShipFailures:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ship_failures"}),
-		Checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Name: "checkpoints"}),
+		Block:            "toy",
 	}, Hooks[*toy]{
 		NewInstance: func(tenant string) *toy { return &toy{tenant: tenant} },
 		Replay: func(rec []byte, instanceOf func(string) *toy) (int, error) {
@@ -194,7 +193,7 @@ func TestCheckpointKeepsEveryAcknowledgedPush(t *testing.T) {
 	u = newToy(t, dir, nil, false)
 	require.Equal(t, want, u.values("t"))
 	require.NoError(t, u.Checkpoint())
-	require.Equal(t, 1.0, testutil.ToFloat64(u.cfg.Checkpoints))
+	require.Equal(t, 1.0, testutil.ToFloat64(u.metrics.checkpoints))
 	stop(t, u)
 	u = newToy(t, dir, nil, false)
 	defer stop(t, u)
@@ -219,7 +218,7 @@ func TestFlushAndShip(t *testing.T) {
 	require.ErrorContains(t, err, "tenant a: bucket down")
 	require.ErrorContains(t, err, "tenant b: bucket down")
 	require.Zero(t, shipped)
-	require.Equal(t, 2.0, testutil.ToFloat64(u.cfg.ShipFailures))
+	require.Equal(t, 2.0, testutil.ToFloat64(u.metrics.shipFailures))
 	u.failShip = false
 	require.NoError(t, u.push("a", "3"))
 	// Leaving the ring flushes: every tenant's values in one object.
