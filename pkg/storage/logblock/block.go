@@ -16,7 +16,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -199,40 +198,13 @@ func Upload(ctx context.Context, bkt objstore.Bucket, tenant, dir string, id uli
 	return nil
 }
 
-// ListBlocks returns the metas of a tenant's complete blocks that are not
-// marked for deletion: those a query reads. Blocks the compactor replaced
-// are marked, then deleted after -compactor.deletion-delay; the markers
-// are listed before the blocks, so that a block marked because it was
-// merged into another is never left out of a listing that misses the
-// block it was merged into (which was uploaded before the mark).
+// ListBlocks returns the metas of a tenant's complete log blocks that
+// are not marked for deletion: those a query reads (layout.ListLiveBlocks).
 func ListBlocks(ctx context.Context, bkt objstore.BucketReader, tenant string) ([]Meta, error) {
-	marked, err := layout.MarkedBlocks(ctx, bkt, path.Join(tenant, Signal), layout.DeletionMarkFilename)
-	if err != nil {
-		return nil, err
-	}
-	var out []Meta
-	err = bkt.Iter(ctx, path.Join(tenant, Signal)+"/", func(name string) error {
-		id, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
-		if err != nil {
-			return nil // not a block
-		}
-		if _, ok := marked[id]; ok {
-			return nil
-		}
-		m, err := ReadMeta(ctx, bkt, tenant, id)
-		if errors.Is(err, errNoMeta) {
-			return nil // being uploaded, or a leftover of a failed upload
-		}
-		if err != nil {
-			return err
-		}
-		out = append(out, m)
-		return nil
-	})
-	return out, err
+	return layout.ListLiveBlocks(ctx, bkt, tenant, Signal, ReadMeta)
 }
 
-var errNoMeta = errors.New("no meta.json")
+var errNoMeta = layout.ErrNoMeta
 
 // ReadMeta reads a block's meta.json.
 func ReadMeta(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID) (Meta, error) {

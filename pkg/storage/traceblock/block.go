@@ -6,13 +6,11 @@ package traceblock
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
@@ -82,38 +80,13 @@ func Upload(ctx context.Context, bkt objstore.Bucket, tenant, dir string, id uli
 	return nil
 }
 
-// ListBlocks returns the metas of a tenant's complete blocks that are not
-// marked for deletion: those a query reads. The markers are listed before
-// the blocks, so that a block marked because it was merged into another is
-// never left out of a listing that misses the block it was merged into.
+// ListBlocks returns the metas of a tenant's complete trace blocks that
+// are not marked for deletion: those a query reads (layout.ListLiveBlocks).
 func ListBlocks(ctx context.Context, bkt objstore.BucketReader, tenant string) ([]Meta, error) {
-	marked, err := layout.MarkedBlocks(ctx, bkt, path.Join(tenant, Signal), layout.DeletionMarkFilename)
-	if err != nil {
-		return nil, err
-	}
-	var out []Meta
-	err = bkt.Iter(ctx, path.Join(tenant, Signal)+"/", func(name string) error {
-		id, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
-		if err != nil {
-			return nil // not a block
-		}
-		if _, ok := marked[id]; ok {
-			return nil
-		}
-		m, err := ReadMeta(ctx, bkt, tenant, id)
-		if errors.Is(err, errNoMeta) {
-			return nil // being uploaded, or a leftover of a failed upload
-		}
-		if err != nil {
-			return err
-		}
-		out = append(out, m)
-		return nil
-	})
-	return out, err
+	return layout.ListLiveBlocks(ctx, bkt, tenant, Signal, ReadMeta)
 }
 
-var errNoMeta = errors.New("no meta.json")
+var errNoMeta = layout.ErrNoMeta
 
 // ReadMeta reads a block's meta.json.
 func ReadMeta(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID) (Meta, error) {
