@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/concurrency"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/thanos-io/objstore"
 
@@ -133,7 +132,7 @@ func (c *Compactor) logsTenantPass(ctx context.Context, id string, compact bool)
 		}
 		written, err = c.logsCompact(ctx, t, live, list.NoCompact)
 	}
-	return written, errors.Join(err, c.logsCleanup(ctx, t, list))
+	return written, errors.Join(err, c.cleanupBlocks(ctx, t.tb, t.id, "log", logblock.MetaFile, list.Deletion, list.Partial, t.now, c.forgetExpiry))
 }
 
 // liveLogBlocks are the listed blocks not marked for deletion.
@@ -191,45 +190,4 @@ func (c *Compactor) logsRetention(ctx context.Context, t *logsTenant, live []log
 		level.Info(c.logger).Log("msg", "log block past retention marked for deletion", "tenant", t.id, "block", m.ULID)
 	}
 	return kept, nil
-}
-
-// logsCleanup deletes the blocks marked for deletion longer than the
-// deletion delay (meta.json first) and the partial uploads untouched for
-// the partial block deletion delay.
-func (c *Compactor) logsCleanup(ctx context.Context, t *logsTenant, l logblock.Listing) error {
-	ids := make([]ulid.ULID, 0, len(l.Deletion))
-	for id := range l.Deletion {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].Compare(ids[j]) < 0 })
-	for _, id := range ids {
-		m := l.Deletion[id]
-		if t.now.Sub(time.Unix(m.Time, 0)) < c.cfg.DeletionDelay {
-			continue
-		}
-		if err := layout.DeleteBlock(ctx, t.tb, id, logblock.MetaFile); err != nil {
-			return err
-		}
-		c.forgetExpiry(id)
-		c.metrics.blocksDeleted.Inc()
-		level.Info(c.logger).Log("msg", "deleted log block", "tenant", t.id, "block", id, "reason", m.Reason)
-	}
-	for _, id := range l.Partial {
-		if _, ok := l.Deletion[id]; ok {
-			continue // deleted above, or once its delay has passed
-		}
-		newest, err := lastModified(ctx, t.tb, id.String())
-		if err != nil {
-			return err
-		}
-		if t.now.Sub(newest) < c.cfg.PartialBlockDeletionDelay {
-			continue
-		}
-		if err := layout.DeleteBlock(ctx, t.tb, id, logblock.MetaFile); err != nil {
-			return err
-		}
-		c.metrics.partialsDeleted.Inc()
-		level.Warn(c.logger).Log("msg", "deleted abandoned partial log block", "tenant", t.id, "block", id, "last_modified", newest)
-	}
-	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/concurrency"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thanos-io/objstore"
@@ -129,7 +128,7 @@ func (c *Compactor) tracesTenantPass(ctx context.Context, id string, compact boo
 		}
 		written, err = c.tracesCompact(ctx, t, cands)
 	}
-	return written, errors.Join(err, c.tracesCleanup(ctx, t, list))
+	return written, errors.Join(err, c.cleanupBlocks(ctx, t.tb, t.id, "trace", traceblock.MetaFile, list.Deletion, list.Partial, t.now, nil))
 }
 
 // tracesRetention marks for deletion the blocks whose newest span is older
@@ -152,44 +151,4 @@ func (c *Compactor) tracesRetention(ctx context.Context, t *tracesTenant, live [
 		level.Info(c.logger).Log("msg", "trace block past retention marked for deletion", "tenant", t.id, "block", m.ULID, "retention", t.retention)
 	}
 	return kept, nil
-}
-
-// tracesCleanup deletes the blocks marked for deletion longer than the
-// deletion delay (meta.json first) and the partial uploads untouched for
-// the partial block deletion delay.
-func (c *Compactor) tracesCleanup(ctx context.Context, t *tracesTenant, l traceblock.Listing) error {
-	ids := make([]ulid.ULID, 0, len(l.Deletion))
-	for id := range l.Deletion {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].Compare(ids[j]) < 0 })
-	for _, id := range ids {
-		m := l.Deletion[id]
-		if t.now.Sub(time.Unix(m.Time, 0)) < c.cfg.DeletionDelay {
-			continue
-		}
-		if err := layout.DeleteBlock(ctx, t.tb, id, traceblock.MetaFile); err != nil {
-			return err
-		}
-		c.metrics.blocksDeleted.Inc()
-		level.Info(c.logger).Log("msg", "deleted trace block", "tenant", t.id, "block", id, "reason", m.Reason)
-	}
-	for _, id := range l.Partial {
-		if _, ok := l.Deletion[id]; ok {
-			continue // deleted above, or once its delay has passed
-		}
-		newest, err := lastModified(ctx, t.tb, id.String())
-		if err != nil {
-			return err
-		}
-		if t.now.Sub(newest) < c.cfg.PartialBlockDeletionDelay {
-			continue
-		}
-		if err := layout.DeleteBlock(ctx, t.tb, id, traceblock.MetaFile); err != nil {
-			return err
-		}
-		c.metrics.partialsDeleted.Inc()
-		level.Warn(c.logger).Log("msg", "deleted abandoned partial trace block", "tenant", t.id, "block", id, "last_modified", newest)
-	}
-	return nil
 }
