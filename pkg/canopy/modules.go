@@ -437,7 +437,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 		return c.logsGateway // nil unless this process runs a store-gateway
 	}})
 	c.LogQLEngine = logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg))
-	traces := querier.NewTraces(c.TracesRing, func(addr string) (querier.TraceFinder, error) {
+	traces := querier.NewTraces(c.TracesRing, func(addr string) (querier.TracesIngester, error) {
 		return c.tracesPool.Client(addr)
 	}, c.Bucket, tracesBlockListTTL)
 	traces.UseStoreGateways(&querier.TracesGateways{Ring: c.StoreGatewayRing, Client: func(addr string) (*tracesclient.Client, error) {

@@ -20,18 +20,22 @@ import (
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 )
 
-// TraceFinder is what the traces reader needs of a traces ingester, local
-// or remote. Implementations are safe for concurrent use.
-type TraceFinder interface {
+// TracesIngester is what the traces reader needs of a traces ingester: a
+// trace by ID, and the traces it holds in a time range (searches). A
+// tracesclient.Client is one. Implementations are safe for concurrent use.
+type TracesIngester interface {
 	FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) (*tracespb.FindTraceResponse, error)
+	Scan(ctx context.Context, req *tracespb.ScanRequest) (func() (*tracespb.ScanBatch, error), error)
 }
+
+var _ TracesIngester = (*tracesclient.Client)(nil)
 
 // Traces reads a tenant's traces from the traces ingesters that own a
 // trace (what they hold in memory) and from the blocks in the bucket,
 // merging the pieces and keeping each span once. Safe for concurrent use.
 type Traces struct {
 	ring     ring.ReadRing
-	finder   func(addr string) (TraceFinder, error)
+	finder   func(addr string) (TracesIngester, error)
 	bkt      objstore.Bucket // nil: no bucket
 	indexTTL time.Duration
 	now      func() time.Time
@@ -68,7 +72,7 @@ func (t *Traces) UseStoreGateways(g *TracesGateways) { t.gateways = g }
 
 // NewTraces returns the traces reader; it reads a tenant's list of blocks
 // at most every indexTTL.
-func NewTraces(r ring.ReadRing, finder func(addr string) (TraceFinder, error), bkt objstore.Bucket, indexTTL time.Duration) *Traces {
+func NewTraces(r ring.ReadRing, finder func(addr string) (TracesIngester, error), bkt objstore.Bucket, indexTTL time.Duration) *Traces {
 	return &Traces{ring: r, finder: finder, bkt: bkt, indexTTL: indexTTL, now: time.Now,
 		lists: map[string]traceBlockList{}, blocks: map[ulid.ULID]*traceblock.Block{}, opening: map[ulid.ULID]*sync.Mutex{}}
 }

@@ -26,14 +26,6 @@ import (
 	"github.com/canopy-observability/canopy/pkg/traceql"
 )
 
-// TraceScanner is what searches need of a traces ingester: the traces it
-// holds in a time range.
-type TraceScanner interface {
-	Scan(ctx context.Context, req *tracespb.ScanRequest) (func() (*tracespb.ScanBatch, error), error)
-}
-
-var _ TraceScanner = (*tracesclient.Client)(nil)
-
 // defaultTagsWindow is the range tags and tag values look at when a
 // request gives none.
 const defaultTagsWindow = time.Hour
@@ -72,13 +64,9 @@ func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end 
 				if err != nil {
 					return err
 				}
-				sc, ok := f.(TraceScanner)
-				if !ok {
-					return errors.New("the ingester client cannot scan")
-				}
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
-				recv, err := sc.Scan(ctx, &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query})
+				recv, err := f.Scan(ctx, &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query})
 				if err != nil {
 					return err
 				}
