@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,105 +108,21 @@ func loadRequest(k int, ts int64) *prompb.WriteRequest {
 	return req
 }
 
-// loadWriter pushes batches round robin to the live nodes until stopped.
-type loadWriter struct {
-	mu       sync.Mutex
-	live     []*canopyNode
-	inflight *canopyNode // the node a push is being sent to, or nil
-	attempts []writeAttempt
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-}
-
-func startLoadWriter(live []*canopyNode, interval time.Duration) *loadWriter {
-	w := &loadWriter{live: append([]*canopyNode(nil), live...), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		var lastTS int64
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for k := 0; ; k++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			w.mu.Lock()
-			n := w.live[k%len(w.live)]
-			w.inflight = n
-			w.mu.Unlock()
-			ts := max(time.Now().UnixMilli(), lastTS+1)
-			lastTS = ts
-			a := writeAttempt{batch: k, ts: ts, node: n.id, sentAt: time.Now()}
-			r, err := pushV1(n.url(), clusterTenant, loadRequest(k, ts))
-			a.code, a.err, a.duration = r.code, err, time.Since(a.sentAt)
-			if err == nil && r.code/100 != 2 {
-				a.err = errors.New(strings.TrimSpace(string(r.body)))
-			}
-			w.mu.Lock()
-			w.attempts = append(w.attempts, a)
-			w.inflight = nil
-			w.mu.Unlock()
+// startLoadWriter pushes batch after batch of the load round robin to the
+// live nodes.
+func startLoadWriter(live []*canopyNode, interval time.Duration) *writer[writeAttempt] {
+	var lastTS int64
+	return startWriter(live, interval, func(k int, n *canopyNode) writeAttempt {
+		ts := max(time.Now().UnixMilli(), lastTS+1)
+		lastTS = ts
+		a := writeAttempt{batch: k, ts: ts, node: n.id, sentAt: time.Now()}
+		r, err := pushV1(n.url(), clusterTenant, loadRequest(k, ts))
+		a.code, a.err, a.duration = r.code, err, time.Since(a.sentAt)
+		if err == nil && r.code/100 != 2 {
+			a.err = errors.New(strings.TrimSpace(string(r.body)))
 		}
-	}()
-	return w
-}
-
-// acknowledged is how many pushes so far were answered 2xx.
-func (w *loadWriter) acknowledged() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, a := range w.attempts {
-		if a.ok() {
-			n++
-		}
-	}
-	return n
-}
-
-// waitAcknowledged waits until n pushes were answered 2xx.
-func (w *loadWriter) waitAcknowledged(t *testing.T, n int, timeout time.Duration) {
-	t.Helper()
-	eventually(t, timeout, 50*time.Millisecond, fmt.Sprintf("%d acknowledged pushes", n), func() error {
-		if got := w.acknowledged(); got < n {
-			return fmt.Errorf("%d acknowledged", got)
-		}
-		return nil
+		return a
 	})
-}
-
-// remove stops sending to n and waits until no push to n is in flight.
-func (w *loadWriter) remove(n *canopyNode) {
-	w.mu.Lock()
-	out := w.live[:0]
-	for _, l := range w.live {
-		if l != n {
-			out = append(out, l)
-		}
-	}
-	w.live = out
-	w.mu.Unlock()
-	for {
-		w.mu.Lock()
-		busy := w.inflight == n
-		w.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// finish stops the writer, waits for it and returns its attempts. It may
-// be called more than once.
-func (w *loadWriter) finish() []writeAttempt {
-	w.once.Do(func() { close(w.stop) })
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.attempts
 }
 
 // checkAcknowledged reads loadMetric[1h] at evalTS through node and checks

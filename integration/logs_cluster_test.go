@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,106 +46,25 @@ type logsAttempt struct {
 
 func (a logsAttempt) ok() bool { return a.err == nil && a.code == http.StatusNoContent }
 
-// logsWriter pushes batches round robin to the live nodes until stopped.
-type logsWriter struct {
-	mu       sync.Mutex
-	live     []*canopyNode
-	inflight *canopyNode
-	attempts []logsAttempt
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-}
-
-func startLogsWriter(live []*canopyNode, interval time.Duration) *logsWriter {
-	w := &logsWriter{live: append([]*canopyNode(nil), live...), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		var lastTS int64
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for k := 0; ; k++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			w.mu.Lock()
-			n := w.live[k%len(w.live)]
-			w.inflight = n
-			w.mu.Unlock()
-			ts := max(time.Now().UnixNano(), lastTS+1)
-			lastTS = ts
-			a := logsAttempt{batch: k, node: n.id, sentAt: time.Now()}
-			for i := 0; i < logsLoadStreams; i++ {
-				a.streams = append(a.streams, logStream{labels: logsLoadStream(i), entries: []logEntry{{
-					ts: ts, line: fmt.Sprintf("batch=%06d stream=s%d id=%x-%d", k, i, ts, i),
-				}}})
-			}
-			r, err := pushLoki(n.url(), logsClusterTenant, "", "", lokiProto(a.streams))
-			a.code, a.err, a.doneAt = r.code, err, time.Now()
-			if err == nil && r.code != http.StatusNoContent {
-				a.err = errors.New(strings.TrimSpace(string(r.body)))
-			}
-			w.mu.Lock()
-			w.attempts = append(w.attempts, a)
-			w.inflight = nil
-			w.mu.Unlock()
+// startLogsWriter pushes batches round robin to the live nodes.
+func startLogsWriter(live []*canopyNode, interval time.Duration) *writer[logsAttempt] {
+	var lastTS int64
+	return startWriter(live, interval, func(k int, n *canopyNode) logsAttempt {
+		ts := max(time.Now().UnixNano(), lastTS+1)
+		lastTS = ts
+		a := logsAttempt{batch: k, node: n.id, sentAt: time.Now()}
+		for i := 0; i < logsLoadStreams; i++ {
+			a.streams = append(a.streams, logStream{labels: logsLoadStream(i), entries: []logEntry{{
+				ts: ts, line: fmt.Sprintf("batch=%06d stream=s%d id=%x-%d", k, i, ts, i),
+			}}})
 		}
-	}()
-	return w
-}
-
-func (w *logsWriter) acknowledged() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, a := range w.attempts {
-		if a.ok() {
-			n++
+		r, err := pushLoki(n.url(), logsClusterTenant, "", "", lokiProto(a.streams))
+		a.code, a.err, a.doneAt = r.code, err, time.Now()
+		if err == nil && r.code != http.StatusNoContent {
+			a.err = errors.New(strings.TrimSpace(string(r.body)))
 		}
-	}
-	return n
-}
-
-func (w *logsWriter) waitAcknowledged(t *testing.T, n int, timeout time.Duration) {
-	t.Helper()
-	eventually(t, timeout, 50*time.Millisecond, fmt.Sprintf("%d acknowledged log pushes", n), func() error {
-		if got := w.acknowledged(); got < n {
-			return fmt.Errorf("%d acknowledged", got)
-		}
-		return nil
+		return a
 	})
-}
-
-// remove stops sending to n and waits until no push to n is in flight.
-func (w *logsWriter) remove(n *canopyNode) {
-	w.mu.Lock()
-	out := w.live[:0]
-	for _, l := range w.live {
-		if l != n {
-			out = append(out, l)
-		}
-	}
-	w.live = out
-	w.mu.Unlock()
-	for {
-		w.mu.Lock()
-		busy := w.inflight == n
-		w.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (w *logsWriter) finish() []logsAttempt {
-	w.once.Do(func() { close(w.stop) })
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.attempts
 }
 
 // checkLogsExactlyOnce requires got (sorted records) to hold every entry

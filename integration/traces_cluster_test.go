@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,97 +56,16 @@ func traceOf(k int) ([]byte, string) {
 	return b, fmt.Sprintf("%x", tid[:])
 }
 
-// tracesWriter pushes one trace at a time, round robin over the live
-// nodes, until stopped.
-type tracesWriter struct {
-	mu       sync.Mutex
-	live     []*canopyNode
-	inflight *canopyNode
-	attempts []traceAttempt
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-}
-
-func startTracesWriter(live []*canopyNode, interval time.Duration) *tracesWriter {
-	w := &tracesWriter{live: append([]*canopyNode(nil), live...), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for k := 0; ; k++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			w.mu.Lock()
-			n := w.live[k%len(w.live)]
-			w.inflight = n
-			w.mu.Unlock()
-			body, id := traceOf(k)
-			a := traceAttempt{id: id, node: n.id, sentAt: time.Now()}
-			r, err := doTimeout(10*time.Second, http.MethodPost, n.url()+"/otlp/v1/traces", tracesClusterTenant, "application/x-protobuf", body, nil)
-			a.code, a.err, a.doneAt = r.code, err, time.Now()
-			w.mu.Lock()
-			w.attempts = append(w.attempts, a)
-			w.inflight = nil
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-func (w *tracesWriter) acknowledged() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, a := range w.attempts {
-		if a.ok() {
-			n++
-		}
-	}
-	return n
-}
-
-func (w *tracesWriter) waitAcknowledged(t *testing.T, n int, timeout time.Duration) {
-	t.Helper()
-	eventually(t, timeout, 50*time.Millisecond, fmt.Sprintf("%d acknowledged trace pushes", n), func() error {
-		if got := w.acknowledged(); got < n {
-			return fmt.Errorf("%d acknowledged", got)
-		}
-		return nil
+// startTracesWriter pushes one trace at a time, round robin over the live
+// nodes.
+func startTracesWriter(live []*canopyNode, interval time.Duration) *writer[traceAttempt] {
+	return startWriter(live, interval, func(k int, n *canopyNode) traceAttempt {
+		body, id := traceOf(k)
+		a := traceAttempt{id: id, node: n.id, sentAt: time.Now()}
+		r, err := doTimeout(10*time.Second, http.MethodPost, n.url()+"/otlp/v1/traces", tracesClusterTenant, "application/x-protobuf", body, nil)
+		a.code, a.err, a.doneAt = r.code, err, time.Now()
+		return a
 	})
-}
-
-// remove stops sending to n and waits until no push to n is in flight.
-func (w *tracesWriter) remove(n *canopyNode) {
-	w.mu.Lock()
-	out := w.live[:0]
-	for _, l := range w.live {
-		if l != n {
-			out = append(out, l)
-		}
-	}
-	w.live = out
-	w.mu.Unlock()
-	for {
-		w.mu.Lock()
-		busy := w.inflight == n
-		w.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (w *tracesWriter) finish() []traceAttempt {
-	w.once.Do(func() { close(w.stop) })
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.attempts
 }
 
 // checkTraces requires every acknowledged trace to be read whole by ID
