@@ -162,3 +162,26 @@ func Unary[S any, Req any, Resp any](call func(S, context.Context, *Req) (Resp, 
 		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
 	}
 }
+
+// ServerStream opens a server-streaming call of method on conn, sends req
+// and closes the sending side; recv returns the next message, or io.EOF
+// at the end. Cancel ctx to stop early. Every call forces Codec.
+func ServerStream[Resp any](ctx context.Context, conn *grpc.ClientConn, desc *grpc.StreamDesc, method string, req any) (recv func() (*Resp, error), err error) {
+	stream, err := conn.NewStream(ctx, desc, method, CallOption())
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return func() (*Resp, error) {
+		m := new(Resp)
+		if err := stream.RecvMsg(m); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}, nil
+}

@@ -6,8 +6,6 @@ package logsclient
 
 import (
 	"context"
-	"errors"
-	"io"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
@@ -135,26 +133,7 @@ func (c *Client) Series(ctx context.Context, req *logspb.SeriesRequest) (*logspb
 // Select opens a select stream; recv returns the next batch, or io.EOF
 // at the end. Cancel ctx to stop early.
 func (c *Client) Select(ctx context.Context, req *logspb.SelectRequest) (recv func() (*logspb.SelectBatch, error), err error) {
-	stream, err := c.conn.NewStream(ctx, &selectStream, "/"+c.service+"/Select", rpc.CallOption())
-	if err != nil {
-		return nil, err
-	}
-	if err := stream.SendMsg(req); err != nil {
-		return nil, err
-	}
-	if err := stream.CloseSend(); err != nil {
-		return nil, err
-	}
-	return func() (*logspb.SelectBatch, error) {
-		b := new(logspb.SelectBatch)
-		if err := stream.RecvMsg(b); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, io.EOF
-			}
-			return nil, err
-		}
-		return b, nil
-	}, nil
+	return rpc.ServerStream[logspb.SelectBatch](ctx, c.conn, &selectStream, "/"+c.service+"/Select", req)
 }
 
 // Pool keeps one connection per logs ingester of a ring (see rpc.Pool). It

@@ -137,23 +137,7 @@ func (c *Client) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) 
 // Scan opens a scan stream; recv returns the next batch, or io.EOF at the
 // end. Cancel ctx to stop early.
 func (c *Client) Scan(ctx context.Context, req *tracespb.ScanRequest) (recv func() (*tracespb.ScanBatch, error), err error) {
-	stream, err := c.conn.NewStream(ctx, &scanStream, "/"+c.service+"/Scan", rpc.CallOption())
-	if err != nil {
-		return nil, err
-	}
-	if err := stream.SendMsg(req); err != nil {
-		return nil, err
-	}
-	if err := stream.CloseSend(); err != nil {
-		return nil, err
-	}
-	return func() (*tracespb.ScanBatch, error) {
-		b := new(tracespb.ScanBatch)
-		if err := stream.RecvMsg(b); err != nil {
-			return nil, err // io.EOF at the end
-		}
-		return b, nil
-	}, nil
+	return rpc.ServerStream[tracespb.ScanBatch](ctx, c.conn, &scanStream, "/"+c.service+"/Scan", req)
 }
 
 // Pool keeps one connection per traces ingester of a ring (see rpc.Pool).
