@@ -104,9 +104,6 @@ func (t *Traces) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) 
 	return resp, nil
 }
 
-// scanBatchBytes is about the most span bytes in one batch of a scan.
-const scanBatchBytes = 1 << 20
-
 // Scan sends the traces of the named blocks, block after block in the
 // order named, that have a span in the request's range and match its
 // query (when set).
@@ -126,38 +123,23 @@ func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) 
 	if err != nil {
 		return err
 	}
-	batch, size := &tracespb.ScanBatch{}, 0
+	batches := tracesclient.NewBatcher(send)
 	var (
 		m       ptrace.ProtoMarshaler
 		sendErr error
 	)
 	for _, b := range blocks {
 		err := b.Scan(ctx, req.StartUnixNano, req.EndUnixNano, func(id [16]byte, td ptrace.Traces) bool {
-			if ev != nil {
-				match := false
-				for _, tr := range traceql.FromPdata(td) {
-					if len(ev.Eval(&tr)) > 0 {
-						match = true
-						break
-					}
-				}
-				if !match {
-					return true
-				}
+			if ev != nil && !ev.MatchesPdata(td) {
+				return true
 			}
 			p, err := m.MarshalTraces(td)
 			if err != nil {
 				sendErr = fmt.Errorf("encoding trace %x: %w", id, err)
 				return false
 			}
-			batch.Traces = append(batch.Traces, &tracespb.Trace{TraceId: append([]byte(nil), id[:]...), Spans: p})
-			if size += len(p); size >= scanBatchBytes {
-				if sendErr = send.Send(batch); sendErr != nil {
-					return false
-				}
-				batch, size = &tracespb.ScanBatch{}, 0
-			}
-			return true
+			sendErr = batches.Add(append([]byte(nil), id[:]...), p)
+			return sendErr == nil
 		})
 		if sendErr != nil {
 			return sendErr
@@ -166,8 +148,5 @@ func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) 
 			return err
 		}
 	}
-	if len(batch.Traces) > 0 {
-		return send.Send(batch)
-	}
-	return nil
+	return batches.Flush()
 }

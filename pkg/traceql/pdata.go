@@ -119,3 +119,14 @@ func valueFromPdata(v pcommon.Value, top bool) Value {
 	}
 	return StringValue(v.AsString())
 }
+
+// MatchesPdata reports whether the query selects a spanset from any trace
+// of td (FromPdata).
+func (e *Evaluator) MatchesPdata(td ptrace.Traces) bool {
+	for _, tr := range FromPdata(td) {
+		if len(e.Eval(&tr)) > 0 {
+			return true
+		}
+	}
+	return false
+}

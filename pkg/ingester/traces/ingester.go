@@ -146,14 +146,6 @@ func (i *Ingester) generate(tenant string, cut []*trace) {
 		if i.primary != nil && !i.primary(tenant, t.id) {
 			continue
 		}
-		td := ptrace.NewTraces()
-		for _, p := range t.pieces {
-			piece, err := u.UnmarshalTraces(p)
-			if err != nil {
-				continue // the ship logs it
-			}
-			piece.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
-		}
-		i.gen.Observe(tenant, td)
+		i.gen.Observe(tenant, joinPieces(&u, t.pieces))
 	}
 }

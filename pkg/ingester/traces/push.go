@@ -97,7 +97,7 @@ func (i *Ingester) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest
 }
 
 // Scan sends the traces the ingester holds with a span in the request's
-// range, in batches of about scanBatchBytes.
+// range, in batches of about tracesclient.ScanBatchBytes.
 func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) error {
 	tid, err := tenant.ID(send.Context())
 	if err != nil {
@@ -117,14 +117,13 @@ func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender
 	if !ok {
 		return nil
 	}
-	batch := &tracespb.ScanBatch{}
-	size := 0
+	batches := tracesclient.NewBatcher(send)
 	var u ptrace.ProtoUnmarshaler
 	for _, t := range in.scan(req.StartUnixNano, req.EndUnixNano) {
 		if err := send.Context().Err(); err != nil {
 			return err
 		}
-		if ev != nil && !matches(ev, &u, t.pieces) {
+		if ev != nil && !ev.MatchesPdata(joinPieces(&u, t.pieces)) {
 			continue
 		}
 		n := 0
@@ -135,22 +134,16 @@ func (i *Ingester) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender
 		for _, p := range t.pieces {
 			spans = append(spans, p...)
 		}
-		batch.Traces = append(batch.Traces, &tracespb.Trace{TraceId: t.id[:], Spans: spans})
-		if size += n; size >= scanBatchBytes {
-			if err := send.Send(batch); err != nil {
-				return err
-			}
-			batch, size = &tracespb.ScanBatch{}, 0
+		if err := batches.Add(t.id[:], spans); err != nil {
+			return err
 		}
 	}
-	if len(batch.Traces) > 0 {
-		return send.Send(batch)
-	}
-	return nil
+	return batches.Flush()
 }
 
-// matches says whether the query matches the trace the pieces make.
-func matches(ev *traceql.Evaluator, u *ptrace.ProtoUnmarshaler, pieces [][]byte) bool {
+// joinPieces decodes a trace's pieces into one OTLP Traces (pieces that do
+// not decode are left out: the ship logs them).
+func joinPieces(u *ptrace.ProtoUnmarshaler, pieces [][]byte) ptrace.Traces {
 	td := ptrace.NewTraces()
 	for _, p := range pieces {
 		piece, err := u.UnmarshalTraces(p)
@@ -159,13 +152,5 @@ func matches(ev *traceql.Evaluator, u *ptrace.ProtoUnmarshaler, pieces [][]byte)
 		}
 		piece.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
 	}
-	for _, tr := range traceql.FromPdata(td) {
-		if len(ev.Eval(&tr)) > 0 {
-			return true
-		}
-	}
-	return false
+	return td
 }
-
-// scanBatchBytes is about the most span bytes in one batch of a scan.
-const scanBatchBytes = 1 << 20

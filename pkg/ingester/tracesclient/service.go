@@ -159,3 +159,39 @@ func (p *Pool) Client(addr string) (*Client, error) {
 	}
 	return NewClient(conn), nil
 }
+
+// ScanBatchBytes is about the most span bytes in one batch of a scan.
+const ScanBatchBytes = 1 << 20
+
+// Batcher gathers the traces a Scan sends into batches of about
+// ScanBatchBytes of spans. Not safe for concurrent use.
+type Batcher struct {
+	send  BatchSender
+	batch *tracespb.ScanBatch
+	size  int
+}
+
+// NewBatcher returns a Batcher sending to send.
+func NewBatcher(send BatchSender) *Batcher {
+	return &Batcher{send: send, batch: &tracespb.ScanBatch{}}
+}
+
+// Add adds a trace (its 16-byte ID and its spans, an OTLP TracesData),
+// sending the batch once it is full. Add keeps both slices.
+func (b *Batcher) Add(id, spans []byte) error {
+	b.batch.Traces = append(b.batch.Traces, &tracespb.Trace{TraceId: id, Spans: spans})
+	if b.size += len(spans); b.size >= ScanBatchBytes {
+		return b.Flush()
+	}
+	return nil
+}
+
+// Flush sends what is gathered, if anything.
+func (b *Batcher) Flush() error {
+	if len(b.batch.Traces) == 0 {
+		return nil
+	}
+	err := b.send.Send(b.batch)
+	b.batch, b.size = &tracespb.ScanBatch{}, 0
+	return err
+}
