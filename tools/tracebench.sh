@@ -30,6 +30,7 @@
 #                in a container (needs root and cgroup v1 or v2; without
 #                them it runs unconfined and says so)     (default 1G)
 #   OUT          where reports and logs are kept            (default /tmp/canopy-tracebench)
+#   KEEP         when set, the work directory (binaries, data, bucket) is kept
 set -euo pipefail
 SPANS=${SPANS:-2000000}
 CONCURRENCY=${CONCURRENCY:-4}
@@ -45,7 +46,7 @@ work=$(mktemp -d /tmp/canopy-tracebench.XXXXXX)
 pid=""
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "tracebench: kept $work" >&2; else rm -rf "$work"; fi
   rmdir /sys/fs/cgroup/memory/canopy-tracebench-*-$$ /sys/fs/cgroup/canopy-tracebench-*-$$ 2>/dev/null || true
 }
 trap cleanup EXIT

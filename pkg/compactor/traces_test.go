@@ -155,7 +155,7 @@ func scanBlock(t testing.TB, bkt objstore.Bucket, tenant string, m traceblock.Me
 	require.NoError(t, err)
 	ss := spanSet{}
 	var last []byte
-	require.NoError(t, b.Scan(ctx, 0, 0, func(id [16]byte, td ptrace.Traces) bool {
+	require.NoError(t, b.Scan(ctx, 0, 0, nil, func(id [16]byte, td ptrace.Traces) bool {
 		require.Positive(t, slices.Compare(id[:], last), "traces in increasing ID order")
 		last = slices.Clone(id[:])
 		ss.add(td)

@@ -110,7 +110,7 @@ func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end 
 
 // scanBlocks calls fn with every trace of the tenant's blocks meeting
 // [start, end] (and matching query, when set and the blocks are read by
-// store-gateways; fn gets every trace otherwise), newest block first,
+// store-gateways; fn gets at least those otherwise), newest block first,
 // until fn returns false or done says the blocks left (whose newest span
 // ends at the given time) need not be read.
 func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int64, query string, fn traceVisitor, done func(nextMaxTime int64) bool) (blocks int, err error) {
@@ -120,6 +120,16 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 	metas, err := t.blockMetas(ctx, tenantID)
 	if err != nil {
 		return 0, err
+	}
+	var flt *traceblock.Filter
+	if query != "" && t.gateways == nil {
+		q, err := traceql.Parse(query)
+		if err == nil {
+			flt, err = traceblock.NewFilter(q)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", tempoapi.ErrBadRequest, err)
+		}
 	}
 	metas = slices.Clone(metas)
 	slices.SortFunc(metas, func(a, b traceblock.Meta) int { return cmp.Compare(b.MaxTime, a.MaxTime) })
@@ -147,7 +157,7 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 		}
 		blocks++
 		more := true
-		if err := b.Scan(ctx, start, end, func(id [16]byte, td ptrace.Traces) bool {
+		if err := b.Scan(ctx, start, end, flt, func(id [16]byte, td ptrace.Traces) bool {
 			more = fn(id, td)
 			return more
 		}); err != nil {

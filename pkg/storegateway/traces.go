@@ -109,11 +109,17 @@ func (t *Traces) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) 
 // query (when set).
 func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) error {
 	ctx := send.Context()
-	var ev *traceql.Evaluator
+	var (
+		ev  *traceql.Evaluator
+		flt *traceblock.Filter
+	)
 	if req.Query != "" {
 		q, err := traceql.Parse(req.Query)
 		if err == nil {
 			ev, err = traceql.NewEvaluator(q)
+		}
+		if err == nil {
+			flt, err = traceblock.NewFilter(q)
 		}
 		if err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
@@ -129,7 +135,7 @@ func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) 
 		sendErr error
 	)
 	for _, b := range blocks {
-		err := b.Scan(ctx, req.StartUnixNano, req.EndUnixNano, func(id [16]byte, td ptrace.Traces) bool {
+		err := b.Scan(ctx, req.StartUnixNano, req.EndUnixNano, flt, func(id [16]byte, td ptrace.Traces) bool {
 			if ev != nil && !ev.MatchesPdata(td) {
 				return true
 			}

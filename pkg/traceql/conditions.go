@@ -1,5 +1,10 @@
 package traceql
 
+import (
+	"fmt"
+	"regexp"
+)
+
 // Condition is what a storage layer needs to know about one field a query
 // reads: which column to fetch and, when Op is not OpNone, a test of the
 // field against a static Operand it may evaluate itself to skip spans or
@@ -27,6 +32,28 @@ func (c Condition) String() string {
 		return c.Field.String()
 	}
 	return c.Field.String() + " " + c.Op.String() + " " + c.Operand.String()
+}
+
+// Test compiles c's test of one value of its field, as the engine
+// evaluates it (arrays included); it is nil when c has no test (OpNone)
+// and for presence tests (a nil Operand), which concern a field's absence
+// rather than a value.
+func (c Condition) Test() (func(Value) bool, error) {
+	if c.Op == OpNone || c.Operand.IsNil() {
+		return nil, nil
+	}
+	var re *regexp.Regexp
+	if c.Op == OpRegex || c.Op == OpNotRegex {
+		if c.Operand.Type != TypeString {
+			return nil, fmt.Errorf("%s needs a static string", c.Op)
+		}
+		var err error
+		if re, err = compileRegex(c.Operand.Str); err != nil {
+			return nil, err
+		}
+	}
+	op, operand := c.Op, c.Operand
+	return func(v Value) bool { return compareValues(op, v, operand, re) }, nil
 }
 
 // ConditionsOf returns every field the query reads, and the tests a

@@ -127,3 +127,39 @@ func spanIDs(ss Spanset) [][]byte {
 	}
 	return ids
 }
+
+// TestConditionTest checks Condition.Test against the engine: for every
+// test and value, Test holds exactly when `{ test }` selects a span whose
+// attribute has that value.
+func TestConditionTest(t *testing.T) {
+	values := []Value{
+		StringValue("GET"), StringValue("POST"), StringValue(""), IntValue(500), IntValue(200),
+		FloatValue(500), FloatValue(0.5), BoolValue(true), BoolValue(false),
+		ArrayValue(IntValue(1), IntValue(500)), ArrayValue(StringValue("GET"), StringValue("PUT")),
+	}
+	for _, src := range []string{
+		`span.x = "GET"`, `span.x != "GET"`, `span.x =~ "G.*"`, `span.x !~ "G.*"`, `span.x > "A"`,
+		`span.x = 500`, `span.x != 500`, `span.x >= 200`, `span.x < 1`, `span.x = 500.0`,
+		`span.x = true`, `span.x != false`, `span.x`, `!span.x`,
+	} {
+		q, err := Parse("{ " + src + " }")
+		require.NoError(t, err)
+		conds, _ := ConditionsOf(q)
+		require.Len(t, conds, 1, src)
+		test, err := conds[0].Test()
+		require.NoError(t, err)
+		require.NotNil(t, test, src)
+		ev, err := NewEvaluator(q)
+		require.NoError(t, err)
+		for _, v := range values {
+			tr := Trace{ID: []byte{1}, Spans: []Span{{ID: []byte{1}, Attrs: []Attr{{Key: "x", Value: v}}}}}
+			require.Equal(t, len(ev.Eval(&tr)) > 0, test(v), "%s on %s", src, v)
+		}
+	}
+	q, err := Parse(`{ span.x = nil }`)
+	require.NoError(t, err)
+	conds, _ := ConditionsOf(q)
+	test, err := conds[0].Test()
+	require.NoError(t, err)
+	require.Nil(t, test, "a presence test has no value test")
+}

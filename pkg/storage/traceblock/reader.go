@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -348,10 +349,13 @@ func guard[T any](fn func() (T, error)) (v T, err error) {
 }
 
 // Scan calls fn with every trace of the block that has a span in [start,
-// end] (Unix ns; both 0: every trace), in trace ID order, until fn returns
-// false. It reads every column of the row groups whose time range meets
-// [start, end].
-func (b *Block) Scan(ctx context.Context, start, end int64, fn func(id [16]byte, td ptrace.Traces) bool) error {
+// end] (Unix ns; both 0: every trace) and, when flt is not nil, a span
+// that passes its tests, until fn returns false. It reads the trace ID
+// and time columns and those of flt's tests first, and the other columns
+// only for the traces that remain. Parts of the block are read in
+// parallel: traces come in trace ID order within each part, the parts'
+// traces interleaved; fn is called on one goroutine at a time.
+func (b *Block) Scan(ctx context.Context, start, end int64, flt *Filter, fn func(id [16]byte, td ptrace.Traces) bool) error {
 	if start != 0 || end != 0 {
 		if b.meta.MaxTime < start || b.meta.MinTime > end {
 			return nil
@@ -361,59 +365,203 @@ func (b *Block) Scan(ctx context.Context, start, end int64, fn func(id [16]byte,
 	if err != nil {
 		return err
 	}
-	_, err = guard(func() (struct{}, error) { return struct{}{}, scanRows(ctx, f, start, end, fn) })
+	_, err = guard(func() (struct{}, error) { return struct{}{}, scanRows(ctx, f, start, end, flt, fn) })
 	if err != nil {
 		return fmt.Errorf("scanning trace block %s: %w", b.meta.ULID, err)
 	}
 	return nil
 }
 
-func scanRows(ctx context.Context, f *parquet.File, start, end int64, fn func(id [16]byte, td ptrace.Traces) bool) error {
-	var trace []spanRow
-	flush := func() (bool, error) {
-		if len(trace) == 0 {
-			return true, nil
-		}
-		defer func() { trace = trace[:0] }()
-		if (start != 0 || end != 0) && (trace[0].TraceEnd < start || trace[0].TraceStart > end) {
-			return true, nil
-		}
-		td, err := tracesOf(trace)
-		if err != nil {
-			return false, fmt.Errorf("trace %x: %w", trace[0].TraceID, err)
-		}
-		return fn(trace[0].TraceID, td), nil
+// scanRows scans f's row groups in parts, one a processor, each reading
+// and decoding its traces on its own goroutine; fn is called on this one.
+func scanRows(ctx context.Context, f *parquet.File, start, end int64, flt *Filter, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	groups := len(f.RowGroups())
+	parts := min(runtime.GOMAXPROCS(0), groups)
+	if parts <= 1 {
+		return scanPart(ctx, f, 0, groups, start, end, flt, fn)
 	}
-	buf := make([]spanRow, 256)
-	for _, rg := range f.RowGroups() {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type found struct {
+		id [16]byte
+		td ptrace.Traces
+	}
+	traces := make(chan found, 64)
+	errs := make(chan error, parts)
+	for k := range parts {
+		go func() {
+			errs <- scanPart(ctx, f, k*groups/parts, (k+1)*groups/parts, start, end, flt, func(id [16]byte, td ptrace.Traces) bool {
+				select {
+				case traces <- found{id, td}:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+		}()
+	}
+	var (
+		err     error
+		stopped bool
+	)
+	take := func(t found) {
+		if !stopped && !fn(t.id, t.td) {
+			stopped = true
+			cancel()
+		}
+	}
+	for left := parts; left > 0; {
+		select {
+		case t := <-traces:
+			take(t)
+		case e := <-errs:
+			left--
+			if e != nil && err == nil && !stopped {
+				err = e
+				cancel()
+			}
+		}
+	}
+	for {
+		select {
+		case t := <-traces:
+			take(t)
+		default:
+			return err
+		}
+	}
+}
+
+// scanPart calls fn with the traces of candidates(f, g0, g1, ...).
+func scanPart(ctx context.Context, f *parquet.File, g0, g1 int, start, end int64, flt *Filter, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	ranges, err := candidates(f, g0, g1, start, end, flt)
+	if err != nil {
+		return err
+	}
+	rr := rangeReader{groups: f.RowGroups()}
+	defer rr.close()
+	var trace []spanRow
+	for _, want := range ranges {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r := parquet.NewGenericRowGroupReader[spanRow](rg)
-		for {
-			n, err := r.Read(buf)
-			for _, row := range buf[:n] {
-				if len(trace) > 0 && row.TraceID != trace[0].TraceID {
-					more, ferr := flush()
-					if ferr != nil || !more {
-						r.Close()
-						return ferr
-					}
-				}
-				trace = append(trace, row)
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				r.Close()
-				return err
-			}
-		}
-		if err := r.Close(); err != nil {
+		if trace, err = rr.read(trace[:0], want); err != nil {
 			return err
 		}
+		if len(trace) == 0 {
+			continue
+		}
+		td, err := tracesOf(trace)
+		if err != nil {
+			return fmt.Errorf("trace %x: %w", trace[0].TraceID, err)
+		}
+		if !fn(trace[0].TraceID, td) {
+			return nil
+		}
 	}
-	_, err := flush()
-	return err
+	return nil
+}
+
+// rowSchema is data.parquet's schema, for reconstructing spanRows.
+var rowSchema = parquet.SchemaOf(spanRow{})
+
+// seekGap is the number of rows beyond which rangeReader seeks rather
+// than reads past the rows between two ranges: a seek into a page
+// decodes the page from its start, so seeking over a few rows costs
+// more than reading them.
+const seekGap = 4096
+
+// rangeReader reads rows of a file by file-level row number, in
+// increasing order. Rows read past are decoded as values only; rows
+// asked for are reconstructed as spanRows.
+type rangeReader struct {
+	groups []parquet.RowGroup
+	g      int   // the row group rows reads
+	base   int64 // its first row
+	rows   parquet.Rows
+	pos    int64 // the row rows reads next
+	buf    []parquet.Row
+}
+
+func (rr *rangeReader) read(dst []spanRow, want rowRange) ([]spanRow, error) {
+	if rr.buf == nil {
+		rr.buf = make([]parquet.Row, 64)
+	}
+	at, end := want.first, want.first+want.n
+	for at < end {
+		for rr.g < len(rr.groups) && at >= rr.base+rr.groups[rr.g].NumRows() {
+			rr.base += rr.groups[rr.g].NumRows()
+			rr.g++
+			rr.close()
+		}
+		if rr.g == len(rr.groups) {
+			return dst, fmt.Errorf("row %d is past the file's end", at)
+		}
+		if rr.rows == nil {
+			if !parquet.EqualNodes(rr.groups[rr.g].Schema(), rowSchema) {
+				return dst, fmt.Errorf("the schema is not format %d's", Version)
+			}
+			rr.rows = rr.groups[rr.g].Rows()
+			rr.pos = rr.base
+		}
+		if at-rr.pos > seekGap {
+			if err := rr.rows.SeekToRow(at - rr.base); err != nil {
+				return dst, err
+			}
+			rr.pos = at
+		}
+		// Read up to the range's end or to at, within the row group.
+		stop := min(end, rr.base+rr.groups[rr.g].NumRows())
+		if rr.pos < at {
+			stop = at
+		}
+		n, err := rr.rows.ReadRows(rr.buf[:min(int64(len(rr.buf)), stop-rr.pos)])
+		for _, row := range rr.buf[:n] {
+			if rr.pos >= at {
+				var sr spanRow
+				if err := rowSchema.Reconstruct(&sr, row); err != nil {
+					return dst, err
+				}
+				detachBytes(&sr)
+				dst = append(dst, sr)
+				at++
+			}
+			rr.pos++
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return dst, err
+		}
+		if n == 0 {
+			return dst, fmt.Errorf("row %d: %w", rr.pos, io.ErrUnexpectedEOF)
+		}
+	}
+	return dst, nil
+}
+
+// detachBytes copies the byte slices of r that may point into a page
+// buffer the reader reuses.
+func detachBytes(r *spanRow) {
+	attrs := func(as []attrRow) {
+		for i := range as {
+			if as[i].Any != nil {
+				as[i].Any = bytes.Clone(as[i].Any)
+			}
+		}
+	}
+	attrs(r.ResourceAttrs)
+	attrs(r.ScopeAttrs)
+	attrs(r.Attrs)
+	for i := range r.Events {
+		attrs(r.Events[i].Attrs)
+	}
+	for i := range r.Links {
+		attrs(r.Links[i].Attrs)
+	}
+}
+
+func (rr *rangeReader) close() {
+	if rr.rows != nil {
+		rr.rows.Close()
+		rr.rows = nil
+	}
 }

@@ -19,10 +19,10 @@ import (
 // Row groups and pages of data.parquet (FORMAT.md): a lookup by ID reads
 // one page of each column of the row group the trace is in, so pages are
 // kept small; row groups bound what a writer buffers.
-const (
-	rowsPerRowGroup = 64 << 10
-	pageBufferBytes = 32 << 10
-)
+const pageBufferBytes = 32 << 10
+
+// rowsPerRowGroup is a variable for tests that need small row groups.
+var rowsPerRowGroup int64 = 64 << 10
 
 // Writer writes a block into a local directory one trace at a time, so
 // that a block of any size is written holding one row group and the
