@@ -112,8 +112,9 @@ func (t *Traces) scanIngesters(ctx context.Context, tenantID string, start, end 
 // [start, end] (and matching query, when set and the blocks are read by
 // store-gateways; fn gets at least those otherwise), newest block first,
 // until fn returns false or done says the blocks left (whose newest span
-// ends at the given time) need not be read.
-func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int64, query string, fn traceVisitor, done func(nextMaxTime int64) bool) (blocks int, err error) {
+// ends at the given time) need not be read. With a limit (and a query),
+// store-gateways send each block's newest limit matches only.
+func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int64, query string, limit int, fn traceVisitor, done func(nextMaxTime int64) bool) (blocks int, err error) {
 	if t.bkt == nil {
 		return 0, nil
 	}
@@ -141,7 +142,7 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 			break
 		}
 		if t.gateways != nil {
-			more, err := t.scanGateway(ctx, tenantID, m.ULID, start, end, query, fn)
+			more, err := t.scanGateway(ctx, tenantID, m.ULID, start, end, query, limit, fn)
 			if err != nil {
 				return blocks, err
 			}
@@ -172,11 +173,11 @@ func (t *Traces) scanBlocks(ctx context.Context, tenantID string, start, end int
 
 // scanGateway scans one block through a store-gateway owning it; it says
 // whether fn wants more.
-func (t *Traces) scanGateway(ctx context.Context, tenantID string, block ulid.ULID, start, end int64, query string, fn traceVisitor) (bool, error) {
+func (t *Traces) scanGateway(ctx context.Context, tenantID string, block ulid.ULID, start, end int64, query string, limit int, fn traceVisitor) (bool, error) {
 	ctx = user.InjectOrgID(ctx, tenantID)
 	more := true
 	err := forBlockOwners(ctx, t.gateways.Ring, "trace", []ulid.ULID{block}, func(ctx context.Context, inst ring.InstanceDesc, ids []string) error {
-		req := &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query, BlockIds: ids}
+		req := &tracespb.ScanRequest{StartUnixNano: start, EndUnixNano: end, Query: query, BlockIds: ids, Limit: uint32(limit)}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var u ptrace.ProtoUnmarshaler
@@ -289,7 +290,13 @@ func (t *Traces) Search(ctx context.Context, tenantID string, req tempoapi.Searc
 	}
 	// Blocks newest first, until the next block cannot hold a trace newer
 	// than the limit-th newest found.
-	blocks, err := t.scanBlocks(ctx, tenantID, start, end, req.Query, match, func(next int64) bool {
+	// Each block's newest limit matches are enough, unless the trace
+	// duration bounds, tested here, drop some of them.
+	blockLimit := limit
+	if req.MinDuration != 0 || req.MaxDuration != 0 {
+		blockLimit = 0
+	}
+	blocks, err := t.scanBlocks(ctx, tenantID, start, end, req.Query, blockLimit, match, func(next int64) bool {
 		if len(found) < limit {
 			return false
 		}
@@ -439,7 +446,7 @@ func (t *Traces) forTraces(ctx context.Context, tenantID, query string, start, e
 	if err := t.scanIngesters(ctx, tenantID, s, e, query, visit); err != nil {
 		return err
 	}
-	_, err := t.scanBlocks(ctx, tenantID, s, e, query, visit, nil)
+	_, err := t.scanBlocks(ctx, tenantID, s, e, query, 0, visit, nil)
 	return err
 }
 
@@ -693,7 +700,7 @@ func (t *Traces) metrics(ctx context.Context, tenantID string, req tempoapi.Metr
 	if err := t.scanIngesters(ctx, tenantID, start, end, "", collect); err != nil {
 		return nil, 0, err
 	}
-	if _, err := t.scanBlocks(ctx, tenantID, start, end, "", collect, nil); err != nil {
+	if _, err := t.scanBlocks(ctx, tenantID, start, end, "", 0, collect, nil); err != nil {
 		return nil, 0, err
 	}
 	for _, ps := range pieces {

@@ -106,7 +106,7 @@ func (t *Traces) FindTrace(ctx context.Context, req *tracespb.FindTraceRequest) 
 
 // Scan sends the traces of the named blocks, block after block in the
 // order named, that have a span in the request's range and match its
-// query (when set).
+// query (when set): with a limit, each block's newest limit of them.
 func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) error {
 	ctx := send.Context()
 	var (
@@ -134,19 +134,34 @@ func (t *Traces) Scan(req *tracespb.ScanRequest, send tracesclient.BatchSender) 
 		m       ptrace.ProtoMarshaler
 		sendErr error
 	)
-	for _, b := range blocks {
-		err := b.Scan(ctx, req.StartUnixNano, req.EndUnixNano, flt, func(id [16]byte, td ptrace.Traces) bool {
-			if ev != nil && !ev.MatchesPdata(td) {
-				return true
-			}
-			p, err := m.MarshalTraces(td)
-			if err != nil {
-				sendErr = fmt.Errorf("encoding trace %x: %w", id, err)
-				return false
-			}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	send1 := func(id [16]byte, td ptrace.Traces) bool {
+		p, err := m.MarshalTraces(td)
+		if err != nil {
+			sendErr = fmt.Errorf("encoding trace %x: %w", id, err)
+		} else {
 			sendErr = batches.Add(append([]byte(nil), id[:]...), p)
-			return sendErr == nil
-		})
+		}
+		if sendErr != nil {
+			cancel() // ends a ScanNewest, which goes on after a trace that did not match
+		}
+		return sendErr == nil
+	}
+	for _, b := range blocks {
+		var err error
+		if ev != nil && req.Limit > 0 {
+			err = b.ScanNewest(ctx, req.StartUnixNano, req.EndUnixNano, flt, int(req.Limit), func(id [16]byte, td ptrace.Traces) bool {
+				return sendErr == nil && ev.MatchesPdata(td) && send1(id, td)
+			})
+		} else {
+			err = b.Scan(ctx, req.StartUnixNano, req.EndUnixNano, flt, func(id [16]byte, td ptrace.Traces) bool {
+				if ev != nil && !ev.MatchesPdata(td) {
+					return true
+				}
+				return send1(id, td)
+			})
+		}
 		if sendErr != nil {
 			return sendErr
 		}

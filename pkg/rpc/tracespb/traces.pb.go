@@ -333,7 +333,12 @@ type ScanRequest struct {
 	// ingester holds them) are sent. Empty: every trace.
 	Query string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
 	// To a store-gateway: the blocks (ULIDs) to scan, in order.
-	BlockIds      []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	BlockIds []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	// To a store-gateway, with a query: when not 0, each block sends the
+	// traces that may match newest first (by their earliest span in the
+	// block) and stops once this many matched; the newest traces of all
+	// the blocks are then among those sent. 0: every matching trace.
+	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -394,6 +399,13 @@ func (x *ScanRequest) GetBlockIds() []string {
 		return x.BlockIds
 	}
 	return nil
+}
+
+func (x *ScanRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type ScanBatch struct {
@@ -466,12 +478,13 @@ const file_tracespb_traces_proto_rawDesc = "" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1b\n" +
 	"\tblock_ids\x18\x02 \x03(\tR\bblockIds\")\n" +
 	"\x11FindTraceResponse\x12\x14\n" +
-	"\x05spans\x18\x01 \x03(\fR\x05spans\"\x8c\x01\n" +
+	"\x05spans\x18\x01 \x03(\fR\x05spans\"\xa2\x01\n" +
 	"\vScanRequest\x12&\n" +
 	"\x0fstart_unix_nano\x18\x01 \x01(\x03R\rstartUnixNano\x12\"\n" +
 	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x1b\n" +
-	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\"<\n" +
+	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\"<\n" +
 	"\tScanBatch\x12/\n" +
 	"\x06traces\x18\x01 \x03(\v2\x17.canopy.traces.v1.TraceR\x06traces2\xf3\x01\n" +
 	"\x0eTracesIngester\x12E\n" +

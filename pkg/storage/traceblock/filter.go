@@ -2,6 +2,7 @@ package traceblock
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -138,8 +139,9 @@ func columnTestOf(c traceql.Condition) (columnTest, bool) {
 	return ct, true
 }
 
-// rowRange is rows [first, first+n) of a file.
-type rowRange struct{ first, n int64 }
+// rowRange is rows [first, first+n) of a file: a trace, whose earliest
+// span starts at start (Unix ns).
+type rowRange struct{ first, n, start int64 }
 
 // candidates returns the row ranges of the traces of f that start in row
 // groups [g0, g1) and have a span in [start, end] (both 0: any) and, when
@@ -147,7 +149,7 @@ type rowRange struct{ first, n int64 }
 // that goes on past g1-1 is read to its end; one that started before g0
 // is left to the part before. It reads trace_id,
 // trace_start, trace_end and the tests' columns.
-func candidates(f *parquet.File, g0, g1 int, start, end int64, flt *Filter) ([]rowRange, error) {
+func candidates(ctx context.Context, f *parquet.File, g0, g1 int, start, end int64, flt *Filter) ([]rowRange, error) {
 	groups := f.RowGroups()
 	var (
 		out     []rowRange
@@ -177,6 +179,9 @@ func candidates(f *parquet.File, g0, g1 int, start, end int64, flt *Filter) ([]r
 	}
 	timed := start != 0 || end != 0
 	for g := g0; g < len(groups); g++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		rg := groups[g]
 		n := int(rg.NumRows())
 		ids, err := traceIDs(f, rg)
@@ -218,7 +223,7 @@ func candidates(f *parquet.File, g0, g1 int, start, end int64, flt *Filter) ([]r
 					break
 				}
 				emit()
-				cur, curID, curPass = rowRange{first: base + int64(r)}, ids[r], false
+				cur, curID, curPass = rowRange{first: base + int64(r), start: starts[r]}, ids[r], false
 				curIn = !timed || (ends[r] >= start && starts[r] <= end)
 			}
 			cur.n++

@@ -1,8 +1,10 @@
 package traceblock
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -140,7 +142,7 @@ func TestScanFilter(t *testing.T) {
 		all, want := scan(nil)
 		slices.SortFunc(want, compareIDs)
 		var visited int
-		for _, procs := range []int{1, 3, 7} { // parts of one, two and more row groups
+		for _, procs := range []int{1, 7} { // one part; parts of a row group or two
 			prev := runtime.GOMAXPROCS(procs)
 			var got [][16]byte
 			visited, got = scan(flt)
@@ -187,4 +189,72 @@ func bigTrace(n int) ptrace.Traces {
 		}
 	}
 	return td
+}
+
+// TestScanNewest: the newest limit traces a query matches are among those
+// ScanNewest finds matching, which reads few more than it must.
+func TestScanNewest(t *testing.T) {
+	defer func(n int64) { rowsPerRowGroup = n }(rowsPerRowGroup)
+	rowsPerRowGroup = 4096
+	rng := rand.New(rand.NewPCG(9, 10))
+	b, _ := writeBlock(t, variedTraces(rng, 6_000, 1_700_000_000_000_000_000), bigTrace(10_000))
+	ctx := context.Background()
+	startOf := func(td ptrace.Traces) uint64 {
+		first := uint64(math.MaxUint64)
+		for i := range td.ResourceSpans().Len() {
+			for j := range td.ResourceSpans().At(i).ScopeSpans().Len() {
+				spans := td.ResourceSpans().At(i).ScopeSpans().At(j).Spans()
+				for k := range spans.Len() {
+					first = min(first, uint64(spans.At(k).StartTimestamp()))
+				}
+			}
+		}
+		return first
+	}
+	type found struct {
+		id    [16]byte
+		start uint64
+	}
+	for _, src := range []string{
+		`{ span.http.status_code = 500 }`,
+		`{ span.http.status_code = 500 } | count() > 2`, // the filter lets through traces the query does not match
+		`{ span:status = error && resource.service.name = "checkout" }`,
+		`{ }`,
+	} {
+		q, err := traceql.Parse(src)
+		require.NoError(t, err)
+		ev, err := traceql.NewEvaluator(q)
+		require.NoError(t, err)
+		flt, err := NewFilter(q)
+		require.NoError(t, err)
+		var all []found
+		require.NoError(t, b.Scan(ctx, 0, 0, nil, func(id [16]byte, td ptrace.Traces) bool {
+			if ev.MatchesPdata(td) {
+				all = append(all, found{id, startOf(td)})
+			}
+			return true
+		}))
+		slices.SortFunc(all, func(a, b found) int { return cmp.Compare(b.start, a.start) })
+		for _, limit := range []int{1, 7, 100} {
+			for _, procs := range []int{1, 3} {
+				prev := runtime.GOMAXPROCS(procs)
+				got := map[[16]byte]bool{}
+				read := 0
+				require.NoError(t, b.ScanNewest(ctx, 0, 0, flt, limit, func(id [16]byte, td ptrace.Traces) bool {
+					read++
+					m := ev.MatchesPdata(td)
+					if m {
+						got[id] = true
+					}
+					return m
+				}))
+				runtime.GOMAXPROCS(prev)
+				for _, f := range all[:min(limit, len(all))] {
+					require.True(t, got[f.id], "%s, limit %d: trace %x (start %d) missing", src, limit, f.id, f.start)
+				}
+				require.GreaterOrEqual(t, len(got), min(limit, len(all)))
+				t.Logf("%-70s limit %3d: %d matched, %d read", src, limit, len(got), read)
+			}
+		}
+	}
 }

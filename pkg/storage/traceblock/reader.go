@@ -2,6 +2,7 @@ package traceblock
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,12 +10,14 @@ import (
 	"io"
 	"math"
 	"path"
+	"slices"
 	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/errgroup"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -432,136 +435,121 @@ func scanRows(ctx context.Context, f *parquet.File, start, end int64, flt *Filte
 	}
 }
 
-// scanPart calls fn with the traces of candidates(f, g0, g1, ...).
-func scanPart(ctx context.Context, f *parquet.File, g0, g1 int, start, end int64, flt *Filter, fn func(id [16]byte, td ptrace.Traces) bool) error {
-	ranges, err := candidates(f, g0, g1, start, end, flt)
+// rowSchema is data.parquet's schema, for reconstructing spanRows.
+var rowSchema = parquet.SchemaOf(spanRow{})
+
+// pickBatchRows bounds the rows scanPart picks at once.
+const pickBatchRows = 4096
+
+// ScanNewest calls match with the traces of the block that have a span
+// in [start, end] (Unix ns; both 0: any) and, when flt is not nil, a span
+// that passes its tests, newest first (by their earliest span in the
+// block), until match has returned true for limit of them. Only the
+// traces match is called with are read whole.
+func (b *Block) ScanNewest(ctx context.Context, start, end int64, flt *Filter, limit int, match func(id [16]byte, td ptrace.Traces) bool) error {
+	if start != 0 || end != 0 {
+		if b.meta.MaxTime < start || b.meta.MinTime > end {
+			return nil
+		}
+	}
+	f, err := b.parquetFile(ctx)
 	if err != nil {
 		return err
 	}
-	rr := rangeReader{groups: f.RowGroups()}
-	defer rr.close()
-	var trace []spanRow
-	for _, want := range ranges {
-		if err := ctx.Err(); err != nil {
+	_, err = guard(func() (struct{}, error) { return struct{}{}, scanNewest(ctx, f, start, end, flt, limit, match) })
+	if err != nil {
+		return fmt.Errorf("scanning trace block %s: %w", b.meta.ULID, err)
+	}
+	return nil
+}
+
+func scanNewest(ctx context.Context, f *parquet.File, start, end int64, flt *Filter, limit int, match func(id [16]byte, td ptrace.Traces) bool) error {
+	groups := len(f.RowGroups())
+	parts := max(1, min(runtime.GOMAXPROCS(0), groups))
+	found := make([][]rowRange, parts)
+	g, gctx := errgroup.WithContext(ctx)
+	for k := range parts {
+		g.Go(func() error {
+			var err error
+			found[k], err = candidates(gctx, f, k*groups/parts, (k+1)*groups/parts, start, end, flt)
 			return err
-		}
-		if trace, err = rr.read(trace[:0], want); err != nil {
-			return err
-		}
-		if len(trace) == 0 {
-			continue
-		}
-		td, err := tracesOf(trace)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	all := slices.Concat(found...)
+	slices.SortFunc(all, func(a, b rowRange) int { return cmp.Or(cmp.Compare(b.start, a.start), cmp.Compare(a.first, b.first)) })
+	matched := 0
+	for len(all) > 0 && matched < limit {
+		// The next newest, as many as matches are missing (and a few more
+		// when the filter leaves out little), read in row order.
+		batch := all[:min(len(all), max(limit-matched, 16))]
+		all = all[len(batch):]
+		slices.SortFunc(batch, func(a, b rowRange) int { return cmp.Compare(a.first, b.first) })
+		err := readTraces(ctx, f, batch, func(id [16]byte, td ptrace.Traces) bool {
+			if match(id, td) {
+				matched++
+			}
+			return true
+		})
 		if err != nil {
-			return fmt.Errorf("trace %x: %w", trace[0].TraceID, err)
-		}
-		if !fn(trace[0].TraceID, td) {
-			return nil
+			return err
 		}
 	}
 	return nil
 }
 
-// rowSchema is data.parquet's schema, for reconstructing spanRows.
-var rowSchema = parquet.SchemaOf(spanRow{})
-
-// seekGap is the number of rows beyond which rangeReader seeks rather
-// than reads past the rows between two ranges: a seek into a page
-// decodes the page from its start, so seeking over a few rows costs
-// more than reading them.
-const seekGap = 4096
-
-// rangeReader reads rows of a file by file-level row number, in
-// increasing order. Rows read past are decoded as values only; rows
-// asked for are reconstructed as spanRows.
-type rangeReader struct {
-	groups []parquet.RowGroup
-	g      int   // the row group rows reads
-	base   int64 // its first row
-	rows   parquet.Rows
-	pos    int64 // the row rows reads next
-	buf    []parquet.Row
+// scanPart calls fn with the traces of candidates(f, g0, g1, ...).
+func scanPart(ctx context.Context, f *parquet.File, g0, g1 int, start, end int64, flt *Filter, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	ranges, err := candidates(ctx, f, g0, g1, start, end, flt)
+	if err != nil {
+		return err
+	}
+	return readTraces(ctx, f, ranges, fn)
 }
 
-func (rr *rangeReader) read(dst []spanRow, want rowRange) ([]spanRow, error) {
-	if rr.buf == nil {
-		rr.buf = make([]parquet.Row, 64)
+// readTraces calls fn with the traces in ranges (in increasing row order)
+// until it returns false.
+func readTraces(ctx context.Context, f *parquet.File, ranges []rowRange, fn func(id [16]byte, td ptrace.Traces) bool) error {
+	p, err := newPicker(f)
+	if err != nil {
+		return err
 	}
-	at, end := want.first, want.first+want.n
-	for at < end {
-		for rr.g < len(rr.groups) && at >= rr.base+rr.groups[rr.g].NumRows() {
-			rr.base += rr.groups[rr.g].NumRows()
-			rr.g++
-			rr.close()
+	defer p.close()
+	var trace []spanRow
+	for len(ranges) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		if rr.g == len(rr.groups) {
-			return dst, fmt.Errorf("row %d is past the file's end", at)
+		k, n := 0, int64(0)
+		for k < len(ranges) && (k == 0 || n+ranges[k].n <= pickBatchRows) {
+			n += ranges[k].n
+			k++
 		}
-		if rr.rows == nil {
-			if !parquet.EqualNodes(rr.groups[rr.g].Schema(), rowSchema) {
-				return dst, fmt.Errorf("the schema is not format %d's", Version)
-			}
-			rr.rows = rr.groups[rr.g].Rows()
-			rr.pos = rr.base
+		rows, err := p.pick(ranges[:k])
+		if err != nil {
+			return err
 		}
-		if at-rr.pos > seekGap {
-			if err := rr.rows.SeekToRow(at - rr.base); err != nil {
-				return dst, err
-			}
-			rr.pos = at
-		}
-		// Read up to the range's end or to at, within the row group.
-		stop := min(end, rr.base+rr.groups[rr.g].NumRows())
-		if rr.pos < at {
-			stop = at
-		}
-		n, err := rr.rows.ReadRows(rr.buf[:min(int64(len(rr.buf)), stop-rr.pos)])
-		for _, row := range rr.buf[:n] {
-			if rr.pos >= at {
+		for _, want := range ranges[:k] {
+			trace = trace[:0]
+			for _, row := range rows[:want.n] {
 				var sr spanRow
 				if err := rowSchema.Reconstruct(&sr, row); err != nil {
-					return dst, err
+					return err
 				}
-				detachBytes(&sr)
-				dst = append(dst, sr)
-				at++
+				trace = append(trace, sr)
 			}
-			rr.pos++
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return dst, err
-		}
-		if n == 0 {
-			return dst, fmt.Errorf("row %d: %w", rr.pos, io.ErrUnexpectedEOF)
-		}
-	}
-	return dst, nil
-}
-
-// detachBytes copies the byte slices of r that may point into a page
-// buffer the reader reuses.
-func detachBytes(r *spanRow) {
-	attrs := func(as []attrRow) {
-		for i := range as {
-			if as[i].Any != nil {
-				as[i].Any = bytes.Clone(as[i].Any)
+			rows = rows[want.n:]
+			td, err := tracesOf(trace)
+			if err != nil {
+				return fmt.Errorf("trace %x: %w", trace[0].TraceID, err)
+			}
+			if !fn(trace[0].TraceID, td) {
+				return nil
 			}
 		}
+		ranges = ranges[k:]
 	}
-	attrs(r.ResourceAttrs)
-	attrs(r.ScopeAttrs)
-	attrs(r.Attrs)
-	for i := range r.Events {
-		attrs(r.Events[i].Attrs)
-	}
-	for i := range r.Links {
-		attrs(r.Links[i].Attrs)
-	}
-}
-
-func (rr *rangeReader) close() {
-	if rr.rows != nil {
-		rr.rows.Close()
-		rr.rows = nil
-	}
+	return nil
 }
