@@ -10,15 +10,15 @@ import (
 	"io"
 	"math"
 	"path"
-	"slices"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/thanos-io/objstore"
-	"golang.org/x/sync/errgroup"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"golang.org/x/sync/errgroup"
 )
 
 // Block is an open block in the bucket: its meta and bloom filter in
