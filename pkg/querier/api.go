@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
@@ -101,7 +102,7 @@ type API struct {
 // so shapes, error types and status codes are exactly Prometheus's) served
 // under httpapi.PrefixPrometheusV1. Query expressions are bounded by the
 // tenant's limits before Prometheus's parser sees them (limits nil: not).
-func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md *IngesterQueryable, limits validation.TenantLimits, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
+func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md MetadataSource, limits validation.TenantLimits, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
 	start := time.Now()
 	api := v1.NewAPI(
 		engine, sampleAndChunk{q}, nil, nil, eq,
@@ -180,7 +181,13 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 // ServeHTTP serves the API. The tenant must be in the request context.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
-func serveMetadata(w http.ResponseWriter, r *http.Request, md *IngesterQueryable) {
+// MetadataSource answers /api/v1/metadata: the ingesters, or a
+// federator's children.
+type MetadataSource interface {
+	Metadata(ctx context.Context, req *client.MetadataRequest) (map[string][]metadata.Metadata, error)
+}
+
+func serveMetadata(w http.ResponseWriter, r *http.Request, md MetadataSource) {
 	w.Header().Set("Content-Type", "application/json")
 	fail := func(code int, typ string, err error) {
 		w.WriteHeader(code)

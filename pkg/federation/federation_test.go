@@ -1,0 +1,327 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/teststorage"
+	"github.com/stretchr/testify/require"
+
+	"github.com/canopy-observability/canopy/pkg/querier"
+)
+
+// The test world: series of four clusters in two regions, written once to
+// a central store (cluster and region as labels) and once to four leaf
+// stores (without them: the leaves' external labels), the leaves under
+// two regional federators under one global federator, all over HTTP.
+
+var clusters = []struct{ name, region string }{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}, {"us-2", "us"}}
+
+const (
+	worldStart = int64(1_700_000_000_000)
+	worldStep  = int64(15_000)
+	worldSteps = 240 // an hour
+)
+
+func queryConfig() querier.Config {
+	var cfg querier.Config
+	fs := flag.NewFlagSet("test", flag.PanicOnError)
+	cfg.RegisterFlags(fs)
+	return cfg
+}
+
+// serveAPI serves Prometheus's HTTP API over q with Canopy's querier API
+// (under /prometheus); requests counts the query requests.
+func serveAPI(t testing.TB, q storage.Queryable, engineOf func(querier.Config) (http.Handler, error)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	h, err := engineOf(queryConfig())
+	require.NoError(t, err)
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/api/v1/query") {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// storeAPI is the plain querier API over a store.
+func storeAPI(q storage.Queryable) func(querier.Config) (http.Handler, error) {
+	return func(cfg querier.Config) (http.Handler, error) {
+		eng := querier.NewEngine(cfg, nil, nil)
+		return querier.NewAPI(cfg, eng, q, nil, nil, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry()), nil
+	}
+}
+
+// federatorAPI is a federator over children.
+func federatorAPI(t testing.TB, children []ChildConfig, mutate func(*Config)) (func(querier.Config) (http.Handler, error), **Federator) {
+	var fp = new(*Federator)
+	return func(qcfg querier.Config) (http.Handler, error) {
+		var cfg Config
+		fs := flag.NewFlagSet("test", flag.PanicOnError)
+		cfg.RegisterFlags(fs)
+		cfg.Children = children
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		p := parser.NewParser(querier.ParserOptions(qcfg))
+		f, err := New(cfg, p, nil, prometheus.NewRegistry())
+		if err != nil {
+			return nil, err
+		}
+		*fp = f
+		eng := f.Engine(querier.NewEngine(qcfg, nil, nil), qcfg.LookbackDelta)
+		return f.Wrap(querier.NewAPI(qcfg, eng, f, nil, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())), nil
+	}, fp
+}
+
+type world struct {
+	central    *httptest.Server
+	global     *httptest.Server
+	leaves     []*httptest.Server
+	leafHits   []*atomic.Int64
+	regional   []*httptest.Server
+	globalFed  *Federator
+	regionFeds []*Federator
+}
+
+// writeWorld writes the test series to the central store and the leaves.
+func writeWorld(t testing.TB, seed uint64) (central storage.Storage, leaves []storage.Storage) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	central = teststorage.New(t)
+	for range clusters {
+		leaves = append(leaves, teststorage.New(t))
+	}
+	capp := central.Appender(context.Background())
+	for ci, cl := range clusters {
+		lapp := leaves[ci].Appender(context.Background())
+		add := func(ls labels.Labels, t0 int64, v float64) {
+			_, err := lapp.Append(0, ls, t0, v)
+			require.NoError(t, err)
+			b := labels.NewBuilder(ls)
+			b.Set("cluster", cl.name)
+			b.Set("region", cl.region)
+			_, err = capp.Append(0, b.Labels(), t0, v)
+			require.NoError(t, err)
+		}
+		for job := range 3 {
+			for inst := range 2 + ci%2 {
+				base := labels.FromStrings("job", fmt.Sprintf("job-%d", job), "instance", fmt.Sprintf("%s-%d", cl.name, inst))
+				counter, gauge := float64(rng.IntN(100)), rng.Float64()*100
+				absentFrom := -1
+				if rng.IntN(4) == 0 {
+					absentFrom = rng.IntN(worldSteps)
+				}
+				for s := range worldSteps {
+					ts := worldStart + int64(s)*worldStep
+					if s == absentFrom {
+						break // the series ends: its later steps have no sample
+					}
+					counter += float64(rng.IntN(10))
+					if rng.IntN(60) == 0 {
+						counter = 0 // a reset
+					}
+					gauge += rng.NormFloat64()
+					add(labels.NewBuilder(base).Set(labels.MetricName, "x_total").Labels(), ts, counter)
+					add(labels.NewBuilder(base).Set(labels.MetricName, "y").Labels(), ts, math.Round(gauge*4)/4)
+					cum := 0.0
+					for _, le := range []string{"0.1", "0.5", "1", "+Inf"} {
+						cum += float64(rng.IntN(3))
+						add(labels.NewBuilder(base).Set(labels.MetricName, "h_bucket").Set("le", le).Labels(), ts, cum*float64(s+1))
+					}
+				}
+			}
+		}
+		require.NoError(t, lapp.Commit())
+	}
+	require.NoError(t, capp.Commit())
+	return central, leaves
+}
+
+func newWorld(t testing.TB, seed uint64) *world {
+	central, leaves := writeWorld(t, seed)
+	w := &world{}
+	w.central, _ = serveAPI(t, central, storeAPI(central))
+	byRegion := map[string][]ChildConfig{}
+	for i, cl := range clusters {
+		srv, hits := serveAPI(t, leaves[i], storeAPI(leaves[i]))
+		w.leaves = append(w.leaves, srv)
+		w.leafHits = append(w.leafHits, hits)
+		byRegion[cl.region] = append(byRegion[cl.region], ChildConfig{Name: cl.name, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": cl.name}})
+	}
+	var top []ChildConfig
+	for _, region := range []string{"eu", "us"} {
+		api, fp := federatorAPI(t, byRegion[region], nil)
+		srv, _ := serveAPI(t, nil, api)
+		w.regional = append(w.regional, srv)
+		w.regionFeds = append(w.regionFeds, *fp)
+		top = append(top, ChildConfig{Name: region, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{"region": region}})
+	}
+	api, fp := federatorAPI(t, top, nil)
+	w.global, _ = serveAPI(t, nil, api)
+	w.globalFed = *fp
+	return w
+}
+
+// apiResult is a query's answer from the HTTP API.
+type apiResult struct {
+	Status    string   `json:"status"`
+	ErrorType string   `json:"errorType"`
+	Error     string   `json:"error"`
+	Warnings  []string `json:"warnings"`
+	Data      struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+func getJSON(t testing.TB, base, path string, form url.Values) (apiResult, http.Header) {
+	t.Helper()
+	resp, err := http.Get(base + "/prometheus" + path + "?" + form.Encode())
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var r apiResult
+	require.NoError(t, json.Unmarshal(body, &r), "%s", body)
+	return r, resp.Header
+}
+
+// matrixOf returns a query answer as a sorted matrix (a vector's samples
+// as one-point series, a scalar as one unlabeled series).
+func matrixOf(t testing.TB, r apiResult) model.Matrix {
+	t.Helper()
+	var m model.Matrix
+	switch r.Data.ResultType {
+	case "matrix":
+		require.NoError(t, json.Unmarshal(r.Data.Result, &m))
+	case "vector":
+		var v model.Vector
+		require.NoError(t, json.Unmarshal(r.Data.Result, &v))
+		for _, s := range v {
+			m = append(m, &model.SampleStream{Metric: s.Metric, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}})
+		}
+	case "scalar":
+		var s model.Scalar
+		require.NoError(t, json.Unmarshal(r.Data.Result, &s))
+		m = model.Matrix{{Metric: model.Metric{}, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}}}
+	default:
+		t.Fatalf("result type %q", r.Data.ResultType)
+	}
+	slices.SortFunc(m, func(a, b *model.SampleStream) int { return strings.Compare(a.Metric.String(), b.Metric.String()) })
+	return m
+}
+
+// requireSameMatrix compares two answers series for series and value for
+// value, floats within a relative 1e-12.
+func requireSameMatrix(t testing.TB, want, got model.Matrix, msg string) {
+	t.Helper()
+	wl, gl := make([]string, len(want)), make([]string, len(got))
+	for i, s := range want {
+		wl[i] = s.Metric.String()
+	}
+	for i, s := range got {
+		gl[i] = s.Metric.String()
+	}
+	require.Equal(t, wl, gl, "%s: series", msg)
+	for i := range want {
+		require.Equal(t, len(want[i].Values), len(got[i].Values), "%s: points of %s", msg, wl[i])
+		for k, wp := range want[i].Values {
+			gp := got[i].Values[k]
+			require.Equal(t, wp.Timestamp, gp.Timestamp, "%s: %s", msg, wl[i])
+			a, b := float64(wp.Value), float64(gp.Value)
+			if math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || a == b {
+				require.True(t, a == b || math.IsNaN(a) && math.IsNaN(b), "%s: %s at %d: want %v, got %v", msg, wl[i], wp.Timestamp, a, b)
+				continue
+			}
+			require.InDelta(t, 0, (a-b)/math.Max(math.Abs(a), math.Abs(b)), 1e-12, "%s: %s at %d: want %v, got %v", msg, wl[i], wp.Timestamp, a, b)
+		}
+	}
+}
+
+func rangeForm(q string) url.Values {
+	return url.Values{
+		"query": {q},
+		"start": {fmt.Sprint(worldStart/1000 + 300)},
+		"end":   {fmt.Sprint((worldStart + worldSteps*worldStep) / 1000)},
+		"step":  {"60"},
+	}
+}
+
+func instantForm(q string, at int64) url.Values {
+	return url.Values{"query": {q}, "time": {fmt.Sprint(at / 1000)}}
+}
+
+// equivalenceQueries cover each rewrite rule: pushed whole, decomposed,
+// evaluated by the federator over pushed parts, and over raw samples.
+var equivalenceQueries = []string{
+	`x_total`,
+	`y{cluster="eu-1"}`,
+	`y{region="us", job="job-1"}`,
+	`rate(x_total[5m])`,
+	`sum(rate(x_total[5m]))`,
+	`sum by (cluster) (rate(x_total[5m]))`,
+	`sum by (job) (rate(x_total[5m]))`,
+	`sum without (instance) (rate(x_total[5m]))`,
+	`sum without (instance, cluster) (rate(x_total[5m]))`,
+	`avg by (job) (y)`,
+	`avg(y)`,
+	`count by (region) (y)`,
+	`count(y > 50)`,
+	`min(y)`, `max by (job) (y)`, `group by (job) (y)`,
+	`topk(3, y)`, `bottomk(2, y) by (job)`, `topk(1, sum by (cluster) (y))`,
+	`count_values("v", y)`, `count_values by (job) ("v", round(y / 10))`,
+	`quantile(0.9, y)`, `quantile by (region) (0.5, y)`, `stddev(y)`, `stdvar by (job) (y)`,
+	`histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))`,
+	`histogram_quantile(0.9, sum by (le, cluster) (rate(h_bucket[5m])))`,
+	`histogram_quantile(0.5, rate(h_bucket[5m]))`,
+	`rate(x_total[5m]) / on (job, instance, cluster, region) group_left rate(x_total[10m])`,
+	`sum by (job) (rate(x_total[5m])) / sum by (job) (rate(x_total[10m]))`,
+	`y - ignoring (cluster) group_left y{cluster="eu-1"}`,
+	`y > 60 and y < 80`, `y{cluster="eu-2"} or y{cluster="us-1"}`, `y unless y > 50`,
+	`sum(y) + count(y)`, `-sum(y)`, `y * 2 + 1`, `2 ^ scalar(count(y))`,
+	`absent(nope)`, `absent(y{cluster="eu-1"})`, `absent_over_time(y{cluster="eu-1"}[5m])`,
+	`sort(y)`, `scalar(sum(y))`, `vector(1) + sum(y)`, `time() - timestamp(y)`,
+	`label_replace(y, "c", "$1", "cluster", "(.*)")`, `label_replace(y, "j", "$1", "job", "job-(.*)")`,
+	`max_over_time(rate(x_total[5m])[10m:1m])`, `max_over_time(sum(rate(x_total[5m]))[10m:1m])`,
+	`sum(y offset 5m)`, `sum(y @ 1700001000)`, `changes(y[10m])`, `resets(x_total[30m])`,
+	`increase(x_total[1h])`, `predict_linear(y[10m], 60)`, `quantile_over_time(0.5, y[10m])`,
+	`sum_over_time(y[5m:30s])`, `last_over_time(y[2m])`,
+}
+
+// TestFederatedEqualsCentral: every query answers through the global
+// federator (two levels above the leaves) exactly as the central store.
+func TestFederatedEqualsCentral(t *testing.T) {
+	w := newWorld(t, 1)
+	for _, q := range equivalenceQueries {
+		want, _ := getJSON(t, w.central.URL, "/api/v1/query_range", rangeForm(q))
+		got, _ := getJSON(t, w.global.URL, "/api/v1/query_range", rangeForm(q))
+		require.Equal(t, "success", want.Status, "%s: central: %s", q, want.Error)
+		require.Equal(t, "success", got.Status, "%s: federated: %s", q, got.Error)
+		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "range "+q)
+		at := worldStart + 1800_000
+		want, _ = getJSON(t, w.central.URL, "/api/v1/query", instantForm(q, at))
+		got, _ = getJSON(t, w.global.URL, "/api/v1/query", instantForm(q, at))
+		require.Equal(t, "success", got.Status, "%s: federated: %s", q, got.Error)
+		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "instant "+q)
+	}
+}
