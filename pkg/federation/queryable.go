@@ -3,10 +3,10 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
