@@ -142,7 +142,7 @@ func writeWorld(t testing.TB, seed uint64) (central storage.Storage, leaves []st
 					}
 					gauge += rng.NormFloat64()
 					add(labels.NewBuilder(base).Set(labels.MetricName, "x_total").Labels(), ts, counter)
-					add(labels.NewBuilder(base).Set(labels.MetricName, "y").Labels(), ts, math.Round(gauge*4)/4)
+					add(labels.NewBuilder(base).Set(labels.MetricName, "y").Labels(), ts, gauge)
 					cum := 0.0
 					for _, le := range []string{"0.1", "0.5", "1", "+Inf"} {
 						cum += float64(rng.IntN(3))
