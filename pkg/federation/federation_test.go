@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -324,4 +325,105 @@ func TestFederatedEqualsCentral(t *testing.T) {
 		require.Equal(t, "success", got.Status, "%s: federated: %s", q, got.Error)
 		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "instant "+q)
 	}
+}
+
+// TestPruning: a query is sent only to the children whose external labels
+// its selectors can match, down the tree.
+func TestPruning(t *testing.T) {
+	w := newWorld(t, 4)
+	hits := func() []int64 {
+		out := make([]int64, len(w.leafHits))
+		for i, h := range w.leafHits {
+			out[i] = h.Load()
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		query string
+		asked []bool // by leaf: eu-1, eu-2, us-1, us-2
+	}{
+		{`y{cluster="eu-1"}`, []bool{true, false, false, false}},
+		{`sum(rate(x_total{cluster=~"us-.*"}[5m]))`, []bool{false, false, true, true}},
+		{`y{region="eu", cluster!="eu-1"}`, []bool{false, true, false, false}},
+		{`y{cluster="mars"}`, []bool{false, false, false, false}},
+		{`y`, []bool{true, true, true, true}},
+	} {
+		before := hits()
+		res, _ := getJSON(t, w.global.URL, "/api/v1/query", instantForm(tc.query, worldStart+1800_000))
+		require.Equal(t, "success", res.Status, tc.query)
+		after := hits()
+		for i := range after {
+			require.Equal(t, tc.asked[i], after[i] > before[i], "%s: leaf %s asked", tc.query, clusters[i].name)
+		}
+		want, _ := getJSON(t, w.central.URL, "/api/v1/query", instantForm(tc.query, worldStart+1800_000))
+		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, res), tc.query)
+	}
+}
+
+// TestPartialResponse: with one child dead and one slower than its
+// timeout, warn answers from the rest within the timeout, naming both;
+// abort fails naming them; the config's default applies without the
+// parameter.
+func TestPartialResponse(t *testing.T) {
+	central, leaves := writeWorld(t, 5)
+	_ = central
+	ok, _ := serveAPI(t, leaves[0], storeAPI(leaves[0]))
+	dead, _ := serveAPI(t, leaves[1], storeAPI(leaves[1]))
+	dead.Close()
+	slowAPI, _ := serveAPI(t, leaves[2], storeAPI(leaves[2]))
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		resp, err := http.Get(slowAPI.URL + r.URL.RequestURI())
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(slow.Close)
+	children := []ChildConfig{
+		{Name: "eu-1", URL: ok.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "eu-1"}},
+		{Name: "eu-2", URL: dead.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "eu-2"}},
+		{Name: "us-1", URL: slow.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "us-1"}, Timeout: 500 * time.Millisecond},
+	}
+	api, _ := federatorAPI(t, children, nil)
+	fed, _ := serveAPI(t, nil, api)
+	only, _ := serveAPI(t, leaves[0], storeAPI(leaves[0]))
+
+	q := `sum by (job) (rate(x_total[5m]))`
+	form := instantForm(q, worldStart+1800_000)
+	form.Set("partial_response", "warn")
+	t0 := time.Now()
+	res, hdr := getJSON(t, fed.URL, "/api/v1/query", form)
+	took := time.Since(t0)
+	require.Equal(t, "success", res.Status, res.Error)
+	require.Less(t, took, 3*time.Second, "a slow child costs at most its timeout")
+	warnings := strings.Join(res.Warnings, "\n")
+	require.Contains(t, warnings, "child eu-2")
+	require.Contains(t, warnings, "child us-1")
+	require.Contains(t, warnings, "timeout of 500ms")
+	require.Contains(t, hdr.Get(StatsHeader), "eu-1;status=ok")
+	require.Contains(t, hdr.Get(StatsHeader), "us-1;status=failed")
+	// The answer is eu-1's alone.
+	want, _ := getJSON(t, only.URL, "/api/v1/query", instantForm(`sum by (job) (rate(x_total[5m]))`, worldStart+1800_000))
+	requireSameMatrix(t, matrixOf(t, want), matrixOf(t, res), "warn")
+
+	for _, pr := range []string{"abort", ""} { // "": the default, abort
+		form.Set("partial_response", pr)
+		t0 = time.Now()
+		res, _ = getJSON(t, fed.URL, "/api/v1/query", form)
+		require.Less(t, time.Since(t0), 3*time.Second)
+		require.Equal(t, "error", res.Status, pr)
+		require.Contains(t, res.Error, "child eu-2", pr)
+		require.Contains(t, res.Error, "partial_response=abort", pr)
+	}
+	form.Set("partial_response", "maybe")
+	res, _ = getJSON(t, fed.URL, "/api/v1/query", form)
+	require.Equal(t, "error", res.Status)
+	require.Contains(t, res.Error, "neither warn nor abort")
 }

@@ -119,11 +119,8 @@ func FuzzRewrite(f *testing.F) {
 	for _, q := range equivalenceQueries {
 		f.Add(q)
 	}
-	var w *world
+	w := newWorld(f, 3)
 	f.Fuzz(func(t *testing.T, q string) {
-		if w == nil {
-			w = newWorld(t, 3)
-		}
 		compareQuery(t, w, q, "fuzz")
 	})
 }
