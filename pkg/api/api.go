@@ -38,6 +38,10 @@ const (
 	PathConfig         = "/config"
 	PathMemberlist     = "/memberlist"
 	PathIndex          = "/"
+
+	PathFederate           = "/federate"
+	PathFederationChildren = "/federation/children"
+	PathFederationReload   = "/federation/reload"
 )
 
 // Route is one registered path.

@@ -27,6 +27,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/federation"
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
@@ -82,6 +83,8 @@ type Canopy struct {
 	Frontend          *frontend.Frontend
 
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
+	// currentFederation is the federation config the federator runs.
+	currentFederation federation.Config
 	apiOnce    sync.Once
 
 	mu       sync.Mutex

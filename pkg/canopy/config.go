@@ -17,6 +17,7 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/compactor"
 	"github.com/canopy-observability/canopy/pkg/distributor"
+	"github.com/canopy-observability/canopy/pkg/federation"
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
@@ -48,6 +49,12 @@ type Config struct {
 	Frontend      frontend.Config     `yaml:"frontend"`
 	Limits        validation.Limits   `yaml:"limits"`
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
+	Federation    federation.Config   `yaml:"federation"`
+
+	// configFile is -config.file, which the federator reads again for
+	// its children.
+	configFile string
+	expandEnv  bool
 }
 
 // RuntimeConfigConfig names the runtime-reloadable overrides file.
@@ -59,7 +66,7 @@ type RuntimeConfigConfig struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor.")
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor; or federator: the global PromQL layer over the children in -config.file's federation section, alone in its process.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.StringVar(&c.AdminTokenFile, "auth.admin-token-file", "", "File holding the bearer token the admin and debug paths (/ingester/flush, /compactor/run, /config, /metrics, /debug/pprof/, the Prometheus API's status/runtimeinfo, flags, config, tsdb and admin/) require. Empty: they are open in -target=all (the single process) and refused with 403 in every other target.")
 	f.Float64Var(&c.MemoryLimitRatio, "memory-limit-ratio", 0.9, "The Go runtime's soft memory limit is this fraction of the memory limit of the process's cgroup (a container's limit), so garbage is collected harder before the kernel would kill the process. GOMEMLIMIT in the environment wins; 0, or no cgroup limit, sets none.")
@@ -78,6 +85,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Federation.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
@@ -135,21 +143,30 @@ func Load(c *Config, fs *flag.FlagSet, args []string) error {
 	fs.BoolVar(&expandEnv, "config.expand-env", false, "Replace ${VAR} and $VAR in -config.file with the environment's values before parsing, e.g. bucket: {s3: {secret_key: ${S3_SECRET_KEY}}}.")
 	c.RegisterFlags(fs)
 	configFile = findFlag(args, "config.file")
+	c.configFile, c.expandEnv = configFile, findBoolFlag(args, "config.expand-env")
 	if configFile != "" {
-		b, err := os.ReadFile(configFile)
-		if err != nil {
-			return fmt.Errorf("reading -config.file: %w", err)
-		}
-		if findBoolFlag(args, "config.expand-env") {
-			b = []byte(os.ExpandEnv(string(b)))
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
-			return fmt.Errorf("parsing -config.file %s: %w", configFile, err)
+		if err := decodeFile(c, configFile, c.expandEnv); err != nil {
+			return err
 		}
 	}
 	return fs.Parse(args)
+}
+
+// decodeFile decodes YAML file name into c, unknown keys refused.
+func decodeFile(c *Config, name string, expandEnv bool) error {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("reading -config.file: %w", err)
+	}
+	if expandEnv {
+		b = []byte(os.ExpandEnv(string(b)))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return fmt.Errorf("parsing -config.file %s: %w", name, err)
+	}
+	return nil
 }
 
 // findFlag scans args for the string flag name before flags are parsed.

@@ -71,6 +71,7 @@ const (
 	API           = "api"
 	Bucket        = "bucket"
 	Compactor     = "compactor"
+	Federator     = "federator"
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
 	QueryFrontend = "query-frontend"
@@ -93,6 +94,7 @@ var targets = map[string][]string{
 	Querier:       {Querier},
 	StoreGateway:  {StoreGateway},
 	Compactor:     {Compactor},
+	Federator:     {Federator},
 }
 
 // TargetNames lists the valid -target values.
@@ -128,6 +130,7 @@ var deps = map[string][]string{
 	API:           {Server},
 	Bucket:        {Server},
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
+	Federator:     {Server, API},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {
@@ -151,6 +154,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(OTLPReceivers, c.initOTLPReceivers, modules.UserInvisibleModule)
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
+	mm.RegisterModule(Federator, c.initFederator)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, c.initStoreGateway)
 	mm.RegisterModule(QueryFrontend, c.initQueryFrontend)
@@ -416,11 +420,13 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	ing := querier.NewIngesterQueryable(c.IngesterRing, c.ingesterPool, cfg.MaxQueryStreamFrameBytes)
 	gateways := storegateway.NewPool(c.cfg.StoreGateway.Client, c.StoreGatewayRing, c.logger, c.reg)
 	blocks := querier.NewBlocksQueryable(c.Bucket, c.StoreGatewayRing, gateways, cfg.MaxQueryStreamFrameBytes, cfg.BucketIndexTTL)
-	q := querier.NewLimitedQueryable(querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter), c.Overrides)
+	q := querier.NewLimitedQueryable(querier.NewExternalLabelsQueryable(querier.NewQueryable(ing, blocks, cfg.QueryIngestersWithin, cfg.QueryStoreAfter), cfg.ExternalLabels.Labels()), c.Overrides)
 	c.Queryable = q
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
+	c.API.Register(api.Route{Path: api.PathFederate, Methods: []string{http.MethodGet, http.MethodPost}, Component: "querier", Tenant: true, Help: "Prometheus federation: the latest sample of the series of each match[] selector, with -cluster.external-labels"},
+		querier.FederateHandler(q, parser.NewParser(querier.ParserOptions(cfg)), cfg.LookbackDelta, time.Now))
 
 	logs := querier.NewLogs(c.LogsRing, c.logsPool, c.Bucket, cfg.QueryIngestersWithin, logsBlockListTTL)
 	logs.UseDeleteRequests(logdelete.NewStore(c.Bucket), logsBlockListTTL)

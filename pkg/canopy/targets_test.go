@@ -15,6 +15,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/stretchr/testify/require"
+
+	"github.com/canopy-observability/canopy/pkg/federation"
 )
 
 // targetCase says what one -target must run and serve.
@@ -98,6 +100,12 @@ var targetCases = map[string]targetCase{
 		serves:  []route{compactRoute},
 		lacks:   []route{pushRoute, promRoute, sgRingRoute},
 	},
+	Federator: {
+		modules: []string{Federator},
+		absent:  []string{Querier, QueryFrontend, Distributor, Ingester, StoreGateway, Compactor},
+		serves:  []route{promRoute, rangeRoute, {http.MethodGet, "/federation/children"}},
+		lacks:   []route{pushRoute, ingStatusRoute, sgRingRoute, ingRingRoute},
+	},
 }
 
 // TestEveryTargetRuns starts each -target the help names, alone, and checks
@@ -123,6 +131,9 @@ func TestEveryTargetRuns(t *testing.T) {
 			cfg := targetTestConfig(t, name)
 			if name == QueryFrontend {
 				cfg.Frontend.DownstreamURL = downstream.URL
+			}
+			if name == Federator {
+				cfg.Federation.Children = []federation.ChildConfig{{Name: "child", URL: downstream.URL, ExternalLabels: map[string]string{"cluster": "c1"}}}
 			}
 			c := startTarget(t, cfg)
 			base := "http://" + c.Server.HTTPListenAddr().String()
@@ -155,9 +166,9 @@ func TestEveryTargetRuns(t *testing.T) {
 			}
 			require.Eventually(t, func() bool { return status(t, http.MethodGet, base+"/ready") == http.StatusOK },
 				30*time.Second, 50*time.Millisecond, "target %s never became ready", name)
-			if name == QueryFrontend {
+			if name == QueryFrontend || name == Federator {
 				require.Equal(t, http.StatusOK, status(t, http.MethodGet, base+rangeRoute.path))
-				require.Positive(t, downstreamHits.Load(), "the query-frontend did not send the query downstream")
+				require.Positive(t, downstreamHits.Load(), "the %s did not send the query downstream", name)
 			}
 		})
 	}

@@ -22,6 +22,9 @@ type Config struct {
 	QueryIngestersWithin      time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter           time.Duration `yaml:"query_store_after"`
 	BucketIndexTTL            time.Duration `yaml:"bucket_index_ttl"`
+	// ExternalLabels are this cluster's labels for federators
+	// (-cluster.external-labels).
+	ExternalLabels ExternalLabels `yaml:"external_labels"`
 
 	// Logs configures the Loki query API (-querier.logs.*).
 	Logs lokiapi.Config `yaml:"logs"`
@@ -41,6 +44,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Uint64Var(&c.MaxQueryStreamFrameBytes, "querier.max-query-stream-frame-bytes", 64<<20, "Largest frame accepted from an ingester's query stream.")
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Queries reach ingesters only for data newer than this (0: always). Must exceed -querier.query-store-after, and ingesters must keep data this long (-ingester.tsdb.retention-period).")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Queries read the bucket (through store-gateways) only for data older than this (0: always). Leaves ingesters the time to ship and the compactor the time to index what they shipped.")
+	f.Var(&c.ExternalLabels, "cluster.external-labels", "This cluster's external labels, name=value pairs separated by commas (cluster=eu-1,region=eu): every series the Prometheus API and /federate answer with has them (a label a series stores keeps its own value), and selectors match them, so that a federator above tells this cluster's data apart and may skip it. Empty: none.")
 	f.DurationVar(&c.BucketIndexTTL, "querier.bucket-index-ttl", time.Minute, "How long a querier uses a tenant's bucket index before reading it again.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step used for subqueries without one.")
 }
@@ -58,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 || c.BucketIndexTTL <= 0 {
 		return errors.New("-querier.query-ingesters-within and -querier.query-store-after must not be negative, -querier.bucket-index-ttl must be positive")
+	}
+	if err := c.ExternalLabels.Validate(); err != nil {
+		return fmt.Errorf("-cluster.external-labels: %w", err)
 	}
 	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
 		return fmt.Errorf("-querier.query-store-after (%s) must be shorter than -querier.query-ingesters-within (%s), or data between them is read from nowhere", c.QueryStoreAfter, c.QueryIngestersWithin)
