@@ -85,7 +85,7 @@ type Canopy struct {
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
 	// currentFederation is the federation config the federator runs.
 	currentFederation federation.Config
-	apiOnce    sync.Once
+	apiOnce           sync.Once
 
 	mu       sync.Mutex
 	manager  *services.Manager
