@@ -35,7 +35,9 @@ type Federator struct {
 	mu       sync.RWMutex
 	cfg      Config
 	children []*child
+	units    []*unit
 	ext      []string // the children's external label names, replica labels left out
+	local    *promql.Engine // evaluates pushed parts over an HA group's merged samples
 	health   map[string]*health
 }
 
@@ -78,7 +80,7 @@ func (f *Federator) ApplyConfig(cfg Config) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.cfg, f.children = cfg, children
+	f.cfg, f.children, f.units = cfg, children, unitsOf(&cfg, children)
 	f.ext = slices.Sorted(maps.Keys(extSet))
 	for _, c := range children {
 		if f.health[c.cfg.Name] == nil {
@@ -106,13 +108,16 @@ func (f *Federator) newEvaluation(ctx context.Context, p *plan, start, end time.
 	if v, ok := ctx.Value(partialKey{}).(bool); ok {
 		partial = v
 	}
-	return &evaluation{fed: f, children: f.children, plan: p, tenant: tenant, start: start, end: end, step: step, lookback: lookback, partial: partial}
+	return &evaluation{fed: f, children: f.children, units: f.units, plan: p, tenant: tenant, start: start, end: end, step: step, lookback: lookback, partial: partial}
 }
 
 // Engine returns the PromQL engine of the federator: it rewrites each
 // query (plan.go) and evaluates the rest with inner over the children's
 // answers. The Queryable its queries are given is not used.
 func (f *Federator) Engine(inner *promql.Engine, lookback time.Duration) promql.QueryEngine {
+	f.mu.Lock()
+	f.local = inner
+	f.mu.Unlock()
 	return &engine{f: f, inner: inner, lookback: lookback}
 }
 

@@ -29,6 +29,7 @@ import (
 type evaluation struct {
 	fed      *Federator
 	children []*child
+	units    []*unit
 	plan     *plan
 	tenant   string
 	start    time.Time
@@ -180,35 +181,51 @@ func childQuery(e parser.Expr, c *child) (string, bool) {
 	return cp.String(), any
 }
 
-// fanOut runs the query each child's expression names on every child
-// that has one, in parallel, and returns their answers as one set, each
-// child's series with its external labels. With steps (a pushed part),
-// a series missing at a step gets a staleness marker there, so that the
-// federator's engine does not carry its last value forward.
+// fanOut runs the query each child's expression names on every unit
+// (a child, or an HA group of replicas) with a child that has one, in
+// parallel, and returns their answers as one set, each unit's series
+// with its external labels. With steps (a pushed part), a series missing
+// at a step gets a staleness marker there, so that the federator's
+// engine does not carry its last value forward.
 func (ev *evaluation) fanOut(ctx context.Context, exprOf func(*child) (string, bool), start, end time.Time, step time.Duration, steps bool) storage.SeriesSet {
 	type answer struct {
-		c   *child
-		res queryResult
-		err error
+		u      *unit
+		series []storage.Series
+		warns  []error
+		err    error
 	}
-	var asked []*child
+	var asked []*unit
 	var exprs []string
-	for _, c := range ev.children {
-		if e, ok := exprOf(c); ok {
-			asked = append(asked, c)
+	for _, u := range ev.units {
+		if e, ok := exprOf(u.replicas[0]); ok {
+			asked = append(asked, u)
 			exprs = append(exprs, e)
 		}
 	}
 	answers := make([]answer, len(asked))
 	var wg sync.WaitGroup
-	for i, c := range asked {
+	for i, u := range asked {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t0 := time.Now()
-			res, err := c.queryRange(ctx, ev.tenant, exprs[i], start, end, step, ev.lookback)
-			ev.record(c, res.bytes, time.Since(t0), err)
-			answers[i] = answer{c, res, err}
+			a := answer{u: u}
+			if len(u.replicas) == 1 {
+				c := u.replicas[0]
+				t0 := time.Now()
+				res, err := c.queryRange(ctx, ev.tenant, exprs[i], start, end, step, ev.lookback)
+				ev.record(c, res.bytes, time.Since(t0), err)
+				for _, w := range res.warnings {
+					a.warns = append(a.warns, fmt.Errorf("child %s: %s", c.cfg.Name, w))
+				}
+				if a.err = err; err == nil {
+					if a.series, err = toSeries(res.series, c.external, end, step, steps); err != nil {
+						a.err = &childError{c.cfg.Name, err}
+					}
+				}
+			} else {
+				a.series, a.warns, a.err = ev.replicaGroup(ctx, u, exprs[i], start, end, step, steps)
+			}
+			answers[i] = a
 		}()
 	}
 	return &lazySet{wait: func() ([]storage.Series, annotations.Annotations, error) {
@@ -219,19 +236,14 @@ func (ev *evaluation) fanOut(ctx context.Context, exprOf func(*child) (string, b
 			failed []error
 		)
 		for _, a := range answers {
-			for _, w := range a.res.warnings {
-				annots.Add(fmt.Errorf("child %s: %s", a.c.cfg.Name, w))
+			for _, w := range a.warns {
+				annots.Add(w)
 			}
 			if a.err != nil {
 				failed = append(failed, a.err)
 				continue
 			}
-			ss, err := toSeries(a.res.series, a.c, start, end, step, steps)
-			if err != nil {
-				failed = append(failed, &childError{a.c.cfg.Name, err})
-				continue
-			}
-			out = append(out, ss...)
+			out = append(out, a.series...)
 		}
 		if len(failed) > 0 {
 			if !ev.partial {
@@ -246,16 +258,16 @@ func (ev *evaluation) fanOut(ctx context.Context, exprOf func(*child) (string, b
 	}}
 }
 
-// toSeries turns a child's answer into series with c's external labels
-// (a label the child already gives keeps its value).
-func toSeries(m model.Matrix, c *child, start, end time.Time, step time.Duration, steps bool) ([]storage.Series, error) {
+// toSeries turns a child's answer into series with the external labels
+// ext (a label the child already gives keeps its value).
+func toSeries(m model.Matrix, ext map[string]string, end time.Time, step time.Duration, steps bool) ([]storage.Series, error) {
 	out := make([]storage.Series, 0, len(m))
 	for _, ss := range m {
-		b := labels.NewScratchBuilder(len(ss.Metric) + len(c.external))
+		b := labels.NewScratchBuilder(len(ss.Metric) + len(ext))
 		for k, v := range ss.Metric {
 			b.Add(string(k), string(v))
 		}
-		for k, v := range c.external {
+		for k, v := range ext {
 			if _, ok := ss.Metric[model.LabelName(k)]; !ok {
 				b.Add(k, v)
 			}
