@@ -36,7 +36,7 @@ type Federator struct {
 	cfg      Config
 	children []*child
 	units    []*unit
-	ext      []string // the children's external label names, replica labels left out
+	ext      []string       // the children's external label names, replica labels left out
 	local    *promql.Engine // evaluates pushed parts over an HA group's merged samples
 	health   map[string]*health
 }
