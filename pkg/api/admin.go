@@ -12,6 +12,7 @@ import (
 var adminPrefixes = []string{
 	PathIngesterFlush,
 	PathCompactorRun,
+	PathFederationReload,
 	PathConfig,
 	"/metrics",
 	"/debug/",
