@@ -31,7 +31,7 @@ func (c *Canopy) initFederator() (services.Service, error) {
 		return nil, err
 	}
 	inner := querier.NewEngine(qcfg, slogger, c.reg)
-	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta), f, nil, f, nil, slogger, c.reg, c.reg)
+	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, nil, f, nil, slogger, c.reg, c.reg)
 	c.API.RegisterPrometheusAPI("federator", f.Wrap(promAPI))
 	reload := func() error {
 		if c.cfg.configFile == "" {

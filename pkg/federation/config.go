@@ -31,6 +31,10 @@ type Config struct {
 	// ReloadInterval is how often the config file is read again for
 	// children added or removed.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// DisablePushdown makes the federator fetch series and compute every
+	// query itself, as a series-fetching federator does: for comparison
+	// and diagnosis, never faster.
+	DisablePushdown bool `yaml:"disable_pushdown"`
 }
 
 // ChildConfig is one child: a Canopy cluster's query-frontend, another

@@ -90,7 +90,7 @@ func federatorAPI(t testing.TB, children []ChildConfig, mutate func(*Config)) (f
 			return nil, err
 		}
 		*fp = f
-		eng := f.Engine(querier.NewEngine(qcfg, nil, nil), qcfg.LookbackDelta)
+		eng := f.Engine(querier.NewEngine(qcfg, nil, nil), qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval)
 		return f.Wrap(querier.NewAPI(qcfg, eng, f, nil, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())), nil
 	}, fp
 }
@@ -307,6 +307,12 @@ var equivalenceQueries = []string{
 	`sum(y offset 5m)`, `sum(y @ 1700001000)`, `changes(y[10m])`, `resets(x_total[30m])`,
 	`increase(x_total[1h])`, `predict_linear(y[10m], 60)`, `quantile_over_time(0.5, y[10m])`,
 	`sum_over_time(y[5m:30s])`, `last_over_time(y[2m])`,
+	// Subqueries the federator evaluates: parts at their steps.
+	`max_over_time(sum(y)[7m:45s] offset 3m)`, `min_over_time(count(y > 50)[5m:])`,
+	`max_over_time(avg_over_time(sum by (job) (y)[5m:1m])[10m:2m])`,
+	`max_over_time(sum(y)[5m:1m] @ 1700001000)`, `max_over_time(sum(y)[5m:1m] @ end())`,
+	`absent_over_time(y{cluster="eu-1", job="job-1"}[5m])`, `absent_over_time(nope{job="x"}[5m])`,
+	`count(last_over_time(y[1m]))`, `sum(count_over_time(y[3m]))`,
 }
 
 // TestFederatedEqualsCentral: every query answers through the global
@@ -491,4 +497,24 @@ func TestHAReplicas(t *testing.T) {
 	got, _ := getJSON(t, fed.URL, "/api/v1/query", instantForm(`sum(y)`, worldStart+1800_000))
 	require.Equal(t, "success", got.Status, got.Error)
 	require.Contains(t, strings.Join(got.Warnings, "\n"), "answered from the other replicas")
+}
+
+// TestSeriesFetching: with pushdown disabled (the series-fetching
+// federator the benchmark compares with), answers are the same.
+func TestSeriesFetching(t *testing.T) {
+	central, leaves := writeWorld(t, 6)
+	c, _ := serveAPI(t, central, storeAPI(central))
+	var children []ChildConfig
+	for i, cl := range clusters {
+		srv, _ := serveAPI(t, leaves[i], storeAPI(leaves[i]))
+		children = append(children, ChildConfig{Name: cl.name, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": cl.name, "region": cl.region}})
+	}
+	api, _ := federatorAPI(t, children, func(c *Config) { c.DisablePushdown = true })
+	fed, _ := serveAPI(t, nil, api)
+	for _, q := range equivalenceQueries {
+		want, _ := getJSON(t, c.URL, "/api/v1/query_range", rangeForm(q))
+		got, _ := getJSON(t, fed.URL, "/api/v1/query_range", rangeForm(q))
+		require.Equal(t, "success", got.Status, "%s: %s", q, got.Error)
+		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "series-fetching "+q)
+	}
 }

@@ -38,6 +38,8 @@ type Federator struct {
 	units    []*unit
 	ext      []string       // the children's external label names, replica labels left out
 	local    *promql.Engine // evaluates pushed parts over an HA group's merged samples
+	// subqueryStep is the engine's step of subqueries that give none.
+	subqueryStep time.Duration
 	health   map[string]*health
 }
 
@@ -113,10 +115,12 @@ func (f *Federator) newEvaluation(ctx context.Context, p *plan, start, end time.
 
 // Engine returns the PromQL engine of the federator: it rewrites each
 // query (plan.go) and evaluates the rest with inner over the children's
-// answers. The Queryable its queries are given is not used.
-func (f *Federator) Engine(inner *promql.Engine, lookback time.Duration) promql.QueryEngine {
+// answers. The Queryable its queries are given is not used. lookback
+// and subqueryStep must be inner's lookback delta and step of subqueries
+// without one.
+func (f *Federator) Engine(inner *promql.Engine, lookback, subqueryStep time.Duration) promql.QueryEngine {
 	f.mu.Lock()
-	f.local = inner
+	f.local, f.subqueryStep = inner, subqueryStep
 	f.mu.Unlock()
 	return &engine{f: f, inner: inner, lookback: lookback}
 }
@@ -133,9 +137,9 @@ func (e *engine) prepare(ctx context.Context, opts promql.QueryOpts, qs string, 
 		return nil, "", err
 	}
 	e.f.mu.RLock()
-	ext := e.f.ext
+	ext, selectorsOnly := e.f.ext, e.f.cfg.DisablePushdown
 	e.f.mu.RUnlock()
-	p := planQuery(expr, ext)
+	p := planQuery(expr, ext, selectorsOnly)
 	lookback := e.lookback
 	if opts != nil && opts.LookbackDelta() > 0 {
 		lookback = opts.LookbackDelta()

@@ -30,8 +30,11 @@ type plan struct {
 	// pushed parts replaced by placeholders.
 	root parser.Expr
 	// parts are the pushed parts, by placeholder number: vector
-	// expressions each child evaluates at the query's steps.
+	// expressions each child evaluates at the query's steps, or (inside
+	// subqueries the federator evaluates) at the steps of the subqueries
+	// around the part, outermost first, in grids.
 	parts []parser.Expr
+	grids [][]*parser.SubqueryExpr
 }
 
 // perSeries are the functions whose result for a series depends only on
@@ -62,91 +65,124 @@ func init() {
 // planner rewrites queries for children whose external labels have the
 // names ext.
 type planner struct {
-	ext   []string // sorted
-	parts []parser.Expr
+	ext       []string // sorted
+	selectors bool     // push selectors only (the series-fetching fallback)
+	parts     []parser.Expr
+	grids     [][]*parser.SubqueryExpr
 }
 
 // planQuery rewrites e (which it may modify) for children whose external
-// labels have the names ext.
-func planQuery(e parser.Expr, ext []string) *plan {
-	p := &planner{ext: slices.Sorted(slices.Values(ext))}
-	root := p.rewrite(e, false)
-	return &plan{root: root, parts: p.parts}
+// labels have the names ext. With selectorsOnly, nothing but vector
+// selectors is pushed: the children send series, the federator computes
+// everything (a series-fetching federator, for comparison).
+func planQuery(e parser.Expr, ext []string, selectorsOnly bool) *plan {
+	p := &planner{ext: slices.Sorted(slices.Values(ext)), selectors: selectorsOnly}
+	root := p.rewrite(e, nil)
+	return &plan{root: root, parts: p.parts, grids: p.grids}
 }
 
-// rewrite returns e with its pushed parts replaced. Under a subquery the
-// federator evaluates itself, expressions are evaluated at the
-// subquery's steps, not the query's: there (rawOnly) nothing is pushed
-// and selectors fetch the children's samples.
-func (p *planner) rewrite(e parser.Expr, rawOnly bool) parser.Expr {
-	if !rawOnly && e.Type() == parser.ValueTypeVector && hasSelector(e) && p.distributable(e) {
-		return p.push(e)
+// rewrite returns e with its pushed parts replaced. grid lists the
+// subqueries the federator evaluates around e (outermost first): a part
+// pushed there is evaluated at their steps. Inside a subquery whose
+// times are duration expressions the federator cannot compute its steps:
+// selectors there read the children's samples (raw is true).
+func (p *planner) rewrite(e parser.Expr, grid []*parser.SubqueryExpr) parser.Expr {
+	return p.rewriteIn(e, grid, false)
+}
+
+func (p *planner) rewriteIn(e parser.Expr, grid []*parser.SubqueryExpr, raw bool) parser.Expr {
+	if !raw && e.Type() == parser.ValueTypeVector && hasSelector(e) && (p.pushable(e)) {
+		return p.push(e, grid)
 	}
 	switch n := e.(type) {
 	case *parser.AggregateExpr:
-		if !rawOnly {
-			if r, ok := p.decompose(n); ok {
+		if !raw && !p.selectors {
+			if r, ok := p.decompose(n, grid); ok {
 				return r
 			}
 		}
-		n.Expr = p.rewrite(n.Expr, rawOnly)
+		n.Expr = p.rewriteIn(n.Expr, grid, raw)
 		if n.Param != nil {
-			n.Param = p.rewrite(n.Param, rawOnly)
+			n.Param = p.rewriteIn(n.Param, grid, raw)
 		}
 	case *parser.Call:
-		if n.Func.Name == "absent" && len(n.Args) == 1 && !rawOnly {
-			if vs, ok := n.Args[0].(*parser.VectorSelector); ok {
-				return p.absent(n, vs)
+		if !raw && len(n.Args) == 1 {
+			if vs, ok := n.Args[0].(*parser.VectorSelector); ok && n.Func.Name == "absent" {
+				return p.absent(n, vs, vs, grid)
+			}
+			if ms, ok := n.Args[0].(*parser.MatrixSelector); ok && n.Func.Name == "absent_over_time" && !p.selectors {
+				// absent_over_time(v[r]) holds where no series has a
+				// sample in range: where count_over_time(v[r]) has none.
+				count := &parser.Call{Func: parser.Functions["count_over_time"], Args: parser.Expressions{ms}}
+				return p.absent(&parser.Call{Func: parser.Functions["absent"], Args: parser.Expressions{count}}, count, ms.VectorSelector.(*parser.VectorSelector), grid)
 			}
 		}
 		for i, a := range n.Args {
-			n.Args[i] = p.rewrite(a, rawOnly)
+			n.Args[i] = p.rewriteIn(a, grid, raw)
 		}
 	case *parser.BinaryExpr:
-		n.LHS = p.rewrite(n.LHS, rawOnly)
-		n.RHS = p.rewrite(n.RHS, rawOnly)
+		n.LHS = p.rewriteIn(n.LHS, grid, raw)
+		n.RHS = p.rewriteIn(n.RHS, grid, raw)
 	case *parser.ParenExpr:
-		n.Expr = p.rewrite(n.Expr, rawOnly)
+		n.Expr = p.rewriteIn(n.Expr, grid, raw)
 	case *parser.UnaryExpr:
-		n.Expr = p.rewrite(n.Expr, rawOnly)
+		n.Expr = p.rewriteIn(n.Expr, grid, raw)
 	case *parser.SubqueryExpr:
-		n.Expr = p.rewrite(n.Expr, true)
+		inner := raw || n.RangeExpr != nil || n.StepExpr != nil || n.OriginalOffsetExpr != nil
+		n.Expr = p.rewriteIn(n.Expr, append(slices.Clone(grid), n), inner)
 	case *parser.StepInvariantExpr:
-		n.Expr = p.rewrite(n.Expr, rawOnly)
+		n.Expr = p.rewriteIn(n.Expr, grid, raw)
 	}
 	return e
 }
 
-// push makes e a pushed part and returns its placeholder.
-func (p *planner) push(e parser.Expr) parser.Expr {
-	p.parts = append(p.parts, e)
-	return placeholder(len(p.parts) - 1)
+// pushable reports whether e goes to the children whole: distributable
+// or, in the selectors-only mode, a vector selector.
+func (p *planner) pushable(e parser.Expr) bool {
+	if p.selectors {
+		if c, ok := e.(*parser.Call); ok && c.Func.Name == "timestamp" && len(c.Args) == 1 {
+			// timestamp of a selector reads its samples' times, which a
+			// selector pushed alone answers with the steps'.
+			e = unwrapParens(c.Args[0])
+		}
+		_, ok := e.(*parser.VectorSelector)
+		return ok
+	}
+	return p.distributable(e)
 }
 
-func placeholder(i int) *parser.VectorSelector {
-	return &parser.VectorSelector{
-		Name: placeholderName,
-		LabelMatchers: []*labels.Matcher{
-			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, placeholderName),
-			labels.MustNewMatcher(labels.MatchEqual, placeholderLabel, strconv.Itoa(i)),
-		},
+func unwrapParens(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
 	}
 }
 
-// absent rewrites absent(selector): the selector is pushed, and the
-// labels absent takes from the selector's equality matchers are set on
-// the answer by label_replace, the placeholder's taken off.
-func (p *planner) absent(n *parser.Call, vs *parser.VectorSelector) parser.Expr {
-	n.Args[0] = p.push(vs)
-	var e parser.Expr = n
+// push makes e a pushed part and returns its placeholder.
+func (p *planner) push(e parser.Expr, grid []*parser.SubqueryExpr) parser.Expr {
+	p.parts = append(p.parts, e)
+	p.grids = append(p.grids, slices.Clone(grid))
+	return placeholder(len(p.parts) - 1)
+}
+
+// absent rewrites absent(e) (absent_over_time(v[r]) as
+// absent(count_over_time(v[r]))): e is pushed, and the labels absent
+// takes from the selector vs (its equality matchers) are set on the
+// answer by label_replace, the placeholder's taken off.
+func (p *planner) absent(n *parser.Call, e parser.Expr, vs *parser.VectorSelector, grid []*parser.SubqueryExpr) parser.Expr {
+	n.Args[0] = p.push(e, grid)
+	var out parser.Expr = n
 	set := func(name, value string) {
-		e = &parser.Call{Func: parser.Functions["label_replace"], Args: parser.Expressions{
-			e, &parser.StringLiteral{Val: name}, &parser.StringLiteral{Val: value}, &parser.StringLiteral{Val: ""}, &parser.StringLiteral{Val: ""},
+		out = &parser.Call{Func: parser.Functions["label_replace"], Args: parser.Expressions{
+			out, &parser.StringLiteral{Val: name}, &parser.StringLiteral{Val: value}, &parser.StringLiteral{Val: ""}, &parser.StringLiteral{Val: ""},
 		}}
 	}
 	set(placeholderLabel, "")
 	absentLabels(vs.LabelMatchers).Range(func(l labels.Label) { set(l.Name, l.Value) })
-	return e
+	return out
 }
 
 // absentLabels are the labels absent gives its answer for a selector
@@ -172,7 +208,7 @@ func absentLabels(ms []*labels.Matcher) labels.Labels {
 // decompose splits an aggregation the children cannot compute whole
 // into one they compute per group and external labels and one the
 // federator computes over their answers.
-func (p *planner) decompose(n *parser.AggregateExpr) (parser.Expr, bool) {
+func (p *planner) decompose(n *parser.AggregateExpr, grid []*parser.SubqueryExpr) (parser.Expr, bool) {
 	if !hasSelector(n.Expr) || !p.distributable(n.Expr) || (n.Param != nil && hasSelector(n.Param)) {
 		return nil, false
 	}
@@ -184,14 +220,14 @@ func (p *planner) decompose(n *parser.AggregateExpr) (parser.Expr, bool) {
 	}
 	switch n.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.GROUP:
-		return root(n.Op, p.push(child(n.Op)), n.Grouping, nil), true
+		return root(n.Op, p.pushIn(grid, child(n.Op)), n.Grouping, nil), true
 	case parser.TOPK, parser.BOTTOMK:
-		return root(n.Op, p.push(child(n.Op)), n.Grouping, n.Param), true
+		return root(n.Op, p.pushIn(grid, child(n.Op)), n.Grouping, n.Param), true
 	case parser.COUNT:
-		return root(parser.SUM, p.push(child(parser.COUNT)), n.Grouping, nil), true
+		return root(parser.SUM, p.pushIn(grid, child(parser.COUNT)), n.Grouping, nil), true
 	case parser.AVG:
-		sum := root(parser.SUM, p.push(child(parser.SUM)), n.Grouping, nil)
-		count := root(parser.SUM, p.push(child(parser.COUNT)), n.Grouping, nil)
+		sum := root(parser.SUM, p.pushIn(grid, child(parser.SUM)), n.Grouping, nil)
+		count := root(parser.SUM, p.pushIn(grid, child(parser.COUNT)), n.Grouping, nil)
 		return &parser.BinaryExpr{Op: parser.DIV, LHS: sum, RHS: count, VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne}}, true
 	case parser.COUNT_VALUES:
 		if n.Without {
@@ -201,9 +237,23 @@ func (p *planner) decompose(n *parser.AggregateExpr) (parser.Expr, bool) {
 		if !ok {
 			return nil, false
 		}
-		return &parser.AggregateExpr{Op: parser.SUM, Expr: p.push(child(parser.COUNT_VALUES)), Grouping: append(slices.Clone(n.Grouping), label.Val)}, true
+		return &parser.AggregateExpr{Op: parser.SUM, Expr: p.pushIn(grid, child(parser.COUNT_VALUES)), Grouping: append(slices.Clone(n.Grouping), label.Val)}, true
 	}
 	return nil, false
+}
+
+func placeholder(i int) *parser.VectorSelector {
+	return &parser.VectorSelector{
+		Name: placeholderName,
+		LabelMatchers: []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, placeholderName),
+			labels.MustNewMatcher(labels.MatchEqual, placeholderLabel, strconv.Itoa(i)),
+		},
+	}
+}
+
+func (p *planner) pushIn(grid []*parser.SubqueryExpr, e parser.Expr) parser.Expr {
+	return p.push(e, grid)
 }
 
 // widen returns the grouping a child aggregates by: with `by`, the

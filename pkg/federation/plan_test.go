@@ -46,15 +46,16 @@ func TestPlan(t *testing.T) {
 		{`sort(x)`, `sort(P0)`, []string{`x`}},
 		{`clamp_max(x, scalar(y))`, `clamp_max(P0, scalar(P1))`, []string{`x`, `y`}},
 		{`absent(x{job="a"})`, `label_replace(label_replace(absent(P0), "__canopy_part__", "", "", ""), "job", "a", "", "")`, []string{`x{job="a"}`}},
-		// Under a subquery the federator evaluates, selectors read samples.
-		{`max_over_time(sum(x)[10m:1m])`, `max_over_time(sum(x)[10m:1m])`, nil},
-		{`absent_over_time(x[5m])`, `absent_over_time(x[5m])`, nil},
+		// Under a subquery the federator evaluates, parts are pushed too
+		// (the children evaluate them at the subquery's steps).
+		{`max_over_time(sum(x)[10m:1m])`, `max_over_time(sum(P0)[10m:1m])`, []string{`sum by (cluster) (x)`}},
+		{`absent_over_time(x{job="a"}[5m])`, `label_replace(label_replace(absent(P0), "__canopy_part__", "", "", ""), "job", "a", "", "")`, []string{`count_over_time(x{job="a"}[5m])`}},
 		// No series read: nothing to push.
 		{`vector(1) + 2`, `vector(1) + 2`, nil},
 	} {
 		e, err := parser.NewParser(parser.Options{}).ParseExpr(tc.query)
 		require.NoError(t, err)
-		p := planQuery(e, []string{"cluster"})
+		p := planQuery(e, []string{"cluster"}, false)
 		root := p.root.String()
 		for i := range p.parts {
 			root = strings.ReplaceAll(root, placeholder(i).String(), "P"+strconv.Itoa(i))

@@ -94,9 +94,13 @@ func (q *fedQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHi
 		if part < 0 || part >= len(q.ev.plan.parts) {
 			return storage.ErrSeriesSet(fmt.Errorf("no pushed part %d", part))
 		}
+		start, end, step := q.ev.gridOf(part)
+		if end.Before(start) {
+			return storage.EmptySeriesSet()
+		}
 		return q.ev.fanOut(ctx, func(c *child) (string, bool) {
 			return childQuery(q.ev.plan.parts[part], c)
-		}, q.ev.start, q.ev.end, q.ev.step, true)
+		}, start, end, step, true)
 	}
 	start, end := q.mint, q.maxt
 	if hints != nil {
@@ -107,6 +111,39 @@ func (q *fedQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHi
 	ms2 := &parser.MatrixSelector{VectorSelector: vs, Range: time.Duration(end-start+1) * time.Millisecond}
 	at := time.UnixMilli(end)
 	return q.ev.fanOut(ctx, func(c *child) (string, bool) { return childQuery(ms2, c) }, at, at, 0, false)
+}
+
+// gridOf returns the steps the federator's engine reads pushed part i
+// at: the query's, or those of the subqueries around the part, computed
+// as Prometheus's engine computes them (step 0: one instant).
+func (ev *evaluation) gridOf(i int) (start, end time.Time, step time.Duration) {
+	s, e, st := ev.start.UnixMilli(), ev.end.UnixMilli(), ev.step.Milliseconds()
+	rootStart, rootEnd := s, e
+	for _, sq := range ev.plan.grids[i] {
+		switch {
+		case sq.Timestamp != nil:
+			s, e, st = *sq.Timestamp, *sq.Timestamp, 0
+		case sq.StartOrEnd == parser.START:
+			s, e, st = rootStart, rootStart, 0
+		case sq.StartOrEnd == parser.END:
+			s, e, st = rootEnd, rootEnd, 0
+		}
+		offset, rng := sq.OriginalOffset.Milliseconds(), sq.Range.Milliseconds()
+		parentEnd := e
+		if st > 0 {
+			parentEnd = s + ((e-s)/st)*st
+		}
+		interval := sq.Step.Milliseconds()
+		if interval == 0 {
+			interval = ev.fed.subqueryStep.Milliseconds()
+		}
+		start := interval * ((s - offset - rng) / interval)
+		if start <= s-offset-rng {
+			start += interval
+		}
+		s, e, st = start, parentEnd-offset, interval
+	}
+	return time.UnixMilli(s), time.UnixMilli(e), time.Duration(st) * time.Millisecond
 }
 
 func placeholderPart(ms []*labels.Matcher) (int, bool) {
