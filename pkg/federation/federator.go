@@ -40,7 +40,7 @@ type Federator struct {
 	local    *promql.Engine // evaluates pushed parts over an HA group's merged samples
 	// subqueryStep is the engine's step of subqueries that give none.
 	subqueryStep time.Duration
-	health   map[string]*health
+	health       map[string]*health
 }
 
 // health is what the federator last saw of a child.
