@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,8 +27,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/util/tlstest"
 )
 
 // The test world: series of four clusters in two regions, written once to
@@ -516,5 +521,62 @@ func TestSeriesFetching(t *testing.T) {
 		got, _ := getJSON(t, fed.URL, "/api/v1/query_range", rangeForm(q))
 		require.Equal(t, "success", got.Status, "%s: %s", q, got.Error)
 		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "series-fetching "+q)
+	}
+}
+
+// TestChildTLSAndAuth: a child behind TLS and basic auth, configured in
+// YAML as the README shows (tls_config, basic_auth with a password
+// file, tenant), answers; with a wrong password the child's 401 names it.
+func TestChildTLSAndAuth(t *testing.T) {
+	central, leaves := writeWorld(t, 7)
+	_ = central
+	h, err := storeAPI(leaves[0])(queryConfig())
+	require.NoError(t, err)
+	var tenants atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "fed" || p != "s3cret" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"unauthorized","error":"bad credentials"}`)
+			return
+		}
+		tenants.Store(r.Header.Get("X-Scope-OrgID"))
+		h.ServeHTTP(w, r)
+	}))
+	ca := tlstest.NewCA(t, "fed-test")
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.ServerCert(t)}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	files := ca.WriteFiles(t)
+	dir := t.TempDir()
+	for _, pw := range []string{"s3cret", "wrong"} {
+		pwFile := filepath.Join(dir, "pw")
+		require.NoError(t, os.WriteFile(pwFile, []byte(pw), 0o600))
+		var cfg struct {
+			Federation Config `yaml:"federation"`
+		}
+		doc := fmt.Sprintf(`federation:
+  children:
+    - name: eu-1
+      url: %s/prometheus
+      external_labels: {cluster: eu-1}
+      tenant: team-a
+      basic_auth: {username: fed, password_file: %s}
+      tls_config: {ca_file: %s}
+`, srv.URL, pwFile, files.CA)
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		require.NoError(t, dec.Decode(&cfg))
+		api, _ := federatorAPI(t, cfg.Federation.Children, nil)
+		fed, _ := serveAPI(t, nil, api)
+		res, _ := getJSON(t, fed.URL, "/api/v1/query", instantForm(`count(y)`, worldStart+1800_000))
+		if pw == "wrong" {
+			require.Equal(t, "error", res.Status)
+			require.Contains(t, res.Error, "child eu-1: HTTP 401")
+			continue
+		}
+		require.Equal(t, "success", res.Status, res.Error)
+		require.NotEmpty(t, matrixOf(t, res))
+		require.Equal(t, "team-a", tenants.Load())
 	}
 }
