@@ -31,7 +31,7 @@ func (c *Canopy) initFederator() (services.Service, error) {
 		return nil, err
 	}
 	inner := querier.NewEngine(qcfg, slogger, c.reg)
-	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, nil, f, nil, slogger, c.reg, c.reg)
+	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, f, f, nil, slogger, c.reg, c.reg)
 	c.API.RegisterPrometheusAPI("federator", f.Wrap(promAPI))
 	reload := func() error {
 		if c.cfg.configFile == "" {
@@ -46,6 +46,7 @@ func (c *Canopy) initFederator() (services.Service, error) {
 		if cfg.Federation.PartialResponse != "" {
 			next.PartialResponse = cfg.Federation.PartialResponse
 		}
+		next.TenantPartialResponse = cfg.Federation.TenantPartialResponse
 		if reflect.DeepEqual(next, c.currentFederation) {
 			return nil
 		}

@@ -26,6 +26,8 @@ type Config struct {
 	// warning naming it). A request's partial_response parameter
 	// overrides it; rules always abort.
 	PartialResponse string `yaml:"partial_response"`
+	// TenantPartialResponse overrides PartialResponse per tenant.
+	TenantPartialResponse map[string]string `yaml:"tenant_partial_response"`
 	// DefaultTimeout bounds a child's answer when its own timeout is 0.
 	DefaultTimeout time.Duration `yaml:"default_timeout"`
 	// ReloadInterval is how often the config file is read again for
@@ -67,6 +69,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.PartialResponse != "abort" && c.PartialResponse != "warn" {
 		return fmt.Errorf("federation.partial_response: %q is neither abort nor warn", c.PartialResponse)
+	}
+	for tenant, v := range c.TenantPartialResponse {
+		if v != "abort" && v != "warn" {
+			return fmt.Errorf("federation.tenant_partial_response %q: %q is neither abort nor warn", tenant, v)
+		}
 	}
 	seen := map[string]bool{}
 	groups := map[string]string{}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -74,7 +75,8 @@ func serveAPI(t testing.TB, q storage.Queryable, engineOf func(querier.Config) (
 func storeAPI(q storage.Queryable) func(querier.Config) (http.Handler, error) {
 	return func(cfg querier.Config) (http.Handler, error) {
 		eng := querier.NewEngine(cfg, nil, nil)
-		return querier.NewAPI(cfg, eng, q, nil, nil, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry()), nil
+		eq, _ := q.(storage.ExemplarQueryable)
+		return querier.NewAPI(cfg, eng, q, eq, nil, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry()), nil
 	}
 }
 
@@ -96,7 +98,7 @@ func federatorAPI(t testing.TB, children []ChildConfig, mutate func(*Config)) (f
 		}
 		*fp = f
 		eng := f.Engine(querier.NewEngine(qcfg, nil, nil), qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval)
-		return f.Wrap(querier.NewAPI(qcfg, eng, f, nil, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())), nil
+		return f.Wrap(querier.NewAPI(qcfg, eng, f, f, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())), nil
 	}, fp
 }
 
@@ -121,13 +123,20 @@ func writeWorld(t testing.TB, seed uint64) (central storage.Storage, leaves []st
 	for ci, cl := range clusters {
 		lapp := leaves[ci].Appender(context.Background())
 		add := func(ls labels.Labels, t0 int64, v float64) {
-			_, err := lapp.Append(0, ls, t0, v)
+			lref, err := lapp.Append(0, ls, t0, v)
 			require.NoError(t, err)
 			b := labels.NewBuilder(ls)
 			b.Set("cluster", cl.name)
 			b.Set("region", cl.region)
-			_, err = capp.Append(0, b.Labels(), t0, v)
+			cref, err := capp.Append(0, b.Labels(), t0, v)
 			require.NoError(t, err)
+			if ls.Get(labels.MetricName) == "x_total" && (t0/worldStep)%20 == 0 {
+				ex := exemplar.Exemplar{Labels: labels.FromStrings("trace_id", fmt.Sprintf("%s-%d", cl.name, t0)), Value: v, Ts: t0, HasTs: true}
+				_, err = lapp.AppendExemplar(lref, ls, ex)
+				require.NoError(t, err)
+				_, err = capp.AppendExemplar(cref, b.Labels(), ex)
+				require.NoError(t, err)
+			}
 		}
 		for job := range 3 {
 			for inst := range 2 + ci%2 {
@@ -424,6 +433,35 @@ func TestPartialResponse(t *testing.T) {
 	want, _ := getJSON(t, only.URL, "/api/v1/query", instantForm(`sum by (job) (rate(x_total[5m]))`, worldStart+1800_000))
 	requireSameMatrix(t, matrixOf(t, want), matrixOf(t, res), "warn")
 
+	// With stats asked for, the children's are in the answer's stats.
+	form.Set("stats", "all")
+	resp, err := http.Get(fed.URL + "/prometheus/api/v1/query?" + form.Encode())
+	require.NoError(t, err)
+	var withStats struct {
+		Data struct {
+			Stats struct {
+				Federation struct {
+					Children map[string]struct {
+						Requests int     `json:"requests"`
+						Bytes    int64   `json:"bytes"`
+						Seconds  float64 `json:"seconds"`
+						Error    string  `json:"error"`
+					} `json:"children"`
+				} `json:"federation"`
+				Timings map[string]any `json:"timings"`
+			} `json:"stats"`
+		} `json:"data"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, json.Unmarshal(raw, &withStats), "%s", raw)
+	ch := withStats.Data.Stats.Federation.Children
+	require.Positive(t, ch["eu-1"].Bytes)
+	require.Empty(t, ch["eu-1"].Error)
+	require.Contains(t, ch["us-1"].Error, "timeout")
+	require.NotEmpty(t, withStats.Data.Stats.Timings, "Prometheus's own stats stay")
+	form.Del("stats")
+
 	for _, pr := range []string{"abort", ""} { // "": the default, abort
 		form.Set("partial_response", pr)
 		t0 = time.Now()
@@ -578,5 +616,34 @@ func TestChildTLSAndAuth(t *testing.T) {
 		require.Equal(t, "success", res.Status, res.Error)
 		require.NotEmpty(t, matrixOf(t, res))
 		require.Equal(t, "team-a", tenants.Load())
+	}
+}
+
+// TestExemplars: exemplars through the tree are the central store's,
+// with the external labels on their series; a selector on an external
+// label reaches only the children it can match.
+func TestExemplars(t *testing.T) {
+	w := newWorld(t, 8)
+	for _, q := range []string{`x_total{job="job-1"}`, `x_total{cluster="us-2"}`, `rate(x_total{region="eu", instance=~".*-0"}[5m])`} {
+		form := url.Values{"query": {q}, "start": {fmt.Sprint(worldStart / 1000)}, "end": {fmt.Sprint((worldStart + worldSteps*worldStep) / 1000)}}
+		data := func(base string) []map[string]any {
+			resp, err := http.Get(base + "/prometheus/api/v1/query_exemplars?" + form.Encode())
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var r struct {
+				Status string           `json:"status"`
+				Error  string           `json:"error"`
+				Data   []map[string]any `json:"data"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+			require.Equal(t, "success", r.Status, "%s: %s", q, r.Error)
+			return r.Data
+		}
+		a, b := data(w.central.URL), data(w.global.URL)
+		require.NotEmpty(t, a, q)
+		key := func(m map[string]any) string { return fmt.Sprint(m["seriesLabels"]) }
+		slices.SortFunc(a, func(x, y map[string]any) int { return strings.Compare(key(x), key(y)) })
+		slices.SortFunc(b, func(x, y map[string]any) int { return strings.Compare(key(x), key(y)) })
+		require.Equal(t, a, b, q)
 	}
 }

@@ -107,6 +107,9 @@ func (f *Federator) newEvaluation(ctx context.Context, p *plan, start, end time.
 	defer f.mu.RUnlock()
 	tenant, _ := user.ExtractOrgID(ctx)
 	partial := f.cfg.PartialResponse == "warn"
+	if v, ok := f.cfg.TenantPartialResponse[tenant]; ok {
+		partial = v == "warn"
+	}
 	if v, ok := ctx.Value(partialKey{}).(bool); ok {
 		partial = v
 	}

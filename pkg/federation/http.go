@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,8 +87,69 @@ func (f *Federator) Wrap(api http.Handler) http.Handler {
 		}
 		rec := &statsRecorder{}
 		ctx = context.WithValue(ctx, statsKey{}, rec)
-		api.ServeHTTP(&statsWriter{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		if r.FormValue("stats") == "" {
+			api.ServeHTTP(&statsWriter{ResponseWriter: w, rec: rec}, r)
+			return
+		}
+		// Asked for stats: the children's go into the answer's too, as
+		// data.stats.federation.
+		buf := &bufferedWriter{header: http.Header{}, code: http.StatusOK}
+		r = r.Clone(ctx)
+		r.Header.Del("Accept-Encoding") // an answer to edit, not compressed
+		api.ServeHTTP(buf, r)
+		body := withChildStats(buf.body.Bytes(), rec.summary())
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		sw := &statsWriter{ResponseWriter: w, rec: rec}
+		sw.WriteHeader(buf.code)
+		_, _ = sw.Write(body)
 	})
+}
+
+// bufferedWriter holds an answer in memory.
+type bufferedWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header         { return b.header }
+func (b *bufferedWriter) WriteHeader(code int)        { b.code = code }
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// withChildStats adds the children's stats to an answer's data.stats
+// (the answer as it is when it has none).
+func withChildStats(body []byte, children map[string]*childStats) []byte {
+	var env map[string]json.RawMessage
+	if json.Unmarshal(body, &env) != nil {
+		return body
+	}
+	var data map[string]json.RawMessage
+	if json.Unmarshal(env["data"], &data) != nil {
+		return body
+	}
+	var st map[string]json.RawMessage
+	if json.Unmarshal(data["stats"], &st) != nil {
+		return body
+	}
+	fed, err := json.Marshal(map[string]any{"children": children})
+	if err != nil {
+		return body
+	}
+	st["federation"] = fed
+	if data["stats"], err = json.Marshal(st); err != nil {
+		return body
+	}
+	if env["data"], err = json.Marshal(data); err != nil {
+		return body
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // statsWriter sets the stats header before the answer's first byte.

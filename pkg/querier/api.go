@@ -189,6 +189,10 @@ type MetadataSource interface {
 
 func serveMetadata(w http.ResponseWriter, r *http.Request, md MetadataSource) {
 	w.Header().Set("Content-Type", "application/json")
+	if md == nil {
+		_, _ = w.Write([]byte(`{"status":"success","data":{}}`))
+		return
+	}
 	fail := func(code int, typ string, err error) {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": typ, "error": err.Error()})
