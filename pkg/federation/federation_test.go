@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -158,6 +159,18 @@ func writeWorld(t testing.TB, seed uint64) (central storage.Storage, leaves []st
 					gauge += rng.NormFloat64()
 					add(labels.NewBuilder(base).Set(labels.MetricName, "x_total").Labels(), ts, counter)
 					add(labels.NewBuilder(base).Set(labels.MetricName, "y").Labels(), ts, gauge)
+					if inst == 0 {
+						// A native histogram (a counter of observations).
+						nh := &histogram.Histogram{Schema: int32(ci % 2), ZeroThreshold: 0.001, ZeroCount: uint64(s), Count: uint64(6 * (s + 1)), Sum: float64(s) * 1.5,
+							PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}, {Offset: 1, Length: 1}}, PositiveBuckets: []int64{int64(s + 1), 1, int64(s)},
+							NegativeSpans: []histogram.Span{{Offset: 1, Length: 1}}, NegativeBuckets: []int64{int64(2*s + 4 - s)}}
+						nh.Count = nh.ZeroCount + uint64(s+1) + uint64(s+2) + uint64(2*s+2) + uint64(s+4)
+						ls := labels.NewBuilder(base).Set(labels.MetricName, "nh").Labels()
+						_, err := lapp.AppendHistogram(0, ls, ts, nh, nil)
+						require.NoError(t, err)
+						_, err = capp.AppendHistogram(0, labels.NewBuilder(ls).Set("cluster", cl.name).Set("region", cl.region).Labels(), ts, nh, nil)
+						require.NoError(t, err)
+					}
 					cum := 0.0
 					for _, le := range []string{"0.1", "0.5", "1", "+Inf"} {
 						cum += float64(rng.IntN(3))
@@ -233,7 +246,13 @@ func matrixOf(t testing.TB, r apiResult) model.Matrix {
 		var v model.Vector
 		require.NoError(t, json.Unmarshal(r.Data.Result, &v))
 		for _, s := range v {
-			m = append(m, &model.SampleStream{Metric: s.Metric, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}})
+			ss := &model.SampleStream{Metric: s.Metric}
+			if s.Histogram != nil {
+				ss.Histograms = []model.SampleHistogramPair{{Timestamp: s.Timestamp, Histogram: s.Histogram}}
+			} else {
+				ss.Values = []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}
+			}
+			m = append(m, ss)
 		}
 	case "scalar":
 		var s model.Scalar
@@ -258,7 +277,30 @@ func requireSameMatrix(t testing.TB, want, got model.Matrix, msg string) {
 		gl[i] = s.Metric.String()
 	}
 	require.Equal(t, wl, gl, "%s: series", msg)
+	close := func(a, b float64, what string) {
+		if a == b || math.IsNaN(a) && math.IsNaN(b) {
+			return
+		}
+		require.False(t, math.IsInf(a, 0) || math.IsInf(b, 0) || math.IsNaN(a) || math.IsNaN(b), "%s: want %v, got %v", what, a, b)
+		require.InDelta(t, 0, (a-b)/math.Max(math.Abs(a), math.Abs(b)), 1e-12, "%s: want %v, got %v", what, a, b)
+	}
 	for i := range want {
+		require.Equal(t, len(want[i].Histograms), len(got[i].Histograms), "%s: histogram points of %s", msg, wl[i])
+		for k, wh := range want[i].Histograms {
+			gh := got[i].Histograms[k]
+			what := fmt.Sprintf("%s: %s at %d", msg, wl[i], wh.Timestamp)
+			require.Equal(t, wh.Timestamp, gh.Timestamp, what)
+			close(float64(wh.Histogram.Count), float64(gh.Histogram.Count), what+" count")
+			close(float64(wh.Histogram.Sum), float64(gh.Histogram.Sum), what+" sum")
+			require.Equal(t, len(wh.Histogram.Buckets), len(gh.Histogram.Buckets), what+" buckets")
+			for j, wb := range wh.Histogram.Buckets {
+				gb := gh.Histogram.Buckets[j]
+				require.Equal(t, wb.Boundaries, gb.Boundaries, what)
+				close(float64(wb.Lower), float64(gb.Lower), what+" bucket lower")
+				close(float64(wb.Upper), float64(gb.Upper), what+" bucket upper")
+				close(float64(wb.Count), float64(gb.Count), what+" bucket count")
+			}
+		}
 		require.Equal(t, len(want[i].Values), len(got[i].Values), "%s: points of %s", msg, wl[i])
 		for k, wp := range want[i].Values {
 			gp := got[i].Values[k]
@@ -327,6 +369,9 @@ var equivalenceQueries = []string{
 	`max_over_time(sum(y)[5m:1m] @ 1700001000)`, `max_over_time(sum(y)[5m:1m] @ end())`,
 	`absent_over_time(y{cluster="eu-1", job="job-1"}[5m])`, `absent_over_time(nope{job="x"}[5m])`,
 	`count(last_over_time(y[1m]))`, `sum(count_over_time(y[3m]))`,
+	// Native histograms: answered as JSON buckets, rebuilt.
+	`nh`, `sum(rate(nh[5m]))`, `sum by (region) (nh)`, `histogram_quantile(0.9, sum(rate(nh[5m])))`,
+	`histogram_count(sum by (job) (nh))`, `histogram_sum(rate(nh{cluster="us-1"}[5m]))`, `avg(nh)`,
 }
 
 // TestFederatedEqualsCentral: every query answers through the global
@@ -339,6 +384,9 @@ func TestFederatedEqualsCentral(t *testing.T) {
 		require.Equal(t, "success", want.Status, "%s: central: %s", q, want.Error)
 		require.Equal(t, "success", got.Status, "%s: federated: %s", q, got.Error)
 		requireSameMatrix(t, matrixOf(t, want), matrixOf(t, got), "range "+q)
+		if q == "nh" {
+			require.NotEmpty(t, matrixOf(t, want)[0].Histograms, "the histogram queries compare histograms")
+		}
 		at := worldStart + 1800_000
 		want, _ = getJSON(t, w.central.URL, "/api/v1/query", instantForm(q, at))
 		got, _ = getJSON(t, w.global.URL, "/api/v1/query", instantForm(q, at))

@@ -347,12 +347,6 @@ func withStaleMarkers(samples []chunks.Sample, end, step int64) []chunks.Sample 
 	return out
 }
 
-// floatHistogram rebuilds a native histogram from the buckets the JSON
-// API renders.
-func floatHistogram(h *model.SampleHistogram) (*histogram.FloatHistogram, error) {
-	return nil, errors.New("answered native histogram samples, which the federator cannot merge yet")
-}
-
 // lazySet is a series set whose series arrive when first read.
 type lazySet struct {
 	wait   func() ([]storage.Series, annotations.Annotations, error)
