@@ -122,7 +122,7 @@ func matrixSeries(m promql.Matrix, ext map[string]string, end time.Time, step ti
 		if steps && step > 0 {
 			samples = withStaleMarkers(samples, end.UnixMilli(), step.Milliseconds())
 		}
-		out = append(out, storage.NewListSeries(b.Labels(), samples))
+		out = append(out, newSeries(b.Labels(), samples))
 	}
 	return out
 }
@@ -197,7 +197,7 @@ func (ev *evaluation) mergedRaw(ctx context.Context, u *unit, expr string, end t
 	out := make([]storage.Series, 0, len(byKey))
 	for _, key := range slices.Sorted(maps.Keys(byKey)) {
 		ls := lsets[key]
-		out = append(out, storage.NewListSeries(ls, mergeReplicas(byKey[key], isCounter(ls.Get(labels.MetricName)))))
+		out = append(out, newSeries(ls, mergeReplicas(byKey[key], isCounter(ls.Get(labels.MetricName)))))
 	}
 	return out, warns, nil
 }
@@ -348,7 +348,7 @@ func (q *groupQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 		for k := range q.g.u.external {
 			b.Del(k)
 		}
-		out[i] = storage.NewListSeries(b.Labels(), samplesOf(s))
+		out[i] = newSeries(b.Labels(), samplesOf(s))
 	}
 	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
 	return &lazySet{wait: func() ([]storage.Series, annotations.Annotations, error) { return out, nil, nil }}

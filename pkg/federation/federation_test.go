@@ -187,6 +187,22 @@ func writeWorld(t testing.TB, seed uint64) (central storage.Storage, leaves []st
 
 func newWorld(t testing.TB, seed uint64) *world {
 	central, leaves := writeWorld(t, seed)
+	ls := make([]storage.Queryable, len(leaves))
+	for i, l := range leaves {
+		ls[i] = l
+	}
+	return newTree(t, central, ls)
+}
+
+// newTree serves central and the leaves (one a cluster of clusters)
+// and builds the tree over the leaves: a regional federator a region,
+// a global one over them.
+func newTree(t testing.TB, central storage.Queryable, leaves []storage.Queryable) *world {
+	return newTreeLabeled(t, central, leaves, "cluster", "region")
+}
+
+// newTreeLabeled is newTree with other names for the external labels.
+func newTreeLabeled(t testing.TB, central storage.Queryable, leaves []storage.Queryable, clusterLabel, regionLabel string) *world {
 	w := &world{}
 	w.central, _ = serveAPI(t, central, storeAPI(central))
 	byRegion := map[string][]ChildConfig{}
@@ -194,7 +210,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 		srv, hits := serveAPI(t, leaves[i], storeAPI(leaves[i]))
 		w.leaves = append(w.leaves, srv)
 		w.leafHits = append(w.leafHits, hits)
-		byRegion[cl.region] = append(byRegion[cl.region], ChildConfig{Name: cl.name, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": cl.name}})
+		byRegion[cl.region] = append(byRegion[cl.region], ChildConfig{Name: cl.name, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{clusterLabel: cl.name}})
 	}
 	var top []ChildConfig
 	for _, region := range []string{"eu", "us"} {
@@ -202,7 +218,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 		srv, _ := serveAPI(t, nil, api)
 		w.regional = append(w.regional, srv)
 		w.regionFeds = append(w.regionFeds, *fp)
-		top = append(top, ChildConfig{Name: region, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{"region": region}})
+		top = append(top, ChildConfig{Name: region, URL: srv.URL + "/prometheus", ExternalLabels: map[string]string{regionLabel: region}})
 	}
 	api, fp := federatorAPI(t, top, nil)
 	w.global, _ = serveAPI(t, nil, api)

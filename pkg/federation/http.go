@@ -254,7 +254,7 @@ func (ev *evaluation) series(ctx context.Context, mint, maxt int64, ms []*labels
 				ls := labels.FromMap(set)
 				if key := ls.String(); !seen[key] {
 					seen[key] = true
-					out = append(out, storage.NewListSeries(ls, nil))
+					out = append(out, newSeries(ls, nil))
 				}
 			}
 		}

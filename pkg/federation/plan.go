@@ -118,6 +118,9 @@ func (p *planner) rewriteIn(e parser.Expr, grid []*parser.SubqueryExpr, raw bool
 			}
 		}
 		for i, a := range n.Args {
+			if n.Func.Name == "info" && i > 0 {
+				break // a label selector of info metrics, which the engine reads itself
+			}
 			n.Args[i] = p.rewriteIn(a, grid, raw)
 		}
 	case *parser.BinaryExpr:

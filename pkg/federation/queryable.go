@@ -328,7 +328,7 @@ func toSeries(m model.Matrix, ext map[string]string, end time.Time, step time.Du
 		if steps && step > 0 {
 			samples = withStaleMarkers(samples, end.UnixMilli(), step.Milliseconds())
 		}
-		out = append(out, storage.NewListSeries(b.Labels(), samples))
+		out = append(out, newSeries(b.Labels(), samples))
 	}
 	return out, nil
 }
@@ -496,3 +496,19 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 	}
 	return out, annots, nil
 }
+
+// newSeries is a series of samples in memory whose iterator hands out
+// copies of its histograms: PromQL's engine reuses and changes the
+// histograms it is given, which must not change the samples (a range
+// query reads them at several steps).
+func newSeries(ls labels.Labels, samples []chunks.Sample) storage.Series {
+	return &storage.SeriesEntry{Lset: ls, SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator {
+		return storage.NewListSeriesIteratorWithCopy(storage.Samples(sampleList(samples)))
+	}}
+}
+
+// sampleList is a slice of samples as storage.Samples.
+type sampleList []chunks.Sample
+
+func (s sampleList) Get(i int) chunks.Sample { return s[i] }
+func (s sampleList) Len() int                { return len(s) }
