@@ -2,19 +2,18 @@ package federation
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // ExemplarQuerier implements storage.ExemplarQueryable: the exemplars
@@ -64,25 +63,11 @@ func (q *exemplarQuerier) Select(start, end int64, sets ...[]*labels.Matcher) ([
 		}
 	}
 	answers := make([]answer, len(asked))
-	var wg sync.WaitGroup
-	for i, c := range asked {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			form := map[string][]string{"query": {queries[i]}, "start": {formatTime(time.UnixMilli(start))}, "end": {formatTime(time.UnixMilli(end))}}
-			t0 := time.Now()
-			resp, n, err := c.call(q.ctx, q.ev.tenant, "/api/v1/query_exemplars", form)
-			q.ev.record(c, n, time.Since(t0), err)
-			var data []apiExemplars
-			if err == nil {
-				if err = json.Unmarshal(resp.Data, &data); err != nil {
-					err = &childError{c.cfg.Name, fmt.Errorf("decoding the answer: %w", err)}
-				}
-			}
-			answers[i] = answer{c, data, err}
-		}()
-	}
-	wg.Wait()
+	eachChild(asked, func(i int, c *child) {
+		form := url.Values{"query": {queries[i]}, "start": {formatTime(time.UnixMilli(start))}, "end": {formatTime(time.UnixMilli(end))}}
+		data, err := fetchData[[]apiExemplars](q.ctx, q.ev, c, "/api/v1/query_exemplars", form)
+		answers[i] = answer{c, data, err}
+	})
 	byKey := map[string]*exemplar.QueryResult{}
 	var failed []error
 	for _, a := range answers {
@@ -116,8 +101,9 @@ func (q *exemplarQuerier) Select(start, end int64, sets ...[]*labels.Matcher) ([
 			}
 		}
 	}
-	if len(failed) > 0 && !q.ev.partial {
-		return nil, errors.Join(failed...)
+	var annots annotations.Annotations
+	if err := q.ev.settle(failed, &annots); err != nil {
+		return nil, err
 	}
 	out := make([]exemplar.QueryResult, 0, len(byKey))
 	for _, r := range byKey {

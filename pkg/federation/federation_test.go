@@ -711,3 +711,35 @@ func TestExemplars(t *testing.T) {
 		require.Equal(t, a, b, q)
 	}
 }
+
+// TestMetadata: metadata is the children's, merged, each entry once.
+func TestMetadata(t *testing.T) {
+	child := func(body string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			require.Equal(t, "/prometheus/api/v1/metadata", r.URL.Path)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"success","data":`+body+`}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL + "/prometheus"
+	}
+	a := child(`{"up":[{"type":"gauge","help":"Up.","unit":""}],"x_total":[{"type":"counter","help":"X.","unit":""}]}`)
+	b := child(`{"up":[{"type":"gauge","help":"Up.","unit":""}],"y":[{"type":"gauge","help":"Y.","unit":"seconds"}]}`)
+	api, _ := federatorAPI(t, []ChildConfig{
+		{Name: "a", URL: a, ExternalLabels: map[string]string{"cluster": "a"}},
+		{Name: "b", URL: b, ExternalLabels: map[string]string{"cluster": "b"}},
+	}, nil)
+	fed, _ := serveAPI(t, nil, api)
+	resp, err := http.Get(fed.URL + "/prometheus/api/v1/metadata")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Status string                         `json:"status"`
+		Data   map[string][]map[string]string `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	require.Equal(t, "success", r.Status)
+	require.Len(t, r.Data["up"], 1)
+	require.Equal(t, "counter", r.Data["x_total"][0]["type"])
+	require.Equal(t, "seconds", r.Data["y"][0]["unit"])
+}

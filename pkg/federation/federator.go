@@ -3,11 +3,11 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -210,31 +210,19 @@ func (q *apiQuerier) Close() error { return nil }
 // Metadata merges the children's /api/v1/metadata.
 func (f *Federator) Metadata(ctx context.Context, req *client.MetadataRequest) (map[string][]metadata.Metadata, error) {
 	ev := f.newEvaluation(ctx, &plan{}, time.Time{}, time.Time{}, 0, 0)
-	form := map[string][]string{}
+	form := url.Values{}
 	if req.Metric != "" {
-		form["metric"] = []string{req.Metric}
+		form.Set("metric", req.Metric)
 	}
 	type answer struct {
 		data map[string][]metadata.Metadata
 		err  error
 	}
 	answers := make([]answer, len(ev.children))
-	var wg sync.WaitGroup
-	for i, c := range ev.children {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			resp, n, err := c.call(ctx, ev.tenant, "/api/v1/metadata", form)
-			ev.record(c, n, time.Since(t0), err)
-			var data map[string][]metadata.Metadata
-			if err == nil {
-				err = json.Unmarshal(resp.Data, &data)
-			}
-			answers[i] = answer{data, err}
-		}()
-	}
-	wg.Wait()
+	eachChild(ev.children, func(i int, c *child) {
+		data, err := fetchData[map[string][]metadata.Metadata](ctx, ev, c, "/api/v1/metadata", form)
+		answers[i] = answer{data, err}
+	})
 	out := map[string][]metadata.Metadata{}
 	var failed []error
 	for _, a := range answers {
@@ -250,8 +238,9 @@ func (f *Federator) Metadata(ctx context.Context, req *client.MetadataRequest) (
 			}
 		}
 	}
-	if len(failed) > 0 && !ev.partial {
-		return nil, errors.Join(failed...)
+	var annots annotations.Annotations
+	if err := ev.settle(failed, &annots); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

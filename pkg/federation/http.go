@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -214,26 +214,17 @@ func (ev *evaluation) series(ctx context.Context, mint, maxt int64, ms []*labels
 		}
 	}
 	answers := make([]answer, len(asked))
-	var wg sync.WaitGroup
-	for i, c := range asked {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			form := map[string][]string{"match[]": {sels[i]}, "start": {formatTime(time.UnixMilli(mint))}, "end": {formatTime(time.UnixMilli(maxt))}}
-			t0 := time.Now()
-			resp, n, err := c.call(ctx, ev.tenant, "/api/v1/series", form)
-			ev.record(c, n, time.Since(t0), err)
-			var sets []map[string]string
-			if err == nil {
-				if err = json.Unmarshal(resp.Data, &sets); err != nil {
-					err = &childError{c.cfg.Name, fmt.Errorf("decoding the answer: %w", err)}
-				}
-			}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eachChild(asked, func(i int, c *child) {
+			form := url.Values{"match[]": {sels[i]}, "start": {formatTime(time.UnixMilli(mint))}, "end": {formatTime(time.UnixMilli(maxt))}}
+			sets, err := fetchData[[]map[string]string](ctx, ev, c, "/api/v1/series", form)
 			answers[i] = answer{c, sets, err}
-		}()
-	}
+		})
+	}()
 	return &lazySet{wait: func() ([]storage.Series, annotations.Annotations, error) {
-		wg.Wait()
+		<-done
 		var (
 			out    []storage.Series
 			annots annotations.Annotations
@@ -258,13 +249,8 @@ func (ev *evaluation) series(ctx context.Context, mint, maxt int64, ms []*labels
 				}
 			}
 		}
-		if len(failed) > 0 {
-			if !ev.partial {
-				return nil, annots, errors.Join(failed...)
-			}
-			for _, err := range failed {
-				annots.Add(fmt.Errorf("partial response: %w; the answer leaves its data out", err))
-			}
+		if err := ev.settle(failed, &annots); err != nil {
+			return nil, annots, err
 		}
 		slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
 		return out, annots, nil

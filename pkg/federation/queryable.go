@@ -282,13 +282,8 @@ func (ev *evaluation) fanOut(ctx context.Context, exprOf func(*child) (string, b
 			}
 			out = append(out, a.series...)
 		}
-		if len(failed) > 0 {
-			if !ev.partial {
-				return nil, annots, fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
-			}
-			for _, err := range failed {
-				annots.Add(fmt.Errorf("partial response: %w; the answer leaves its data out", err))
-			}
+		if err := ev.settle(failed, &annots); err != nil {
+			return nil, annots, err
 		}
 		sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].Labels(), out[j].Labels()) < 0 })
 		return out, annots, nil
@@ -433,31 +428,17 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 		selectors = append(selectors, sel)
 	}
 	answers := make([]answer, len(asked))
-	var wg sync.WaitGroup
-	for i, c := range asked {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			form := url.Values{"start": {formatTime(time.UnixMilli(mint))}, "end": {formatTime(time.UnixMilli(maxt))}}
-			if selectors[i] != "" {
-				form.Set("match[]", selectors[i])
-			}
-			if hints != nil && hints.Limit > 0 {
-				form.Set("limit", strconv.Itoa(hints.Limit))
-			}
-			t0 := time.Now()
-			resp, n, err := c.call(ctx, ev.tenant, path, form)
-			ev.record(c, n, time.Since(t0), err)
-			var vals []string
-			if err == nil {
-				if err = json.Unmarshal(resp.Data, &vals); err != nil {
-					err = &childError{c.cfg.Name, fmt.Errorf("decoding the answer: %w", err)}
-				}
-			}
-			answers[i] = answer{c, vals, err}
-		}()
-	}
-	wg.Wait()
+	eachChild(asked, func(i int, c *child) {
+		form := url.Values{"start": {formatTime(time.UnixMilli(mint))}, "end": {formatTime(time.UnixMilli(maxt))}}
+		if selectors[i] != "" {
+			form.Set("match[]", selectors[i])
+		}
+		if hints != nil && hints.Limit > 0 {
+			form.Set("limit", strconv.Itoa(hints.Limit))
+		}
+		vals, err := fetchData[[]string](ctx, ev, c, path, form)
+		answers[i] = answer{c, vals, err}
+	})
 	seen := map[string]bool{}
 	var annots annotations.Annotations
 	var failed []error
@@ -478,13 +459,8 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 			}
 		}
 	}
-	if len(failed) > 0 {
-		if !ev.partial {
-			return nil, annots, errors.Join(failed...)
-		}
-		for _, err := range failed {
-			annots.Add(fmt.Errorf("partial response: %w; the answer leaves its data out", err))
-		}
+	if err := ev.settle(failed, &annots); err != nil {
+		return nil, annots, err
 	}
 	out := make([]string, 0, len(seen))
 	for v := range seen {
@@ -512,3 +488,47 @@ type sampleList []chunks.Sample
 
 func (s sampleList) Get(i int) chunks.Sample { return s[i] }
 func (s sampleList) Len() int                { return len(s) }
+
+// fetchData calls path on c with form and decodes the answer's data into
+// a T, recording what it cost.
+func fetchData[T any](ctx context.Context, ev *evaluation, c *child, path string, form url.Values) (T, error) {
+	var out T
+	t0 := time.Now()
+	resp, n, err := c.call(ctx, ev.tenant, path, form)
+	ev.record(c, n, time.Since(t0), err)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(resp.Data, &out); err != nil {
+		return out, &childError{c.cfg.Name, fmt.Errorf("decoding the answer: %w", err)}
+	}
+	return out, nil
+}
+
+// eachChild runs f for every child in parallel and waits for them.
+func eachChild(children []*child, f func(i int, c *child)) {
+	var wg sync.WaitGroup
+	for i, c := range children {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i, c)
+		}()
+	}
+	wg.Wait()
+}
+
+// settle makes the children's failures the answer's error (abort) or
+// its warnings (warn).
+func (ev *evaluation) settle(failed []error, annots *annotations.Annotations) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	if !ev.partial {
+		return fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
+	}
+	for _, err := range failed {
+		annots.Add(fmt.Errorf("partial response: %w; the answer leaves its data out", err))
+	}
+	return nil
+}
