@@ -121,7 +121,7 @@ scrape_configs:
 		}
 	}
 	writeCfg(true)
-	fedNode := newCanopyCluster(t, logs, []string{"federator"}, "-config.file="+cfgPath, "-federation.reload-interval=0")[0]
+	fedNode := newCanopyCluster(t, logs, []string{"federator"}, "-config.file="+cfgPath, "-federation.reload-interval=1s")[0]
 	fedNode.start(t)
 	fedNode.waitReady(t, 60*time.Second)
 	fed := api{base: fedNode.url() + "/prometheus"}
@@ -174,13 +174,30 @@ scrape_configs:
 			t.Errorf("child %s unhealthy: %s", c.Name, body)
 		}
 	}
-	// Reload without b: its data is gone from the answers.
+	// The file without b: read again within the reload interval, b's data
+	// is gone from the answers.
 	writeCfg(false)
+	eventually(t, 30*time.Second, 500*time.Millisecond, "the federator drops b", func() error {
+		got, _, err := fed.query(http.MethodGet, `count by (cluster) (it_fed_gauge)`, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 {
+			return fmt.Errorf("clusters answering: %s", fmtSeries(got))
+		}
+		return nil
+	})
+	if got := sums(`sum by (cluster) (it_fed_gauge{cluster=~"a|b|prom"})`); fmt.Sprint(got) != "map[a:33 prom:5]" {
+		t.Fatalf("after the reload = %v", got)
+	}
+	// b back, read at once on POST /federation/reload (an admin path).
+	writeCfg(true)
 	r, err := do(http.MethodPost, fedNode.url()+"/federation/reload", "", "", nil, map[string]string{"Authorization": "Bearer " + adminToken})
 	if err != nil || r.code != http.StatusOK {
 		t.Fatalf("POST /federation/reload: %v %v", r, err)
 	}
-	if got := sums(`sum by (cluster) (it_fed_gauge{cluster=~"a|b|prom"})`); fmt.Sprint(got) != "map[a:33 prom:5]" {
-		t.Fatalf("after the reload = %v", got)
+	back, _, err := fed.query(http.MethodGet, `count by (cluster) (it_fed_gauge)`, time.Now().UnixMilli())
+	if err != nil || len(back) != 3 {
+		t.Fatalf("right after POST /federation/reload: %s %v", fmtSeries(back), err)
 	}
 }

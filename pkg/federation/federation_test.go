@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -99,7 +100,14 @@ func federatorAPI(t testing.TB, children []ChildConfig, mutate func(*Config)) (f
 		}
 		*fp = f
 		eng := f.Engine(querier.NewEngine(qcfg, nil, nil), qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval)
-		return f.Wrap(querier.NewAPI(qcfg, eng, f, f, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry())), nil
+		h := f.Wrap(querier.NewAPI(qcfg, eng, f, f, f, nil, nil, prometheus.NewRegistry(), prometheus.NewRegistry()))
+		// The tenant, as Canopy's resolver puts it in the context.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if org := r.Header.Get("X-Scope-OrgID"); org != "" {
+				r = r.WithContext(user.InjectOrgID(r.Context(), org))
+			}
+			h.ServeHTTP(w, r)
+		}), nil
 	}, fp
 }
 
@@ -535,6 +543,22 @@ func TestPartialResponse(t *testing.T) {
 		require.Contains(t, res.Error, "child eu-2", pr)
 		require.Contains(t, res.Error, "partial_response=abort", pr)
 	}
+	// A tenant whose default is warn.
+	api2, _ := federatorAPI(t, children, func(c *Config) { c.TenantPartialResponse = map[string]string{"team-warn": "warn"} })
+	fed2, _ := serveAPI(t, nil, api2)
+	form.Del("partial_response")
+	for tenant, want := range map[string]string{"team-warn": "success", "team-other": "error"} {
+		req, err := http.NewRequest(http.MethodGet, fed2.URL+"/prometheus/api/v1/query?"+form.Encode(), nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Scope-OrgID", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var r apiResult
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		resp.Body.Close()
+		require.Equal(t, want, r.Status, "tenant %s: %s", tenant, r.Error)
+	}
+
 	form.Set("partial_response", "maybe")
 	res, _ = getJSON(t, fed.URL, "/api/v1/query", form)
 	require.Equal(t, "error", res.Status)
@@ -651,6 +675,29 @@ func TestChildTLSAndAuth(t *testing.T) {
 	t.Cleanup(srv.Close)
 	files := ca.WriteFiles(t)
 	dir := t.TempDir()
+	// authorization: a bearer token from a file.
+	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0ken" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"unauthorized","error":"no token"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(tokenSrv.Close)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("t0ken"), 0o600))
+	{
+		var cfg struct {
+			Federation Config `yaml:"federation"`
+		}
+		doc := fmt.Sprintf("federation:\n  children:\n    - name: t\n      url: %s/prometheus\n      authorization: {credentials_file: %s}\n", tokenSrv.URL, tokenFile)
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &cfg))
+		api, _ := federatorAPI(t, cfg.Federation.Children, nil)
+		fed, _ := serveAPI(t, nil, api)
+		res, _ := getJSON(t, fed.URL, "/api/v1/query", instantForm(`count(y)`, worldStart+1800_000))
+		require.Equal(t, "success", res.Status, res.Error)
+	}
 	for _, pw := range []string{"s3cret", "wrong"} {
 		pwFile := filepath.Join(dir, "pw")
 		require.NoError(t, os.WriteFile(pwFile, []byte(pw), 0o600))
