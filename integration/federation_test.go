@@ -174,6 +174,36 @@ scrape_configs:
 			t.Errorf("child %s unhealthy: %s", c.Name, body)
 		}
 	}
+	// A trace whose spans clusters a and b hold: found whole through the
+	// federator's Tempo API, each half with its cluster.
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	pushSpan := func(n *canopyNode, spanID, service string) {
+		body := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},"scopeSpans":[{"spans":[{"traceId":%q,"spanId":%q,"name":"op","kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}`,
+			service, traceID, spanID, now*1_000_000, now*1_000_000+5_000_000)
+		r, err := do(http.MethodPost, n.url()+"/otlp/v1/traces", "", "application/json", []byte(body), nil)
+		if err != nil || r.code/100 != 2 {
+			t.Fatalf("OTLP push to %s: %v %v", n.id, r, err)
+		}
+	}
+	pushSpan(a, "b7ad6b7169203331", "checkout")
+	pushSpan(b, "c7ad6b7169203332", "payments")
+	eventually(t, 30*time.Second, 500*time.Millisecond, "the trace through the federator", func() error {
+		r, err := do(http.MethodGet, fedNode.url()+"/tempo/api/traces/"+traceID, "", "", nil, map[string]string{"Accept": "application/json"})
+		if err != nil {
+			return err
+		}
+		if r.code != http.StatusOK {
+			return fmt.Errorf("%s", r)
+		}
+		body := string(r.body)
+		for _, want := range []string{"checkout", "payments", `"key":"cluster","value":{"stringValue":"a"}`, `"key":"cluster","value":{"stringValue":"b"}`} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("no %s in %s", want, body)
+			}
+		}
+		return nil
+	})
+
 	// The file without b: read again within the reload interval, b's data
 	// is gone from the answers.
 	writeCfg(false)

@@ -14,6 +14,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/federation"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 )
 
@@ -33,6 +34,7 @@ func (c *Canopy) initFederator() (services.Service, error) {
 	inner := querier.NewEngine(qcfg, slogger, c.reg)
 	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, f, f, nil, slogger, c.reg, c.reg)
 	c.API.RegisterPrometheusAPI("federator", f.Wrap(promAPI))
+	c.API.RegisterTempoAPI("federator", tempoapi.NewHandler(qcfg.Traces, f.Traces(), slogger))
 	reload := func() error {
 		if c.cfg.configFile == "" {
 			return errors.New("no -config.file to read the children from")

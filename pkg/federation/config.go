@@ -50,6 +50,10 @@ type ChildConfig struct {
 	// them (its cluster, region, ...): added to its answers, matched
 	// against a query's selectors to decide whether to ask it.
 	ExternalLabels map[string]string `yaml:"external_labels"`
+	// TempoURL is the root of the child's Tempo HTTP API, asked for
+	// traces by ID (empty: for a URL ending in /prometheus, /tempo beside
+	// it, as a Canopy cluster serves it; else the child has no traces).
+	TempoURL string `yaml:"tempo_url"`
 	// Tenant is sent as X-Scope-OrgID (empty: the request's own tenant).
 	Tenant  string        `yaml:"tenant"`
 	Timeout time.Duration `yaml:"timeout"`
@@ -89,6 +93,11 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(ch.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("federation.children %q: url %q is not an http(s) URL", ch.Name, ch.URL)
+		}
+		if ch.TempoURL != "" {
+			if u, err := url.Parse(ch.TempoURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("federation.children %q: tempo_url %q is not an http(s) URL", ch.Name, ch.TempoURL)
+			}
 		}
 		for k := range ch.ExternalLabels {
 			if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {

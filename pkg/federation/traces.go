@@ -1,0 +1,174 @@
+package federation
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
+)
+
+// errNotFederated is what the Tempo API's searches answer on a
+// federator: only lookups by ID go through the tree so far.
+var errNotFederated = fmt.Errorf("%w: a federator looks traces up by ID across its children; TraceQL search, tags and metrics are not federated yet: ask a cluster", tempoapi.ErrBadRequest)
+
+// TracesBackend answers Tempo's trace by ID over the children's Tempo
+// HTTP APIs (tempo_url): every child that may hold the trace is asked,
+// and the pieces it is found in are merged into one trace, each piece's
+// resources given its child's external labels.
+type TracesBackend struct{ f *Federator }
+
+// Traces returns the federator's backend for the Tempo HTTP API.
+func (f *Federator) Traces() *TracesBackend { return &TracesBackend{f: f} }
+
+// tempoURL is where a child's Tempo API is: tempo_url, or, for a Canopy
+// cluster's /prometheus URL, its /tempo beside it; "" when it has none.
+func (c *child) tempoURL() string {
+	if c.cfg.TempoURL != "" {
+		return strings.TrimSuffix(c.cfg.TempoURL, "/")
+	}
+	if base, ok := strings.CutSuffix(c.base, "/prometheus"); ok {
+		return base + "/tempo"
+	}
+	return ""
+}
+
+func (b *TracesBackend) TraceByID(ctx context.Context, tenant string, id []byte, start, end time.Time) (ptrace.Traces, bool, error) {
+	ev := b.f.newEvaluation(ctx, &plan{}, start, end, 0, 0)
+	if tenant != "" {
+		ev.tenant = tenant
+	}
+	var asked []*child
+	for _, c := range ev.children {
+		if c.tempoURL() != "" {
+			asked = append(asked, c)
+		}
+	}
+	type answer struct {
+		td    ptrace.Traces
+		found bool
+		err   error
+	}
+	answers := make([]answer, len(asked))
+	eachChild(asked, func(i int, c *child) {
+		td, found, err := c.traceByID(ctx, ev, id, start, end)
+		answers[i] = answer{td, found, err}
+	})
+	var (
+		pieces []ptrace.Traces
+		failed []error
+	)
+	for i, a := range answers {
+		if a.err != nil {
+			failed = append(failed, a.err)
+			continue
+		}
+		if a.found {
+			withExternal(a.td, asked[i].external)
+			pieces = append(pieces, a.td)
+		}
+	}
+	if len(failed) > 0 && !ev.partial {
+		return ptrace.Traces{}, false, fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
+	}
+	if len(pieces) == 0 {
+		return ptrace.NewTraces(), false, nil
+	}
+	return querier.MergeTraces(pieces), true, nil
+}
+
+// traceByID asks the child's /api/traces/<id> for the trace in protobuf.
+func (c *child) traceByID(ctx context.Context, ev *evaluation, id []byte, start, end time.Time) (ptrace.Traces, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := c.tempoURL() + "/api/traces/" + hex.EncodeToString(id)
+	if !start.IsZero() {
+		u += "?" + url.Values{"start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix()+1, 10)}}.Encode()
+	}
+	t0 := time.Now()
+	fail := func(err error) (ptrace.Traces, bool, error) {
+		err = &childError{c.cfg.Name, err}
+		ev.record(c, 0, time.Since(t0), err)
+		return ptrace.Traces{}, false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Accept", "application/protobuf")
+	if c.cfg.Tenant != "" {
+		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
+	} else if ev.tenant != "" {
+		req.Header.Set("X-Scope-OrgID", ev.tenant)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no answer within its timeout of %s", c.timeout)
+		}
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		ev.record(c, int64(len(body)), time.Since(t0), nil)
+		return ptrace.Traces{}, false, nil
+	case resp.StatusCode != http.StatusOK:
+		return fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))))
+	case len(body) > maxResponseBytes:
+		return fail(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
+	}
+	var u2 ptrace.ProtoUnmarshaler
+	td, err := u2.UnmarshalTraces(body) // tempopb.Trace: OTLP TracesData's wire format
+	if err != nil {
+		return fail(fmt.Errorf("decoding the trace: %w", err))
+	}
+	ev.record(c, int64(len(body)), time.Since(t0), nil)
+	return td, td.SpanCount() > 0, nil
+}
+
+// withExternal gives each resource of td the external labels it lacks.
+func withExternal(td ptrace.Traces, ext map[string]string) {
+	for i := range td.ResourceSpans().Len() {
+		attrs := td.ResourceSpans().At(i).Resource().Attributes()
+		for k, v := range ext {
+			if _, ok := attrs.Get(k); !ok {
+				attrs.PutStr(k, v)
+			}
+		}
+	}
+}
+
+func (b *TracesBackend) Search(context.Context, string, tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
+	return tempoapi.SearchResponse{}, errNotFederated
+}
+
+func (b *TracesBackend) SearchTags(context.Context, string, tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {
+	return tempoapi.TagsResponse{}, errNotFederated
+}
+
+func (b *TracesBackend) TagValues(context.Context, string, tempoapi.TagValuesRequest) (tempoapi.TagValuesResponse, error) {
+	return tempoapi.TagValuesResponse{}, errNotFederated
+}
+
+func (b *TracesBackend) MetricsQueryRange(context.Context, string, tempoapi.MetricsRequest) (tempoapi.MetricsRangeResponse, error) {
+	return tempoapi.MetricsRangeResponse{}, errNotFederated
+}
+
+func (b *TracesBackend) MetricsQueryInstant(context.Context, string, tempoapi.MetricsRequest) (tempoapi.MetricsInstantResponse, error) {
+	return tempoapi.MetricsInstantResponse{}, errNotFederated
+}

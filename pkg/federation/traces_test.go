@@ -1,0 +1,140 @@
+package federation
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/grafana/dskit/user"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/canopy-observability/canopy/pkg/tempoapi"
+)
+
+// tracesChild is a child's Tempo API over the traces it holds.
+type tracesChild struct {
+	tempoapi.Backend // unused methods
+	traces           map[string]ptrace.Traces
+}
+
+func (c *tracesChild) TraceByID(_ context.Context, _ string, id []byte, _, _ time.Time) (ptrace.Traces, bool, error) {
+	td, ok := c.traces[hex.EncodeToString(id)]
+	return td, ok, nil
+}
+
+func tempoConfig() tempoapi.Config {
+	var cfg tempoapi.Config
+	cfg.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+	return cfg
+}
+
+// withTenant serves h with the request's X-Scope-OrgID (anonymous when
+// absent) in the context, as Canopy's resolver does.
+func withTenant(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		org := r.Header.Get("X-Scope-OrgID")
+		if org == "" {
+			org = "anonymous"
+		}
+		h.ServeHTTP(w, r.WithContext(user.InjectOrgID(r.Context(), org)))
+	})
+}
+
+func spans(tid pcommon.TraceID, service string, ids ...byte) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	ss := rs.ScopeSpans().AppendEmpty()
+	for _, id := range ids {
+		s := ss.Spans().AppendEmpty()
+		s.SetTraceID(tid)
+		s.SetSpanID(pcommon.SpanID{id})
+		s.SetName("op")
+		s.SetStartTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + int64(id)))
+		s.SetEndTimestamp(pcommon.Timestamp(1_700_000_000_000_001_000 + int64(id)))
+	}
+	return td
+}
+
+// TestTraceByIDThroughTree: a trace whose spans two clusters hold is
+// found through the federator whole, each half with its cluster's
+// external labels; a trace no child holds is 404; a failing child
+// aborts the lookup (or not, with partial_response=warn).
+func TestTraceByIDThroughTree(t *testing.T) {
+	tid := pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	key := hex.EncodeToString(tid[:])
+	serve := func(b tempoapi.Backend) *httptest.Server {
+		srv := httptest.NewServer(withTenant(tempoapi.NewHandler(tempoConfig(), b, nil)))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	eu := serve(&tracesChild{traces: map[string]ptrace.Traces{key: spans(tid, "checkout", 1, 2)}})
+	us := serve(&tracesChild{traces: map[string]ptrace.Traces{key: spans(tid, "payments", 3)}})
+	empty := serve(&tracesChild{traces: map[string]ptrace.Traces{}})
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "disk on fire", http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+
+	federator := func(children []ChildConfig, partial string) *httptest.Server {
+		var cfg Config
+		cfg.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+		cfg.Children, cfg.PartialResponse = children, partial
+		f, err := New(cfg, nil, nil, nil)
+		require.NoError(t, err)
+		return serve(f.Traces())
+	}
+	children := []ChildConfig{
+		// A Canopy cluster: /tempo beside /prometheus.
+		{Name: "eu", URL: eu.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "eu"}},
+		{Name: "us", URL: "http://127.0.0.1:1/prometheus", TempoURL: us.URL + "/tempo", ExternalLabels: map[string]string{"cluster": "us"}},
+		{Name: "empty", URL: empty.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "empty"}},
+	}
+	fed := federator(children, "abort")
+	get := func(base, id string) (int, ptrace.Traces) {
+		req, err := http.NewRequest(http.MethodGet, base+"/tempo/api/traces/"+id, nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", "application/protobuf")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, ptrace.Traces{}
+		}
+		var u ptrace.ProtoUnmarshaler
+		td, err := u.UnmarshalTraces(body)
+		require.NoError(t, err)
+		return resp.StatusCode, td
+	}
+	code, td := get(fed.URL, key)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 3, td.SpanCount())
+	clusters := map[string]string{}
+	for i := range td.ResourceSpans().Len() {
+		attrs := td.ResourceSpans().At(i).Resource().Attributes()
+		svc, _ := attrs.Get("service.name")
+		cl, _ := attrs.Get("cluster")
+		clusters[svc.Str()] = cl.Str()
+	}
+	require.Equal(t, map[string]string{"checkout": "eu", "payments": "us"}, clusters)
+	code, _ = get(fed.URL, "ffffffffffffffffffffffffffffffff")
+	require.Equal(t, http.StatusNotFound, code)
+
+	// A failing child: the lookup fails (abort, the default), or answers
+	// from the others (warn).
+	withBroken := append(children, ChildConfig{Name: "broken", URL: broken.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "broken"}})
+	code, _ = get(federator(withBroken, "abort").URL, key)
+	require.Equal(t, http.StatusInternalServerError, code)
+	code, td = get(federator(withBroken, "warn").URL, key)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 3, td.SpanCount())
+}
