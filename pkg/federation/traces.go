@@ -18,9 +18,9 @@ import (
 	"github.com/canopy-observability/canopy/pkg/tempoapi"
 )
 
-// errNotFederated is what the Tempo API's searches answer on a
-// federator: only lookups by ID go through the tree so far.
-var errNotFederated = fmt.Errorf("%w: a federator looks traces up by ID across its children; TraceQL search, tags and metrics are not federated yet: ask a cluster", tempoapi.ErrBadRequest)
+// errNotFederated is what the Tempo API's tags and metrics answer on a
+// federator: lookups by ID and searches go through the tree so far.
+var errNotFederated = fmt.Errorf("%w: a federator looks traces up by ID and searches them across its children; tags and TraceQL metrics are not federated yet: ask a cluster", tempoapi.ErrBadRequest)
 
 // TracesBackend answers Tempo's trace by ID over the children's Tempo
 // HTTP APIs (tempo_url): every child that may hold the trace is asked,
@@ -153,8 +153,143 @@ func withExternal(td ptrace.Traces, ext map[string]string) {
 	}
 }
 
-func (b *TracesBackend) Search(context.Context, string, tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
-	return tempoapi.SearchResponse{}, errNotFederated
+// Search runs a TraceQL search on every child and merges the traces
+// found: one trace found by two children (its halves) is one, starting
+// at the earliest and ending at the latest of them, with both's span
+// sets. Each child evaluates the query on the spans it holds, so a query
+// only a whole trace matches (a structural one across clusters) misses
+// it. The API sorts the traces newest first and keeps the limit.
+func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
+	ev := b.f.newEvaluation(ctx, &plan{}, req.Start, req.End, 0, 0)
+	if tenant != "" {
+		ev.tenant = tenant
+	}
+	form := url.Values{"q": {req.Query}, "limit": {strconv.Itoa(req.Limit)}}
+	if req.SpansPerSpanSet > 0 {
+		form.Set("spss", strconv.Itoa(req.SpansPerSpanSet))
+	}
+	if !req.Start.IsZero() {
+		form.Set("start", strconv.FormatInt(req.Start.Unix(), 10))
+		form.Set("end", strconv.FormatInt(req.End.Unix()+1, 10))
+	}
+	if req.MinDuration > 0 {
+		form.Set("minDuration", req.MinDuration.String())
+	}
+	if req.MaxDuration > 0 {
+		form.Set("maxDuration", req.MaxDuration.String())
+	}
+	var asked []*child
+	for _, c := range ev.children {
+		if c.tempoURL() != "" {
+			asked = append(asked, c)
+		}
+	}
+	type answer struct {
+		res tempoapi.SearchResponse
+		err error
+	}
+	answers := make([]answer, len(asked))
+	eachChild(asked, func(i int, c *child) {
+		body, err := c.tempoGet(ctx, ev, "/api/search?"+form.Encode())
+		var res tempoapi.SearchResponse
+		if err == nil {
+			if res, err = tempoapi.DecodeSearch(body); err != nil {
+				err = &childError{c.cfg.Name, fmt.Errorf("decoding the search answer: %w", err)}
+			}
+		}
+		answers[i] = answer{res, err}
+	})
+	type merged struct {
+		md  tempoapi.TraceSearchMetadata
+		end uint64
+	}
+	byID := map[string]*merged{}
+	var (
+		out    tempoapi.SearchResponse
+		failed []error
+		order  []string
+	)
+	for _, a := range answers {
+		if a.err != nil {
+			failed = append(failed, a.err)
+			continue
+		}
+		m := a.res.Metrics
+		out.Metrics.InspectedTraces += m.InspectedTraces
+		out.Metrics.InspectedBytes += m.InspectedBytes
+		out.Metrics.TotalBlocks += m.TotalBlocks
+		out.Metrics.CompletedJobs += m.CompletedJobs
+		out.Metrics.TotalJobs += m.TotalJobs
+		out.Metrics.TotalBlockBytes += m.TotalBlockBytes
+		for _, t := range a.res.Traces {
+			key := hex.EncodeToString(t.TraceID)
+			end := t.StartTimeUnixNano + uint64(t.DurationMs)*1_000_000
+			cur := byID[key]
+			if cur == nil {
+				byID[key] = &merged{md: t, end: end}
+				order = append(order, key)
+				continue
+			}
+			if t.StartTimeUnixNano < cur.md.StartTimeUnixNano {
+				cur.md.StartTimeUnixNano = t.StartTimeUnixNano
+			}
+			cur.end = max(cur.end, end)
+			if cur.md.RootServiceName == "" || strings.HasPrefix(cur.md.RootServiceName, "<") {
+				cur.md.RootServiceName, cur.md.RootTraceName = t.RootServiceName, t.RootTraceName
+			}
+			cur.md.SpanSets = append(cur.md.SpanSets, t.SpanSets...)
+		}
+	}
+	if len(failed) > 0 && !ev.partial {
+		return tempoapi.SearchResponse{}, fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
+	}
+	for _, key := range order {
+		m := byID[key]
+		m.md.DurationMs = uint32((m.end - m.md.StartTimeUnixNano) / 1_000_000)
+		out.Traces = append(out.Traces, m.md)
+	}
+	return out, nil
+}
+
+// tempoGet GETs path of the child's Tempo API and returns the answer's
+// body, recording what it cost.
+func (c *child) tempoGet(ctx context.Context, ev *evaluation, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	t0 := time.Now()
+	fail := func(err error) ([]byte, error) {
+		err = &childError{c.cfg.Name, err}
+		ev.record(c, 0, time.Since(t0), err)
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tempoURL()+path, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if c.cfg.Tenant != "" {
+		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
+	} else if ev.tenant != "" {
+		req.Header.Set("X-Scope-OrgID", ev.tenant)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no answer within its timeout of %s", c.timeout)
+		}
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	switch {
+	case err != nil:
+		return fail(err)
+	case resp.StatusCode != http.StatusOK:
+		return fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))))
+	case len(body) > maxResponseBytes:
+		return fail(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
+	}
+	ev.record(c, int64(len(body)), time.Since(t0), nil)
+	return body, nil
 }
 
 func (b *TracesBackend) SearchTags(context.Context, string, tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {

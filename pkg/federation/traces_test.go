@@ -22,6 +22,13 @@ import (
 type tracesChild struct {
 	tempoapi.Backend // unused methods
 	traces           map[string]ptrace.Traces
+	search           tempoapi.SearchResponse
+	asked            tempoapi.SearchRequest
+}
+
+func (c *tracesChild) Search(_ context.Context, _ string, req tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
+	c.asked = req
+	return c.search, nil
 }
 
 func (c *tracesChild) TraceByID(_ context.Context, _ string, id []byte, _, _ time.Time) (ptrace.Traces, bool, error) {
@@ -137,4 +144,58 @@ func TestTraceByIDThroughTree(t *testing.T) {
 	code, td = get(federator(withBroken, "warn").URL, key)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, 3, td.SpanCount())
+}
+
+// TestSearchThroughTree: a TraceQL search asks every child with the
+// request's parameters and merges what they find: a trace two children
+// hold halves of is one, spanning both, with both's span sets.
+func TestSearchThroughTree(t *testing.T) {
+	id := []byte{0xa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	other := []byte{0xb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	half := func(start uint64, durMs uint32, root string, span byte) tempoapi.TraceSearchMetadata {
+		return tempoapi.TraceSearchMetadata{TraceID: id, RootServiceName: root, RootTraceName: "GET /", StartTimeUnixNano: start, DurationMs: durMs,
+			SpanSets: []tempoapi.SpanSet{{Matched: 1, Spans: []tempoapi.Span{{SpanID: []byte{span, 0, 0, 0, 0, 0, 0, 1}, Name: "op", StartTimeUnixNano: start, DurationNanos: 1000}}}}}
+	}
+	eu := &tracesChild{search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
+		half(1_700_000_000_000_000_000, 30, "checkout", 1),
+		{TraceID: other, RootServiceName: "cart", StartTimeUnixNano: 1_600_000_000_000_000_000, DurationMs: 5},
+	}, Metrics: tempoapi.SearchMetrics{InspectedTraces: 10}}}
+	us := &tracesChild{search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
+		half(1_700_000_000_010_000_000, 50, "<root span not yet received>", 2),
+	}, Metrics: tempoapi.SearchMetrics{InspectedTraces: 5}}}
+	serve := func(b tempoapi.Backend) *httptest.Server {
+		srv := httptest.NewServer(withTenant(tempoapi.NewHandler(tempoConfig(), b, nil)))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	euSrv, usSrv := serve(eu), serve(us)
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+	cfg.Children = []ChildConfig{
+		{Name: "eu", URL: euSrv.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "eu"}},
+		{Name: "us", URL: usSrv.URL + "/prometheus", ExternalLabels: map[string]string{"cluster": "us"}},
+	}
+	f, err := New(cfg, nil, nil, nil)
+	require.NoError(t, err)
+	fed := serve(f.Traces())
+	resp, err := http.Get(fed.URL + `/tempo/api/search?q={span.http.status_code=500}&limit=20&spss=3&start=1600000000&end=1800000000&minDuration=1ms`)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	res, err := tempoapi.DecodeSearch(body)
+	require.NoError(t, err)
+	require.Len(t, res.Traces, 2)
+	got := res.Traces[0] // newest first
+	require.Equal(t, id, got.TraceID)
+	require.Equal(t, "checkout", got.RootServiceName)
+	require.Equal(t, uint64(1_700_000_000_000_000_000), got.StartTimeUnixNano)
+	require.Equal(t, uint32(60), got.DurationMs, "from the eu half's start to the us half's end")
+	require.Len(t, got.SpanSets, 2)
+	require.Equal(t, other, res.Traces[1].TraceID)
+	require.Equal(t, `{span.http.status_code=500}`, eu.asked.Query)
+	require.Equal(t, 3, us.asked.SpansPerSpanSet)
+	require.Equal(t, time.Millisecond, us.asked.MinDuration)
+	require.Equal(t, int64(1600000000), us.asked.Start.Unix())
 }
