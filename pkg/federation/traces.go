@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/util/annotations"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/canopy-observability/canopy/pkg/querier"
@@ -78,8 +78,9 @@ func (b *TracesBackend) TraceByID(ctx context.Context, tenant string, id []byte,
 			pieces = append(pieces, a.td)
 		}
 	}
-	if len(failed) > 0 && !ev.partial {
-		return ptrace.Traces{}, false, fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
+	var annots annotations.Annotations // the Tempo API has no warnings to give
+	if err := ev.settle(failed, &annots); err != nil {
+		return ptrace.Traces{}, false, err
 	}
 	if len(pieces) == 0 {
 		return ptrace.NewTraces(), false, nil
@@ -89,55 +90,19 @@ func (b *TracesBackend) TraceByID(ctx context.Context, tenant string, id []byte,
 
 // traceByID asks the child's /api/traces/<id> for the trace in protobuf.
 func (c *child) traceByID(ctx context.Context, ev *evaluation, id []byte, start, end time.Time) (ptrace.Traces, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	u := c.tempoURL() + "/api/traces/" + hex.EncodeToString(id)
+	path := "/api/traces/" + hex.EncodeToString(id)
 	if !start.IsZero() {
-		u += "?" + url.Values{"start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix()+1, 10)}}.Encode()
+		path += "?" + url.Values{"start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix()+1, 10)}}.Encode()
 	}
-	t0 := time.Now()
-	fail := func(err error) (ptrace.Traces, bool, error) {
-		err = &childError{c.cfg.Name, err}
-		ev.record(c, 0, time.Since(t0), err)
+	body, found, err := c.tempoGet(ctx, ev, path, "application/protobuf")
+	if err != nil || !found {
 		return ptrace.Traces{}, false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(body) // tempopb.Trace: OTLP TracesData's wire format
 	if err != nil {
-		return fail(err)
+		return ptrace.Traces{}, false, &childError{c.cfg.Name, fmt.Errorf("decoding the trace: %w", err)}
 	}
-	req.Header.Set("Accept", "application/protobuf")
-	if c.cfg.Tenant != "" {
-		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
-	} else if ev.tenant != "" {
-		req.Header.Set("X-Scope-OrgID", ev.tenant)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("no answer within its timeout of %s", c.timeout)
-		}
-		return fail(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return fail(err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		ev.record(c, int64(len(body)), time.Since(t0), nil)
-		return ptrace.Traces{}, false, nil
-	case resp.StatusCode != http.StatusOK:
-		return fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))))
-	case len(body) > maxResponseBytes:
-		return fail(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
-	}
-	var u2 ptrace.ProtoUnmarshaler
-	td, err := u2.UnmarshalTraces(body) // tempopb.Trace: OTLP TracesData's wire format
-	if err != nil {
-		return fail(fmt.Errorf("decoding the trace: %w", err))
-	}
-	ev.record(c, int64(len(body)), time.Since(t0), nil)
 	return td, td.SpanCount() > 0, nil
 }
 
@@ -190,9 +155,9 @@ func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.
 	}
 	answers := make([]answer, len(asked))
 	eachChild(asked, func(i int, c *child) {
-		body, err := c.tempoGet(ctx, ev, "/api/search?"+form.Encode())
+		body, found, err := c.tempoGet(ctx, ev, "/api/search?"+form.Encode(), "")
 		var res tempoapi.SearchResponse
-		if err == nil {
+		if err == nil && found {
 			if res, err = tempoapi.DecodeSearch(body); err != nil {
 				err = &childError{c.cfg.Name, fmt.Errorf("decoding the search answer: %w", err)}
 			}
@@ -240,8 +205,9 @@ func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.
 			cur.md.SpanSets = append(cur.md.SpanSets, t.SpanSets...)
 		}
 	}
-	if len(failed) > 0 && !ev.partial {
-		return tempoapi.SearchResponse{}, fmt.Errorf("%w (partial_response=abort: no answer without every child)", errors.Join(failed...))
+	var annots annotations.Annotations // the Tempo API has no warnings to give
+	if err := ev.settle(failed, &annots); err != nil {
+		return tempoapi.SearchResponse{}, err
 	}
 	for _, key := range order {
 		m := byID[key]
@@ -251,20 +217,24 @@ func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.
 	return out, nil
 }
 
-// tempoGet GETs path of the child's Tempo API and returns the answer's
-// body, recording what it cost.
-func (c *child) tempoGet(ctx context.Context, ev *evaluation, path string) ([]byte, error) {
+// tempoGet GETs path of the child's Tempo API (accept: the Accept
+// header, or none) and returns the answer's body, found false on a 404,
+// recording what it cost.
+func (c *child) tempoGet(ctx context.Context, ev *evaluation, path, accept string) (body []byte, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	t0 := time.Now()
-	fail := func(err error) ([]byte, error) {
+	fail := func(err error) ([]byte, bool, error) {
 		err = &childError{c.cfg.Name, err}
-		ev.record(c, 0, time.Since(t0), err)
-		return nil, err
+		ev.record(c, int64(len(body)), time.Since(t0), err)
+		return nil, false, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tempoURL()+path, nil)
 	if err != nil {
 		return fail(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
 	if c.cfg.Tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
@@ -279,17 +249,20 @@ func (c *child) tempoGet(ctx context.Context, ev *evaluation, path string) ([]by
 		return fail(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	switch {
 	case err != nil:
 		return fail(err)
+	case resp.StatusCode == http.StatusNotFound:
+		ev.record(c, int64(len(body)), time.Since(t0), nil)
+		return nil, false, nil
 	case resp.StatusCode != http.StatusOK:
 		return fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))))
 	case len(body) > maxResponseBytes:
 		return fail(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
 	}
 	ev.record(c, int64(len(body)), time.Since(t0), nil)
-	return body, nil
+	return body, true, nil
 }
 
 func (b *TracesBackend) SearchTags(context.Context, string, tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {
