@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,9 +19,9 @@ import (
 	"github.com/canopy-observability/canopy/pkg/tempoapi"
 )
 
-// errNotFederated is what the Tempo API's tags and metrics answer on a
-// federator: lookups by ID and searches go through the tree so far.
-var errNotFederated = fmt.Errorf("%w: a federator looks traces up by ID and searches them across its children; tags and TraceQL metrics are not federated yet: ask a cluster", tempoapi.ErrBadRequest)
+// errNotFederated is what TraceQL metrics answer on a federator: they
+// would need their own split into parts the children compute.
+var errNotFederated = fmt.Errorf("%w: TraceQL metrics are not federated yet: ask a cluster (lookups by ID, searches, tags and tag values go through the tree)", tempoapi.ErrBadRequest)
 
 // TracesBackend answers Tempo's trace by ID over the children's Tempo
 // HTTP APIs (tempo_url): every child that may hold the trace is asked,
@@ -265,12 +266,98 @@ func (c *child) tempoGet(ctx context.Context, ev *evaluation, path, accept strin
 	return body, true, nil
 }
 
-func (b *TracesBackend) SearchTags(context.Context, string, tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {
-	return tempoapi.TagsResponse{}, errNotFederated
+// SearchTags and TagValues are the children's, merged by the API.
+func (b *TracesBackend) SearchTags(ctx context.Context, tenant string, req tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {
+	form := tagsForm(req.Query, req.Start, req.End, req.Limit)
+	if req.Scope != "" {
+		form.Set("scope", req.Scope)
+	}
+	var out tempoapi.TagsResponse
+	err := b.each(ctx, tenant, req.Start, req.End, "/api/v2/search/tags?"+form.Encode(), func(body []byte) error {
+		var res struct {
+			Scopes []struct {
+				Name string   `json:"name"`
+				Tags []string `json:"tags"`
+			} `json:"scopes"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return err
+		}
+		for _, sc := range res.Scopes {
+			out.Scopes = append(out.Scopes, tempoapi.TagScope{Name: sc.Name, Tags: sc.Tags})
+		}
+		return nil
+	})
+	return out, err
 }
 
-func (b *TracesBackend) TagValues(context.Context, string, tempoapi.TagValuesRequest) (tempoapi.TagValuesResponse, error) {
-	return tempoapi.TagValuesResponse{}, errNotFederated
+func (b *TracesBackend) TagValues(ctx context.Context, tenant string, req tempoapi.TagValuesRequest) (tempoapi.TagValuesResponse, error) {
+	form := tagsForm(req.Query, req.Start, req.End, req.Limit)
+	var out tempoapi.TagValuesResponse
+	err := b.each(ctx, tenant, req.Start, req.End, "/api/v2/search/tag/"+url.PathEscape(req.Tag)+"/values?"+form.Encode(), func(body []byte) error {
+		var res struct {
+			TagValues []struct {
+				Type  string `json:"type"`
+				Value string `json:"value"`
+			} `json:"tagValues"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return err
+		}
+		for _, v := range res.TagValues {
+			out.Values = append(out.Values, tempoapi.TagValue{Type: v.Type, Value: v.Value})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func tagsForm(q string, start, end time.Time, limit int) url.Values {
+	form := url.Values{}
+	if q != "" {
+		form.Set("q", q)
+	}
+	if !start.IsZero() {
+		form.Set("start", strconv.FormatInt(start.Unix(), 10))
+		form.Set("end", strconv.FormatInt(end.Unix()+1, 10))
+	}
+	if limit > 0 {
+		form.Set("limit", strconv.Itoa(limit))
+	}
+	return form
+}
+
+// each GETs path of every child's Tempo API and hands each answer to
+// read, one at a time; failures abort or are left out (warn).
+func (b *TracesBackend) each(ctx context.Context, tenant string, start, end time.Time, path string, read func([]byte) error) error {
+	ev := b.f.newEvaluation(ctx, &plan{}, start, end, 0, 0)
+	if tenant != "" {
+		ev.tenant = tenant
+	}
+	var asked []*child
+	for _, c := range ev.children {
+		if c.tempoURL() != "" {
+			asked = append(asked, c)
+		}
+	}
+	bodies := make([][]byte, len(asked))
+	errs := make([]error, len(asked))
+	eachChild(asked, func(i int, c *child) {
+		bodies[i], _, errs[i] = c.tempoGet(ctx, ev, path, "")
+	})
+	var failed []error
+	for i, body := range bodies {
+		if errs[i] == nil && body != nil {
+			if err := read(body); err != nil {
+				errs[i] = &childError{asked[i].cfg.Name, fmt.Errorf("decoding the answer: %w", err)}
+			}
+		}
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
+		}
+	}
+	var annots annotations.Annotations // the Tempo API has no warnings to give
+	return ev.settle(failed, &annots)
 }
 
 func (b *TracesBackend) MetricsQueryRange(context.Context, string, tempoapi.MetricsRequest) (tempoapi.MetricsRangeResponse, error) {

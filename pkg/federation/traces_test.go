@@ -24,6 +24,20 @@ type tracesChild struct {
 	traces           map[string]ptrace.Traces
 	search           tempoapi.SearchResponse
 	asked            tempoapi.SearchRequest
+	tags             []string
+	values           []string
+}
+
+func (c *tracesChild) SearchTags(context.Context, string, tempoapi.TagsRequest) (tempoapi.TagsResponse, error) {
+	return tempoapi.TagsResponse{Scopes: []tempoapi.TagScope{{Name: "span", Tags: c.tags}}}, nil
+}
+
+func (c *tracesChild) TagValues(context.Context, string, tempoapi.TagValuesRequest) (tempoapi.TagValuesResponse, error) {
+	var out tempoapi.TagValuesResponse
+	for _, v := range c.values {
+		out.Values = append(out.Values, tempoapi.TagValue{Type: "string", Value: v})
+	}
+	return out, nil
 }
 
 func (c *tracesChild) Search(_ context.Context, _ string, req tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
@@ -156,11 +170,11 @@ func TestSearchThroughTree(t *testing.T) {
 		return tempoapi.TraceSearchMetadata{TraceID: id, RootServiceName: root, RootTraceName: "GET /", StartTimeUnixNano: start, DurationMs: durMs,
 			SpanSets: []tempoapi.SpanSet{{Matched: 1, Spans: []tempoapi.Span{{SpanID: []byte{span, 0, 0, 0, 0, 0, 0, 1}, Name: "op", StartTimeUnixNano: start, DurationNanos: 1000}}}}}
 	}
-	eu := &tracesChild{search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
+	eu := &tracesChild{tags: []string{"http.method", "http.url"}, values: []string{"GET", "POST"}, search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
 		half(1_700_000_000_000_000_000, 30, "checkout", 1),
 		{TraceID: other, RootServiceName: "cart", StartTimeUnixNano: 1_600_000_000_000_000_000, DurationMs: 5},
 	}, Metrics: tempoapi.SearchMetrics{InspectedTraces: 10}}}
-	us := &tracesChild{search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
+	us := &tracesChild{tags: []string{"http.method", "db.system"}, values: []string{"GET", "PUT"}, search: tempoapi.SearchResponse{Traces: []tempoapi.TraceSearchMetadata{
 		half(1_700_000_000_010_000_000, 50, "<root span not yet received>", 2),
 	}, Metrics: tempoapi.SearchMetrics{InspectedTraces: 5}}}
 	serve := func(b tempoapi.Backend) *httptest.Server {
@@ -198,4 +212,17 @@ func TestSearchThroughTree(t *testing.T) {
 	require.Equal(t, 3, us.asked.SpansPerSpanSet)
 	require.Equal(t, time.Millisecond, us.asked.MinDuration)
 	require.Equal(t, int64(1600000000), us.asked.Start.Unix())
+
+	// Tags and tag values: the children's, merged.
+	getBody := func(path string) string {
+		resp, err := http.Get(fed.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+		return string(b)
+	}
+	require.JSONEq(t, `{"scopes":[{"name":"span","tags":["db.system","http.method","http.url"]}]}`, getBody("/tempo/api/v2/search/tags?scope=span"))
+	require.JSONEq(t, `{"tagValues":[{"type":"string","value":"GET"},{"type":"string","value":"POST"},{"type":"string","value":"PUT"}]}`, getBody("/tempo/api/v2/search/tag/span.http.method/values"))
 }
