@@ -72,3 +72,20 @@ func TestFloatHistogramFromJSON(t *testing.T) {
 		require.Equal(t, string(want), string(histogramJSON(t, got)), "case %d", i)
 	}
 }
+
+// FuzzFloatHistogram: any buckets a child may answer with are rebuilt or
+// refused, never a crash.
+func FuzzFloatHistogram(f *testing.F) {
+	f.Add([]byte(`{"count":"7","sum":"79.4","buckets":[[3,"-0.001","0.001","1"],[0,"0.001","1","2"],[0,"1","65536","3"]]}`))
+	f.Add([]byte(`{"count":"4","sum":"-1","buckets":[[0,"-Inf","-1","2"],[0,"-1","0","1"],[0,"1","+Inf","1"]]}`))
+	f.Add([]byte(`{"count":"1","sum":"1","buckets":[[1,"-4","-2.82842712474619","1"]]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var sh model.SampleHistogram
+		if json.Unmarshal(b, &sh) != nil {
+			return
+		}
+		if h, err := floatHistogram(&sh); err == nil {
+			_ = histogramJSON(t, h)
+		}
+	})
+}
