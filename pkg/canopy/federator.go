@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -35,7 +36,10 @@ func (c *Canopy) initFederator() (services.Service, error) {
 	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, f, f, nil, slogger, c.reg, c.reg)
 	c.API.RegisterPrometheusAPI("federator", f.Wrap(promAPI))
 	c.API.RegisterTempoAPI("federator", tempoapi.NewHandler(qcfg.Traces, f.Traces(), slogger))
+	var reloading sync.Mutex // the timer and POST /federation/reload
 	reload := func() error {
+		reloading.Lock()
+		defer reloading.Unlock()
 		if c.cfg.configFile == "" {
 			return errors.New("no -config.file to read the children from")
 		}
