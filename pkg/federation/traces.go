@@ -45,16 +45,7 @@ func (c *child) tempoURL() string {
 }
 
 func (b *TracesBackend) TraceByID(ctx context.Context, tenant string, id []byte, start, end time.Time) (ptrace.Traces, bool, error) {
-	ev := b.f.newEvaluation(ctx, &plan{}, start, end, 0, 0)
-	if tenant != "" {
-		ev.tenant = tenant
-	}
-	var asked []*child
-	for _, c := range ev.children {
-		if c.tempoURL() != "" {
-			asked = append(asked, c)
-		}
-	}
+	ev, asked := b.begin(ctx, tenant, start, end)
 	type answer struct {
 		td    ptrace.Traces
 		found bool
@@ -126,17 +117,9 @@ func withExternal(td ptrace.Traces, ext map[string]string) {
 // only a whole trace matches (a structural one across clusters) misses
 // it. The API sorts the traces newest first and keeps the limit.
 func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.SearchRequest) (tempoapi.SearchResponse, error) {
-	ev := b.f.newEvaluation(ctx, &plan{}, req.Start, req.End, 0, 0)
-	if tenant != "" {
-		ev.tenant = tenant
-	}
-	form := url.Values{"q": {req.Query}, "limit": {strconv.Itoa(req.Limit)}}
+	form := tagsForm(req.Query, req.Start, req.End, req.Limit)
 	if req.SpansPerSpanSet > 0 {
 		form.Set("spss", strconv.Itoa(req.SpansPerSpanSet))
-	}
-	if !req.Start.IsZero() {
-		form.Set("start", strconv.FormatInt(req.Start.Unix(), 10))
-		form.Set("end", strconv.FormatInt(req.End.Unix()+1, 10))
 	}
 	if req.MinDuration > 0 {
 		form.Set("minDuration", req.MinDuration.String())
@@ -144,12 +127,7 @@ func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.
 	if req.MaxDuration > 0 {
 		form.Set("maxDuration", req.MaxDuration.String())
 	}
-	var asked []*child
-	for _, c := range ev.children {
-		if c.tempoURL() != "" {
-			asked = append(asked, c)
-		}
-	}
+	ev, asked := b.begin(ctx, tenant, req.Start, req.End)
 	type answer struct {
 		res tempoapi.SearchResponse
 		err error
@@ -312,6 +290,24 @@ func (b *TracesBackend) TagValues(ctx context.Context, tenant string, req tempoa
 	return out, err
 }
 
+// begin starts a request of tenant over the children that have a Tempo
+// API.
+func (b *TracesBackend) begin(ctx context.Context, tenant string, start, end time.Time) (*evaluation, []*child) {
+	ev := b.f.newEvaluation(ctx, &plan{}, start, end, 0, 0)
+	if tenant != "" {
+		ev.tenant = tenant
+	}
+	var asked []*child
+	for _, c := range ev.children {
+		if c.tempoURL() != "" {
+			asked = append(asked, c)
+		}
+	}
+	return ev, asked
+}
+
+// tagsForm is the form of a Tempo search or tags request: q, start and
+// end (seconds, end inclusive), limit.
 func tagsForm(q string, start, end time.Time, limit int) url.Values {
 	form := url.Values{}
 	if q != "" {
@@ -330,16 +326,7 @@ func tagsForm(q string, start, end time.Time, limit int) url.Values {
 // each GETs path of every child's Tempo API and hands each answer to
 // read, one at a time; failures abort or are left out (warn).
 func (b *TracesBackend) each(ctx context.Context, tenant string, start, end time.Time, path string, read func([]byte) error) error {
-	ev := b.f.newEvaluation(ctx, &plan{}, start, end, 0, 0)
-	if tenant != "" {
-		ev.tenant = tenant
-	}
-	var asked []*child
-	for _, c := range ev.children {
-		if c.tempoURL() != "" {
-			asked = append(asked, c)
-		}
-	}
+	ev, asked := b.begin(ctx, tenant, start, end)
 	bodies := make([][]byte, len(asked))
 	errs := make([]error, len(asked))
 	eachChild(asked, func(i int, c *child) {
