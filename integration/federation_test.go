@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,6 +201,46 @@ scrape_configs:
 			if !strings.Contains(body, want) {
 				return fmt.Errorf("no %s in %s", want, body)
 			}
+		}
+		return nil
+	})
+
+	// Logs: clusters a and b each hold some lines of one app; the
+	// federator's Loki API counts them per cluster (pushed down) and
+	// returns the newest of all, each stream with its cluster.
+	pushLogs := func(n *canopyNode, lines int) {
+		var values []string
+		for i := range lines {
+			values = append(values, fmt.Sprintf(`["%d","line %d of %s"]`, (now-int64(i)*1000)*1_000_000, i, n.id))
+		}
+		body := `{"streams":[{"stream":{"app":"it-fed"},"values":[` + strings.Join(values, ",") + `]}]}`
+		r, err := do(http.MethodPost, n.url()+"/loki/api/v1/push", "", "application/json", []byte(body), nil)
+		if err != nil || r.code/100 != 2 {
+			t.Fatalf("Loki push to %s: %v %v", n.id, r, err)
+		}
+	}
+	pushLogs(a, 3)
+	pushLogs(b, 2)
+	eventually(t, 30*time.Second, 500*time.Millisecond, "log counts through the federator", func() error {
+		q := url.Values{"query": {`sum by (cluster) (count_over_time({app="it-fed"}[10m]))`}, "time": {strconv.FormatInt(now/1000+1, 10)}}
+		r, err := do(http.MethodGet, fedNode.url()+"/loki/api/v1/query?"+q.Encode(), "", "", nil, nil)
+		if err != nil {
+			return err
+		}
+		if r.code != http.StatusOK {
+			return fmt.Errorf("%s", r)
+		}
+		for _, want := range []string{`{"cluster":"a"},"value":[`, `{"cluster":"b"},"value":[`, `"3"]`, `"2"]`} {
+			if !strings.Contains(string(r.body), want) {
+				return fmt.Errorf("no %s in %s", want, r.body)
+			}
+		}
+		q = url.Values{"query": {`{app="it-fed"}`}, "start": {strconv.FormatInt(now/1000-600, 10)}, "end": {strconv.FormatInt(now/1000+1, 10)}, "limit": {"4"}}
+		if r, err = do(http.MethodGet, fedNode.url()+"/loki/api/v1/query_range?"+q.Encode(), "", "", nil, nil); err != nil {
+			return err
+		}
+		if got := strings.Count(string(r.body), `"line `); r.code != http.StatusOK || got != 4 || !strings.Contains(string(r.body), `"cluster":"b"`) {
+			return fmt.Errorf("%d lines of 4: %s", got, r)
 		}
 		return nil
 	})

@@ -10,10 +10,13 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/federation"
+	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/lokiapi"
 	"github.com/canopy-observability/canopy/pkg/querier"
 	"github.com/canopy-observability/canopy/pkg/tempoapi"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
@@ -36,6 +39,9 @@ func (c *Canopy) initFederator() (services.Service, error) {
 	promAPI := querier.NewAPI(qcfg, f.Engine(inner, qcfg.LookbackDelta, qcfg.DefaultEvaluationInterval), f, f, f, nil, slogger, c.reg, c.reg)
 	c.API.RegisterPrometheusAPI("federator", f.Wrap(promAPI))
 	c.API.RegisterTempoAPI("federator", tempoapi.NewHandler(qcfg.Traces, f.Traces(), slogger))
+	logs := f.Logs()
+	eng := logql.NewEngine(slogger, prometheus.WrapRegistererWithPrefix("canopy_logql_", c.reg)).WithRemote(logs)
+	c.API.RegisterLokiAPI("federator", f.Wrap(lokiapi.NewHandler(qcfg.Logs, eng, logs, slogger)))
 	var reloading sync.Mutex // the timer and POST /federation/reload
 	reload := func() error {
 		reloading.Lock()

@@ -37,6 +37,9 @@ type Config struct {
 	// query itself, as a series-fetching federator does: for comparison
 	// and diagnosis, never faster.
 	DisablePushdown bool `yaml:"disable_pushdown"`
+	// MaxFetchedLogLines bounds the log lines a LogQL query that cannot
+	// be pushed to the children whole fetches from them.
+	MaxFetchedLogLines int `yaml:"max_fetched_log_lines"`
 }
 
 // ChildConfig is one child: a Canopy cluster's query-frontend, another
@@ -54,6 +57,10 @@ type ChildConfig struct {
 	// traces by ID (empty: for a URL ending in /prometheus, /tempo beside
 	// it, as a Canopy cluster serves it; else the child has no traces).
 	TempoURL string `yaml:"tempo_url"`
+	// LokiURL is the root of the child's Loki HTTP API (/loki/api/v1/query
+	// is appended to it; empty: for a URL ending in /prometheus, the host
+	// root, as a Canopy cluster serves it; else the child has no logs).
+	LokiURL string `yaml:"loki_url"`
 	// Tenant is sent as X-Scope-OrgID (empty: the request's own tenant).
 	Tenant  string        `yaml:"tenant"`
 	Timeout time.Duration `yaml:"timeout"`
@@ -66,6 +73,7 @@ type ChildConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.PartialResponse, "federation.partial-response", "abort", "What a federated query does when a child fails: abort (fail, naming the child) or warn (answer from the others with a warning naming it). A request's partial_response parameter overrides it; rules always abort.")
 	f.DurationVar(&c.DefaultTimeout, "federation.child-timeout", 30*time.Second, "How long the federator waits for a child that sets no timeout of its own.")
+	f.IntVar(&c.MaxFetchedLogLines, "federation.max-fetched-log-lines", 200_000, "The most log lines a federated LogQL query that the children cannot compute whole (an aggregation that does not decompose) fetches from them; above it the query fails, naming this flag.")
 	f.DurationVar(&c.ReloadInterval, "federation.reload-interval", 10*time.Second, "How often the federator reads its config file again for children added or removed (0: never; POST /-/reload always does).")
 }
 
@@ -94,9 +102,12 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("federation.children %q: url %q is not an http(s) URL", ch.Name, ch.URL)
 		}
-		if ch.TempoURL != "" {
-			if u, err := url.Parse(ch.TempoURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("federation.children %q: tempo_url %q is not an http(s) URL", ch.Name, ch.TempoURL)
+		for key, v := range map[string]string{"tempo_url": ch.TempoURL, "loki_url": ch.LokiURL} {
+			if v == "" {
+				continue
+			}
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("federation.children %q: %s %q is not an http(s) URL", ch.Name, key, v)
 			}
 		}
 		for k := range ch.ExternalLabels {
@@ -118,6 +129,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("federation.children %q and %q have the same external labels %s: give each its own (cluster, region, ...), or tell HA replicas apart by a label in replica_labels", other, ch.Name, key)
 		}
 		groups[key] = ch.Name
+	}
+	if c.MaxFetchedLogLines < 0 {
+		return fmt.Errorf("federation.max_fetched_log_lines: %d is negative", c.MaxFetchedLogLines)
 	}
 	if len(c.Children) == 0 {
 		return errors.New("federation.children: none configured")

@@ -200,6 +200,17 @@ func (b *TracesBackend) Search(ctx context.Context, tenant string, req tempoapi.
 // header, or none) and returns the answer's body, found false on a 404,
 // recording what it cost.
 func (c *child) tempoGet(ctx context.Context, ev *evaluation, path, accept string) (body []byte, found bool, err error) {
+	h := http.Header{}
+	if accept != "" {
+		h.Set("Accept", accept)
+	}
+	return c.get(ctx, ev, c.tempoURL()+path, h)
+}
+
+// get GETs u from the child with the headers h and the request's tenant,
+// and returns the answer's body, found false on a 404, recording what it
+// cost.
+func (c *child) get(ctx context.Context, ev *evaluation, u string, h http.Header) (body []byte, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -208,12 +219,12 @@ func (c *child) tempoGet(ctx context.Context, ev *evaluation, path, accept strin
 		ev.record(c, int64(len(body)), time.Since(t0), err)
 		return nil, false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tempoURL()+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fail(err)
 	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	if c.cfg.Tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
@@ -231,12 +242,15 @@ func (c *child) tempoGet(ctx context.Context, ev *evaluation, path, accept strin
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	switch {
 	case err != nil:
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no whole answer within its timeout of %s", c.timeout)
+		}
 		return fail(err)
 	case resp.StatusCode == http.StatusNotFound:
 		ev.record(c, int64(len(body)), time.Since(t0), nil)
 		return nil, false, nil
 	case resp.StatusCode != http.StatusOK:
-		return fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))))
+		return fail(&statusError{resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)]))})
 	case len(body) > maxResponseBytes:
 		return fail(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
 	}
@@ -354,3 +368,11 @@ func (b *TracesBackend) MetricsQueryRange(context.Context, string, tempoapi.Metr
 func (b *TracesBackend) MetricsQueryInstant(context.Context, string, tempoapi.MetricsRequest) (tempoapi.MetricsInstantResponse, error) {
 	return tempoapi.MetricsInstantResponse{}, errNotFederated
 }
+
+// statusError is a child's answer other than 200 or 404.
+type statusError struct {
+	code int
+	body string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.code, e.body) }

@@ -145,6 +145,9 @@ type Result struct {
 	Vector  promql.Vector
 	Scalar  promql.Scalar
 	Stats   Stats
+	// Warnings say what the answer may lack (a federator's child that
+	// failed under partial_response=warn).
+	Warnings []string
 }
 
 // ValueTypeStreams is a log query's result type.
@@ -163,7 +166,8 @@ var ErrLimit = errors.New("query limit exceeded")
 
 // Engine evaluates LogQL. It is safe for concurrent use.
 type Engine struct {
-	prom *promql.Engine
+	prom   *promql.Engine
+	remote Remote
 }
 
 // NewEngine returns an engine; reg receives the metrics of the PromQL
@@ -190,7 +194,12 @@ func (e *Engine) Exec(ctx context.Context, src Source, expr Expr, p Params) (*Re
 		if p.Instant {
 			return nil, errors.New("log queries are not supported as an instant query type: make the query a range query, or a metric query such as count_over_time")
 		}
-		res, err = e.execLogs(ctx, src, le, p)
+		if e.remote != nil {
+			res, err = e.remote.Logs(ctx, le, p)
+		}
+		if res == nil && err == nil {
+			res, err = e.execLogs(ctx, src, le, p)
+		}
 	} else {
 		res, err = e.execMetric(ctx, src, expr, p)
 	}

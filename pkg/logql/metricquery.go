@@ -41,14 +41,15 @@ func (e *Engine) execMetric(ctx context.Context, src Source, expr Expr, p Params
 	}
 	var stats Stats
 	computed := make(map[string]promql.Matrix, len(nodes))
+	var warnings []string
 	for i, r := range nodes {
-		m, err := e.evalRange(ctx, src, r, st, p.Limits, &stats)
+		m, err := e.rangeOf(ctx, src, r, st, p.Limits, &stats, &warnings)
 		if err != nil {
 			return nil, err
 		}
 		computed[placeholderPrefix+strconv.Itoa(i)] = m
 	}
-	res := &Result{Stats: stats}
+	res := &Result{Stats: stats, Warnings: warnings}
 	if r, ok := unparen(expr).(*RangeAggregation); ok && len(nodes) == 1 && nodes[0] == r {
 		m := computed[placeholderPrefix+"0"]
 		sort.Sort(m)
@@ -110,7 +111,7 @@ func setResult(res *Result, m promql.Matrix, instant bool) {
 // PromQL has them.
 func stepsOf(p Params) (steps, error) {
 	if p.Instant {
-		return steps{start: p.End / 1e6, step: 1, n: 1}, nil
+		return steps{start: p.End / 1e6, step: 1, n: 1, instant: true}, nil
 	}
 	step := p.Step.Milliseconds()
 	if step <= 0 {

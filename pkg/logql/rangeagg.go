@@ -15,6 +15,7 @@ import (
 type steps struct {
 	start, step int64 // ms; step > 0
 	n           int
+	instant     bool
 }
 
 func (s steps) at(i int) int64 { return s.start + int64(i)*s.step }
@@ -268,12 +269,26 @@ func countingPoints(op string, s *rangeSeries, st steps, rangeNs int64) []promql
 // absentOverTime is 1 at the steps where no series has a sample, labelled
 // with the selector's equality matchers.
 func absentOverTime(r *RangeAggregation, series []*rangeSeries, st steps) promql.Matrix {
+	// count holds, at i, the change of the number of samples in the window
+	// of step i from that of step i-1.
 	total := make([]float64, st.n+1)
 	for _, s := range series {
 		for i := range total {
 			total[i] += s.count[i]
 		}
 	}
+	var c float64
+	inWindow := make([]bool, st.n)
+	for i := range inWindow {
+		c += total[i]
+		inWindow[i] = c > 0
+	}
+	return AbsentSeries(r, Steps{Start: st.start, Step: st.step, N: st.n}, func(i int) bool { return inWindow[i] })
+}
+
+// AbsentSeries is absent_over_time's answer: 1 at the steps where present
+// is false, labelled with r's selector's equality matchers.
+func AbsentSeries(r *RangeAggregation, at Steps, present func(i int) bool) promql.Matrix {
 	var sb labels.ScratchBuilder
 	seen := map[string]bool{}
 	for _, m := range r.Log.Matchers {
@@ -284,11 +299,9 @@ func absentOverTime(r *RangeAggregation, series []*rangeSeries, st steps) promql
 	}
 	sb.Sort()
 	var pts []promql.FPoint
-	var c float64
-	for i := 0; i < st.n; i++ {
-		c += total[i]
-		if c <= 0 {
-			pts = append(pts, promql.FPoint{T: st.at(i), F: 1})
+	for i := 0; i < at.N; i++ {
+		if !present(i) {
+			pts = append(pts, promql.FPoint{T: at.At(i), F: 1})
 		}
 	}
 	if len(pts) == 0 {

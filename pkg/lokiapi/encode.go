@@ -175,7 +175,19 @@ func EncodeQueryResult(res *logql.Result, categorize bool, dir logql.Direction) 
 	}
 	w.raw(`,"stats":`)
 	w.stats(res.Stats, returned)
-	w.raw("}}")
+	w.raw("}")
+	if len(res.Warnings) > 0 {
+		// Beside data, as Loki and Prometheus give them.
+		w.raw(`,"warnings":[`)
+		for i, warning := range res.Warnings {
+			if i > 0 {
+				w.byte(',')
+			}
+			w.str(warning)
+		}
+		w.byte(']')
+	}
+	w.byte('}')
 	return w.b
 }
 

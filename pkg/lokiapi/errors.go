@@ -33,6 +33,11 @@ type storeError struct{ err error }
 func (e *storeError) Error() string { return e.err.Error() }
 func (e *storeError) Unwrap() error { return e.err }
 
+// Unavailable marks err as the store's failure (500), not the query's:
+// what a Backend or an engine's Remote returns when what it reads from
+// failed.
+func Unavailable(err error) error { return &storeError{err: err} }
+
 // status returns the status and the message of an error. The engine's
 // errors other than the store's and the context's concern the query.
 func status(ctx context.Context, err error) (int, string) {
