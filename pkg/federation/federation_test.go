@@ -790,3 +790,36 @@ func TestMetadata(t *testing.T) {
 	require.Equal(t, "counter", r.Data["x_total"][0]["type"])
 	require.Equal(t, "seconds", r.Data["y"][0]["unit"])
 }
+
+// TestLabelsAPI: label names, label values and series through the tree
+// equal one central store's, with and without selectors (one that only
+// a child of one region can match).
+func TestLabelsAPI(t *testing.T) {
+	w := newWorld(t, 6)
+	get := func(base, path string, form url.Values) any {
+		resp, err := http.Get(base + "/prometheus" + path + "?" + form.Encode())
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var env struct {
+			Status string
+			Data   any
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
+		require.Equal(t, "success", env.Status, "%s %s", path, form)
+		return env.Data
+	}
+	for _, path := range []string{"/api/v1/labels", "/api/v1/label/cluster/values", "/api/v1/label/region/values", "/api/v1/label/job/values", "/api/v1/series"} {
+		for _, sel := range []string{"", `{job="job-1"}`, `{job="job-0", cluster="us-2"}`} {
+			form := url.Values{"start": {formatTime(time.UnixMilli(worldStart))}, "end": {formatTime(time.UnixMilli(worldStart + worldStep*worldSteps))}}
+			switch {
+			case sel != "":
+				form.Set("match[]", sel)
+			case path == "/api/v1/series":
+				form.Set("match[]", `{job=~".+"}`)
+			}
+			want := get(w.central.URL, path, form)
+			require.NotEmpty(t, want, "%s %s", path, sel)
+			require.ElementsMatch(t, want, get(w.global.URL, path, form), "%s %s", path, sel)
+		}
+	}
+}

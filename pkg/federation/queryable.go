@@ -433,10 +433,15 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 		if selectors[i] != "" {
 			form.Set("match[]", selectors[i])
 		}
-		if hints != nil && hints.Limit > 0 {
+		p := path
+		if _, ok := c.external[name]; ok {
+			// The values of an external label: the child's if it has a
+			// series that matches.
+			p = "/api/v1/labels"
+		} else if hints != nil && hints.Limit > 0 {
 			form.Set("limit", strconv.Itoa(hints.Limit))
 		}
-		vals, err := fetchData[[]string](ctx, ev, c, path, form)
+		vals, err := fetchData[[]string](ctx, ev, c, p, form)
 		answers[i] = answer{c, vals, err}
 	})
 	seen := map[string]bool{}
@@ -447,8 +452,13 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 			failed = append(failed, a.err)
 			continue
 		}
-		for _, v := range a.values {
-			seen[v] = true
+		if len(a.values) == 0 {
+			continue // no series matches there
+		}
+		if _, ok := a.c.external[name]; !ok {
+			for _, v := range a.values {
+				seen[v] = true
+			}
 		}
 		for k, v := range a.c.external {
 			switch {
