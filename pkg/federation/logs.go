@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -509,20 +510,10 @@ func regroupMatrix(m promql.Matrix, regroup func(labels.Labels) labels.Labels, c
 		for t, f := range points[i] {
 			out[i].Floats = append(out[i].Floats, promql.FPoint{T: t, F: f})
 		}
-		slices.SortFunc(out[i].Floats, func(a, b promql.FPoint) int { return int(sign(a.T - b.T)) })
+		slices.SortFunc(out[i].Floats, func(a, b promql.FPoint) int { return cmp.Compare(a.T, b.T) })
 	}
 	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
 	return out
-}
-
-func sign(n int64) int64 {
-	switch {
-	case n < 0:
-		return -1
-	case n > 0:
-		return 1
-	}
-	return 0
 }
 
 // Labels implements lokiapi.Backend: the children's label names and
@@ -759,7 +750,7 @@ func fetchLines(ctx context.Context, ev *evaluation, c *child, q string, start, 
 	out := make([]logql.Stream, len(order))
 	for i, key := range order {
 		st := byStream[key]
-		slices.SortStableFunc(st.Entries, func(a, b logql.Entry) int { return int(sign(a.Timestamp - b.Timestamp)) })
+		slices.SortStableFunc(st.Entries, func(a, b logql.Entry) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 		out[i] = *st
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -130,7 +131,7 @@ func writeLogsWorld(seed uint64) (*memLogs, []*memLogs) {
 				// fetched lines may end between them.
 				es = append(es, logql.Entry{Timestamp: logsStart + int64(30*time.Minute), Line: "level=" + lvl + " msg=\"tick\" status=200 latency=0.1"},
 					logql.Entry{Timestamp: logsStart + int64(30*time.Minute), Line: "level=" + lvl + " msg=\"tock\" status=200 latency=0.2"})
-				slices.SortStableFunc(es, func(a, b logql.Entry) int { return int(sign(a.Timestamp - b.Timestamp)) })
+				slices.SortStableFunc(es, func(a, b logql.Entry) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 				leaf := labels.FromStrings("app", app, "level", lvl)
 				leaves[ci].streams = append(leaves[ci].streams, logql.Stream{Labels: leaf, Entries: es})
 				central.streams = append(central.streams, logql.Stream{Labels: labels.FromStrings("app", app, "level", lvl, "cluster", cl.name, "region", cl.region), Entries: es})
