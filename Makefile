@@ -13,7 +13,7 @@ build: ## Build the canopy binary into bin/.
 run: ## Start the complete single-process Canopy (data under ./data, HTTP on :9009).
 	$(GO) run ./cmd/canopy
 
-peers: ## Install the pinned third-party programs the tests use (Prometheus, memcached, MinIO, telemetrygen) and the protobuf generators.
+peers: ## Install the pinned third-party programs the tests use (Prometheus, Alertmanager, memcached, MinIO, telemetrygen) and the protobuf generators.
 	bash tools/install-peers.sh
 	@# The tests do not need protoc: a machine without it still tests.
 	bash tools/install-protoc.sh || echo "peers: protoc not installed; make proto and make check need it" >&2

@@ -23,6 +23,13 @@ apt_peer() {
 apt_peer prometheus
 command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true
 
+# Alertmanager, from Debian's package (0.25; its webhook payload is version 4
+# as today's): routes the ruler's alerts in the alerting tests. The module's
+# cmd/alertmanager does not build outside its repository (it embeds a UI
+# bundle the module lacks).
+apt_peer prometheus-alertmanager
+command -v prometheus-alertmanager >/dev/null 2>&1 && prometheus-alertmanager --version 2>&1 | head -1 || true
+
 # memcached, the shared results cache of the query-frontend tests (Debian
 # bookworm's package, 1.6.18).
 apt_peer memcached

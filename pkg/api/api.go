@@ -18,16 +18,19 @@ import (
 
 // Paths and prefixes served on the HTTP port.
 const (
-	PathPush           = "/api/v1/push"
-	PathOTLPMetrics    = "/otlp/v1/metrics"
-	PathOTLPLogs       = "/otlp/v1/logs"
-	PathOTLPTraces     = "/otlp/v1/traces"
-	PathZipkinSpans    = "/api/v2/spans"
-	PrefixTempo        = "/tempo/api/"
-	PathLokiPush       = "/loki/api/v1/push"
-	PathLokiDelete     = "/loki/api/v1/delete"
-	PrefixLokiV1       = "/loki/api/v1/"
-	PrefixPrometheus   = "/prometheus"
+	PathPush         = "/api/v1/push"
+	PathOTLPMetrics  = "/otlp/v1/metrics"
+	PathOTLPLogs     = "/otlp/v1/logs"
+	PathOTLPTraces   = "/otlp/v1/traces"
+	PathZipkinSpans  = "/api/v2/spans"
+	PrefixTempo      = "/tempo/api/"
+	PathLokiPush     = "/loki/api/v1/push"
+	PathLokiDelete   = "/loki/api/v1/delete"
+	PrefixLokiV1     = "/loki/api/v1/"
+	PrefixPrometheus = "/prometheus"
+	// PathRulerConfig is Mimir's ruler config API, beside the Prometheus
+	// API as Grafana expects it.
+	PathRulerConfig    = PrefixPrometheus + "/config/v1/rules"
 	PrefixPrometheusV1 = PrefixPrometheus + "/api/v1/"
 	PathIngesterFlush  = "/ingester/flush"
 	PathIngesterStatus = "/ingester/ring-status"

@@ -37,6 +37,7 @@ import (
 	tracesingester "github.com/canopy-observability/canopy/pkg/ingester/traces"
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/ruler"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
 	"github.com/canopy-observability/canopy/pkg/validation"
@@ -81,6 +82,7 @@ type Canopy struct {
 	Compactor         *compactor.Compactor
 	StoreGatewayRing  *ring.Ring
 	Frontend          *frontend.Frontend
+	Ruler             *ruler.Ruler
 
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
 	// currentFederation is the federation config the federator runs.

@@ -72,6 +72,7 @@ const (
 	Bucket        = "bucket"
 	Compactor     = "compactor"
 	Federator     = "federator"
+	Ruler         = "ruler"
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
 	QueryFrontend = "query-frontend"
@@ -84,10 +85,10 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:           {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
+	All:           {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler},
 	Write:         {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester},
 	Read:          {QueryFrontend, Querier},
-	Backend:       {StoreGateway, Compactor},
+	Backend:       {StoreGateway, Compactor, Ruler},
 	Distributor:   {Distributor, LogsWrite, TracesWrite, OTLPReceivers},
 	Ingester:      {Ingester},
 	QueryFrontend: {QueryFrontend},
@@ -95,6 +96,7 @@ var targets = map[string][]string{
 	StoreGateway:  {StoreGateway},
 	Compactor:     {Compactor},
 	Federator:     {Federator},
+	Ruler:         {Ruler},
 }
 
 // TargetNames lists the valid -target values.
@@ -131,6 +133,7 @@ var deps = map[string][]string{
 	Bucket:        {Server},
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
 	Federator:     {Server, API},
+	Ruler:         {Server, Overrides, Bucket, API, Distributor},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {
@@ -155,6 +158,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Querier, c.initQuerier)
 	mm.RegisterModule(Compactor, c.initCompactor)
 	mm.RegisterModule(Federator, c.initFederator)
+	mm.RegisterModule(Ruler, c.initRuler)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, c.initStoreGateway)
 	mm.RegisterModule(QueryFrontend, c.initQueryFrontend)
@@ -313,7 +317,11 @@ func (c *Canopy) initDistributor() (services.Service, error) {
 	dcfg.ZoneAwareRing = c.cfg.Ingester.Metrics.Ring.ZoneAwarenessEnabled
 	d := distributor.New(dcfg, c.Overrides, c.IngesterRing, distributor.PoolPushers{Pool: c.ingesterPool}, local, c.logger, c.reg)
 	c.Distributor = d
-	c.API.RegisterDistributor(d.RemoteWriteHandler(c.resolver), d.OTLPHandler(c.resolver))
+	if c.cfg.runs(Distributor) {
+		// A ruler without a distributor target writes through one of its
+		// own, which takes no pushes from outside.
+		c.API.RegisterDistributor(d.RemoteWriteHandler(c.resolver), d.OTLPHandler(c.resolver))
+	}
 	return d, nil
 }
 
@@ -425,6 +433,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	slogger := logging.Slog(c.logger)
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
+	qapi.UseRules(rulesOfProcess{c})
 	c.API.Register(api.Route{Path: api.PathFederate, Methods: []string{http.MethodGet, http.MethodPost}, Component: "querier", Tenant: true, Help: "Prometheus federation: the latest sample of the series of each match[] selector, with -cluster.external-labels"},
 		querier.FederateHandler(q, parser.NewParser(querier.ParserOptions(cfg)), cfg.LookbackDelta, time.Now))
 

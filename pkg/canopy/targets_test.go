@@ -38,13 +38,14 @@ var (
 	sgRingRoute    = route{http.MethodGet, "/ring/store-gateway"}
 	compactRoute   = route{http.MethodGet, "/ring/compactor"}
 	ingRingRoute   = route{http.MethodGet, "/ring/ingester"}
+	rulerRoute     = route{http.MethodGet, "/prometheus/config/v1/rules"}
 	operationsAll  = []route{{http.MethodGet, "/ready"}, {http.MethodGet, "/services"}, {http.MethodGet, "/config"}, {http.MethodGet, "/metrics"}}
 )
 
 var targetCases = map[string]targetCase{
 	All: {
-		modules: []string{Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
-		serves:  []route{pushRoute, otlpRoute, ingStatusRoute, promRoute, rangeRoute, sgRingRoute, compactRoute, ingRingRoute},
+		modules: []string{Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler},
+		serves:  []route{pushRoute, otlpRoute, ingStatusRoute, promRoute, rangeRoute, sgRingRoute, compactRoute, ingRingRoute, rulerRoute},
 	},
 	Write: {
 		modules: []string{Distributor, OTLPReceivers, Ingester},
@@ -59,10 +60,12 @@ var targetCases = map[string]targetCase{
 		lacks:   []route{pushRoute, otlpRoute, ingStatusRoute, compactRoute},
 	},
 	Backend: {
-		modules: []string{StoreGateway, Compactor},
-		absent:  []string{Distributor, Ingester, QueryFrontend, Querier},
-		serves:  []route{sgRingRoute, compactRoute},
-		lacks:   []route{pushRoute, promRoute, ingStatusRoute},
+		// The ruler writes through a distributor of its own, which
+		// serves no push endpoint.
+		modules: []string{StoreGateway, Compactor, Ruler},
+		absent:  []string{Ingester, QueryFrontend, Querier},
+		serves:  []route{sgRingRoute, compactRoute, rulerRoute},
+		lacks:   []route{pushRoute, otlpRoute, promRoute, ingStatusRoute},
 	},
 	Distributor: {
 		modules: []string{Distributor, OTLPReceivers},
@@ -99,6 +102,12 @@ var targetCases = map[string]targetCase{
 		absent:  []string{StoreGateway, Querier},
 		serves:  []route{compactRoute},
 		lacks:   []route{pushRoute, promRoute, sgRingRoute},
+	},
+	Ruler: {
+		modules: []string{Ruler},
+		absent:  []string{Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
+		serves:  []route{rulerRoute},
+		lacks:   []route{pushRoute, otlpRoute, promRoute, ingStatusRoute},
 	},
 	Federator: {
 		modules: []string{Federator},
@@ -158,7 +167,7 @@ func TestEveryTargetRuns(t *testing.T) {
 				if r.Prefix {
 					path += "status/buildinfo"
 				}
-				require.NotEqual(t, http.StatusNotFound, status(t, method, base+path), "%s %s listed by target %s", method, path, name)
+				require.True(t, routed(t, method, base+path), "%s %s listed by target %s", method, path, name)
 				require.Contains(t, get(t, base+"/"), r.Path, "the index page lists %s", r.Path)
 			}
 			for _, r := range tc.lacks {
@@ -245,6 +254,20 @@ func get(t *testing.T, u string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", u, b)
 	return string(b)
+}
+
+// routed reports whether a component's handler answered (the router's own
+// 404 says "404 page not found"; a component's 404 says what it did not
+// find).
+func routed(t *testing.T, method, u string) bool {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(""))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "404 page not found")
 }
 
 func status(t *testing.T, method, u string) int {

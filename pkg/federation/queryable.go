@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/canopy-observability/canopy/pkg/util/promjson"
 )
 
 // evaluation is one query the federator runs: its plan, its steps and
@@ -313,7 +315,7 @@ func toSeries(m model.Matrix, ext map[string]string, end time.Time, step time.Du
 				i++
 				continue
 			}
-			fh, err := floatHistogram(ss.Histograms[j].Histogram)
+			fh, err := promjson.FloatHistogram(ss.Histograms[j].Histogram)
 			if err != nil {
 				return nil, err
 			}

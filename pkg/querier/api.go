@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -96,6 +97,64 @@ func (c chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storag
 // API is the Prometheus HTTP API over a Queryable.
 type API struct {
 	handler http.Handler
+	rules   atomic.Pointer[RuleSource]
+}
+
+// RuleSource is what /api/v1/rules, /api/v1/alerts and
+// /api/v1/alertmanagers read: the ruler of the request's tenant (nil
+// retrievers: none).
+type RuleSource interface {
+	Rules(ctx context.Context) v1.RulesRetriever
+	Alertmanagers(ctx context.Context) v1.AlertmanagerRetriever
+	// ServesRulerConfigAPI says whether the Mimir ruler config API
+	// (/prometheus/config/v1/rules) is served beside this API: buildinfo
+	// then advertises it.
+	ServesRulerConfigAPI() bool
+}
+
+// UseRules makes the API answer rule state from src.
+func (a *API) UseRules(src RuleSource) { a.rules.Store(&src) }
+
+func (a *API) rulesOf(ctx context.Context) v1.RulesRetriever {
+	if src := a.rules.Load(); src != nil {
+		if r := (*src).Rules(ctx); r != nil {
+			return r
+		}
+	}
+	return noRules{}
+}
+
+func (a *API) servesRulerConfigAPI() bool {
+	src := a.rules.Load()
+	return src != nil && (*src).ServesRulerConfigAPI()
+}
+
+// serveRulerBuildInfo is buildinfo with the features a Mimir-compatible
+// ruler advertises. Grafana 12 enables its editor of data-source-managed
+// rules only for an application named "Grafana Mimir" whose features say
+// ruler_config_api "true", so that is the name given here: it names the
+// API Canopy speaks, as a browser's "Mozilla/5.0" does.
+func serveRulerBuildInfo(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{
+		"application": "Grafana Mimir",
+		"version":     Version, "revision": "", "branch": "main", "buildUser": "", "buildDate": "", "goVersion": runtime.Version(),
+		"features": map[string]string{
+			"ruler_config_api":        "true",
+			"alertmanager_config_api": "false",
+			"query_sharding":          "true",
+			"federated_rules":         "false",
+		},
+	}})
+}
+
+func (a *API) alertmanagersOf(ctx context.Context) v1.AlertmanagerRetriever {
+	if src := a.rules.Load(); src != nil {
+		if r := (*src).Alertmanagers(ctx); r != nil {
+			return r
+		}
+	}
+	return noAlertmanagers{}
 }
 
 // NewAPI returns the Prometheus HTTP API (Prometheus's own implementation,
@@ -104,11 +163,12 @@ type API struct {
 // tenant's limits before Prometheus's parser sees them (limits nil: not).
 func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq storage.ExemplarQueryable, md MetadataSource, limits validation.TenantLimits, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *API {
 	start := time.Now()
+	a := &API{}
 	api := v1.NewAPI(
 		engine, sampleAndChunk{q}, nil, nil, eq,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
-		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		a.alertmanagersOf,
 		func() config.Config { return config.DefaultConfig },
 		map[string]string{},
 		v1.GlobalURLOptions{},
@@ -119,7 +179,7 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		false, // search
 		0,
 		logger,
-		func(context.Context) v1.RulesRetriever { return noRules{} },
+		a.rulesOf,
 		0, 1, 1<<20,
 		false,
 		regexp.MustCompile("^$"),
@@ -152,6 +212,9 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		case r.URL.Path == metadataPath:
 			serveMetadata(w, r, md)
 			return
+		case r.URL.Path == httpapi.PrefixPrometheusV1+"status/buildinfo" && a.servesRulerConfigAPI():
+			serveRulerBuildInfo(w)
+			return
 		case strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"status/tsdb") || strings.HasPrefix(r.URL.Path, httpapi.PrefixPrometheusV1+"admin/tsdb/"):
 			// Prometheus's handlers would answer 500 "not supported": say
 			// plainly that Canopy has no such endpoint (yet).
@@ -175,7 +238,8 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		}
 		router.ServeHTTP(w, r)
 	})
-	return &API{handler: h}
+	a.handler = h
+	return a
 }
 
 // ServeHTTP serves the API. The tenant must be in the request context.

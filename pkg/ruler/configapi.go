@@ -34,10 +34,11 @@ const MaxGroupBytes = 1 << 20
 // its errors ("3:11: group \"g\", rule 1, \"X\": …", lines of the body).
 // Requests carry their tenant in the context (pkg/util/tenant).
 type ConfigAPI struct {
-	store  *Store
-	parser parser.Parser
-	logger *slog.Logger
-	mux    *http.ServeMux
+	store   *Store
+	changed func()
+	parser  parser.Parser
+	logger  *slog.Logger
+	mux     *http.ServeMux
 }
 
 // NewConfigAPI returns the API over store under prefix; p parses the
@@ -55,6 +56,15 @@ func NewConfigAPI(store *Store, prefix string, p parser.Parser, logger *slog.Log
 	a.mux.HandleFunc("DELETE "+base+"/{namespace}", a.deleteNamespace)
 	a.mux.HandleFunc("DELETE "+base+"/{namespace}/{group}", a.deleteGroup)
 	return a
+}
+
+// OnChange makes the API call f after each change it makes.
+func (a *ConfigAPI) OnChange(f func()) { a.changed = f }
+
+func (a *ConfigAPI) notify() {
+	if a.changed != nil {
+		a.changed()
+	}
 }
 
 // ServeHTTP serves the API.
@@ -134,6 +144,7 @@ func (a *ConfigAPI) set(w http.ResponseWriter, r *http.Request) {
 		a.storeFailed(w, err)
 		return
 	}
+	a.notify()
 	respondAccepted(w)
 }
 
@@ -160,6 +171,7 @@ func (a *ConfigAPI) deleted(w http.ResponseWriter, err error) {
 	case err != nil:
 		a.storeFailed(w, err)
 	default:
+		a.notify()
 		respondAccepted(w)
 	}
 }

@@ -1,4 +1,4 @@
-package federation
+package promjson
 
 import (
 	"encoding/json"
@@ -66,7 +66,7 @@ func TestFloatHistogramFromJSON(t *testing.T) {
 		want := histogramJSON(t, h)
 		var sh model.SampleHistogram
 		require.NoError(t, json.Unmarshal(want, &sh), "%s", want)
-		got, err := floatHistogram(&sh)
+		got, err := FloatHistogram(&sh)
 		require.NoError(t, err, "case %d: %s", i, want)
 		require.NoError(t, got.Validate(), "case %d: %s", i, want)
 		require.Equal(t, string(want), string(histogramJSON(t, got)), "case %d", i)
@@ -84,7 +84,7 @@ func FuzzFloatHistogram(f *testing.F) {
 		if json.Unmarshal(b, &sh) != nil {
 			return
 		}
-		if h, err := floatHistogram(&sh); err == nil {
+		if h, err := FloatHistogram(&sh); err == nil {
 			_ = histogramJSON(t, h)
 		}
 	})

@@ -1,4 +1,6 @@
-package federation
+// Package promjson reads what the Prometheus HTTP API's JSON answers hold
+// back into Prometheus's types.
+package promjson
 
 import (
 	"fmt"
@@ -9,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 )
 
-// floatHistogram rebuilds a native histogram from the buckets the JSON
+// FloatHistogram rebuilds a native histogram from the buckets the JSON
 // API renders (its non-empty buckets, with their boundaries): the schema
 // from a bucket's width, each bucket's index from a boundary, the zero
 // threshold from the zero bucket. Buckets whose boundaries are not those
@@ -18,7 +20,7 @@ import (
 // reset hint, the zero threshold of a histogram with an empty zero
 // bucket (the default then) and the schema of one without buckets
 // (the finest, 8, which merges into any other without changing it).
-func floatHistogram(h *model.SampleHistogram) (*histogram.FloatHistogram, error) {
+func FloatHistogram(h *model.SampleHistogram) (*histogram.FloatHistogram, error) {
 	fh := &histogram.FloatHistogram{
 		Count:         float64(h.Count),
 		Sum:           float64(h.Sum),

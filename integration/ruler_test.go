@@ -1,0 +1,214 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// webhookPayload is the part of Alertmanager's webhook (version 4) the
+// tests read.
+type webhookPayload struct {
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	Alerts  []struct {
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		StartsAt    time.Time         `json:"startsAt"`
+		Fingerprint string            `json:"fingerprint"`
+	} `json:"alerts"`
+}
+
+// webhookRecorder is an HTTP receiver of Alertmanager's webhooks.
+type webhookRecorder struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []webhookPayload
+}
+
+func newWebhookRecorder(t *testing.T) *webhookRecorder {
+	w := &webhookRecorder{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p webhookPayload
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Errorf("webhook body: %v: %s", err, body)
+		}
+		w.mu.Lock()
+		w.got = append(w.got, p)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// find returns the first payload of the given status holding alertname.
+func (w *webhookRecorder) find(status, alertname string) (webhookPayload, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.got {
+		for _, a := range p.Alerts {
+			if p.Status == status && a.Status == status && a.Labels["alertname"] == alertname {
+				return p, true
+			}
+		}
+	}
+	return webhookPayload{}, false
+}
+
+// startAlertmanager starts the real Alertmanager, routing every alert to
+// the webhook url at once, and returns its URL.
+func startAlertmanager(t *testing.T, logs, webhook string) string {
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		if bin, err = exec.LookPath("alertmanager"); err != nil {
+			t.Skip("Alertmanager is not on PATH; install it with `bash tools/install-peers.sh`")
+		}
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %q
+        send_resolved: true
+`, webhook)
+	cfgPath := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePorts(t, 1)[0]
+	am := newProcess(t, logs, "alertmanager", bin, "--config.file="+cfgPath, "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
+	am.start(t)
+	u := "http://127.0.0.1:" + strconv.Itoa(port)
+	eventually(t, 30*time.Second, 200*time.Millisecond, "Alertmanager ready", func() error {
+		code, body, err := httpGet(u+"/-/ready", nil)
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		return nil
+	})
+	return u
+}
+
+// TestRulerToAlertmanager: a rule group uploaded through the config API
+// is evaluated through the query path; its recording rule's series is
+// queryable, its alert is in the rules and alerts APIs and reaches the
+// real Alertmanager, which sends it to a webhook (firing, then resolved),
+// labelled with its tenant.
+func TestRulerToAlertmanager(t *testing.T) {
+	requireIntegration(t)
+	logs := logDir(t)
+	hook := newWebhookRecorder(t)
+	amURL := startAlertmanager(t, logs, hook.srv.URL)
+	n := newCanopyNodes(t, logs, 1, "-ingester.replication-factor=1", "-auth.multitenancy-enabled=true", "-ruler.alertmanager-url="+amURL,
+		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=1s")[0]
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+
+	pushValue := func(v float64) {
+		now := time.Now().UnixMilli()
+		mustPushV1(t, n.url(), "team-a", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "it_ruler_errors"}, {Name: "job", Value: "checkout"}},
+			Samples: []prompb.Sample{{Timestamp: now, Value: v}},
+		}}})
+	}
+	pushValue(10)
+
+	group := `name: checkout
+interval: 1s
+rules:
+  - record: job:it_ruler_errors:sum
+    expr: sum by (job) (it_ruler_errors)
+  - alert: CheckoutErrors
+    expr: job:it_ruler_errors:sum > 5
+    for: 2s
+    labels:
+      severity: page
+    annotations:
+      summary: "{{ $labels.job }} has {{ $value }} errors"
+`
+	r, err := do(http.MethodPost, n.url()+"/prometheus/config/v1/rules/shop", "team-a", "application/yaml", []byte(group), nil)
+	if err != nil || r.code != http.StatusAccepted {
+		t.Fatalf("uploading the rule group: %v %v", r, err)
+	}
+	bad, err := do(http.MethodPost, n.url()+"/prometheus/config/v1/rules/shop", "team-a", "application/yaml", []byte(strings.Replace(group, "> 5", "> > 5", 1)), nil)
+	if err != nil || bad.code != http.StatusBadRequest || !strings.Contains(string(bad.body), `7:11: group \"checkout\", rule 2, \"CheckoutErrors\": could not parse expression`) {
+		t.Fatalf("a bad rule group: %v %v", bad, err)
+	}
+
+	a := api{base: n.url() + "/prometheus", tenant: "team-a"}
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the recording rule's series", func() error {
+		pushValue(10) // keep the series fresh
+		got, _, err := a.query(http.MethodGet, `job:it_ruler_errors:sum`, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[0].Points[0].V != "10" || got[0].Labels["job"] != "checkout" {
+			return fmt.Errorf("job:it_ruler_errors:sum = %s", fmtSeries(got))
+		}
+		return nil
+	})
+	var fired webhookPayload
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the alert at the webhook", func() error {
+		pushValue(10)
+		p, ok := hook.find("firing", "CheckoutErrors")
+		if !ok {
+			return fmt.Errorf("no firing CheckoutErrors among %d webhooks", len(hook.got))
+		}
+		fired = p
+		return nil
+	})
+	if fired.Version != "4" {
+		t.Errorf("webhook version %q, want 4", fired.Version)
+	}
+	al := fired.Alerts[0]
+	if al.Labels["tenant"] != "team-a" || al.Labels["severity"] != "page" || al.Labels["job"] != "checkout" || al.Annotations["summary"] != "checkout has 10 errors" {
+		t.Errorf("alert at the webhook: %+v", al)
+	}
+	// The rule state, in Prometheus's shapes, for the tenant only.
+	code, body, err := httpGet(n.url()+"/prometheus/api/v1/rules", http.Header{tenantHeader: {"team-a"}})
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"name":"CheckoutErrors"`) || !strings.Contains(string(body), `"file":"shop"`) {
+		t.Fatalf("/api/v1/rules: %d %s %v", code, body, err)
+	}
+	code, body, err = httpGet(n.url()+"/prometheus/api/v1/alerts", http.Header{tenantHeader: {"team-a"}})
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"state":"firing"`) {
+		t.Fatalf("/api/v1/alerts: %d %s %v", code, body, err)
+	}
+	code, body, _ = httpGet(n.url()+"/prometheus/api/v1/rules", http.Header{tenantHeader: {"team-b"}})
+	if code != http.StatusOK || strings.Contains(string(body), "CheckoutErrors") {
+		t.Fatalf("another tenant's /api/v1/rules: %d %s", code, body)
+	}
+	code, body, _ = httpGet(n.url()+"/prometheus/api/v1/status/buildinfo", http.Header{tenantHeader: {"team-a"}})
+	if code != http.StatusOK || !strings.Contains(string(body), `"ruler_config_api":"true"`) {
+		t.Fatalf("buildinfo: %d %s", code, body)
+	}
+
+	// The errors drop: Alertmanager sends the resolution.
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the resolution at the webhook", func() error {
+		pushValue(1)
+		if _, ok := hook.find("resolved", "CheckoutErrors"); !ok {
+			return fmt.Errorf("no resolved CheckoutErrors yet")
+		}
+		return nil
+	})
+}

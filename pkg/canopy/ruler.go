@@ -1,0 +1,85 @@
+package canopy
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/canopy-observability/canopy/pkg/api"
+	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/ruler"
+	"github.com/canopy-observability/canopy/pkg/util/logging"
+)
+
+// initRuler runs the ruler: every tenant's rule groups, kept in the
+// bucket and managed through Mimir's config API, evaluated through the
+// query path of this process (or -ruler.query-frontend-url), their
+// results pushed through the distributor, their alerts sent to
+// -ruler.alertmanager-url.
+func (c *Canopy) initRuler() (services.Service, error) {
+	slogger := logging.Slog(c.logger)
+	p := parser.NewParser(querier.ParserOptions(c.cfg.Querier))
+	local := c.resolver.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case c.Frontend != nil:
+			c.Frontend.ServeHTTP(w, r)
+		case c.querierAPI != nil:
+			c.querierAPI.ServeHTTP(w, r)
+		default:
+			http.Error(w, `{"status":"error","errorType":"unavailable","error":"no query path in this process"}`, http.StatusServiceUnavailable)
+		}
+	}))
+	deps := ruler.Deps{
+		Bucket: c.Bucket,
+		Query: ruler.HTTPQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, func() http.Handler {
+			if c.Frontend == nil && c.querierAPI == nil {
+				return nil
+			}
+			return local
+		}),
+		Push: func(ctx context.Context, tenant string, req *writev2.Request) error {
+			_, err := c.Distributor.Push(ctx, tenant, req)
+			return err
+		},
+		Parser: p,
+	}
+	if c.cfg.runs(Querier) {
+		deps.Queryable = func() storage.Queryable { return c.Queryable }
+	}
+	r, err := ruler.New(c.cfg.Ruler, deps, slogger, prometheus.WrapRegistererWithPrefix("canopy_ruler_", c.reg))
+	if err != nil {
+		return nil, err
+	}
+	c.Ruler = r
+	cfgAPI := ruler.NewConfigAPI(r.Store(), api.PrefixPrometheus, p, slogger)
+	cfgAPI.OnChange(r.Sync)
+	c.API.Register(api.Route{Path: api.PathRulerConfig, Methods: []string{http.MethodGet}, Component: "ruler", Tenant: true, Help: "Mimir's ruler config API: every namespace's rule groups (YAML)"}, cfgAPI)
+	c.API.Register(api.Route{Path: api.PathRulerConfig + "/", Prefix: true, Component: "ruler", Tenant: true, Help: "Mimir's ruler config API: {namespace}[/{group}], GET, POST (a group, YAML), DELETE"}, cfgAPI)
+	return r, nil
+}
+
+// rulesOfProcess is the rule state the querier's Prometheus API answers:
+// this process's ruler, when it runs one.
+type rulesOfProcess struct{ c *Canopy }
+
+func (r rulesOfProcess) Rules(ctx context.Context) v1.RulesRetriever {
+	if r.c.Ruler == nil {
+		return nil
+	}
+	return r.c.Ruler.Rules(ctx)
+}
+
+func (r rulesOfProcess) Alertmanagers(ctx context.Context) v1.AlertmanagerRetriever {
+	if r.c.Ruler == nil {
+		return nil
+	}
+	return r.c.Ruler.Alertmanagers(ctx)
+}
+
+func (r rulesOfProcess) ServesRulerConfigAPI() bool { return r.c.cfg.runs(Ruler) }
