@@ -133,7 +133,7 @@ var deps = map[string][]string{
 	Bucket:        {Server},
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
 	Federator:     {Server, API},
-	Ruler:         {Server, Overrides, Bucket, API, Distributor},
+	Ruler:         {Server, MemberlistKV, Overrides, Bucket, API, Distributor},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {

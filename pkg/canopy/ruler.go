@@ -47,7 +47,10 @@ func (c *Canopy) initRuler() (services.Service, error) {
 			_, err := c.Distributor.Push(ctx, tenant, req)
 			return err
 		},
-		Parser: p,
+		Parser:       p,
+		Self:         c.self(),
+		MemberlistKV: c.memberlistGetter(),
+		KitLogger:    c.logger,
 	}
 	if c.cfg.runs(Querier) {
 		deps.Queryable = func() storage.Queryable { return c.Queryable }
@@ -57,6 +60,7 @@ func (c *Canopy) initRuler() (services.Service, error) {
 		return nil, err
 	}
 	c.Ruler = r
+	c.API.RegisterRing(ruler.RingName, "ruler", r.Ring())
 	cfgAPI := ruler.NewConfigAPI(r.Store(), api.PrefixPrometheus, p, slogger)
 	cfgAPI.OnChange(r.Sync)
 	c.API.Register(api.Route{Path: api.PathRulerConfig, Methods: []string{http.MethodGet}, Component: "ruler", Tenant: true, Help: "Mimir's ruler config API: every namespace's rule groups (YAML)"}, cfgAPI)

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
 // Config is the ruler's configuration (the `ruler` section).
@@ -34,6 +36,9 @@ type Config struct {
 	ForGracePeriod  time.Duration `yaml:"for_grace_period"`
 	OutageTolerance time.Duration `yaml:"for_outage_tolerance"`
 	ResendDelay     time.Duration `yaml:"resend_delay"`
+	// Ring shards the rule groups over the rulers: each group is
+	// evaluated by the one ruler owning its hash.
+	Ring ringconfig.Config `yaml:"ring"`
 }
 
 // RegisterFlags registers the ruler's flags.
@@ -47,6 +52,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Minimum 'for' duration left, after a restart restores it, before an alert fires.")
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "How long the ruler may have been down for a 'for' state to be restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long to wait before sending a firing alert to Alertmanager again.")
+	c.Ring.RegisterFlags("ruler.", f)
 }
 
 // Validate checks c.
@@ -60,6 +66,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.QueryFrontendURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("ruler.query-frontend-url %q is not an http(s) URL", c.QueryFrontendURL)
 		}
+	}
+	if err := c.Ring.Validate(); err != nil {
+		return fmt.Errorf("ruler ring: %w", err)
 	}
 	if c.EvaluationInterval <= 0 || c.PollInterval <= 0 {
 		return errors.New("ruler.evaluation-interval and ruler.poll-interval must be positive")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/url"
@@ -12,9 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -22,8 +27,11 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/thanos-io/objstore"
+
+	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
 // Ruler evaluates every tenant's rule groups with Prometheus's rules
@@ -45,10 +53,20 @@ type Ruler struct {
 	reg       prometheus.Registerer
 	alerting  *alerting
 
+	lifecycler *ring.Lifecycler
+	ring       *ring.Ring
+	watcher    *services.FailureWatcher
+
 	syncNow chan struct{}
 	mu      sync.Mutex
 	tenants map[string]*tenantRules
 }
+
+// RingName and RingKey name the ruler ring.
+const (
+	RingName = "ruler"
+	RingKey  = "ruler"
+)
 
 // tenantRules is one tenant's rules manager and the groups it loads.
 type tenantRules struct {
@@ -67,6 +85,11 @@ type Deps struct {
 	// Queryable, when set, returns what restores alerts' `for` state.
 	Queryable func() storage.Queryable
 	Parser    parser.Parser
+	// Self is this process in the ruler ring; MemberlistKV its gossip (nil
+	// unless the ring store is memberlist); KitLogger the ring's logger.
+	Self         ringconfig.Instance
+	MemberlistKV func() (*memberlist.KV, error)
+	KitLogger    log.Logger
 }
 
 // New returns the ruler.
@@ -86,8 +109,52 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 		return nil, err
 	}
 	r.alerting = a
+	kitLogger := d.KitLogger
+	if kitLogger == nil {
+		kitLogger = log.NewNopLogger()
+	}
+	rcfg := cfg.Ring
+	rcfg.ReplicationFactor = 1 // a group has one evaluator
+	wrapped := prometheus.WrapRegistererWithPrefix("canopy_", registererOrNone(reg))
+	if r.lifecycler, err = rcfg.NewLifecycler(ringconfig.Lifecycler{Name: RingName, Key: RingKey, Self: d.Self, MemberlistKV: d.MemberlistKV}, kitLogger, wrapped); err != nil {
+		return nil, err
+	}
+	if r.ring, err = rcfg.NewRing(RingName, RingKey, d.MemberlistKV, nil, kitLogger, wrapped); err != nil {
+		return nil, err
+	}
 	r.Service = services.NewBasicService(r.starting, r.running, r.stopping)
 	return r, nil
+}
+
+// Ring is the ruler ring (for its status page).
+func (r *Ruler) Ring() *ring.Ring { return r.ring }
+
+var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// owns reports whether this ruler evaluates a tenant's group: the ACTIVE
+// ruler owning the group's hash in the ring.
+func (r *Ruler) owns(tenant, namespace, group string) (bool, error) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tenant + "\x00" + namespace + "\x00" + group))
+	rs, err := r.ring.Get(h.Sum32(), ownerOp, nil, nil, nil)
+	if err != nil {
+		return false, fmt.Errorf("reading the ruler ring: %w", err)
+	}
+	return len(rs.Instances) > 0 && rs.Instances[0].Id == r.lifecycler.ID, nil
+}
+
+// ringState is what decides ownership: the healthy ACTIVE rulers.
+func (r *Ruler) ringState() (string, bool) {
+	rs, err := r.ring.GetAllHealthy(ownerOp)
+	if err != nil {
+		return "", false
+	}
+	ids := make([]string, 0, len(rs.Instances))
+	for _, in := range rs.Instances {
+		ids = append(ids, in.Id)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ","), true
 }
 
 // Store returns the rule store the ruler reads.
@@ -102,18 +169,57 @@ func (r *Ruler) Sync() {
 }
 
 func (r *Ruler) starting(ctx context.Context) error {
+	r.watcher = services.NewFailureWatcher()
+	r.watcher.WatchService(r.lifecycler)
+	r.watcher.WatchService(r.ring)
+	if err := services.StartAndAwaitRunning(ctx, r.ring); err != nil {
+		return err
+	}
+	if err := services.StartAndAwaitRunning(ctx, r.lifecycler); err != nil {
+		return err
+	}
 	r.alerting.run()
-	return r.sync(ctx)
+	return nil
 }
 
+// ringCheck is how often the ruler looks at the ring for rulers that
+// joined or left.
+const ringCheck = time.Second
+
 func (r *Ruler) running(ctx context.Context) error {
-	t := time.NewTicker(r.cfg.PollInterval)
-	defer t.Stop()
+	// Ownership is decided once this ruler is ACTIVE in the ring.
+	for ctx.Err() == nil {
+		if state, _ := r.ringState(); strings.Contains(","+state+",", ","+r.lifecycler.ID+",") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case err := <-r.watcher.Chan():
+			return ringconfig.LifecyclerFailure(ctx, "ruler", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := r.sync(ctx); err != nil {
+		r.logger.Warn("reading the rule groups failed", "component", "ruler", "err", err)
+	}
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	check := time.NewTicker(ringCheck)
+	defer check.Stop()
+	state, _ := r.ringState()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case err := <-r.watcher.Chan():
+			return ringconfig.LifecyclerFailure(ctx, "ruler", err)
+		case <-check.C:
+			s, ok := r.ringState()
+			if !ok || s == state {
+				continue // unreadable (the next check tries again) or unchanged
+			}
+			state = s
+		case <-poll.C:
 		case <-r.syncNow:
 		}
 		if err := r.sync(ctx); err != nil {
@@ -124,14 +230,15 @@ func (r *Ruler) running(ctx context.Context) error {
 
 func (r *Ruler) stopping(error) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for id, t := range r.tenants {
 		t.manager.Stop()
 		t.cancel()
 		delete(r.tenants, id)
 	}
+	r.mu.Unlock()
 	r.alerting.stop()
-	return nil
+	err := ringconfig.StopLifecycler(r.lifecycler)
+	return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), r.ring))
 }
 
 // sync reads every tenant's groups and updates their managers: new
@@ -147,8 +254,20 @@ func (r *Ruler) sync(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(groups) > 0 {
-			byTenant[id] = groups
+		owned := map[string][]rulefmt.RuleGroup{}
+		for ns, gs := range groups {
+			for _, g := range gs {
+				mine, err := r.owns(id, ns, g.Name)
+				if err != nil {
+					return err // the groups stay as they are
+				}
+				if mine {
+					owned[ns] = append(owned[ns], g)
+				}
+			}
+		}
+		if len(owned) > 0 {
+			byTenant[id] = owned
 		}
 	}
 	r.mu.Lock()
@@ -168,7 +287,7 @@ func (r *Ruler) sync(ctx context.Context) error {
 		}
 		t.loader.set(groups)
 		namespaces := slices.Sorted(maps.Keys(groups))
-		if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, labels.EmptyLabels(), r.cfg.ExternalURL, nil); err != nil {
+		if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, labels.EmptyLabels(), r.cfg.ExternalURL, r.evalIfOwned(id)); err != nil {
 			r.logger.Error("loading a tenant's rule groups failed", "component", "ruler", "tenant", id, "err", err)
 		}
 	}
@@ -229,12 +348,38 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 		Parser:               r.parser,
 		RestoreNewRuleGroups: true,
 	}
-	if r.queryable != nil {
-		opts.Queryable = lazyQueryable(r.queryable)
+	// `for` state is read back from ALERTS_FOR_STATE: through this
+	// process's querier, else through remote read of the query path.
+	opts.Queryable = lazyQueryable(r.queryable)
+	if r.queryable == nil && r.cfg.QueryFrontendURL != "" {
+		if q, err := RemoteRead(r.cfg.QueryFrontendURL, id); err == nil {
+			opts.Queryable = q
+		} else {
+			r.logger.Warn("no remote read for restoring alerts' state", "component", "ruler", "tenant", id, "err", err)
+		}
 	}
 	m := rules.NewManager(opts)
 	go m.Run()
 	return &tenantRules{manager: m, loader: loader, cancel: cancel}
+}
+
+// evalIfOwned evaluates a group only while this ruler owns it: between a
+// ring change and the sync that hands the group over, the ruler that no
+// longer owns it skips its evaluations, so that two rulers never evaluate
+// one group.
+func (r *Ruler) evalIfOwned(tenant string) rules.GroupEvalIterationFunc {
+	return func(ctx context.Context, g *rules.Group, ts time.Time) {
+		mine, err := r.owns(tenant, g.File(), g.Name())
+		if err != nil {
+			r.logger.Warn("skipping a group's evaluation: the ring cannot say who owns it", "component", "ruler", "tenant", tenant, "group", g.Name(), "err", err)
+			return
+		}
+		if !mine {
+			r.Sync()
+			return
+		}
+		rules.DefaultEvalIterationFunc(ctx, g, ts)
+	}
 }
 
 // newGroupMetrics registers a tenant's group metrics, once per tenant.
@@ -319,9 +464,31 @@ func (s tenantSender) Send(alerts ...*notifier.Alert) {
 type lazyQueryable func() storage.Queryable
 
 func (q lazyQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	inner := q()
+	var inner storage.Queryable
+	if q != nil {
+		inner = q()
+	}
 	if inner == nil {
-		return nil, fmt.Errorf("no querier in this process to restore alerts' state from")
+		return nil, fmt.Errorf("no querier to restore alerts' state from: run one beside the ruler, or set -ruler.query-frontend-url")
 	}
 	return inner.Querier(mint, maxt)
+}
+
+// RemoteRead returns a tenant's storage read through Prometheus's remote
+// read of the query path at base (its /prometheus/api/v1/read).
+func RemoteRead(base, tenant string) (storage.Queryable, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/prometheus/api/v1/read")
+	if err != nil {
+		return nil, err
+	}
+	c, err := remote.NewReadClient("ruler-"+tenant, &remote.ClientConfig{
+		URL:              &commoncfg.URL{URL: u},
+		Timeout:          model.Duration(time.Minute),
+		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
+		Headers:          map[string]string{"X-Scope-OrgID": tenant},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return remote.NewSampleAndChunkQueryableClient(c, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil }), nil
 }
