@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,11 @@ func (w *webhookRecorder) find(status, alertname string) (webhookPayload, bool) 
 // startAlertmanager starts the real Alertmanager, routing every alert to
 // the webhook url at once, and returns its URL.
 func startAlertmanager(t *testing.T, logs, webhook string) string {
+	return startAlertmanagerOn(t, logs, webhook, freePorts(t, 1)[0])
+}
+
+// startAlertmanagerOn is startAlertmanager on a chosen port.
+func startAlertmanagerOn(t *testing.T, logs, webhook string, port int) string {
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
 		if bin, err = exec.LookPath("alertmanager"); err != nil {
@@ -95,7 +101,6 @@ receivers:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePorts(t, 1)[0]
 	am := newProcess(t, logs, "alertmanager", bin, "--config.file="+cfgPath, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
 	am.start(t)
@@ -211,4 +216,184 @@ rules:
 		}
 		return nil
 	})
+}
+
+// kubeStandIn is an HTTP stand-in of the Kubernetes API: it serves the
+// scale subresource of one Deployment (GET and PUT, as client-go sends
+// them) and records every request; a change of replicas is pushed to
+// Canopy as it_replicas, as a metrics agent would report it.
+type kubeStandIn struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	replicas int32
+	requests []string
+}
+
+func newKubeStandIn(t *testing.T, replicas int32, onScale func(int32)) *kubeStandIn {
+	k := &kubeStandIn{replicas: replicas}
+	const scalePath = "/apis/apps/v1/namespaces/shop/deployments/checkout/scale"
+	k.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k.mu.Lock()
+		k.requests = append(k.requests, r.Method+" "+r.URL.Path)
+		k.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != scalePath || (r.Method != http.MethodGet && r.Method != http.MethodPut) {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"the stand-in serves only %s"}`, scalePath)
+			return
+		}
+		if r.Method == http.MethodPut {
+			var sc struct {
+				Spec struct {
+					Replicas int32 `json:"replicas"`
+				} `json:"spec"`
+			}
+			body, _ := io.ReadAll(r.Body)
+			if err := json.Unmarshal(body, &sc); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"BadRequest","code":400,"message":%q}`, fmt.Sprintf("the stand-in reads JSON Scale bodies (Content-Type %s): %v", r.Header.Get("Content-Type"), err))
+				return
+			}
+			k.mu.Lock()
+			k.replicas = sc.Spec.Replicas
+			k.mu.Unlock()
+			onScale(sc.Spec.Replicas)
+		}
+		k.mu.Lock()
+		n := k.replicas
+		k.mu.Unlock()
+		fmt.Fprintf(w, `{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"checkout","namespace":"shop"},"spec":{"replicas":%d},"status":{"replicas":%d}}`, n, n)
+	}))
+	t.Cleanup(k.srv.Close)
+	return k
+}
+
+// kubeconfig writes a kubeconfig whose context "prod" is the stand-in.
+func (k *kubeStandIn) kubeconfig(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+  - name: prod
+    cluster: {server: %q}
+users:
+  - name: remediator
+    user: {token: test-token}
+contexts:
+  - name: prod
+    context: {cluster: prod, user: remediator}
+current-context: prod
+`, k.srv.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestAlertToRemediation is the whole loop with real processes: a rule
+// fires in Canopy's ruler, the real Alertmanager sends it to Canopy's
+// remediator, whose playbook scales a Deployment through the Kubernetes
+// API (a stand-in), and whose verification sees the alert's expression
+// stop firing. The audit trail is in the API and in the tenant's logs.
+func TestAlertToRemediation(t *testing.T) {
+	requireIntegration(t)
+	logs := logDir(t)
+	amPort := freePorts(t, 1)[0]
+	amURL := "http://127.0.0.1:" + strconv.Itoa(amPort)
+	var nodeURL string
+	push := func(v int32) {
+		mustPushV1(t, nodeURL, "team-a", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "it_replicas"}, {Name: "cluster", Value: "prod"}, {Name: "namespace", Value: "shop"}, {Name: "deployment", Value: "checkout"}},
+			Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: float64(v)}},
+		}}})
+	}
+	kube := newKubeStandIn(t, 2, func(n int32) { push(n) })
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte(`playbooks:
+  - name: scale-checkout
+    match: {alertname: CheckoutReplicasLow}
+    dry_run: false
+    verify: {interval: 500ms, timeout: 30s}
+    actions:
+      - type: scale
+        namespace: "{{ .Labels.namespace }}"
+        name: "{{ .Labels.deployment }}"
+        step: 1
+        min: 1
+        max: 5
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := newCanopyNodes(t, logs, 1, "-ingester.replication-factor=1", "-auth.multitenancy-enabled=true",
+		"-ruler.alertmanager-url="+amURL, "-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s",
+		"-remediator.playbooks-file="+playbooks, "-remediator.kubeconfig="+kube.kubeconfig(t))[0]
+	nodeURL = n.url()
+	startAlertmanagerOn(t, logs, n.url()+"/remediation/v1/alertmanager", amPort)
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+	push(2)
+
+	group := `name: capacity
+interval: 1s
+rules:
+  - alert: CheckoutReplicasLow
+    expr: min by (cluster, namespace, deployment) (it_replicas) < 3
+`
+	r, err := do(http.MethodPost, n.url()+"/prometheus/config/v1/rules/shop", "team-a", "application/yaml", []byte(group), nil)
+	if err != nil || r.code != http.StatusAccepted {
+		t.Fatalf("uploading the rule group: %v %v", r, err)
+	}
+	var decisions []string
+	eventually(t, 90*time.Second, 500*time.Millisecond, "the remediation verified", func() error {
+		code, body, err := httpGet(n.url()+"/remediation/v1/audit", http.Header{tenantHeader: {"team-a"}})
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		var res struct {
+			Data []struct {
+				Decision string `json:"decision"`
+				Message  string `json:"message"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return err
+		}
+		decisions = decisions[:0]
+		for _, d := range res.Data {
+			decisions = append(decisions, d.Decision)
+		}
+		if !strings.Contains(strings.Join(decisions, ","), "received,matched,acted,verified") {
+			return fmt.Errorf("audit: %s", body)
+		}
+		return nil
+	})
+	kube.mu.Lock()
+	replicas, requests := kube.replicas, kube.requests
+	kube.mu.Unlock()
+	if replicas != 3 {
+		t.Fatalf("replicas %d after the remediation, want 3 (requests %v)", replicas, requests)
+	}
+	// The audit trail is in the tenant's logs too.
+	eventually(t, 30*time.Second, 500*time.Millisecond, "the audit lines in the logs", func() error {
+		q := url.Values{"query": {`{service_name="canopy-remediator", decision="verified"}`}, "limit": {"10"}}
+		code, body, err := httpGet(n.url()+"/loki/api/v1/query_range?"+q.Encode(), http.Header{tenantHeader: {"team-a"}})
+		if err != nil || code != http.StatusOK || !strings.Contains(string(body), "CheckoutReplicasLow") {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		return nil
+	})
+	// Alertmanager's resolution arrives: recorded, nothing more done.
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the resolution in the audit", func() error {
+		push(3)
+		_, body, _ := httpGet(n.url()+"/remediation/v1/audit", http.Header{tenantHeader: {"team-a"}})
+		if !strings.Contains(string(body), `"decision":"resolved"`) {
+			return fmt.Errorf("no resolution yet")
+		}
+		return nil
+	})
+	kube.mu.Lock()
+	defer kube.mu.Unlock()
+	if kube.replicas != 3 {
+		t.Fatalf("replicas %d after the resolution", kube.replicas)
+	}
 }

@@ -13,6 +13,7 @@ var adminPrefixes = []string{
 	PathIngesterFlush,
 	PathCompactorRun,
 	PathFederationReload,
+	"/remediation/v1/reload",
 	PathConfig,
 	"/metrics",
 	"/debug/",

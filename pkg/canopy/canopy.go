@@ -37,6 +37,7 @@ import (
 	tracesingester "github.com/canopy-observability/canopy/pkg/ingester/traces"
 	"github.com/canopy-observability/canopy/pkg/ingester/tracesclient"
 	"github.com/canopy-observability/canopy/pkg/logql"
+	"github.com/canopy-observability/canopy/pkg/remediator"
 	"github.com/canopy-observability/canopy/pkg/ruler"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 	"github.com/canopy-observability/canopy/pkg/util/tenant"
@@ -83,6 +84,7 @@ type Canopy struct {
 	StoreGatewayRing  *ring.Ring
 	Frontend          *frontend.Frontend
 	Ruler             *ruler.Ruler
+	Remediator        *remediator.Remediator
 
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier
 	// currentFederation is the federation config the federator runs.

@@ -21,6 +21,7 @@ import (
 	"github.com/canopy-observability/canopy/pkg/frontend"
 	"github.com/canopy-observability/canopy/pkg/ingester"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/remediator"
 	"github.com/canopy-observability/canopy/pkg/ruler"
 	"github.com/canopy-observability/canopy/pkg/storage/bucket"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
@@ -52,6 +53,7 @@ type Config struct {
 	RuntimeConfig RuntimeConfigConfig `yaml:"runtime_config"`
 	Federation    federation.Config   `yaml:"federation"`
 	Ruler         ruler.Config        `yaml:"ruler"`
+	Remediator    remediator.Config   `yaml:"remediator"`
 
 	// configFile is -config.file, which the federator reads again for
 	// its children.
@@ -68,7 +70,7 @@ type RuntimeConfigConfig struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor, ruler), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor, ruler; or federator: the global PromQL layer over the children in -config.file's federation section, alone in its process.")
+	f.Var(&c.Target, "target", "Comma-separated components this process runs: all (the default: every component), write (distributor, ingester), read (query-frontend, querier), backend (store-gateway, compactor, ruler, remediator), or one component: distributor, ingester, query-frontend, querier, store-gateway, compactor, ruler, remediator; or federator: the global PromQL layer over the children in -config.file's federation section, alone in its process.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory for all local state: ingester WALs and blocks, ring tokens; the filesystem bucket lives at <data-dir>/bucket.")
 	f.StringVar(&c.AdminTokenFile, "auth.admin-token-file", "", "File holding the bearer token the admin and debug paths (/ingester/flush, /compactor/run, /config, /metrics, /debug/pprof/, the Prometheus API's status/runtimeinfo, flags, config, tsdb and admin/) require. Empty: they are open in -target=all (the single process) and refused with 403 in every other target.")
 	f.Float64Var(&c.MemoryLimitRatio, "memory-limit-ratio", 0.9, "The Go runtime's soft memory limit is this fraction of the memory limit of the process's cgroup (a container's limit), so garbage is collected harder before the kernel would kill the process. GOMEMLIMIT in the environment wins; 0, or no cgroup limit, sets none.")
@@ -89,6 +91,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Querier.RegisterFlags(f)
 	c.Federation.RegisterFlags(f)
 	c.Ruler.RegisterFlags(f)
+	c.Remediator.RegisterFlags(f)
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)

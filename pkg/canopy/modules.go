@@ -73,6 +73,7 @@ const (
 	Compactor     = "compactor"
 	Federator     = "federator"
 	Ruler         = "ruler"
+	Remediator    = "remediator"
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
 	QueryFrontend = "query-frontend"
@@ -85,10 +86,10 @@ const (
 
 // targets are the user-visible -target values and the modules they start.
 var targets = map[string][]string{
-	All:           {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler},
+	All:           {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler, Remediator},
 	Write:         {Distributor, LogsWrite, TracesWrite, OTLPReceivers, Ingester},
 	Read:          {QueryFrontend, Querier},
-	Backend:       {StoreGateway, Compactor, Ruler},
+	Backend:       {StoreGateway, Compactor, Ruler, Remediator},
 	Distributor:   {Distributor, LogsWrite, TracesWrite, OTLPReceivers},
 	Ingester:      {Ingester},
 	QueryFrontend: {QueryFrontend},
@@ -97,6 +98,7 @@ var targets = map[string][]string{
 	Compactor:     {Compactor},
 	Federator:     {Federator},
 	Ruler:         {Ruler},
+	Remediator:    {Remediator},
 }
 
 // TargetNames lists the valid -target values.
@@ -134,6 +136,7 @@ var deps = map[string][]string{
 	Compactor:     {Server, MemberlistKV, Overrides, Bucket},
 	Federator:     {Server, API},
 	Ruler:         {Server, MemberlistKV, Overrides, Bucket, API, Distributor},
+	Remediator:    {Server, API, LogsWrite},
 }
 
 func (c *Canopy) setupModules() (*modules.Manager, error) {
@@ -159,6 +162,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Compactor, c.initCompactor)
 	mm.RegisterModule(Federator, c.initFederator)
 	mm.RegisterModule(Ruler, c.initRuler)
+	mm.RegisterModule(Remediator, c.initRemediator)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, c.initStoreGateway)
 	mm.RegisterModule(QueryFrontend, c.initQueryFrontend)
@@ -351,7 +355,11 @@ func (c *Canopy) initLogsDistributor() (services.Service, error) {
 	}
 	l := distributor.NewLogs(c.Distributor, c.LogsRing, distributor.LogsPoolPushers{Pool: c.logsPool}, local, c.logger, c.reg)
 	c.LogsDistributor = l
-	c.API.RegisterLogsDistributor(l.PushHandler(c.resolver), l.OTLPHandler(c.resolver))
+	if c.cfg.runs(LogsWrite) {
+		// A remediator without a distributor target writes its audit
+		// lines through one of its own, which takes no pushes.
+		c.API.RegisterLogsDistributor(l.PushHandler(c.resolver), l.OTLPHandler(c.resolver))
+	}
 	return l, nil
 }
 

@@ -25,24 +25,9 @@ import (
 func (c *Canopy) initRuler() (services.Service, error) {
 	slogger := logging.Slog(c.logger)
 	p := parser.NewParser(querier.ParserOptions(c.cfg.Querier))
-	local := c.resolver.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case c.Frontend != nil:
-			c.Frontend.ServeHTTP(w, r)
-		case c.querierAPI != nil:
-			c.querierAPI.ServeHTTP(w, r)
-		default:
-			http.Error(w, `{"status":"error","errorType":"unavailable","error":"no query path in this process"}`, http.StatusServiceUnavailable)
-		}
-	}))
 	deps := ruler.Deps{
 		Bucket: c.Bucket,
-		Query: ruler.HTTPQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, func() http.Handler {
-			if c.Frontend == nil && c.querierAPI == nil {
-				return nil
-			}
-			return local
-		}),
+		Query:  ruler.HTTPQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
 		Push: func(ctx context.Context, tenant string, req *writev2.Request) error {
 			_, err := c.Distributor.Push(ctx, tenant, req)
 			return err
@@ -87,3 +72,25 @@ func (r rulesOfProcess) Alertmanagers(ctx context.Context) v1.AlertmanagerRetrie
 }
 
 func (r rulesOfProcess) ServesRulerConfigAPI() bool { return r.c.cfg.runs(Ruler) }
+
+// localQueryPath returns the Prometheus API of this process's query path
+// (its query-frontend, else its querier) with the tenant resolved, nil
+// while there is none.
+func (c *Canopy) localQueryPath() func() http.Handler {
+	h := c.resolver.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case c.Frontend != nil:
+			c.Frontend.ServeHTTP(w, r)
+		case c.querierAPI != nil:
+			c.querierAPI.ServeHTTP(w, r)
+		default:
+			http.Error(w, `{"status":"error","errorType":"unavailable","error":"no query path in this process"}`, http.StatusServiceUnavailable)
+		}
+	}))
+	return func() http.Handler {
+		if c.Frontend == nil && c.querierAPI == nil {
+			return nil
+		}
+		return h
+	}
+}

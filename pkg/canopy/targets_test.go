@@ -39,13 +39,14 @@ var (
 	compactRoute   = route{http.MethodGet, "/ring/compactor"}
 	ingRingRoute   = route{http.MethodGet, "/ring/ingester"}
 	rulerRoute     = route{http.MethodGet, "/prometheus/config/v1/rules"}
+	auditRoute     = route{http.MethodGet, "/remediation/v1/audit"}
 	operationsAll  = []route{{http.MethodGet, "/ready"}, {http.MethodGet, "/services"}, {http.MethodGet, "/config"}, {http.MethodGet, "/metrics"}}
 )
 
 var targetCases = map[string]targetCase{
 	All: {
-		modules: []string{Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler},
-		serves:  []route{pushRoute, otlpRoute, ingStatusRoute, promRoute, rangeRoute, sgRingRoute, compactRoute, ingRingRoute, rulerRoute},
+		modules: []string{Distributor, OTLPReceivers, Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler, Remediator},
+		serves:  []route{pushRoute, otlpRoute, ingStatusRoute, promRoute, rangeRoute, sgRingRoute, compactRoute, ingRingRoute, rulerRoute, auditRoute},
 	},
 	Write: {
 		modules: []string{Distributor, OTLPReceivers, Ingester},
@@ -60,11 +61,11 @@ var targetCases = map[string]targetCase{
 		lacks:   []route{pushRoute, otlpRoute, ingStatusRoute, compactRoute},
 	},
 	Backend: {
-		// The ruler writes through a distributor of its own, which
-		// serves no push endpoint.
-		modules: []string{StoreGateway, Compactor, Ruler},
+		// The ruler and the remediator write through distributors of
+		// their own, which serve no push endpoint.
+		modules: []string{StoreGateway, Compactor, Ruler, Remediator},
 		absent:  []string{Ingester, QueryFrontend, Querier},
-		serves:  []route{sgRingRoute, compactRoute, rulerRoute},
+		serves:  []route{sgRingRoute, compactRoute, rulerRoute, auditRoute},
 		lacks:   []route{pushRoute, otlpRoute, promRoute, ingStatusRoute},
 	},
 	Distributor: {
@@ -108,6 +109,12 @@ var targetCases = map[string]targetCase{
 		absent:  []string{Ingester, QueryFrontend, Querier, StoreGateway, Compactor},
 		serves:  []route{rulerRoute},
 		lacks:   []route{pushRoute, otlpRoute, promRoute, ingStatusRoute},
+	},
+	Remediator: {
+		modules: []string{Remediator},
+		absent:  []string{Ingester, QueryFrontend, Querier, StoreGateway, Compactor, Ruler},
+		serves:  []route{auditRoute, {http.MethodPost, "/remediation/v1/alertmanager"}},
+		lacks:   []route{pushRoute, otlpRoute, promRoute, rulerRoute},
 	},
 	Federator: {
 		modules: []string{Federator},

@@ -72,6 +72,9 @@ func (k *kubeClients) Client(cluster string) (kubernetes.Interface, error) {
 		}
 	}
 	cfg.Timeout = 30 * time.Second
+	// JSON, which every API server and proxy speaks (the few calls of a
+	// remediation gain nothing from protobuf).
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

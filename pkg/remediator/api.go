@@ -137,6 +137,9 @@ func (r *Remediator) APIHandler() http.Handler {
 	}
 	mux.HandleFunc("POST "+PathApprovals+"/{id}/approve", decide(true))
 	mux.HandleFunc("POST "+PathApprovals+"/{id}/deny", decide(false))
+	mux.HandleFunc(PathApprovals+"/", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no such approval action: POST "+PathApprovals+"/{id}/approve or /deny", http.StatusNotFound)
+	})
 	mux.HandleFunc("POST "+PathReload, func(w http.ResponseWriter, _ *http.Request) {
 		if err := r.Reload(); err != nil {
 			http.Error(w, "reading the playbooks: "+err.Error(), http.StatusBadRequest)
