@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,5 +396,79 @@ rules:
 	defer kube.mu.Unlock()
 	if kube.replicas != 3 {
 		t.Fatalf("replicas %d after the resolution", kube.replicas)
+	}
+}
+
+// TestRemediatorKilledMidAction: a remediator killed with SIGKILL while
+// its scale call is in flight, then restarted, does not act again on the
+// same notification, however often it is delivered.
+func TestRemediatorKilledMidAction(t *testing.T) {
+	requireIntegration(t)
+	logs := logDir(t)
+	inFlight := make(chan struct{}, 10)
+	release := make(chan struct{})
+	var puts atomic.Int64
+	kube := newKubeStandIn(t, 2, func(int32) {})
+	inner := kube.srv.Config.Handler
+	kube.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			puts.Add(1)
+			inFlight <- struct{}{}
+			select { // held until the remediator is dead
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+	defer close(release)
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte(`playbooks:
+  - name: scale-checkout
+    match: {alertname: CheckoutReplicasLow}
+    dry_run: false
+    actions:
+      - {type: scale, namespace: shop, name: checkout, step: 1, min: 1, max: 5, timeout: 60s}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := newCanopyNodes(t, logs, 1, "-ingester.replication-factor=1", "-remediator.playbooks-file="+playbooks, "-remediator.kubeconfig="+kube.kubeconfig(t))[0]
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+	notification := []byte(`{"version":"4","status":"firing","receiver":"remediator","groupKey":"{}:{alertname=\"CheckoutReplicasLow\"}",
+"alerts":[{"status":"firing","labels":{"alertname":"CheckoutReplicasLow","cluster":"prod","namespace":"shop","deployment":"checkout"},
+"annotations":{},"startsAt":"2026-12-01T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"a1b2c3d4e5f60718"}]}`)
+	post := func() {
+		t.Helper()
+		r, err := do(http.MethodPost, n.url()+"/remediation/v1/alertmanager", "", "application/json", notification, nil)
+		if err != nil || r.code != http.StatusOK {
+			t.Fatalf("webhook: %v %v", r, err)
+		}
+	}
+	post()
+	select {
+	case <-inFlight:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scale call never came")
+	}
+	n.kill()
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+	for range 3 { // Alertmanager's retries, an HA pair's copies
+		post()
+	}
+	eventually(t, 10*time.Second, 200*time.Millisecond, "the redeliveries recorded as duplicates", func() error {
+		_, body, err := httpGet(n.url()+"/remediation/v1/audit", nil)
+		if err != nil {
+			return err
+		}
+		if c := strings.Count(string(body), `"decision":"duplicate"`); c != 3 {
+			return fmt.Errorf("%d duplicates: %s", c, body)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if got := puts.Load(); got != 1 {
+		t.Fatalf("%d scale calls, want the one before the kill", got)
 	}
 }
