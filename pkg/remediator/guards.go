@@ -78,11 +78,12 @@ func keepSince(ts []time.Time, since time.Time) []time.Time {
 	return ts[i:]
 }
 
-// auditTrail keeps the latest records in memory.
+// auditTrail keeps the latest records in memory, in a ring.
 type auditTrail struct {
 	mu   sync.Mutex
+	recs []Record // len ≤ max; once full, next is the oldest
+	next int
 	max  int
-	recs []Record
 }
 
 func newAuditTrail(max int) *auditTrail { return &auditTrail{max: max} }
@@ -90,17 +91,22 @@ func newAuditTrail(max int) *auditTrail { return &auditTrail{max: max} }
 func (a *auditTrail) add(r Record) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.recs = append(a.recs, r)
-	if len(a.recs) > a.max {
-		a.recs = append(a.recs[:0:0], a.recs[len(a.recs)-a.max:]...)
+	if len(a.recs) < a.max {
+		a.recs = append(a.recs, r)
+		return
 	}
+	a.recs[a.next] = r
+	a.next = (a.next + 1) % a.max
 }
 
+// list returns a tenant's records, oldest first, the newest limit of them
+// (0: all).
 func (a *auditTrail) list(tenant, fingerprint string, limit int) []Record {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []Record
-	for _, r := range a.recs {
+	for i := range a.recs {
+		r := a.recs[(a.next+i)%len(a.recs)]
 		if r.Tenant == tenant && (fingerprint == "" || r.Fingerprint == fingerprint) {
 			out = append(out, r)
 		}

@@ -20,6 +20,11 @@ type journal struct {
 	mu   sync.Mutex
 	f    *os.File
 	keys map[string]time.Time
+	// Group commit: claims made while a write is being synced wait for
+	// the next write, which syncs them all at once.
+	pending  []byte
+	waiters  []chan error
+	flushing bool
 }
 
 type journalEntry struct {
@@ -77,22 +82,53 @@ func openJournal(dir string, retention time.Duration, now time.Time) (*journal, 
 }
 
 // claim records key and reports true, or reports false if it was
-// recorded before. The record is on disk when claim returns true.
+// recorded before. The record is on disk when claim returns true. Claims
+// made at once share one write and one sync.
 func (j *journal) claim(key string, now time.Time) (bool, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if _, ok := j.keys[key]; ok {
+		j.mu.Unlock()
 		return false, nil
 	}
+	j.keys[key] = now
 	b, _ := json.Marshal(journalEntry{Key: key, At: now})
-	if _, err := j.f.Write(append(b, '\n')); err != nil {
-		return false, fmt.Errorf("writing the remediation journal: %w", err)
+	j.pending = append(append(j.pending, b...), '\n')
+	done := make(chan error, 1)
+	j.waiters = append(j.waiters, done)
+	if !j.flushing {
+		// This claim writes: its own batch, then those that gathered
+		// meanwhile.
+		j.flushing = true
+		for len(j.pending) > 0 {
+			batch, waiters := j.pending, j.waiters
+			j.pending, j.waiters = nil, nil
+			j.mu.Unlock()
+			err := j.write(batch)
+			for _, w := range waiters {
+				w <- err
+			}
+			j.mu.Lock()
+		}
+		j.flushing = false
+	}
+	j.mu.Unlock()
+	if err := <-done; err != nil {
+		j.mu.Lock()
+		delete(j.keys, key)
+		j.mu.Unlock()
+		return false, err
+	}
+	return true, nil
+}
+
+func (j *journal) write(batch []byte) error {
+	if _, err := j.f.Write(batch); err != nil {
+		return fmt.Errorf("writing the remediation journal: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
-		return false, fmt.Errorf("syncing the remediation journal: %w", err)
+		return fmt.Errorf("syncing the remediation journal: %w", err)
 	}
-	j.keys[key] = now
-	return true, nil
+	return nil
 }
 
 func (j *journal) close() error {

@@ -486,3 +486,18 @@ func FuzzDecode(f *testing.F) {
 }
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.PanicOnError) }
+
+func TestAuditTrailRing(t *testing.T) {
+	a := newAuditTrail(3)
+	for i := range 5 {
+		a.add(Record{Tenant: "t", Message: fmt.Sprint(i)})
+	}
+	a.add(Record{Tenant: "other", Message: "x"})
+	var got []string
+	for _, r := range a.list("t", "", 0) {
+		got = append(got, r.Message)
+	}
+	require.Equal(t, []string{"3", "4"}, got)
+	require.Len(t, a.list("t", "", 1), 1)
+	require.Equal(t, "4", a.list("t", "", 1)[0].Message)
+}
