@@ -79,13 +79,6 @@ func startAlertmanager(t *testing.T, logs, webhook string) string {
 
 // startAlertmanagerOn is startAlertmanager on a chosen port.
 func startAlertmanagerOn(t *testing.T, logs, webhook string, port int) string {
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			t.Skip("Alertmanager is not on PATH; install it with `bash tools/install-peers.sh`")
-		}
-	}
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`route:
   receiver: hook
   group_by: [alertname]
@@ -98,6 +91,18 @@ receivers:
       - url: %q
         send_resolved: true
 `, webhook)
+	return startAlertmanagerWith(t, logs, cfg, port)
+}
+
+// startAlertmanagerWith starts the real Alertmanager with a config.
+func startAlertmanagerWith(t *testing.T, logs, cfg string, port int) string {
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		if bin, err = exec.LookPath("alertmanager"); err != nil {
+			t.Skip("Alertmanager is not on PATH; install it with `bash tools/install-peers.sh`")
+		}
+	}
+	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -470,5 +475,55 @@ func TestRemediatorKilledMidAction(t *testing.T) {
 	time.Sleep(time.Second)
 	if got := puts.Load(); got != 1 {
 		t.Fatalf("%d scale calls, want the one before the kill", got)
+	}
+}
+
+// TestExampleAlertmanagerConfig: the shipped Alertmanager config
+// (operations/alerting/alertmanager.yml) loads in the real Alertmanager
+// and sends a paging alert to the remediator's webhook with its bearer
+// token, one alert per notification.
+func TestExampleAlertmanagerConfig(t *testing.T) {
+	requireIntegration(t)
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "operations", "alerting", "alertmanager.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth atomic.Value
+	hook := newWebhookRecorder(t)
+	inner := hook.srv.Config.Handler
+	hook.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/remediation/v1/alertmanager" {
+			auth.Store(r.Header.Get("Authorization"))
+			inner.ServeHTTP(w, r)
+		}
+	})
+	tokenFile := filepath.Join(t.TempDir(), "remediator-token")
+	if err := os.WriteFile(tokenFile, []byte("am-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("http://canopy:9009", hook.srv.URL, "/etc/alertmanager/remediator-token", tokenFile,
+		"http://chat-bridge:8080", hook.srv.URL+"/team").Replace(string(raw))
+	am := startAlertmanagerWith(t, logDir(t), cfg, freePorts(t, 1)[0])
+	alerts := `[{"labels":{"alertname":"WorkloadSaturated","severity":"page","tenant":"team-a","cluster":"prod","namespace":"shop","deployment":"checkout"},"generatorURL":"http://canopy/graph?g0.expr=up"}]`
+	r, err := do(http.MethodPost, am+"/api/v2/alerts", "", "application/json", []byte(alerts), nil)
+	if err != nil || r.code != http.StatusOK {
+		t.Fatalf("posting to Alertmanager: %v %v", r, err)
+	}
+	eventually(t, 60*time.Second, 200*time.Millisecond, "the alert at the remediator", func() error {
+		p, ok := hook.find("firing", "WorkloadSaturated")
+		if !ok {
+			return fmt.Errorf("not yet")
+		}
+		if len(p.Alerts) != 1 || p.Alerts[0].Labels["deployment"] != "checkout" {
+			return fmt.Errorf("payload %+v", p)
+		}
+		return nil
+	})
+	if got, _ := auth.Load().(string); got != "Bearer am-token" {
+		t.Fatalf("Authorization %q", got)
 	}
 }

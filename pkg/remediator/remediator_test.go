@@ -501,3 +501,25 @@ func TestAuditTrailRing(t *testing.T) {
 	require.Len(t, a.list("t", "", 1), 1)
 	require.Equal(t, "4", a.list("t", "", 1)[0].Message)
 }
+
+// TestExamplePlaybooks: the shipped playbooks parse, and their templates
+// render valid JSON bodies.
+func TestExamplePlaybooks(t *testing.T) {
+	pb, err := LoadPlaybooks(filepath.Join("..", "..", "operations", "alerting", "playbooks.yaml"))
+	require.NoError(t, err)
+	require.Len(t, pb.Playbooks, 3)
+	a := alert("WorkloadSaturated", "firing", "severity", "page", "cluster", "prod", "namespace", `sh"op`)
+	r := &Remediator{}
+	r.playbooks.Store(pb)
+	require.Equal(t, "scale-on-saturation", r.match("team-a", a).Name)
+	for _, p := range pb.Playbooks {
+		for _, spec := range p.Actions {
+			if spec.Body == "" {
+				continue
+			}
+			act, err := renderAction(spec, a, "cluster")
+			require.NoError(t, err)
+			require.True(t, json.Valid([]byte(act.body)), "%s: %s", p.Name, act.body)
+		}
+	}
+}
