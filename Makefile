@@ -47,10 +47,11 @@ check: lint ## Check generated files (canopy -help golden file, the gRPC contrac
 	stale=$$(cd pkg/rpc && find . -name '*.pb.go' | while read -r f; do [ -f $$tmp/$$f ] || echo $$f; done); \
 	if [ -n "$$stale" ]; then echo "generated files without a .proto: $$stale"; exit 1; fi
 
-bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus, the logs benchmark against VictoriaLogs, and the hostile-input harness.
+bench: ## Go benchmarks of the hot paths, the write load harness and the store benchmark, each against Prometheus, the logs benchmark against VictoriaLogs, the rule evaluation benchmark against Prometheus, and the hostile-input harness.
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	bash tools/bench.sh
 	bash tools/storebench.sh
 	bash tools/logbench.sh
 	bash tools/tracebench.sh
+	bash tools/rulebench.sh
 	bash tools/attack.sh

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +152,12 @@ func (r *Ruler) ringState() (string, bool) {
 	}
 	ids := make([]string, 0, len(rs.Instances))
 	for _, in := range rs.Instances {
-		ids = append(ids, in.Id)
+		// A ruler that came back under its name may own other tokens.
+		h := fnv.New32a()
+		for _, t := range in.Tokens {
+			_, _ = h.Write([]byte{byte(t), byte(t >> 8), byte(t >> 16), byte(t >> 24)})
+		}
+		ids = append(ids, in.Id+"/"+strconv.FormatUint(uint64(h.Sum32()), 16))
 	}
 	slices.Sort(ids)
 	return strings.Join(ids, ","), true
@@ -189,7 +195,7 @@ const ringCheck = time.Second
 func (r *Ruler) running(ctx context.Context) error {
 	// Ownership is decided once this ruler is ACTIVE in the ring.
 	for ctx.Err() == nil {
-		if state, _ := r.ringState(); strings.Contains(","+state+",", ","+r.lifecycler.ID+",") {
+		if state, _ := r.ringState(); strings.Contains(","+state, ","+r.lifecycler.ID+"/") {
 			break
 		}
 		select {
