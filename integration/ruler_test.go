@@ -26,11 +26,12 @@ type webhookPayload struct {
 	Version string `json:"version"`
 	Status  string `json:"status"`
 	Alerts  []struct {
-		Status      string            `json:"status"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-		StartsAt    time.Time         `json:"startsAt"`
-		Fingerprint string            `json:"fingerprint"`
+		Status       string            `json:"status"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		StartsAt     time.Time         `json:"startsAt"`
+		Fingerprint  string            `json:"fingerprint"`
+		GeneratorURL string            `json:"generatorURL"`
 	} `json:"alerts"`
 }
 
@@ -526,4 +527,78 @@ func TestExampleAlertmanagerConfig(t *testing.T) {
 	if got, _ := auth.Load().(string); got != "Bearer am-token" {
 		t.Fatalf("Authorization %q", got)
 	}
+}
+
+// TestLogQLRulesToAlertmanager: a LogQL rule group uploaded through Loki's
+// ruler API is evaluated over the tenant's logs: its recorded series is a
+// metric, its alert reaches the real Alertmanager.
+func TestLogQLRulesToAlertmanager(t *testing.T) {
+	requireIntegration(t)
+	logs := logDir(t)
+	hook := newWebhookRecorder(t)
+	amURL := startAlertmanager(t, logs, hook.srv.URL)
+	n := newCanopyNodes(t, logs, 1, "-ingester.replication-factor=1", "-auth.multitenancy-enabled=true", "-ruler.alertmanager-url="+amURL,
+		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=1s")[0]
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+	pushErrors := func() {
+		now := time.Now().UnixNano()
+		var values []string
+		for i := range 5 {
+			values = append(values, fmt.Sprintf(`["%d","level=error msg=\"payment failed\" n=%d"]`, now-int64(i)*1e6, i))
+		}
+		body := `{"streams":[{"stream":{"app":"checkout"},"values":[` + strings.Join(values, ",") + `]}]}`
+		r, err := do(http.MethodPost, n.url()+"/loki/api/v1/push", "team-a", "application/json", []byte(body), nil)
+		if err != nil || r.code/100 != 2 {
+			t.Fatalf("Loki push: %v %v", r, err)
+		}
+	}
+	pushErrors()
+	group := `name: checkout-logs
+interval: 1s
+rules:
+  - record: app:errors:count1m
+    expr: sum by (app) (count_over_time({app="checkout"} |= "error" [1m]))
+  - alert: CheckoutLogErrors
+    expr: sum by (app) (count_over_time({app="checkout"} |= "error" [1m])) > 2
+    labels: {severity: page}
+`
+	r, err := do(http.MethodPost, n.url()+"/loki/api/v1/rules/shop", "team-a", "application/yaml", []byte(group), nil)
+	if err != nil || r.code != http.StatusAccepted {
+		t.Fatalf("uploading the LogQL group: %v %v", r, err)
+	}
+	code, body, _ := httpGet(n.url()+"/api/prom/rules", http.Header{tenantHeader: {"team-a"}})
+	if code != http.StatusOK || !strings.Contains(string(body), "CheckoutLogErrors") {
+		t.Fatalf("Loki's legacy rules path: %d %s", code, body)
+	}
+	bad, _ := do(http.MethodPost, n.url()+"/loki/api/v1/rules/shop", "team-a", "application/yaml", []byte(strings.Replace(group, `|= "error" [1m]))`+"\n", `|= "error" [1m]`+"\n", 1)), nil)
+	if bad.code != http.StatusBadRequest || !strings.Contains(string(bad.body), "could not parse expression") {
+		t.Fatalf("a bad LogQL group: %v", bad)
+	}
+	a := api{base: n.url() + "/prometheus", tenant: "team-a"}
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the LogQL recording rule's series", func() error {
+		pushErrors()
+		got, _, err := a.query(http.MethodGet, `app:errors:count1m`, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[0].Labels["app"] != "checkout" {
+			return fmt.Errorf("app:errors:count1m = %s", fmtSeries(got))
+		}
+		return nil
+	})
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the LogQL alert at the webhook", func() error {
+		pushErrors()
+		p, ok := hook.find("firing", "CheckoutLogErrors")
+		if !ok {
+			return fmt.Errorf("no firing CheckoutLogErrors yet")
+		}
+		if p.Alerts[0].Labels["tenant"] != "team-a" || p.Alerts[0].Labels["app"] != "checkout" {
+			return fmt.Errorf("alert %+v", p.Alerts[0])
+		}
+		if !strings.Contains(p.Alerts[0].GeneratorURL, "/logql/graph?g0.expr=") {
+			return fmt.Errorf("generator URL %q does not mark the LogQL expression", p.Alerts[0].GeneratorURL)
+		}
+		return nil
+	})
 }

@@ -200,10 +200,14 @@ func TestSingleProcess(t *testing.T) {
 		if ast["type"] != "binaryExpr" || ast["op"] != "+" {
 			t.Errorf("parse_query up + 1: %v, want a binaryExpr with op +", ast)
 		}
-		var bi map[string]string
+		// The ruler in this process: Grafana's ruler features too.
+		var bi struct {
+			Version, GoVersion string
+			Features           map[string]string
+		}
 		a.get(t, http.MethodGet, "status/buildinfo", nil, &bi)
-		if bi["version"] == "" || !strings.HasPrefix(bi["goVersion"], "go") {
-			t.Errorf("status/buildinfo: %v, want a version and goVersion", bi)
+		if bi.Version == "" || !strings.HasPrefix(bi.GoVersion, "go") || bi.Features["ruler_config_api"] != "true" {
+			t.Errorf("status/buildinfo: %+v, want a version, goVersion and ruler_config_api", bi)
 		}
 	})
 

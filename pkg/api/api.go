@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/gorilla/mux"
@@ -30,17 +31,22 @@ const (
 	PrefixPrometheus = "/prometheus"
 	// PathRulerConfig is Mimir's ruler config API, beside the Prometheus
 	// API as Grafana expects it.
-	PathRulerConfig    = PrefixPrometheus + "/config/v1/rules"
-	PrefixPrometheusV1 = PrefixPrometheus + "/api/v1/"
-	PathIngesterFlush  = "/ingester/flush"
-	PathIngesterStatus = "/ingester/ring-status"
-	PathCompactorRun   = "/compactor/run"
-	PrefixRing         = "/ring/"
-	PathReady          = "/ready"
-	PathServices       = "/services"
-	PathConfig         = "/config"
-	PathMemberlist     = "/memberlist"
-	PathIndex          = "/"
+	PathRulerConfig = PrefixPrometheus + "/config/v1/rules"
+	// PathLokiRules and PathLokiRulesLegacy are Loki's ruler config API
+	// (the legacy path is the one Grafana's rule editor calls for a Loki
+	// data source).
+	PathLokiRules       = PrefixLokiV1 + "rules"
+	PathLokiRulesLegacy = "/api/prom/rules"
+	PrefixPrometheusV1  = PrefixPrometheus + "/api/v1/"
+	PathIngesterFlush   = "/ingester/flush"
+	PathIngesterStatus  = "/ingester/ring-status"
+	PathCompactorRun    = "/compactor/run"
+	PrefixRing          = "/ring/"
+	PathReady           = "/ready"
+	PathServices        = "/services"
+	PathConfig          = "/config"
+	PathMemberlist      = "/memberlist"
+	PathIndex           = "/"
 
 	PathFederate           = "/federate"
 	PathFederationChildren = "/federation/children"
@@ -51,7 +57,7 @@ const (
 type Route struct {
 	Path      string // exact path, or a prefix when Prefix is set
 	Prefix    bool
-	Except    []string // with Prefix: exact paths under it that others serve
+	Except    []string // with Prefix: paths under it that others serve (a path ending in / and all under it)
 	Methods   []string // empty: any
 	Component string   // who serves it: distributor, ingester, querier, …
 	Tenant    bool     // the handler sees the request's tenant (X-Scope-OrgID)
@@ -91,7 +97,9 @@ func (a *API) Register(r Route, h http.Handler) {
 	if len(r.Except) > 0 {
 		except := r.Except
 		route = route.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
-			return !slices.Contains(except, req.URL.Path)
+			return !slices.ContainsFunc(except, func(e string) bool {
+				return e == req.URL.Path || strings.HasSuffix(e, "/") && strings.HasPrefix(req.URL.Path, e)
+			})
 		})
 	}
 	route.Handler(h)
@@ -143,7 +151,7 @@ func (a *API) RegisterTempoAPI(component string, h http.Handler) {
 // datasource URL is <host>); the push path under it is the distributor's
 // and the deletion path the compactor's, whichever registers first.
 func (a *API) RegisterLokiAPI(component string, h http.Handler) {
-	a.Register(Route{Path: PrefixLokiV1, Prefix: true, Except: []string{PathLokiPush, PathLokiDelete}, Component: component, Tenant: true, Help: "Loki HTTP API (LogQL)"}, h)
+	a.Register(Route{Path: PrefixLokiV1, Prefix: true, Except: []string{PathLokiPush, PathLokiDelete, PathLokiRules, PathLokiRules + "/"}, Component: component, Tenant: true, Help: "Loki HTTP API (LogQL)"}, h)
 }
 
 // RegisterLokiDelete serves Loki's log deletion API, as Loki's compactor

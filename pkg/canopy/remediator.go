@@ -26,11 +26,12 @@ import (
 func (c *Canopy) initRemediator() (services.Service, error) {
 	cfg := c.cfg.Remediator
 	r, err := remediator.New(cfg, remediator.Deps{
-		Dir:    filepath.Join(c.cfg.DataDir, "remediator"),
-		Query:  ruler.HTTPQuery(cfg.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
-		Log:    c.remediationLog,
-		Kube:   remediator.NewKube(cfg.Kubeconfig),
-		Parser: parser.NewParser(querier.ParserOptions(c.cfg.Querier)),
+		Dir:        filepath.Join(c.cfg.DataDir, "remediator"),
+		Query:      ruler.HTTPQuery(cfg.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
+		LogQLQuery: ruler.LokiQuery(cfg.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
+		Log:        c.remediationLog,
+		Kube:       remediator.NewKube(cfg.Kubeconfig),
+		Parser:     parser.NewParser(querier.ParserOptions(c.cfg.Querier)),
 	}, logging.Slog(c.logger), c.reg)
 	if err != nil {
 		return nil, err

@@ -26,8 +26,9 @@ func (c *Canopy) initRuler() (services.Service, error) {
 	slogger := logging.Slog(c.logger)
 	p := parser.NewParser(querier.ParserOptions(c.cfg.Querier))
 	deps := ruler.Deps{
-		Bucket: c.Bucket,
-		Query:  ruler.HTTPQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
+		Bucket:     c.Bucket,
+		Query:      ruler.HTTPQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
+		LogQLQuery: ruler.LokiQuery(c.cfg.Ruler.QueryFrontendURL, http.DefaultClient, c.localQueryPath()),
 		Push: func(ctx context.Context, tenant string, req *writev2.Request) error {
 			_, err := c.Distributor.Push(ctx, tenant, req)
 			return err
@@ -46,8 +47,14 @@ func (c *Canopy) initRuler() (services.Service, error) {
 	}
 	c.Ruler = r
 	c.API.RegisterRing(ruler.RingName, "ruler", r.Ring())
-	cfgAPI := ruler.NewConfigAPI(r.Store(), api.PrefixPrometheus, p, slogger)
+	cfgAPI := ruler.NewConfigAPI(r.Store(), api.PathRulerConfig, ruler.PromQLGroups(p), slogger)
 	cfgAPI.OnChange(r.Sync)
+	for _, base := range []string{api.PathLokiRules, api.PathLokiRulesLegacy} {
+		lokiAPI := ruler.NewConfigAPI(r.LogQLStore(), base, ruler.ParseLogQLGroup, slogger)
+		lokiAPI.OnChange(r.Sync)
+		c.API.Register(api.Route{Path: base, Methods: []string{http.MethodGet}, Component: "ruler", Tenant: true, Help: "Loki's ruler API: every namespace's LogQL rule groups (YAML)"}, lokiAPI)
+		c.API.Register(api.Route{Path: base + "/", Prefix: true, Component: "ruler", Tenant: true, Help: "Loki's ruler API: {namespace}[/{group}], GET, POST (a LogQL group, YAML), DELETE"}, lokiAPI)
+	}
 	c.API.Register(api.Route{Path: api.PathRulerConfig, Methods: []string{http.MethodGet}, Component: "ruler", Tenant: true, Help: "Mimir's ruler config API: every namespace's rule groups (YAML)"}, cfgAPI)
 	c.API.Register(api.Route{Path: api.PathRulerConfig + "/", Prefix: true, Component: "ruler", Tenant: true, Help: "Mimir's ruler config API: {namespace}[/{group}], GET, POST (a group, YAML), DELETE"}, cfgAPI)
 	return r, nil

@@ -89,6 +89,7 @@ const (
 	Failed          Decision = "failed"
 	Verified        Decision = "verified"
 	NotVerified     Decision = "not_verified"
+	Unverifiable    Decision = "unverifiable"
 	Escalated       Decision = "escalated"
 	Exhausted       Decision = "exhausted"
 	Resolved        Decision = "resolved"
@@ -114,8 +115,10 @@ type Record struct {
 type Deps struct {
 	// Dir keeps the journal of handled notifications.
 	Dir string
-	// Query returns a tenant's query function, for verifications.
-	Query func(tenant string) rules.QueryFunc
+	// Query and LogQLQuery return a tenant's PromQL and LogQL query
+	// functions, for verifications.
+	Query      func(tenant string) rules.QueryFunc
+	LogQLQuery func(tenant string) rules.QueryFunc
 	// Log, when set, writes each audit record into the tenant's logs.
 	Log    func(ctx context.Context, tenant string, rec Record) error
 	Kube   Kube
@@ -389,7 +392,7 @@ func (r *Remediator) runPlaybook(ctx context.Context, tenant string, a Alert, pb
 		vrec := rec
 		vrec.Decision, vrec.Message = verdict, msg
 		note(vrec)
-		if verdict == Verified || verdict == Cancelled {
+		if verdict == Verified || verdict == Cancelled || verdict == Unverifiable {
 			return
 		}
 	}
@@ -410,17 +413,21 @@ func resultOf(err error) string {
 // verify re-evaluates the alert's expression until no series of it is the
 // alert's, every Verify.Interval up to Verify.Timeout.
 func (r *Remediator) verify(ctx context.Context, tenant string, a Alert, pb *Playbook) (Decision, string) {
-	expr := pb.Verify.Query
+	expr, isLogQL := pb.Verify.Query, false
 	if expr == "" {
 		var ok bool
-		if expr, ok = a.Expr(r.deps.Parser); !ok {
-			return Verified, "not checked: the alert carries no expression (generatorURL) and the playbook sets no verify.query"
+		if expr, isLogQL, ok = a.Expr(r.deps.Parser); !ok {
+			return Unverifiable, "the alert carries no expression that parses (generatorURL) and the playbook sets no verify.query: the playbook stops here"
 		}
 	}
-	if r.deps.Query == nil {
-		return Verified, "not checked: no query path"
+	queryOf := r.deps.Query
+	if isLogQL {
+		queryOf = r.deps.LogQLQuery
 	}
-	q := r.deps.Query(tenant)
+	if queryOf == nil {
+		return Unverifiable, "no query path to verify with: the playbook stops here"
+	}
+	q := queryOf(tenant)
 	deadline := r.deps.Now().Add(pb.Verify.Timeout)
 	var last string
 	for {

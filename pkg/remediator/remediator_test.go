@@ -523,3 +523,33 @@ func TestExamplePlaybooks(t *testing.T) {
 		}
 	}
 }
+
+// TestUnverifiable: an alert without an expression that parses, under a
+// playbook without verify.query, is acted on once and the playbook stops;
+// a LogQL rule's alert is verified with the LogQL query.
+func TestUnverifiable(t *testing.T) {
+	pb := scalePlaybook + "      - {type: http, url: \"http://127.0.0.1:1/never\"}\n"
+	h := newHarness(t, pb, nil)
+	a := alert("CheckoutSlow", "firing")
+	a.GeneratorURL = "http://canopy/graph?g0.expr=" + url.QueryEscape(`sum(count_over_time({app="x"} |= "e" [1m])) > 1`) // LogQL, linked as PromQL
+	h.post(t, payload(a))
+	rec := h.waitDecision(t, a.Fingerprint, Unverifiable)
+	require.Contains(t, rec.Message, "no expression that parses")
+	time.Sleep(100 * time.Millisecond)
+	require.Equal(t, []string{"received", "matched", "acted", "unverifiable"}, h.decisions(a.Fingerprint))
+
+	// The ruler links a LogQL alert from …/logql/graph: verified with LogQL.
+	var logqlAsked atomic.Value
+	h.r.deps.LogQLQuery = func(string) rules.QueryFunc {
+		return func(_ context.Context, q string, _ time.Time) (promql.Vector, error) {
+			logqlAsked.Store(q)
+			return nil, nil
+		}
+	}
+	b := alert("CheckoutSlow", "firing", "pod", "b")
+	b.GeneratorURL = "http://canopy/logql/graph?g0.expr=" + url.QueryEscape(`sum(count_over_time({app="x"} |= "e" [1m])) > 1`) + "&g0.tab=1"
+	h.r.guards = newGuards() // past the cooldown of the first scale
+	h.post(t, payload(b))
+	h.waitDecision(t, b.Fingerprint, Verified)
+	require.Equal(t, `sum(count_over_time({app="x"} |= "e" [1m])) > 1`, logqlAsked.Load())
+}

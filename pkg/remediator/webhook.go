@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/canopy-observability/canopy/pkg/logql"
 )
 
 // Payload is Alertmanager's webhook body, version 4.
@@ -110,21 +113,27 @@ func Decode(r io.Reader, lim Limits) (Payload, error) {
 }
 
 // Expr returns the expression of the rule that made an alert, read from
-// its generator URL (Prometheus's and Canopy's /graph?g0.expr=…), and
-// whether it parses.
-func (a Alert) Expr(p parser.Parser) (string, bool) {
+// its generator URL (…/graph?g0.expr=…), and whether it is LogQL (the
+// ruler's LogQL alerts link from …/logql/graph). ok is false when there
+// is none, or it does not parse.
+func (a Alert) Expr(p parser.Parser) (expr string, isLogQL, ok bool) {
 	u, err := url.Parse(a.GeneratorURL)
 	if err != nil {
-		return "", false
+		return "", false, false
 	}
-	expr := u.Query().Get("g0.expr")
+	expr = u.Query().Get("g0.expr")
 	if expr == "" {
-		return "", false
+		return "", false, false
+	}
+	if strings.HasSuffix(u.Path, "/logql/graph") {
+		e, err := logql.Parse(expr)
+		_, isLog := e.(*logql.LogExpr)
+		return expr, true, err == nil && !isLog
 	}
 	if _, err := p.ParseExpr(expr); err != nil {
-		return "", false
+		return "", false, false
 	}
-	return expr, true
+	return expr, false, true
 }
 
 // Key is what makes one notification of an alert the same as another:

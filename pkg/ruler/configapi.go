@@ -21,34 +21,35 @@ import (
 // MaxGroupBytes bounds an uploaded rule group.
 const MaxGroupBytes = 1 << 20
 
-// ConfigAPI serves Mimir's ruler config API under a prefix (/prometheus):
+// ConfigAPI serves Mimir's ruler config API (base /prometheus/config/v1/rules)
+// or Loki's (base /loki/api/v1/rules), which have one shape:
 //
-//	GET    <prefix>/config/v1/rules                      every namespace's groups (YAML)
-//	GET    <prefix>/config/v1/rules/{namespace}          one namespace's
-//	GET    <prefix>/config/v1/rules/{namespace}/{group}  one group
-//	POST   <prefix>/config/v1/rules/{namespace}          set a group (YAML body): 202
-//	DELETE <prefix>/config/v1/rules/{namespace}          a namespace: 202
-//	DELETE <prefix>/config/v1/rules/{namespace}/{group}  a group: 202
+//	GET    <base>                      every namespace's groups (YAML)
+//	GET    <base>/{namespace}          one namespace's
+//	GET    <base>/{namespace}/{group}  one group
+//	POST   <base>/{namespace}          set a group (YAML body): 202
+//	DELETE <base>/{namespace}          a namespace: 202
+//	DELETE <base>/{namespace}/{group}  a group: 202
 //
-// An uploaded group is checked as promtool check rules checks a file, with
-// its errors ("3:11: group \"g\", rule 1, \"X\": …", lines of the body).
-// Requests carry their tenant in the context (pkg/util/tenant).
+// An uploaded group is checked by parse (ParseGroup: as promtool check
+// rules checks a file, its errors naming line and column of the body;
+// ParseLogQLGroup for LogQL rules). Requests carry their tenant in the
+// context (pkg/util/tenant).
 type ConfigAPI struct {
 	store   *Store
 	changed func()
-	parser  parser.Parser
+	parse   func([]byte) (rulefmt.RuleGroup, []error)
 	logger  *slog.Logger
 	mux     *http.ServeMux
 }
 
-// NewConfigAPI returns the API over store under prefix; p parses the
-// rules' expressions.
-func NewConfigAPI(store *Store, prefix string, p parser.Parser, logger *slog.Logger) *ConfigAPI {
+// NewConfigAPI returns the API over store at base; parse reads and checks
+// an uploaded group.
+func NewConfigAPI(store *Store, base string, parse func([]byte) (rulefmt.RuleGroup, []error), logger *slog.Logger) *ConfigAPI {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &ConfigAPI{store: store, parser: p, logger: logger, mux: http.NewServeMux()}
-	base := prefix + "/config/v1/rules"
+	a := &ConfigAPI{store: store, parse: parse, logger: logger, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET "+base, a.list)
 	a.mux.HandleFunc("GET "+base+"/{namespace}", a.list)
 	a.mux.HandleFunc("GET "+base+"/{namespace}/{group}", a.get)
@@ -131,7 +132,7 @@ func (a *ConfigAPI) set(w http.ResponseWriter, r *http.Request) {
 		respondError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	g, errs := ParseGroup(body, a.parser)
+	g, errs := a.parse(body)
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, err := range errs {
@@ -179,6 +180,11 @@ func (a *ConfigAPI) deleted(w http.ResponseWriter, err error) {
 func (a *ConfigAPI) storeFailed(w http.ResponseWriter, err error) {
 	a.logger.Error("ruler config api: the bucket failed", "err", err)
 	respondError(w, http.StatusInternalServerError, "the rule store failed: "+err.Error())
+}
+
+// PromQLGroups returns ParseGroup with the parser p.
+func PromQLGroups(p parser.Parser) func([]byte) (rulefmt.RuleGroup, []error) {
+	return func(body []byte) (rulefmt.RuleGroup, []error) { return ParseGroup(body, p) }
 }
 
 // ParseGroup reads one rule group (the body of a config API upload) and

@@ -36,7 +36,7 @@ rules:
 // the request's X-Scope-OrgID, as Canopy's resolver puts it.
 func newConfigAPI(t *testing.T) (*httptest.Server, objstore.Bucket) {
 	bkt := objstore.NewInMemBucket()
-	api := NewConfigAPI(NewStore(bkt), "/prometheus", parser.NewParser(parser.Options{}), nil)
+	api := NewConfigAPI(NewStore(bkt), "/prometheus/config/v1/rules", PromQLGroups(parser.NewParser(parser.Options{})), nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if org := r.Header.Get("X-Scope-OrgID"); org != "" {
 			r = r.WithContext(user.InjectOrgID(r.Context(), org))

@@ -44,7 +44,8 @@ import (
 type Ruler struct {
 	services.Service
 	cfg       Config
-	store     *Store
+	store     *Store // the PromQL groups
+	langs     []*language
 	bkt       objstore.Bucket
 	query     func(tenant string) rules.QueryFunc
 	push      Pusher
@@ -70,6 +71,26 @@ const (
 )
 
 // tenantRules is one tenant's rules manager and the groups it loads.
+// language is how the rules of one store are evaluated.
+type language struct {
+	name  string // promql, logql
+	store *Store
+	query func(tenant string) rules.QueryFunc
+	parse func(string) (parser.Expr, error)
+}
+
+// LogQLLinkPrefix is the path the generator URL of a LogQL rule's alert
+// has before /graph?g0.expr=…: what tells a LogQL expression from a PromQL
+// one (the remediator verifies each with its own query API).
+const LogQLLinkPrefix = "/logql"
+
+func (l *language) linkPrefix() string {
+	if l.name == "logql" {
+		return LogQLLinkPrefix
+	}
+	return ""
+}
+
 type tenantRules struct {
 	manager *rules.Manager
 	loader  *groupLoader
@@ -81,6 +102,9 @@ type Deps struct {
 	Bucket objstore.Bucket
 	// Query returns a tenant's rule query function.
 	Query func(tenant string) rules.QueryFunc
+	// LogQLQuery returns a tenant's query function of LogQL rules (nil:
+	// LogQL rules are not evaluated).
+	LogQLQuery func(tenant string) rules.QueryFunc
 	// Push writes a tenant's rule results.
 	Push Pusher
 	// Queryable, when set, returns what restores alerts' `for` state.
@@ -104,6 +128,10 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 	r := &Ruler{
 		cfg: cfg, store: NewStore(d.Bucket), bkt: d.Bucket, query: d.Query, push: d.Push, queryable: d.Queryable,
 		parser: d.Parser, logger: logger, reg: reg, syncNow: make(chan struct{}, 1), tenants: map[string]*tenantRules{},
+	}
+	r.langs = []*language{{name: "promql", store: r.store, query: d.Query, parse: d.Parser.ParseExpr}}
+	if d.LogQLQuery != nil {
+		r.langs = append(r.langs, &language{name: "logql", store: NewStoreIn(d.Bucket, LogQLDir), query: d.LogQLQuery, parse: parseLogQLRule})
 	}
 	a, err := newAlerting(cfg, logger, reg)
 	if err != nil {
@@ -134,9 +162,9 @@ var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
 // owns reports whether this ruler evaluates a tenant's group: the ACTIVE
 // ruler owning the group's hash in the ring.
-func (r *Ruler) owns(tenant, namespace, group string) (bool, error) {
+func (r *Ruler) owns(lang, tenant, namespace, group string) (bool, error) {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(tenant + "\x00" + namespace + "\x00" + group))
+	_, _ = h.Write([]byte(lang + "\x00" + tenant + "\x00" + namespace + "\x00" + group))
 	rs, err := r.ring.Get(h.Sum32(), ownerOp, nil, nil, nil)
 	if err != nil {
 		return false, fmt.Errorf("reading the ruler ring: %w", err)
@@ -163,8 +191,19 @@ func (r *Ruler) ringState() (string, bool) {
 	return strings.Join(ids, ","), true
 }
 
-// Store returns the rule store the ruler reads.
+// Store returns the store of the PromQL rule groups.
 func (r *Ruler) Store() *Store { return r.store }
+
+// LogQLStore returns the store of the LogQL rule groups (nil when LogQL
+// rules are not evaluated).
+func (r *Ruler) LogQLStore() *Store {
+	for _, l := range r.langs {
+		if l.name == "logql" {
+			return l.store
+		}
+	}
+	return nil
+}
 
 // Sync asks the ruler to read the rule groups again now.
 func (r *Ruler) Sync() {
@@ -247,61 +286,68 @@ func (r *Ruler) stopping(error) error {
 	return errors.Join(err, services.StopAndAwaitTerminated(context.Background(), r.ring))
 }
 
-// sync reads every tenant's groups and updates their managers: new
-// tenants get one, tenants without groups lose theirs.
+// sync reads every tenant's groups, in each language, and updates their
+// managers: new tenants get one, tenants without groups lose theirs.
 func (r *Ruler) sync(ctx context.Context) error {
-	tenants, err := r.listTenants(ctx)
-	if err != nil {
-		return err
-	}
-	byTenant := map[string]map[string][]rulefmt.RuleGroup{}
-	for _, id := range tenants {
-		groups, err := r.store.List(ctx, id, "")
+	type key struct{ lang, tenant string }
+	wanted := map[key]map[string][]rulefmt.RuleGroup{}
+	langOf := map[string]*language{}
+	for _, l := range r.langs {
+		langOf[l.name] = l
+		tenants, err := r.listTenants(ctx, l.store)
 		if err != nil {
 			return err
 		}
-		owned := map[string][]rulefmt.RuleGroup{}
-		for ns, gs := range groups {
-			for _, g := range gs {
-				mine, err := r.owns(id, ns, g.Name)
-				if err != nil {
-					return err // the groups stay as they are
-				}
-				if mine {
-					owned[ns] = append(owned[ns], g)
+		for _, id := range tenants {
+			groups, err := l.store.List(ctx, id, "")
+			if err != nil {
+				return err
+			}
+			owned := map[string][]rulefmt.RuleGroup{}
+			for ns, gs := range groups {
+				for _, g := range gs {
+					mine, err := r.owns(l.name, id, ns, g.Name)
+					if err != nil {
+						return err // the groups stay as they are
+					}
+					if mine {
+						owned[ns] = append(owned[ns], g)
+					}
 				}
 			}
-		}
-		if len(owned) > 0 {
-			byTenant[id] = owned
+			if len(owned) > 0 {
+				wanted[key{l.name, id}] = owned
+			}
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, t := range r.tenants {
-		if _, ok := byTenant[id]; !ok {
+	for k, t := range r.tenants {
+		lang, id, _ := strings.Cut(k, "/")
+		if _, ok := wanted[key{lang, id}]; !ok {
 			t.manager.Stop()
 			t.cancel()
-			delete(r.tenants, id)
+			delete(r.tenants, k)
 		}
 	}
-	for id, groups := range byTenant {
-		t, ok := r.tenants[id]
+	for k, groups := range wanted {
+		name := k.lang + "/" + k.tenant
+		t, ok := r.tenants[name]
 		if !ok {
-			t = r.newTenant(id)
-			r.tenants[id] = t
+			t = r.newTenant(langOf[k.lang], k.tenant)
+			r.tenants[name] = t
 		}
 		t.loader.set(groups)
 		namespaces := slices.Sorted(maps.Keys(groups))
-		if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, labels.EmptyLabels(), r.cfg.ExternalURL, r.evalIfOwned(id)); err != nil {
-			r.logger.Error("loading a tenant's rule groups failed", "component", "ruler", "tenant", id, "err", err)
+		if err := t.manager.Update(r.cfg.EvaluationInterval, namespaces, labels.EmptyLabels(), r.cfg.ExternalURL, r.evalIfOwned(k.lang, k.tenant)); err != nil {
+			r.logger.Error("loading a tenant's rule groups failed", "component", "ruler", "tenant", k.tenant, "language", k.lang, "err", err)
 		}
 	}
 	return nil
 }
 
-// listTenants returns the tenants with a rules directory in the bucket.
-func (r *Ruler) listTenants(ctx context.Context) ([]string, error) {
+// listTenants returns the tenants with groups in store.
+func (r *Ruler) listTenants(ctx context.Context, store *Store) ([]string, error) {
 	var dirs []string
 	if err := r.bkt.Iter(ctx, "", func(name string) error {
 		if strings.HasSuffix(name, "/") {
@@ -314,7 +360,7 @@ func (r *Ruler) listTenants(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, d := range dirs {
 		found := false
-		if err := r.bkt.Iter(ctx, rulesDir(d), func(string) error {
+		if err := r.bkt.Iter(ctx, store.rulesDir(d), func(string) error {
 			found = true
 			return errStop
 		}); err != nil && !errors.Is(err, errStop) {
@@ -329,11 +375,11 @@ func (r *Ruler) listTenants(ctx context.Context) ([]string, error) {
 
 var errStop = errors.New("stop")
 
-// newTenant starts a rules manager for tenant id.
-func (r *Ruler) newTenant(id string) *tenantRules {
+// newTenant starts a rules manager for tenant id's rules in lang.
+func (r *Ruler) newTenant(lang *language, id string) *tenantRules {
 	ctx, cancel := context.WithCancel(user.InjectOrgID(context.Background(), id))
-	loader := &groupLoader{parser: r.parser}
-	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, r.reg)
+	loader := &groupLoader{parse: lang.parse}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id, "language": lang.name}, r.reg)
 	var ext *url.URL
 	if r.cfg.ExternalURL != "" {
 		ext, _ = url.Parse(r.cfg.ExternalURL)
@@ -341,8 +387,8 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 	opts := &rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		ExternalURL:          ext,
-		QueryFunc:            r.query(id),
-		NotifyFunc:           rules.SendAlerts(tenantSender{r.alerting.notifier, r.cfg.TenantLabel, id}, r.cfg.ExternalURL),
+		QueryFunc:            lang.query(id),
+		NotifyFunc:           rules.SendAlerts(tenantSender{r.alerting.notifier, r.cfg.TenantLabel, id}, r.cfg.ExternalURL+lang.linkPrefix()),
 		Context:              ctx,
 		Appendable:           pushAppendable{push: r.push, tenant: id},
 		Logger:               r.logger.With("component", "ruler", "tenant", id),
@@ -353,6 +399,10 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 		Metrics:              newGroupMetrics(reg),
 		Parser:               r.parser,
 		RestoreNewRuleGroups: true,
+	}
+	if lang.name == "logql" {
+		// Prometheus's dependency analysis walks PromQL syntax trees.
+		opts.RuleDependencyController = noDependencies{}
 	}
 	// `for` state is read back from ALERTS_FOR_STATE: through this
 	// process's querier, else through remote read of the query path.
@@ -373,9 +423,9 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 // ring change and the sync that hands the group over, the ruler that no
 // longer owns it skips its evaluations, so that two rulers never evaluate
 // one group.
-func (r *Ruler) evalIfOwned(tenant string) rules.GroupEvalIterationFunc {
+func (r *Ruler) evalIfOwned(lang, tenant string) rules.GroupEvalIterationFunc {
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
-		mine, err := r.owns(tenant, g.File(), g.Name())
+		mine, err := r.owns(lang, tenant, g.File(), g.Name())
 		if err != nil {
 			r.logger.Warn("skipping a group's evaluation: the ring cannot say who owns it", "component", "ruler", "tenant", tenant, "group", g.Name(), "err", err)
 			return
@@ -406,11 +456,41 @@ func (r *Ruler) Rules(ctx context.Context) v1.RulesRetriever {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.tenants[id]; ok {
-		return t.manager
+	var ms []*rules.Manager
+	for _, l := range r.langs {
+		if t, ok := r.tenants[l.name+"/"+id]; ok {
+			ms = append(ms, t.manager)
+		}
 	}
-	return nil
+	if len(ms) == 0 {
+		return nil
+	}
+	return managers(ms)
 }
+
+// managers are a tenant's rules managers as one.
+type managers []*rules.Manager
+
+func (ms managers) RuleGroups() []*rules.Group {
+	var out []*rules.Group
+	for _, m := range ms {
+		out = append(out, m.RuleGroups()...)
+	}
+	return out
+}
+
+func (ms managers) AlertingRules() []*rules.AlertingRule {
+	var out []*rules.AlertingRule
+	for _, m := range ms {
+		out = append(out, m.AlertingRules()...)
+	}
+	return out
+}
+
+// noDependencies leaves rules' dependencies unknown: they run in order.
+type noDependencies struct{}
+
+func (noDependencies) AnalyseRules([]rules.Rule) {}
 
 // ServesRulerConfigAPI implements querier.RuleSource.
 func (r *Ruler) ServesRulerConfigAPI() bool { return true }
@@ -428,7 +508,7 @@ func (a alertmanagers) DroppedAlertmanagers() []*url.URL { return a.n.DroppedAle
 // groupLoader hands a tenant's groups, read from the bucket, to its rules
 // manager: the manager's "files" are the tenant's namespaces.
 type groupLoader struct {
-	parser parser.Parser
+	parse  func(string) (parser.Expr, error)
 	mu     sync.Mutex
 	groups map[string][]rulefmt.RuleGroup
 }
@@ -447,7 +527,7 @@ func (l *groupLoader) Load(namespace string, _ bool, _ model.ValidationScheme) (
 }
 
 // Parse implements rules.GroupLoader.
-func (l *groupLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
+func (l *groupLoader) Parse(query string) (parser.Expr, error) { return l.parse(query) }
 
 // tenantSender gives every alert its tenant's label before sending it.
 type tenantSender struct {

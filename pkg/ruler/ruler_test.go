@@ -317,3 +317,67 @@ func TestConfigValidate(t *testing.T) {
 	cfg.QueryFrontendURL = "qf:8080"
 	require.ErrorContains(t, cfg.Validate(), "ruler.query-frontend-url")
 }
+
+// TestLogQLRules: LogQL groups are checked as Loki checks them, and
+// evaluated with the LogQL query function: their recorded series are
+// pushed like PromQL rules'.
+func TestLogQLRules(t *testing.T) {
+	good := "name: logs\ninterval: 200ms\nrules:\n- record: app:errors:rate1m\n  expr: sum by (app) (rate({app=\"checkout\"} |= \"error\" [1m]))\n- alert: ManyErrors\n  expr: sum by (app) (count_over_time({app=\"checkout\"} |= \"error\" [1m])) > 2\n  annotations: {summary: \"{{ $labels.app }}\"}\n"
+	g, errs := ParseLogQLGroup([]byte(good))
+	require.Empty(t, errs)
+	for _, tc := range []struct{ body, want string }{
+		{strings.Replace(good, `sum by (app) (rate(`, `sum by (app) (rate(`+"(", 1), `5:9: group "logs", rule 1, "app:errors:rate1m": could not parse expression`},
+		{strings.Replace(good, `expr: sum by (app) (count_over_time({app="checkout"} |= "error" [1m])) > 2`, `expr: '{app="checkout"} |= "error"'`, 1), "a log query cannot be a rule"},
+		{strings.Replace(good, `{{ $labels.app }}`, `{{ $labels.app `, 1), `annotation "summary"`},
+		{strings.Replace(good, "- alert: ManyErrors", "- alert: ManyErrors\n  record: x", 1), "only one of 'record' and 'alert'"},
+		{good + "extra: 1\n", "field extra not found"},
+	} {
+		_, errs := ParseLogQLGroup([]byte(tc.body))
+		require.NotEmpty(t, errs, tc.want)
+		require.Contains(t, fmt.Sprint(errs), tc.want)
+	}
+
+	bkt := objstore.NewInMemBucket()
+	require.NoError(t, NewStoreIn(bkt, LogQLDir).Set(context.Background(), "team-a", "ns", g))
+	var mu sync.Mutex
+	var asked []string
+	cfg := testConfig(t)
+	ev := &evaluations{got: map[string]map[int64][]string{}}
+	r, err := New(cfg, Deps{
+		Bucket: bkt,
+		Query:  func(string) rules.QueryFunc { return nil },
+		LogQLQuery: func(tenant string) rules.QueryFunc {
+			return func(_ context.Context, q string, ts time.Time) (promql.Vector, error) {
+				mu.Lock()
+				asked = append(asked, tenant+": "+q)
+				mu.Unlock()
+				return promql.Vector{{T: ts.UnixMilli(), F: 3, Metric: labels.FromStrings("app", "checkout")}}, nil
+			}
+		},
+		Push: func(ctx context.Context, tenant string, req *writev2.Request) error {
+			for _, ts := range req.Timeseries {
+				var b labels.ScratchBuilder
+				ls, _ := ts.ToLabels(&b, req.Symbols)
+				if ls.Get(labels.MetricName) == "app:errors:rate1m" {
+					ev.mu.Lock()
+					ev.got["app:errors:rate1m"] = map[int64][]string{0: {tenant}}
+					ev.mu.Unlock()
+				}
+			}
+			return nil
+		},
+		Parser: parser.NewParser(parser.Options{}),
+		Self:   ringconfig.Instance{ID: "ruler-logql", Addr: "127.0.0.1", Port: 1},
+	}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
+	defer services.StopAndAwaitTerminated(context.Background(), r) //nolint:errcheck
+	require.Eventually(t, func() bool { return len(ev.by()["app:errors:rate1m"]) > 0 }, 10*time.Second, 20*time.Millisecond)
+	mu.Lock()
+	require.Contains(t, asked, `team-a: sum by (app) (rate({app="checkout"} |= "error" [1m]))`)
+	mu.Unlock()
+	require.Eventually(t, func() bool {
+		rr := r.Rules(user.InjectOrgID(context.Background(), "team-a"))
+		return rr != nil && len(rr.AlertingRules()) == 1 && len(rr.AlertingRules()[0].ActiveAlerts()) == 1
+	}, 10*time.Second, 20*time.Millisecond, "the LogQL alert fires")
+}

@@ -19,28 +19,39 @@ import (
 )
 
 // Store keeps rule groups in the bucket, one object per group:
-// <tenant>/rules/<namespace>/<group>, both names path-escaped, the object
-// the group's YAML as uploaded (after validation). It is safe for
-// concurrent use.
+// <tenant>/<dir>/<namespace>/<group>, both names path-escaped, the object
+// the group's YAML as uploaded (after validation); dir is "rules" for
+// PromQL groups, "logql-rules" for LogQL ones. It is safe for concurrent
+// use.
 type Store struct {
 	bkt objstore.Bucket
+	dir string
 }
 
-// NewStore returns a Store over bkt.
-func NewStore(bkt objstore.Bucket) *Store { return &Store{bkt: bkt} }
+// Directories of the rule stores.
+const (
+	PromQLDir = "rules"
+	LogQLDir  = "logql-rules"
+)
+
+// NewStore returns the store of PromQL groups over bkt.
+func NewStore(bkt objstore.Bucket) *Store { return NewStoreIn(bkt, PromQLDir) }
+
+// NewStoreIn returns a Store of the groups under <tenant>/<dir>/.
+func NewStoreIn(bkt objstore.Bucket, dir string) *Store { return &Store{bkt: bkt, dir: dir} }
 
 // ErrGroupNotFound is what Get and Delete answer for a group that is not
 // stored.
 var ErrGroupNotFound = errors.New("group does not exist")
 
-func rulesDir(tenant string) string { return tenant + "/rules/" }
+func (s *Store) rulesDir(tenant string) string { return tenant + "/" + s.dir + "/" }
 
-func namespaceDir(tenant, namespace string) string {
-	return rulesDir(tenant) + url.PathEscape(namespace) + "/"
+func (s *Store) namespaceDir(tenant, namespace string) string {
+	return s.rulesDir(tenant) + url.PathEscape(namespace) + "/"
 }
 
-func groupKey(tenant, namespace, group string) string {
-	return namespaceDir(tenant, namespace) + url.PathEscape(group)
+func (s *Store) groupKey(tenant, namespace, group string) string {
+	return s.namespaceDir(tenant, namespace) + url.PathEscape(group)
 }
 
 // Set stores (or replaces) one group of a namespace.
@@ -49,13 +60,13 @@ func (s *Store) Set(ctx context.Context, tenant, namespace string, g rulefmt.Rul
 	if err != nil {
 		return err
 	}
-	return s.bkt.Upload(ctx, groupKey(tenant, namespace, g.Name), bytes.NewReader(b))
+	return s.bkt.Upload(ctx, s.groupKey(tenant, namespace, g.Name), bytes.NewReader(b))
 }
 
 // Get returns one group.
 func (s *Store) Get(ctx context.Context, tenant, namespace, group string) (rulefmt.RuleGroup, error) {
 	var g rulefmt.RuleGroup
-	r, err := s.bkt.Get(ctx, groupKey(tenant, namespace, group))
+	r, err := s.bkt.Get(ctx, s.groupKey(tenant, namespace, group))
 	if s.bkt.IsObjNotFoundErr(err) {
 		return g, ErrGroupNotFound
 	}
@@ -75,7 +86,7 @@ func (s *Store) Get(ctx context.Context, tenant, namespace, group string) (rulef
 
 // Delete removes one group.
 func (s *Store) Delete(ctx context.Context, tenant, namespace, group string) error {
-	err := s.bkt.Delete(ctx, groupKey(tenant, namespace, group))
+	err := s.bkt.Delete(ctx, s.groupKey(tenant, namespace, group))
 	if s.bkt.IsObjNotFoundErr(err) {
 		return ErrGroupNotFound
 	}
@@ -103,9 +114,9 @@ func (s *Store) DeleteNamespace(ctx context.Context, tenant, namespace string) e
 // List returns a tenant's groups by namespace: every namespace's, or only
 // namespace's when it is not empty. Groups are in name order.
 func (s *Store) List(ctx context.Context, tenant, namespace string) (map[string][]rulefmt.RuleGroup, error) {
-	dir := rulesDir(tenant)
+	dir := s.rulesDir(tenant)
 	if namespace != "" {
-		dir = namespaceDir(tenant, namespace)
+		dir = s.namespaceDir(tenant, namespace)
 	}
 	var keys []string
 	err := s.bkt.Iter(ctx, dir, func(key string) error {
@@ -119,7 +130,7 @@ func (s *Store) List(ctx context.Context, tenant, namespace string) (map[string]
 	}
 	out := map[string][]rulefmt.RuleGroup{}
 	for _, key := range keys {
-		ns, group, ok := strings.Cut(strings.TrimPrefix(key, rulesDir(tenant)), "/")
+		ns, group, ok := strings.Cut(strings.TrimPrefix(key, s.rulesDir(tenant)), "/")
 		if !ok || strings.Contains(group, "/") {
 			continue // not a group this store wrote
 		}
