@@ -36,22 +36,7 @@ func benchPlaybooks() string {
 // dry-run action — with 10,000 alerts already taken on (live). Reports
 // notifications per second.
 func BenchmarkWebhook(b *testing.B) {
-	dir := b.TempDir()
-	path := filepath.Join(dir, "playbooks.yaml")
-	if err := os.WriteFile(path, []byte(benchPlaybooks()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	var cfg Config
-	cfg.RegisterFlags(newFlagSet())
-	cfg.PlaybooksFile = path
-	r, err := New(cfg, Deps{Dir: filepath.Join(dir, "journal"), Parser: parser.NewParser(parser.Options{})}, nil, prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := services.StartAndAwaitRunning(context.Background(), r); err != nil {
-		b.Fatal(err)
-	}
-	defer services.StopAndAwaitTerminated(context.Background(), r) //nolint:errcheck
+	r := startBench(b, benchPlaybooks())
 	body := func(i int) []byte {
 		a := Alert{Status: "firing", Labels: map[string]string{"alertname": "Hot", "severity": "page", "service": fmt.Sprintf("svc-%d", i), "tenant": "team-a"},
 			StartsAt: time.Unix(1_790_000_000, 0), Fingerprint: fmt.Sprintf("%016x", i)}
@@ -98,23 +83,7 @@ func BenchmarkFirstAction(b *testing.B) {
 	started := make(chan time.Time, 1)
 	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { started <- time.Now() }))
 	defer hook.Close()
-	dir := b.TempDir()
-	path := filepath.Join(dir, "playbooks.yaml")
-	pb := benchPlaybooks() + fmt.Sprintf("  - {name: act, match: {alertname: Act}, dry_run: false, verify: {query: vector(0) > 1, timeout: 1ms, interval: 1ms}, actions: [{type: http, url: '%s/{{ .Fingerprint }}'}]}\n", hook.URL)
-	if err := os.WriteFile(path, []byte(pb), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	var cfg Config
-	cfg.RegisterFlags(newFlagSet())
-	cfg.PlaybooksFile = path
-	r, err := New(cfg, Deps{Dir: filepath.Join(dir, "journal"), Parser: parser.NewParser(parser.Options{})}, nil, prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := services.StartAndAwaitRunning(context.Background(), r); err != nil {
-		b.Fatal(err)
-	}
-	defer services.StopAndAwaitTerminated(context.Background(), r) //nolint:errcheck
+	r := startBench(b, benchPlaybooks()+fmt.Sprintf("  - {name: act, match: {alertname: Act}, dry_run: false, verify: {query: vector(0) > 1, timeout: 1ms, interval: 1ms}, actions: [{type: http, url: '%s/{{ .Fingerprint }}'}]}\n", hook.URL))
 	srv := httptest.NewServer(r.WebhookHandler())
 	defer srv.Close()
 	var lat []time.Duration
@@ -133,4 +102,25 @@ func BenchmarkFirstAction(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// startBench starts a remediator with the playbooks, stopped at the end.
+func startBench(b *testing.B, playbooks string) *Remediator {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "playbooks.yaml")
+	if err := os.WriteFile(path, []byte(playbooks), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var cfg Config
+	cfg.RegisterFlags(newFlagSet())
+	cfg.PlaybooksFile = path
+	r, err := New(cfg, Deps{Dir: filepath.Join(dir, "journal"), Parser: parser.NewParser(parser.Options{})}, nil, prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), r); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
+	return r
 }

@@ -182,6 +182,33 @@ func (a *ConfigAPI) storeFailed(w http.ResponseWriter, err error) {
 	respondError(w, http.StatusInternalServerError, "the rule store failed: "+err.Error())
 }
 
+// decodeGroup reads one rule group and the YAML nodes of its rules (for
+// the lines of errors), with the checks every group gets: known fields
+// only and a name. node is nil when the rules cannot be checked.
+func decodeGroup(body []byte) (rulefmt.RuleGroup, *rulefmt.RuleGroupNode, []error) {
+	var g rulefmt.RuleGroup
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(&g); err != nil {
+		if errors.Is(err, io.EOF) {
+			return g, nil, []error{errors.New("the body holds no rule group")}
+		}
+		return g, nil, []error{err}
+	}
+	var node rulefmt.RuleGroupNode
+	if err := yaml.Unmarshal(body, &node); err != nil {
+		return g, nil, []error{err}
+	}
+	var errs []error
+	if g.Name == "" {
+		errs = append(errs, errors.New("Groupname must not be empty"))
+	}
+	if len(node.Rules) != len(g.Rules) {
+		return g, nil, append(errs, errors.New("the rules could not be read"))
+	}
+	return g, &node, errs
+}
+
 // PromQLGroups returns ParseGroup with the parser p.
 func PromQLGroups(p parser.Parser) func([]byte) (rulefmt.RuleGroup, []error) {
 	return func(body []byte) (rulefmt.RuleGroup, []error) { return ParseGroup(body, p) }
@@ -192,25 +219,9 @@ func PromQLGroups(p parser.Parser) func([]byte) (rulefmt.RuleGroup, []error) {
 // fields, an empty name, and each rule (its expression, its for, labels
 // and annotation templates), the errors naming line and column of body.
 func ParseGroup(body []byte, p parser.Parser) (rulefmt.RuleGroup, []error) {
-	var g rulefmt.RuleGroup
-	dec := yaml.NewDecoder(bytes.NewReader(body))
-	dec.KnownFields(true)
-	if err := dec.Decode(&g); err != nil {
-		if errors.Is(err, io.EOF) {
-			return g, []error{errors.New("the body holds no rule group")}
-		}
-		return g, []error{err}
-	}
-	var node rulefmt.RuleGroupNode
-	if err := yaml.Unmarshal(body, &node); err != nil {
-		return g, []error{err}
-	}
-	var errs []error
-	if g.Name == "" {
-		errs = append(errs, errors.New("Groupname must not be empty"))
-	}
-	if len(node.Rules) != len(g.Rules) {
-		return g, append(errs, errors.New("the rules could not be read"))
+	g, node, errs := decodeGroup(body)
+	if node == nil {
+		return g, errs
 	}
 	for i, rule := range g.Rules {
 		name := rule.Alert

@@ -1,16 +1,12 @@
 package ruler
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -59,25 +55,9 @@ func parseLogQLRule(s string) (parser.Expr, error) {
 // metric query, labels and annotation templates; the errors name line and
 // column of body, the group and the rule, in promtool's form.
 func ParseLogQLGroup(body []byte) (rulefmt.RuleGroup, []error) {
-	var g rulefmt.RuleGroup
-	dec := yaml.NewDecoder(bytes.NewReader(body))
-	dec.KnownFields(true)
-	if err := dec.Decode(&g); err != nil {
-		if errors.Is(err, io.EOF) {
-			return g, []error{errors.New("the body holds no rule group")}
-		}
-		return g, []error{err}
-	}
-	var node rulefmt.RuleGroupNode
-	if err := yaml.Unmarshal(body, &node); err != nil {
-		return g, []error{err}
-	}
-	var errs []error
-	if g.Name == "" {
-		errs = append(errs, errors.New("Groupname must not be empty"))
-	}
-	if len(node.Rules) != len(g.Rules) {
-		return g, append(errs, errors.New("the rules could not be read"))
+	g, node, errs := decodeGroup(body)
+	if node == nil {
+		return g, errs
 	}
 	for i, r := range g.Rules {
 		name := r.Alert + r.Record
@@ -139,32 +119,9 @@ func LokiQuery(base string, client *http.Client, handler func() http.Handler) fu
 	return func(tenant string) rules.QueryFunc {
 		return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
 			form := url.Values{"query": {q}, "time": {strconv.FormatInt(t.UnixNano(), 10)}}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+lokiapi.PathPrefix+"query", strings.NewReader(form.Encode()))
+			code, body, err := ask(ctx, base, lokiapi.PathPrefix+"query", tenant, form, client, handler)
 			if err != nil {
 				return nil, err
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Scope-OrgID", tenant)
-			var code int
-			var body []byte
-			if base == "" {
-				h := handler()
-				if h == nil {
-					return nil, errors.New("no query path in this process: run a querier or query-frontend beside the ruler, or set -ruler.query-frontend-url")
-				}
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				code, body = rec.Code, rec.Body.Bytes()
-			} else {
-				resp, err := client.Do(req)
-				if err != nil {
-					return nil, err
-				}
-				defer resp.Body.Close()
-				if body, err = io.ReadAll(io.LimitReader(resp.Body, 256<<20)); err != nil {
-					return nil, err
-				}
-				code = resp.StatusCode
 			}
 			if code != http.StatusOK {
 				return nil, fmt.Errorf("HTTP %d from the Loki query API: %.300s", code, body)

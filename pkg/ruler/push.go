@@ -103,32 +103,9 @@ func HTTPQuery(base string, client *http.Client, handler func() http.Handler) fu
 	return func(tenant string) rules.QueryFunc {
 		return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
 			form := url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)}}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/prometheus/api/v1/query", strings.NewReader(form.Encode()))
+			code, body, err := ask(ctx, base, "/prometheus/api/v1/query", tenant, form, client, handler)
 			if err != nil {
 				return nil, err
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Scope-OrgID", tenant)
-			var code int
-			var body []byte
-			if base == "" {
-				h := handler()
-				if h == nil {
-					return nil, errors.New("no query path in this process: run a querier or query-frontend beside the ruler, or set -ruler.query-frontend-url")
-				}
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				code, body = rec.Code, rec.Body.Bytes()
-			} else {
-				resp, err := client.Do(req)
-				if err != nil {
-					return nil, err
-				}
-				defer resp.Body.Close()
-				if body, err = io.ReadAll(io.LimitReader(resp.Body, 256<<20)); err != nil {
-					return nil, err
-				}
-				code = resp.StatusCode
 			}
 			var env promjson.Response
 			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&env); err != nil {
@@ -140,4 +117,31 @@ func HTTPQuery(base string, client *http.Client, handler func() http.Handler) fu
 			return promjson.DecodeInstant(env.Data)
 		}
 	}
+}
+
+// ask POSTs form to path of the query path as tenant: to base over HTTP,
+// or, with no base, to handler() in this process.
+func ask(ctx context.Context, base, path, tenant string, form url.Values, client *http.Client, handler func() http.Handler) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Scope-OrgID", tenant)
+	if base == "" {
+		h := handler()
+		if h == nil {
+			return 0, nil, errors.New("no query path in this process: run a querier or query-frontend beside the ruler, or set -ruler.query-frontend-url")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.Bytes(), nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	return resp.StatusCode, body, err
 }
