@@ -141,8 +141,8 @@ type Remediator struct {
 	metrics   *metrics
 
 	mu        sync.Mutex
-	approvals map[string]*approval          // pending, by ID
-	running   map[string]context.CancelFunc // playbook runs, by fingerprint
+	approvals map[string]*approval    // pending, by ID
+	running   map[string]*playbookRun // playbook runs, by fingerprint
 	wg        sync.WaitGroup
 	baseCtx   context.Context
 	stop      context.CancelFunc
@@ -175,7 +175,7 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 		audit:     newAuditTrail(10000),
 		metrics:   newMetrics(reg),
 		approvals: map[string]*approval{},
-		running:   map[string]context.CancelFunc{},
+		running:   map[string]*playbookRun{},
 	}
 	if err := r.Reload(); err != nil {
 		return nil, err
@@ -270,11 +270,12 @@ func (r *Remediator) Handle(p Payload) error {
 		rec.Decision, rec.Playbook = Matched, pb.Name
 		r.record(rec)
 		ctx, cancel := context.WithCancel(r.baseCtx)
+		run := &playbookRun{cancel: cancel}
 		r.mu.Lock()
 		if old, ok := r.running[a.Fingerprint]; ok {
-			old() // an older start of the same alert
+			old.cancel() // an older start of the same alert
 		}
-		r.running[a.Fingerprint] = cancel
+		r.running[a.Fingerprint] = run
 		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
@@ -282,7 +283,9 @@ func (r *Remediator) Handle(p Payload) error {
 			defer cancel()
 			r.runPlaybook(ctx, tenant, a, pb, received)
 			r.mu.Lock()
-			delete(r.running, a.Fingerprint)
+			if r.running[a.Fingerprint] == run {
+				delete(r.running, a.Fingerprint)
+			}
 			r.mu.Unlock()
 		}()
 	}
@@ -302,7 +305,7 @@ func (r *Remediator) match(tenant string, a Alert) *Playbook {
 // resolve cancels the playbook run and the approvals of a resolved alert.
 func (r *Remediator) resolve(tenant string, a Alert) {
 	r.mu.Lock()
-	cancel, ok := r.running[a.Fingerprint]
+	run, ok := r.running[a.Fingerprint]
 	for id, ap := range r.approvals {
 		if ap.alert.Fingerprint == a.Fingerprint {
 			ap.decide(Cancelled)
@@ -313,7 +316,7 @@ func (r *Remediator) resolve(tenant string, a Alert) {
 	rec := baseRecord(tenant, a)
 	rec.Decision = Resolved
 	if ok {
-		cancel()
+		run.cancel()
 		rec.Message = "the alert resolved: what was pending for it is cancelled"
 	}
 	r.record(rec)
@@ -467,6 +470,9 @@ func firing(v promql.Vector, a Alert) bool {
 	}
 	return false
 }
+
+// playbookRun is a running playbook of an alert.
+type playbookRun struct{ cancel context.CancelFunc }
 
 // approval is an action waiting to be approved.
 type approval struct {
