@@ -122,12 +122,10 @@ func startAlertmanagerWith(t *testing.T, logs, cfg string, port int) string {
 	return u
 }
 
-// TestRulerToAlertmanager: a rule group uploaded through the config API
-// is evaluated through the query path; its recording rule's series is
-// queryable, its alert is in the rules and alerts APIs and reaches the
-// real Alertmanager, which sends it to a webhook (firing, then resolved),
-// labelled with its tenant.
-func TestRulerToAlertmanager(t *testing.T) {
+// startRulerNode starts a multi-tenant Canopy whose ruler evaluates every
+// second and sends alerts to the real Alertmanager, which sends them to
+// the returned webhook recorder.
+func startRulerNode(t *testing.T) (*canopyNode, *webhookRecorder) {
 	requireIntegration(t)
 	logs := logDir(t)
 	hook := newWebhookRecorder(t)
@@ -136,6 +134,16 @@ func TestRulerToAlertmanager(t *testing.T) {
 		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=1s")[0]
 	n.start(t)
 	n.waitReady(t, 60*time.Second)
+	return n, hook
+}
+
+// TestRulerToAlertmanager: a rule group uploaded through the config API
+// is evaluated through the query path; its recording rule's series is
+// queryable, its alert is in the rules and alerts APIs and reaches the
+// real Alertmanager, which sends it to a webhook (firing, then resolved),
+// labelled with its tenant.
+func TestRulerToAlertmanager(t *testing.T) {
+	n, hook := startRulerNode(t)
 
 	pushValue := func(v float64) {
 		now := time.Now().UnixMilli()
@@ -533,14 +541,7 @@ func TestExampleAlertmanagerConfig(t *testing.T) {
 // ruler API is evaluated over the tenant's logs: its recorded series is a
 // metric, its alert reaches the real Alertmanager.
 func TestLogQLRulesToAlertmanager(t *testing.T) {
-	requireIntegration(t)
-	logs := logDir(t)
-	hook := newWebhookRecorder(t)
-	amURL := startAlertmanager(t, logs, hook.srv.URL)
-	n := newCanopyNodes(t, logs, 1, "-ingester.replication-factor=1", "-auth.multitenancy-enabled=true", "-ruler.alertmanager-url="+amURL,
-		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=1s")[0]
-	n.start(t)
-	n.waitReady(t, 60*time.Second)
+	n, hook := startRulerNode(t)
 	pushErrors := func() {
 		now := time.Now().UnixNano()
 		var values []string

@@ -1,7 +1,6 @@
 package ruler
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,7 +107,7 @@ func HTTPQuery(base string, client *http.Client, handler func() http.Handler) fu
 				return nil, err
 			}
 			var env promjson.Response
-			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&env); err != nil {
+			if err := json.Unmarshal(body, &env); err != nil {
 				return nil, fmt.Errorf("HTTP %d from the query path: %.200s", code, body)
 			}
 			if env.Status != "success" {

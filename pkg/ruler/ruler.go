@@ -47,7 +47,6 @@ type Ruler struct {
 	store     *Store // the PromQL groups
 	langs     []*language
 	bkt       objstore.Bucket
-	query     func(tenant string) rules.QueryFunc
 	push      Pusher
 	queryable func() storage.Queryable // restores `for` state; nil: not restored
 	parser    parser.Parser
@@ -62,6 +61,9 @@ type Ruler struct {
 	syncNow chan struct{}
 	mu      sync.Mutex
 	tenants map[string]*tenantRules
+	// groupMetrics are registered once per language and tenant, and kept
+	// for a tenant that comes back.
+	groupMetrics map[string]*rules.Metrics
 }
 
 // RingName and RingKey name the ruler ring.
@@ -126,8 +128,8 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 		logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Ruler{
-		cfg: cfg, store: NewStore(d.Bucket), bkt: d.Bucket, query: d.Query, push: d.Push, queryable: d.Queryable,
-		parser: d.Parser, logger: logger, reg: reg, syncNow: make(chan struct{}, 1), tenants: map[string]*tenantRules{},
+		cfg: cfg, store: NewStore(d.Bucket), bkt: d.Bucket, push: d.Push, queryable: d.Queryable,
+		parser: d.Parser, logger: logger, reg: reg, syncNow: make(chan struct{}, 1), tenants: map[string]*tenantRules{}, groupMetrics: map[string]*rules.Metrics{},
 	}
 	r.langs = []*language{{name: "promql", store: r.store, query: d.Query, parse: d.Parser.ParseExpr}}
 	if d.LogQLQuery != nil {
@@ -292,13 +294,13 @@ func (r *Ruler) sync(ctx context.Context) error {
 	type key struct{ lang, tenant string }
 	wanted := map[key]map[string][]rulefmt.RuleGroup{}
 	langOf := map[string]*language{}
+	dirs, err := r.topDirs(ctx)
+	if err != nil {
+		return err
+	}
 	for _, l := range r.langs {
 		langOf[l.name] = l
-		tenants, err := r.listTenants(ctx, l.store)
-		if err != nil {
-			return err
-		}
-		for _, id := range tenants {
+		for _, id := range dirs { // a tenant without groups lists none
 			groups, err := l.store.List(ctx, id, "")
 			if err != nil {
 				return err
@@ -346,40 +348,27 @@ func (r *Ruler) sync(ctx context.Context) error {
 	return nil
 }
 
-// listTenants returns the tenants with groups in store.
-func (r *Ruler) listTenants(ctx context.Context, store *Store) ([]string, error) {
+// topDirs returns the bucket's top-level directories: the tenants.
+func (r *Ruler) topDirs(ctx context.Context) ([]string, error) {
 	var dirs []string
-	if err := r.bkt.Iter(ctx, "", func(name string) error {
+	err := r.bkt.Iter(ctx, "", func(name string) error {
 		if strings.HasSuffix(name, "/") {
 			dirs = append(dirs, strings.TrimSuffix(name, "/"))
 		}
 		return nil
-	}); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, d := range dirs {
-		found := false
-		if err := r.bkt.Iter(ctx, store.rulesDir(d), func(string) error {
-			found = true
-			return errStop
-		}); err != nil && !errors.Is(err, errStop) {
-			return nil, err
-		}
-		if found {
-			out = append(out, d)
-		}
-	}
-	return out, nil
+	})
+	return dirs, err
 }
-
-var errStop = errors.New("stop")
 
 // newTenant starts a rules manager for tenant id's rules in lang.
 func (r *Ruler) newTenant(lang *language, id string) *tenantRules {
 	ctx, cancel := context.WithCancel(user.InjectOrgID(context.Background(), id))
 	loader := &groupLoader{parse: lang.parse}
-	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id, "language": lang.name}, r.reg)
+	metrics, ok := r.groupMetrics[lang.name+"/"+id]
+	if !ok {
+		metrics = rules.NewGroupMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id, "language": lang.name}, r.reg))
+		r.groupMetrics[lang.name+"/"+id] = metrics
+	}
 	var ext *url.URL
 	if r.cfg.ExternalURL != "" {
 		ext, _ = url.Parse(r.cfg.ExternalURL)
@@ -396,7 +385,7 @@ func (r *Ruler) newTenant(lang *language, id string) *tenantRules {
 		ForGracePeriod:       r.cfg.ForGracePeriod,
 		ResendDelay:          r.cfg.ResendDelay,
 		GroupLoader:          loader,
-		Metrics:              newGroupMetrics(reg),
+		Metrics:              metrics,
 		Parser:               r.parser,
 		RestoreNewRuleGroups: true,
 	}
@@ -436,16 +425,6 @@ func (r *Ruler) evalIfOwned(lang, tenant string) rules.GroupEvalIterationFunc {
 		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
 	}
-}
-
-// newGroupMetrics registers a tenant's group metrics, once per tenant.
-func newGroupMetrics(reg prometheus.Registerer) (m *rules.Metrics) {
-	defer func() {
-		if recover() != nil { // registered before: a tenant that came back
-			m = rules.NewGroupMetrics(nil)
-		}
-	}()
-	return rules.NewGroupMetrics(reg)
 }
 
 // Rules implements querier.RuleSource: the request tenant's groups.
@@ -491,9 +470,6 @@ func (ms managers) AlertingRules() []*rules.AlertingRule {
 type noDependencies struct{}
 
 func (noDependencies) AnalyseRules([]rules.Rule) {}
-
-// ServesRulerConfigAPI implements querier.RuleSource.
-func (r *Ruler) ServesRulerConfigAPI() bool { return true }
 
 // Alertmanagers implements querier.RuleSource.
 func (r *Ruler) Alertmanagers(context.Context) v1.AlertmanagerRetriever {
