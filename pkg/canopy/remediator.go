@@ -46,19 +46,27 @@ func (c *Canopy) initRemediator() (services.Service, error) {
 	return r, nil
 }
 
-// remediationLog writes an audit record as a log line of its tenant,
-// stream {service_name="canopy-remediator", decision="…"}.
-func (c *Canopy) remediationLog(ctx context.Context, tenant string, rec remediator.Record) error {
+// remediationLog writes audit records as log lines of their tenant,
+// streams {service_name="canopy-remediator", decision="…"}.
+func (c *Canopy) remediationLog(ctx context.Context, tenant string, recs []remediator.Record) error {
 	if c.LogsDistributor == nil {
 		return errors.New("no logs distributor in this process")
 	}
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return err
+	byDecision := map[remediator.Decision]int{} // index in streams
+	var streams []logpush.Stream
+	for _, rec := range recs {
+		line, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		i, ok := byDecision[rec.Decision]
+		if !ok {
+			i = len(streams)
+			byDecision[rec.Decision] = i
+			streams = append(streams, logpush.Stream{Labels: labels.FromStrings("service_name", "canopy-remediator", "decision", string(rec.Decision))})
+		}
+		streams[i].Entries = append(streams[i].Entries, logpush.Entry{Timestamp: rec.Time.UnixNano(), Line: string(line)})
 	}
-	_, err = c.LogsDistributor.Push(ctx, tenant, []logpush.Stream{{
-		Labels:  labels.FromStrings("service_name", "canopy-remediator", "decision", string(rec.Decision)),
-		Entries: []logpush.Entry{{Timestamp: rec.Time.UnixNano(), Line: string(line)}},
-	}})
+	_, err := c.LogsDistributor.Push(ctx, tenant, streams)
 	return err
 }

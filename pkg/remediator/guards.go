@@ -12,6 +12,7 @@ import (
 // guards hold what bounds the actions: per (action, target) cooldowns
 // and concurrency, per-namespace and global rates.
 type guards struct {
+	now     func() time.Time
 	mu      sync.Mutex
 	last    map[string]time.Time // by action and target: the last success
 	running map[string]int       // by action and target
@@ -19,8 +20,8 @@ type guards struct {
 	all     []time.Time
 }
 
-func newGuards() *guards {
-	return &guards{last: map[string]time.Time{}, running: map[string]int{}, byNS: map[string][]time.Time{}}
+func newGuards(now func() time.Time) *guards {
+	return &guards{now: now, last: map[string]time.Time{}, running: map[string]int{}, byNS: map[string][]time.Time{}}
 }
 
 // acquire admits act, returning what to call when it is done (ok: it
@@ -65,7 +66,7 @@ func (g *guards) acquire(pb *Playbook, lim Blast, act *action, targets *int, now
 		defer g.mu.Unlock()
 		g.running[key]--
 		if ok {
-			g.last[key] = time.Now()
+			g.last[key] = g.now()
 		}
 	}, ""
 }
@@ -118,20 +119,22 @@ func (a *auditTrail) list(tenant, fingerprint string, limit int) []Record {
 }
 
 type metrics struct {
-	decisions   *prometheus.CounterVec
-	actions     *prometheus.CounterVec
-	webhooks    *prometheus.CounterVec
-	pending     prometheus.Gauge
-	firstAction prometheus.Histogram
+	decisions    *prometheus.CounterVec
+	actions      *prometheus.CounterVec
+	webhooks     *prometheus.CounterVec
+	pending      prometheus.Gauge
+	auditDropped prometheus.Counter
+	firstAction  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
-		decisions:   f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_decisions_total", Help: "Audit records by decision."}, []string{"decision"}),
-		actions:     f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_actions_total", Help: "Actions run, by type and result."}, []string{"action", "result"}),
-		webhooks:    f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_webhooks_total", Help: "Alertmanager webhook calls, by result."}, []string{"result"}),
-		pending:     f.NewGauge(prometheus.GaugeOpts{Name: "canopy_remediation_pending_approvals", Help: "Actions waiting for approval."}),
-		firstAction: f.NewHistogram(prometheus.HistogramOpts{Name: "canopy_remediation_first_action_seconds", Help: "From a notification's arrival to its first action's start.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
+		decisions:    f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_decisions_total", Help: "Audit records by decision."}, []string{"decision"}),
+		actions:      f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_actions_total", Help: "Actions run, by type and result."}, []string{"action", "result"}),
+		webhooks:     f.NewCounterVec(prometheus.CounterOpts{Name: "canopy_remediation_webhooks_total", Help: "Alertmanager webhook calls, by result."}, []string{"result"}),
+		pending:      f.NewGauge(prometheus.GaugeOpts{Name: "canopy_remediation_pending_approvals", Help: "Actions waiting for approval."}),
+		auditDropped: f.NewCounter(prometheus.CounterOpts{Name: "canopy_remediation_audit_records_dropped_total", Help: "Audit records not written to the logs store: more were waiting than it took."}),
+		firstAction:  f.NewHistogram(prometheus.HistogramOpts{Name: "canopy_remediation_first_action_seconds", Help: "From a notification's arrival to its first action's start.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 	}
 }

@@ -119,8 +119,9 @@ type Deps struct {
 	// functions, for verifications.
 	Query      func(tenant string) rules.QueryFunc
 	LogQLQuery func(tenant string) rules.QueryFunc
-	// Log, when set, writes each audit record into the tenant's logs.
-	Log    func(ctx context.Context, tenant string, rec Record) error
+	// Log, when set, writes audit records into a tenant's logs. It is
+	// called off the webhook's path, with the records gathered meanwhile.
+	Log    func(ctx context.Context, tenant string, recs []Record) error
 	Kube   Kube
 	Parser parser.Parser
 	Client *http.Client
@@ -146,6 +147,10 @@ type Remediator struct {
 	wg        sync.WaitGroup
 	baseCtx   context.Context
 	stop      context.CancelFunc
+
+	// The audit records on their way to the logs store.
+	logQ     chan Record
+	logsDone chan struct{}
 }
 
 // New returns the remediator.
@@ -171,7 +176,7 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 	r := &Remediator{
 		cfg: cfg, deps: d, logger: logger.With("component", "remediator"),
 		runner:    &runner{kube: d.Kube, client: d.Client, commands: allowed, now: d.Now},
-		guards:    newGuards(),
+		guards:    newGuards(d.Now),
 		audit:     newAuditTrail(10000),
 		metrics:   newMetrics(reg),
 		approvals: map[string]*approval{},
@@ -185,6 +190,10 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 		return nil, fmt.Errorf("opening the remediation journal in %s: %w", d.Dir, err)
 	}
 	r.baseCtx, r.stop = context.WithCancel(context.Background())
+	if d.Log != nil {
+		r.logQ, r.logsDone = make(chan Record, auditQueue), make(chan struct{})
+		go r.shipAudit()
+	}
 	r.Service = services.NewTimerService(cfg.ReloadInterval, nil, func(context.Context) error {
 		if err := r.Reload(); err != nil {
 			r.logger.Warn("reading the playbooks failed; the playbooks stay as they were", "err", err)
@@ -193,6 +202,9 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 	}, func(error) error {
 		r.stop()
 		r.wg.Wait()
+		if r.logsDone != nil {
+			<-r.logsDone // the records queued so far are shipped
+		}
 		return r.journal.close()
 	})
 	return r, nil
@@ -218,11 +230,52 @@ func (r *Remediator) record(rec Record) {
 	r.audit.add(rec)
 	r.metrics.decisions.WithLabelValues(string(rec.Decision)).Inc()
 	r.logger.Info("remediation", "tenant", rec.Tenant, "alert", rec.Alert, "fingerprint", rec.Fingerprint, "playbook", rec.Playbook, "step", rec.Step, "action", rec.Action, "target", rec.Target, "decision", rec.Decision, "message", rec.Message)
-	if r.deps.Log != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.deps.Log(ctx, rec.Tenant, rec); err != nil {
-			r.logger.Warn("writing an audit record to the logs store failed", "err", err)
+	if r.logQ != nil {
+		select {
+		case r.logQ <- rec:
+		default:
+			r.metrics.auditDropped.Inc()
+		}
+	}
+}
+
+// auditQueue is how many audit records may wait for the logs store; more
+// are dropped from it (counted; the audit API and the process log keep
+// them).
+const auditQueue = 10000
+
+// shipAudit writes the queued audit records into their tenants' logs, as
+// many as are queued at once in one push per tenant, until the
+// remediator stops and the queue is empty.
+func (r *Remediator) shipAudit() {
+	defer close(r.logsDone)
+	for {
+		var first Record
+		select {
+		case first = <-r.logQ:
+		case <-r.baseCtx.Done():
+			select {
+			case first = <-r.logQ:
+			default:
+				return
+			}
+		}
+		batch := map[string][]Record{first.Tenant: {first}}
+	gather:
+		for n := 1; n < 1000; n++ {
+			select {
+			case rec := <-r.logQ:
+				batch[rec.Tenant] = append(batch[rec.Tenant], rec)
+			default:
+				break gather
+			}
+		}
+		for tenant, recs := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := r.deps.Log(ctx, tenant, recs); err != nil {
+				r.logger.Warn("writing audit records to the logs store failed", "tenant", tenant, "records", len(recs), "err", err)
+			}
+			cancel()
 		}
 	}
 }

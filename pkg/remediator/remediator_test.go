@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -548,8 +549,46 @@ func TestUnverifiable(t *testing.T) {
 	}
 	b := alert("CheckoutSlow", "firing", "pod", "b")
 	b.GeneratorURL = "http://canopy/logql/graph?g0.expr=" + url.QueryEscape(`sum(count_over_time({app="x"} |= "e" [1m])) > 1`) + "&g0.tab=1"
-	h.r.guards = newGuards() // past the cooldown of the first scale
+	h.r.guards = newGuards(time.Now) // past the cooldown of the first scale
 	h.post(t, payload(b))
 	h.waitDecision(t, b.Fingerprint, Verified)
 	require.Equal(t, `sum(count_over_time({app="x"} |= "e" [1m])) > 1`, logqlAsked.Load())
+}
+
+// TestAuditShippedToLogs: audit records reach the logs store in batches
+// per tenant, off the webhook's path, and those queued when the
+// remediator stops are shipped before it ends.
+func TestAuditShippedToLogs(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "playbooks.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(scalePlaybook, "    dry_run: false\n", "", 1)), 0o644))
+	var cfg Config
+	cfg.RegisterFlags(newFlagSet())
+	cfg.PlaybooksFile = path
+	var mu sync.Mutex
+	shipped := map[string][]Decision{}
+	r, err := New(cfg, Deps{Dir: filepath.Join(dir, "journal"), Parser: parser.NewParser(parser.Options{}),
+		Log: func(_ context.Context, tenant string, recs []Record) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, rec := range recs {
+				shipped[tenant] = append(shipped[tenant], rec.Decision)
+			}
+			return nil
+		}}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
+	var p Payload
+	require.NoError(t, json.Unmarshal(payload(alert("CheckoutSlow", "firing")), &p))
+	require.NoError(t, r.Handle(p))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(shipped["team-a"], DryRun)
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Handle(Payload{Version: "4", Status: "firing", Alerts: []Alert{alert("Unknown", "firing")}}))
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []Decision{Received, Matched, DryRun, Received, Unmatched}, shipped["team-a"])
 }
