@@ -13,6 +13,8 @@ import (
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/canopy-observability/canopy/pkg/util/promjson"
 )
 
 // maxResponseBytes bounds one child's answer (before decompression is
@@ -41,14 +43,7 @@ func newChild(cfg ChildConfig, defaultTimeout time.Duration) (*child, error) {
 }
 
 // apiResponse is the Prometheus HTTP API's envelope.
-type apiResponse struct {
-	Status    string          `json:"status"`
-	Data      json.RawMessage `json:"data"`
-	ErrorType string          `json:"errorType"`
-	Error     string          `json:"error"`
-	Warnings  []string        `json:"warnings"`
-	Infos     []string        `json:"infos"`
-}
+type apiResponse = promjson.Response
 
 // childError is a child's failure: its name and what went wrong.
 type childError struct {

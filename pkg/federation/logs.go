@@ -549,22 +549,7 @@ func (b *LogsBackend) names(ctx context.Context, path, name string, start, end i
 	}
 	seen := map[string]bool{}
 	for i, vals := range answers {
-		if len(vals) == 0 {
-			continue // no stream matches there
-		}
-		if _, ok := asked[i].external[name]; !ok {
-			for _, v := range vals {
-				seen[v] = true
-			}
-		}
-		for k, v := range asked[i].external {
-			switch {
-			case name == "":
-				seen[k] = true
-			case name == k:
-				seen[v] = true
-			}
-		}
+		addNames(seen, name, vals, asked[i].external)
 	}
 	out := make([]string, 0, len(seen))
 	for v := range seen {

@@ -454,22 +454,7 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 			failed = append(failed, a.err)
 			continue
 		}
-		if len(a.values) == 0 {
-			continue // no series matches there
-		}
-		if _, ok := a.c.external[name]; !ok {
-			for _, v := range a.values {
-				seen[v] = true
-			}
-		}
-		for k, v := range a.c.external {
-			switch {
-			case name == "":
-				seen[k] = true
-			case name == k:
-				seen[v] = true
-			}
-		}
+		addNames(seen, name, a.values, a.c.external)
 	}
 	if err := ev.settle(failed, &annots); err != nil {
 		return nil, annots, err
@@ -483,6 +468,29 @@ func (ev *evaluation) labels(ctx context.Context, name string, mint, maxt int64,
 		out = out[:hints.Limit]
 	}
 	return out, annots, nil
+}
+
+// addNames adds to seen a child's answer to a label names (name empty)
+// or label values request, and its external labels' names or value: for
+// an external label, the child was asked its label names, which say
+// whether it has a matching series at all.
+func addNames(seen map[string]bool, name string, answer []string, external map[string]string) {
+	if len(answer) == 0 {
+		return // nothing of the child's matches
+	}
+	if _, ok := external[name]; !ok {
+		for _, v := range answer {
+			seen[v] = true
+		}
+	}
+	for k, v := range external {
+		switch {
+		case name == "":
+			seen[k] = true
+		case name == k:
+			seen[v] = true
+		}
+	}
 }
 
 // newSeries is a series of samples in memory whose iterator hands out

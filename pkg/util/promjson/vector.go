@@ -16,6 +16,7 @@ type Response struct {
 	ErrorType string          `json:"errorType"`
 	Error     string          `json:"error"`
 	Warnings  []string        `json:"warnings"`
+	Infos     []string        `json:"infos"`
 }
 
 // DecodeInstant reads the data of an instant query's answer into a vector,
