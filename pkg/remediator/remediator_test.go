@@ -366,8 +366,7 @@ playbooks:
 		h := newHarness(t, pb, nil, deployment("shop", "paused-one", true))
 		a := alert("Stuck", "firing", "deployment", "paused-one", "pod", "guarded-pod-1")
 		h.post(t, payload(a))
-		rec := h.waitDecision(t, a.Fingerprint, Exhausted)
-		_ = rec
+		h.waitDecision(t, a.Fingerprint, Exhausted)
 		var msgs []string
 		for _, r := range h.r.Audit("team-a", a.Fingerprint, 0) {
 			msgs = append(msgs, string(r.Decision)+": "+r.Message)
