@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +55,8 @@ type Ruler struct {
 	lifecycler *ring.Lifecycler
 	ring       *ring.Ring
 	watcher    *services.FailureWatcher
+	owners     owners    // the ring, as ownership reads it
+	started    time.Time // when this ruler started; it evaluates nothing for the handover delay
 
 	syncNow chan struct{}
 	mu      sync.Mutex
@@ -160,39 +160,6 @@ func New(cfg Config, d Deps, logger *slog.Logger, reg prometheus.Registerer) (*R
 // Ring is the ruler ring (for its status page).
 func (r *Ruler) Ring() *ring.Ring { return r.ring }
 
-var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
-
-// owns reports whether this ruler evaluates a tenant's group: the ACTIVE
-// ruler owning the group's hash in the ring.
-func (r *Ruler) owns(lang, tenant, namespace, group string) (bool, error) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(lang + "\x00" + tenant + "\x00" + namespace + "\x00" + group))
-	rs, err := r.ring.Get(h.Sum32(), ownerOp, nil, nil, nil)
-	if err != nil {
-		return false, fmt.Errorf("reading the ruler ring: %w", err)
-	}
-	return len(rs.Instances) > 0 && rs.Instances[0].Id == r.lifecycler.ID, nil
-}
-
-// ringState is what decides ownership: the healthy ACTIVE rulers.
-func (r *Ruler) ringState() (string, bool) {
-	rs, err := r.ring.GetAllHealthy(ownerOp)
-	if err != nil {
-		return "", false
-	}
-	ids := make([]string, 0, len(rs.Instances))
-	for _, in := range rs.Instances {
-		// A ruler that came back under its name may own other tokens.
-		h := fnv.New32a()
-		for _, t := range in.Tokens {
-			_, _ = h.Write([]byte{byte(t), byte(t >> 8), byte(t >> 16), byte(t >> 24)})
-		}
-		ids = append(ids, in.Id+"/"+strconv.FormatUint(uint64(h.Sum32()), 16))
-	}
-	slices.Sort(ids)
-	return strings.Join(ids, ","), true
-}
-
 // Store returns the store of the PromQL rule groups.
 func (r *Ruler) Store() *Store { return r.store }
 
@@ -222,6 +189,7 @@ func (r *Ruler) starting(ctx context.Context) error {
 	if err := services.StartAndAwaitRunning(ctx, r.ring); err != nil {
 		return err
 	}
+	r.started = time.Now()
 	if err := services.StartAndAwaitRunning(ctx, r.lifecycler); err != nil {
 		return err
 	}
@@ -234,9 +202,10 @@ func (r *Ruler) starting(ctx context.Context) error {
 const ringCheck = time.Second
 
 func (r *Ruler) running(ctx context.Context) error {
+	go r.watchRing(ctx)
 	// Ownership is decided once this ruler is ACTIVE in the ring.
 	for ctx.Err() == nil {
-		if state, _ := r.ringState(); strings.Contains(","+state, ","+r.lifecycler.ID+"/") {
+		if err := r.readRing(ctx); err == nil && r.owners.has(r.lifecycler.ID) {
 			break
 		}
 		select {
@@ -253,7 +222,7 @@ func (r *Ruler) running(ctx context.Context) error {
 	defer poll.Stop()
 	check := time.NewTicker(ringCheck)
 	defer check.Stop()
-	state, _ := r.ringState()
+	state := r.owners.state(time.Now(), r.handover(), r.cfg.Ring.HeartbeatTimeout)
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,9 +230,12 @@ func (r *Ruler) running(ctx context.Context) error {
 		case err := <-r.watcher.Chan():
 			return ringconfig.LifecyclerFailure(ctx, "ruler", err)
 		case <-check.C:
-			s, ok := r.ringState()
-			if !ok || s == state {
-				continue // unreadable (the next check tries again) or unchanged
+			if err := r.readRing(ctx); err != nil {
+				r.logger.Warn("the ruler ring", "component", "ruler", "err", err)
+			}
+			s := r.owners.state(time.Now(), r.handover(), r.cfg.Ring.HeartbeatTimeout)
+			if s == state {
+				continue
 			}
 			state = s
 		case <-poll.C:
@@ -298,6 +270,7 @@ func (r *Ruler) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	for _, l := range r.langs {
 		langOf[l.name] = l
 		for _, id := range dirs { // a tenant without groups lists none
@@ -308,11 +281,9 @@ func (r *Ruler) sync(ctx context.Context) error {
 			owned := map[string][]rulefmt.RuleGroup{}
 			for ns, gs := range groups {
 				for _, g := range gs {
-					mine, err := r.owns(l.name, id, ns, g.Name)
-					if err != nil {
-						return err // the groups stay as they are
-					}
-					if mine {
+					// Loaded a handover delay ahead: a group this
+					// ruler takes is ready for its first evaluation.
+					if r.owns(l.name, id, ns, g.Name, now) || r.owns(l.name, id, ns, g.Name, now.Add(r.handover())) {
 						owned[ns] = append(owned[ns], g)
 					}
 				}
@@ -408,19 +379,12 @@ func (r *Ruler) newTenant(lang *language, id string) *tenantRules {
 	return &tenantRules{manager: m, loader: loader, cancel: cancel}
 }
 
-// evalIfOwned evaluates a group only while this ruler owns it: between a
-// ring change and the sync that hands the group over, the ruler that no
-// longer owns it skips its evaluations, so that two rulers never evaluate
-// one group.
+// evalIfOwned evaluates a group at ts only if this ruler owns it at ts
+// (see owns): a group that moves is evaluated by the ruler losing it up to
+// one evaluation and by the ruler taking it from the next, never by both.
 func (r *Ruler) evalIfOwned(lang, tenant string) rules.GroupEvalIterationFunc {
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
-		mine, err := r.owns(lang, tenant, g.File(), g.Name())
-		if err != nil {
-			r.logger.Warn("skipping a group's evaluation: the ring cannot say who owns it", "component", "ruler", "tenant", tenant, "group", g.Name(), "err", err)
-			return
-		}
-		if !mine {
-			r.Sync()
+		if !r.owns(lang, tenant, g.File(), g.Name(), ts) {
 			return
 		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)

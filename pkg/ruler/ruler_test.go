@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,8 +148,8 @@ func putGroups(t *testing.T, bkt objstore.Bucket, n int) []string {
 
 // TestRulersShareGroups: rulers in one ring evaluate each group once,
 // the groups spread over them; when one leaves, its groups move to the
-// others, and when one joins it takes some, never evaluated twice at one
-// time.
+// others, when one joins it takes some, and when one dies its groups move
+// once its heartbeat times out: never evaluated twice at one time.
 func TestRulersShareGroups(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	names := putGroups(t, bkt, 24)
@@ -203,7 +204,6 @@ func TestRulersShareGroups(t *testing.T) {
 
 	// c joins: it takes some groups from a.
 	c := startRuler(t, cfg, "ruler-c", bkt, ev.pusher("c"))
-	defer services.StopAndAwaitTerminated(context.Background(), c) //nolint:errcheck
 	require.Eventually(t, func() bool {
 		for _, rs := range ev.by() {
 			if rs["c"] {
@@ -215,7 +215,32 @@ func TestRulersShareGroups(t *testing.T) {
 	since = time.Now()
 	require.Eventually(t, func() bool { return evaluatedSince(since) == nil }, 15*time.Second, 50*time.Millisecond, "every group evaluated after c joined")
 
+	// c dies: its ring entry stays ACTIVE with its last heartbeat (as after
+	// kill -9). Once that heartbeat is older than the timeout, a takes c's
+	// groups; later a forgets c.
+	killed := time.Now()
+	kill(t, c)
+	require.Eventually(t, func() bool { return evaluatedSince(killed.Add(cfg.Ring.HeartbeatTimeout+time.Second)) == nil },
+		cfg.Ring.HeartbeatTimeout+15*time.Second, 50*time.Millisecond, "every group evaluated after c died")
+	require.Eventually(t, func() bool { return !a.ring.HasInstance("ruler-c") },
+		forgetAfter*cfg.Ring.HeartbeatTimeout+10*time.Second, 100*time.Millisecond, "the dead ruler is forgotten")
+
 	require.Empty(t, ev.twice(), "a group evaluated twice at one time")
+}
+
+// kill stops r as kill -9 would: it evaluates nothing more and its ring
+// entry stays ACTIVE, with the last heartbeat it sent.
+func kill(t *testing.T, r *Ruler) {
+	desc, err := r.lifecycler.KVStore.Get(context.Background(), RingKey)
+	require.NoError(t, err)
+	last := desc.(*ring.Desc).Ingesters[r.lifecycler.ID]
+	r.lifecycler.SetUnregisterOnShutdown(false)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r))
+	require.NoError(t, r.lifecycler.KVStore.CAS(context.Background(), RingKey, func(in any) (any, bool, error) {
+		d := ring.GetOrCreateRingDesc(in)
+		d.Ingesters[r.lifecycler.ID] = last
+		return d, true, nil
+	}))
 }
 
 // TestRulerAlertsReachAlertmanager: an alerting rule's alert is posted to
