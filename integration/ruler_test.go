@@ -603,3 +603,181 @@ rules:
 		return nil
 	})
 }
+
+// ruleEvaluations polls rulers' metrics and keeps, per group, the
+// evaluation start times each ruler reported
+// (prometheus_rule_group_last_evaluation_timestamp_seconds).
+type ruleEvaluations struct {
+	mu  sync.Mutex
+	got map[string]map[string]map[time.Time]bool // group → ruler → lastEvaluation
+}
+
+func (e *ruleEvaluations) poll(n *canopyNode) {
+	code, body, err := httpGet(n.url()+"/metrics", nil)
+	if err != nil || code != http.StatusOK {
+		return
+	}
+	const metric = "canopy_ruler_prometheus_rule_group_last_evaluation_timestamp_seconds{"
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, metric)
+		if !ok {
+			continue
+		}
+		lbls, value, _ := strings.Cut(rest, "} ")
+		_, group, _ := strings.Cut(lbls, `rule_group="`)
+		group, _, _ = strings.Cut(group, `"`)
+		_, group, _ = strings.Cut(group, ";") // namespace;group
+		sec, err := strconv.ParseFloat(value, 64)
+		if err != nil || sec == 0 {
+			continue
+		}
+		if e.got[group] == nil {
+			e.got[group] = map[string]map[time.Time]bool{}
+		}
+		if e.got[group][n.id] == nil {
+			e.got[group][n.id] = map[time.Time]bool{}
+		}
+		e.got[group][n.id][time.Unix(0, int64(sec*1e9))] = true
+	}
+}
+
+// notSince returns the groups no ruler (or only ruler by[0]) evaluated
+// after t.
+func (e *ruleEvaluations) notSince(groups []string, t time.Time, by ...string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, g := range groups {
+		ok := false
+		for ruler, times := range e.got[g] {
+			if len(by) > 0 && ruler != by[0] {
+				continue
+			}
+			for ts := range times {
+				ok = ok || ts.After(t)
+			}
+		}
+		if !ok {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// twice returns the evaluations two rulers started within half the
+// evaluation interval of each other: one evaluation made by both.
+func (e *ruleEvaluations) twice(interval time.Duration) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for g, rulers := range e.got {
+		for r1, t1s := range rulers {
+			for r2, t2s := range rulers {
+				if r1 >= r2 {
+					continue
+				}
+				for t1 := range t1s {
+					for t2 := range t2s {
+						if d := t1.Sub(t2); d < interval/2 && d > -interval/2 {
+							out = append(out, fmt.Sprintf("%s at %s by %s and at %s by %s", g, t1.Format(time.StampMilli), r1, t2.Format(time.StampMilli), r2))
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestRulerKilledGroupsMove: two ruler processes share 12 groups. One is
+// killed with SIGKILL: once its heartbeat times out, the other evaluates
+// every group. It restarts and takes its share back. No evaluation is made
+// by both, as their metrics report it.
+func TestRulerKilledGroupsMove(t *testing.T) {
+	requireIntegration(t)
+	const tenant = "team-r"
+	nodes := newCanopyCluster(t, logDir(t), []string{"write", "read", "ruler", "ruler"},
+		"-auth.multitenancy-enabled", "-ingester.replication-factor=1",
+		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=2s",
+		"-ruler.ring.heartbeat-period=1s", "-ruler.ring.heartbeat-timeout=4s")
+	writer, reader, r1, r2 := nodes[0], nodes[1], nodes[2], nodes[3]
+	for _, r := range []*canopyNode{r1, r2} {
+		r.args = append(r.args, "-ruler.query-frontend-url="+reader.url())
+	}
+	for _, n := range nodes {
+		n.start(t)
+	}
+	for _, n := range nodes {
+		n.waitReady(t, 90*time.Second)
+	}
+	waitRingActive(t, []*canopyNode{writer, reader}, []string{writer.id}, 60*time.Second)
+	waitRingActiveOf(t, []*canopyNode{r1, r2}, []string{r1.id, r2.id}, 60*time.Second, "ruler")
+
+	var groups []string
+	for i := range 12 {
+		name := fmt.Sprintf("g%02d", i)
+		groups = append(groups, name)
+		body := fmt.Sprintf("name: %s\nrules:\n  - record: it_ring_rec_%d\n    expr: vector(%d)\n", name, i, i)
+		r, err := do(http.MethodPost, r1.url()+"/prometheus/config/v1/rules/ring", tenant, "application/yaml", []byte(body), nil)
+		if err != nil || r.code != http.StatusAccepted {
+			t.Fatalf("uploading %s: %v %v", name, r, err)
+		}
+	}
+
+	ev := &ruleEvaluations{got: map[string]map[string]map[time.Time]bool{}}
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			for _, r := range []*canopyNode{r1, r2} {
+				ev.poll(r)
+			}
+		}
+	}()
+	defer func() { close(stop); <-polled }()
+	waitEvaluated := func(what string, since time.Time, by ...string) {
+		eventually(t, 60*time.Second, 250*time.Millisecond, what, func() error {
+			if missing := ev.notSince(groups, since, by...); len(missing) > 0 {
+				return fmt.Errorf("%v not evaluated since %s", missing, since.Format(time.StampMilli))
+			}
+			return nil
+		})
+	}
+	waitEvaluated("every group evaluated by two rulers", time.Now())
+	if n := len(ev.notSince(groups, time.Time{}, r2.id)); n == 0 || n == len(groups) {
+		t.Fatalf("ruler %s evaluates %d of %d groups, want a share", r2.id, len(groups)-n, len(groups))
+	}
+
+	r2.kill()
+	killed := time.Now()
+	waitEvaluated("every group evaluated by the survivor", killed.Add(5*time.Second), r1.id)
+
+	r2.start(t)
+	r2.waitReady(t, 90*time.Second)
+	restarted := time.Now()
+	eventually(t, 60*time.Second, 250*time.Millisecond, "the restarted ruler takes a share back", func() error {
+		if n := len(ev.notSince(groups, restarted, r2.id)); n == len(groups) {
+			return fmt.Errorf("%s evaluates none", r2.id)
+		}
+		return nil
+	})
+	waitEvaluated("every group evaluated by two rulers again", time.Now())
+
+	// The recorded series are in the metrics store.
+	a := api{base: reader.url() + "/prometheus", tenant: tenant}
+	got, _, err := a.query(http.MethodGet, `count({__name__=~"it_ring_rec_.*"})`, time.Now().UnixMilli())
+	if err != nil || len(got) != 1 || got[0].Points[0].V != "12" {
+		t.Errorf("recorded series: %s %v, want 12", fmtSeries(got), err)
+	}
+	if twice := ev.twice(time.Second); len(twice) > 0 {
+		t.Fatalf("evaluated by both rulers: %v", twice)
+	}
+}
