@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
+	"gopkg.in/yaml.v3"
 )
 
 // webhookPayload is the part of Alertmanager's webhook (version 4) the
@@ -779,5 +782,134 @@ func TestRulerKilledGroupsMove(t *testing.T) {
 	}
 	if twice := ev.twice(time.Second); len(twice) > 0 {
 		t.Fatalf("evaluated by both rulers: %v", twice)
+	}
+}
+
+// grafanaRuleGroup is the rule group shape Grafana's ruler proxy (its
+// LotexRuler) marshals and decodes: gopkg.in/yaml.v3, known fields only.
+type grafanaRuleGroup struct {
+	Name          string            `yaml:"name"`
+	Interval      model.Duration    `yaml:"interval,omitempty"`
+	SourceTenants []string          `yaml:"source_tenants,omitempty"`
+	Rules         []grafanaRuleNode `yaml:"rules"`
+}
+
+type grafanaRuleNode struct {
+	Record       string            `yaml:"record,omitempty"`
+	Alert        string            `yaml:"alert,omitempty"`
+	Expr         string            `yaml:"expr"`
+	For          *model.Duration   `yaml:"for,omitempty"`
+	Labels       map[string]string `yaml:"labels,omitempty"`
+	Annotations  map[string]string `yaml:"annotations,omitempty"`
+	GrafanaAlert *struct{}         `yaml:"grafana_alert,omitempty"`
+}
+
+// TestGrafanaRuleEditorCalls sends what Grafana 12's rule editor sends
+// through its data source proxy, for a Prometheus data source of subtype
+// mimir (at …/prometheus) and a Loki one (at the root): the path with
+// Grafana's query string kept, no Content-Type on uploads, a body marshalled
+// by gopkg.in/yaml.v3, a namespace with a space escaped. It checks what
+// Grafana checks of each answer: a status under 400, a Content-Type holding
+// "yaml" (reads, decoded with known fields only) or "json" (uploads,
+// decoded as a JSON object), and a "message" in a JSON error.
+func TestGrafanaRuleEditorCalls(t *testing.T) {
+	requireIntegration(t)
+	n := newCanopyNodes(t, logDir(t), 1, "-ingester.replication-factor=1", "-auth.multitenancy-enabled=true")[0]
+	n.start(t)
+	n.waitReady(t, 60*time.Second)
+	const tenant = "team-g"
+
+	code, body, err := httpGet(n.url()+"/prometheus/api/v1/status/buildinfo", http.Header{tenantHeader: {tenant}})
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"application":"Grafana Mimir"`) || !strings.Contains(string(body), `"ruler_config_api":"true"`) {
+		t.Fatalf("buildinfo: %d %s %v", code, body, err)
+	}
+
+	for _, ds := range []struct{ name, prefix, expr string }{
+		{"prometheus (mimir)", "/prometheus/config/v1/rules", `sum(rate(http_requests_total{code=~"5.."}[5m])) > 1`},
+		{"loki", "/api/prom/rules", `sum(rate({app="shop"} |= "error" [5m])) > 1`},
+	} {
+		t.Run(ds.name, func(t *testing.T) {
+			u := func(path string) string {
+				return n.url() + (&url.URL{Path: ds.prefix + path, RawQuery: "subtype=mimir"}).String()
+			}
+			var g grafanaRuleGroup
+			g.Name = "shop errors"
+			g.Interval = model.Duration(time.Minute)
+			g.Rules = make([]grafanaRuleNode, 1)
+			five := model.Duration(5 * time.Minute)
+			g.Rules[0].Alert, g.Rules[0].Expr, g.Rules[0].For = "ShopErrors", ds.expr, &five
+			g.Rules[0].Labels = map[string]string{"severity": "page"}
+			g.Rules[0].Annotations = map[string]string{"summary": "{{ $value }} errors"}
+			yml, err := yaml.Marshal(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// Upload: Grafana decodes the answer as a JSON object.
+			r, err := do(http.MethodPost, u("/my folder"), tenant, "", yml, nil)
+			if err != nil || r.code >= 400 || !strings.Contains(r.header.Get("Content-Type"), "json") {
+				t.Fatalf("POST: %v %v (%s)", r, err, r.header.Get("Content-Type"))
+			}
+			var ack map[string]any
+			if err := json.Unmarshal(r.body, &ack); err != nil {
+				t.Fatalf("POST answer is not a JSON object: %v: %s", err, r.body)
+			}
+
+			// Reads: YAML, decoded with known fields only.
+			read := func(path string, into any) {
+				t.Helper()
+				r, err := do(http.MethodGet, u(path), tenant, "", nil, nil)
+				if err != nil || r.code >= 400 || !strings.Contains(r.header.Get("Content-Type"), "yaml") {
+					t.Fatalf("GET %s: %v %v (%s)", path, r, err, r.header.Get("Content-Type"))
+				}
+				dec := yaml.NewDecoder(bytes.NewReader(r.body))
+				dec.KnownFields(true)
+				if err := dec.Decode(into); err != nil {
+					t.Fatalf("GET %s: Grafana cannot decode the answer: %v\n%s", path, err, r.body)
+				}
+			}
+			var all map[string][]grafanaRuleGroup
+			read("", &all)
+			if len(all["my folder"]) != 1 || all["my folder"][0].Name != "shop errors" || all["my folder"][0].Rules[0].Expr != ds.expr || *all["my folder"][0].Rules[0].For != five {
+				t.Fatalf("GET rules: %+v", all)
+			}
+			var ns map[string][]grafanaRuleGroup
+			read("/my folder", &ns)
+			if len(ns["my folder"]) != 1 {
+				t.Fatalf("GET namespace: %+v", ns)
+			}
+			var one grafanaRuleGroup
+			read("/my folder/shop errors", &one)
+			if one.Name != "shop errors" || one.Interval != g.Interval || one.Rules[0].Labels["severity"] != "page" || one.Rules[0].Annotations["summary"] != "{{ $value }} errors" {
+				t.Fatalf("GET group: %+v", one)
+			}
+
+			// A bad expression: Grafana shows the JSON error's message.
+			bad := bytes.Replace(yml, []byte("> 1"), []byte("> > 1"), 1)
+			r, err = do(http.MethodPost, u("/my folder"), tenant, "", bad, nil)
+			var e struct {
+				Message string `json:"message"`
+			}
+			if err != nil || r.code != http.StatusBadRequest || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || json.Unmarshal(r.body, &e) != nil || !strings.Contains(e.Message, "ShopErrors") {
+				t.Fatalf("POST of a bad rule: %v %v; want 400 with a JSON message naming the rule", r, err)
+			}
+
+			// Deletes: any answer under 400.
+			for _, path := range []string{"/my folder/shop errors", "/my folder"} {
+				if path == "/my folder" {
+					if r, err := do(http.MethodPost, u("/my folder"), tenant, "", yml, nil); err != nil || r.code >= 400 {
+						t.Fatalf("POST again: %v %v", r, err)
+					}
+				}
+				if r, err := do(http.MethodDelete, u(path), tenant, "", nil, nil); err != nil || r.code >= 400 {
+					t.Fatalf("DELETE %s: %v %v", path, r, err)
+				}
+			}
+			all = nil
+			read("", &all)
+			if len(all) != 0 {
+				t.Fatalf("GET rules after the deletes: %+v", all)
+			}
+		})
 	}
 }

@@ -252,12 +252,15 @@ func respondAccepted(w http.ResponseWriter) {
 	_, _ = w.Write([]byte(`{"status":"success","data":null,"errorType":"","error":""}`))
 }
 
+// respondError answers in the Prometheus API's error shape, with the
+// text under "message" too: what Grafana's ruler proxy shows of a JSON
+// error (else it shows the whole body).
 func respondError(w http.ResponseWriter, code int, msg string) {
 	errType := "bad_data"
 	if code >= 500 {
 		errType = "server_error"
 	}
-	b, _ := json.Marshal(map[string]any{"status": "error", "data": nil, "errorType": errType, "error": msg})
+	b, _ := json.Marshal(map[string]any{"status": "error", "data": nil, "errorType": errType, "error": msg, "message": msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
