@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +23,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"gopkg.in/yaml.v3"
+
+	"github.com/canopy-observability/canopy/pkg/util/tlstest"
 )
 
 // webhookPayload is the part of Alertmanager's webhook (version 4) the
@@ -912,4 +916,97 @@ func TestGrafanaRuleEditorCalls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRemediatorWebhookOverMutualTLS: a remediator whose HTTP server
+// requires client certificates (-server.http-tls-*) takes the real
+// Alertmanager's webhook sent with http_config.tls_config; a client
+// without a certificate is refused before any request is read.
+func TestRemediatorWebhookOverMutualTLS(t *testing.T) {
+	requireIntegration(t)
+	logs := logDir(t)
+	files := tlstest.NewCA(t, "remediation CA").WriteFiles(t)
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte(`playbooks:
+  - name: probe
+    match: {alertname: TLSProbe}
+    actions:
+      - type: scale
+        namespace: shop
+        name: checkout
+        step: 1
+        max: 3
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := newCanopyCluster(t, logs, []string{"remediator"}, "-auth.multitenancy-enabled",
+		"-server.http-tls-cert-path="+files.Cert, "-server.http-tls-key-path="+files.Key,
+		"-server.http-tls-ca-path="+files.CA, "-server.http-tls-client-auth=RequireAndVerifyClientCert",
+		"-remediator.playbooks-file="+playbooks)[0]
+	base := "https://127.0.0.1:" + strconv.Itoa(n.httpPort)
+
+	pool := x509.NewCertPool()
+	caPEM, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	noCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(c *http.Client, path string) (int, string, error) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set(tenantHeader, "team-t")
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+
+	n.start(t)
+	eventually(t, 60*time.Second, 200*time.Millisecond, "the remediator ready over TLS", func() error {
+		if code, body, err := get(withCert, "/ready"); err != nil || code != http.StatusOK {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		return nil
+	})
+	if code, _, err := get(noCert, "/remediation/v1/audit"); err == nil {
+		t.Fatalf("a client without a certificate got %d", code)
+	}
+
+	amPort := freePorts(t, 1)[0]
+	startAlertmanagerWith(t, logs, fmt.Sprintf(`route:
+  receiver: remediator
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: remediator
+    webhook_configs:
+      - url: %q
+        http_config:
+          tls_config:
+            ca_file: %q
+            cert_file: %q
+            key_file: %q
+`, base+"/remediation/v1/alertmanager", files.CA, files.Cert, files.Key), amPort)
+	alert := `[{"labels":{"alertname":"TLSProbe","tenant":"team-t","cluster":"prod"}}]`
+	r, err := do(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(amPort)+"/api/v2/alerts", "", "application/json", []byte(alert), nil)
+	if err != nil || r.code != http.StatusOK {
+		t.Fatalf("posting the alert to Alertmanager: %v %v", r, err)
+	}
+	eventually(t, 60*time.Second, 500*time.Millisecond, "the webhook, received over mutual TLS", func() error {
+		code, body, err := get(withCert, "/remediation/v1/audit")
+		if err != nil || code != http.StatusOK || !strings.Contains(body, `"decision":"dry_run"`) || !strings.Contains(body, "TLSProbe") {
+			return fmt.Errorf("audit: %d %s %v", code, body, err)
+		}
+		return nil
+	})
 }
