@@ -701,7 +701,8 @@ func (e *ruleEvaluations) twice(interval time.Duration) []string {
 // TestRulerKilledGroupsMove: two ruler processes share 12 groups. One is
 // killed with SIGKILL: once its heartbeat times out, the other evaluates
 // every group. It restarts and takes its share back. No evaluation is made
-// by both, as their metrics report it.
+// by both, as their metrics report it. The read process's rule state API
+// lists the groups of both.
 func TestRulerKilledGroupsMove(t *testing.T) {
 	requireIntegration(t)
 	const tenant = "team-r"
@@ -777,6 +778,18 @@ func TestRulerKilledGroupsMove(t *testing.T) {
 		return nil
 	})
 	waitEvaluated("every group evaluated by two rulers again", time.Now())
+
+	// The read path answers both rulers' groups, each once.
+	eventually(t, 30*time.Second, 250*time.Millisecond, "every group in the read path's rule state", func() error {
+		code, body, err := httpGet(reader.url()+"/prometheus/api/v1/rules", http.Header{tenantHeader: {tenant}})
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		if n := strings.Count(string(body), `"name":"g`); n != len(groups) {
+			return fmt.Errorf("%d groups in %s", n, body)
+		}
+		return nil
+	})
 
 	// The recorded series are in the metrics store.
 	a := api{base: reader.url() + "/prometheus", tenant: tenant}

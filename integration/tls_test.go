@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,10 +14,11 @@ import (
 
 // TestInternalGRPCOverMutualTLS: write, read and backend processes whose
 // gRPC servers require client certificates (-server.grpc-tls-*) and whose
-// ingester and store-gateway clients present one and trust the cluster's CA
-// (-ingester.client.tls-*, -store-gateway.client.tls-*): a push reaches the
-// ingester, and a query reads it from the ingester and, once shipped, from a
-// store-gateway.
+// ingester, store-gateway and ruler clients present one and trust the
+// cluster's CA (-ingester.client.tls-*, -store-gateway.client.tls-*,
+// -ruler.client.tls-*): a push reaches the ingester, a query reads it from
+// the ingester and, once shipped, from a store-gateway, and the reader
+// lists the backend ruler's groups.
 func TestInternalGRPCOverMutualTLS(t *testing.T) {
 	requireIntegration(t)
 	files := tlstest.NewCA(t, "canopy cluster CA").WriteFiles(t)
@@ -32,7 +34,7 @@ func TestInternalGRPCOverMutualTLS(t *testing.T) {
 		"-server.grpc-tls-ca-path=" + files.CA,
 		"-server.grpc-tls-client-auth=RequireAndVerifyClientCert",
 	}
-	for _, client := range []string{"ingester.client", "store-gateway.client"} {
+	for _, client := range []string{"ingester.client", "store-gateway.client", "ruler.client"} {
 		args = append(args,
 			"-"+client+".tls-enabled",
 			"-"+client+".tls-ca-path="+files.CA,
@@ -70,6 +72,7 @@ func TestInternalGRPCOverMutualTLS(t *testing.T) {
 
 	// Shipped and indexed, the sample is read through the store-gateway too.
 	postEach(t, []*canopyNode{writer}, "/ingester/flush")
+	waitRingActiveOf(t, []*canopyNode{backend}, []string{backend.id}, 60*time.Second, "compactor")
 	postEach(t, []*canopyNode{backend}, "/compactor/run")
 	eventually(t, 60*time.Second, time.Second, "a store-gateway reads the block over TLS", func() error {
 		if err := answer(); err != nil {
@@ -81,6 +84,20 @@ func TestInternalGRPCOverMutualTLS(t *testing.T) {
 		}
 		if v, _ := metricValue(r.body, "canopy_store_gateway_blocks_queried_total", nil); v == 0 {
 			return fmt.Errorf("no block queried yet")
+		}
+		return nil
+	})
+
+	// The reader asks the backend's ruler for its rule state over TLS
+	// (-ruler.client.tls-*).
+	group := "name: tls\nrules:\n  - record: tls_test_rec\n    expr: vector(1)\n"
+	if r, err := do(http.MethodPost, backend.url()+"/prometheus/config/v1/rules/tls", storeTenant, "application/yaml", []byte(group), nil); err != nil || r.code != http.StatusAccepted {
+		t.Fatalf("uploading a rule group: %v %v", r, err)
+	}
+	eventually(t, 30*time.Second, 500*time.Millisecond, "the reader lists the backend's group over TLS", func() error {
+		code, body, err := httpGet(reader.url()+"/prometheus/api/v1/rules", http.Header{tenantHeader: {storeTenant}})
+		if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"name":"tls"`) {
+			return fmt.Errorf("%d %s %v", code, body, err)
 		}
 		return nil
 	})

@@ -84,6 +84,7 @@ type Canopy struct {
 	StoreGatewayRing  *ring.Ring
 	Frontend          *frontend.Frontend
 	Ruler             *ruler.Ruler
+	RuleState         *ruler.RuleState // every ruler's rule state, for the querier's API
 	Remediator        *remediator.Remediator
 
 	querierAPI http.Handler // tenant-resolving Prometheus API of the querier

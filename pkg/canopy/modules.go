@@ -76,6 +76,7 @@ const (
 	Remediator    = "remediator"
 	StoreGateway  = "store-gateway"
 	StoreGWRing   = "store-gateway-ring"
+	RulerState    = "ruler-state"
 	QueryFrontend = "query-frontend"
 	OTLPReceivers = "otlp-receivers"
 	Backend       = "backend"
@@ -127,7 +128,8 @@ var deps = map[string][]string{
 	TracesPool:    {Server, TracesRing},
 	TracesWrite:   {Distributor, TracesRing, TracesPool},
 	OTLPReceivers: {Distributor, LogsWrite, TracesWrite},
-	Querier:       {IngesterRing, IngesterPool, LogsRing, LogsPool, TracesRing, TracesPool, StoreGWRing, Bucket, Overrides, API},
+	Querier:       {IngesterRing, IngesterPool, LogsRing, LogsPool, TracesRing, TracesPool, StoreGWRing, RulerState, Bucket, Overrides, API},
+	RulerState:    {MemberlistKV},
 	StoreGWRing:   {MemberlistKV},
 	StoreGateway:  {Server, MemberlistKV, StoreGWRing, Bucket},
 	QueryFrontend: {Server, Overrides, API},
@@ -164,6 +166,7 @@ func (c *Canopy) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Ruler, c.initRuler)
 	mm.RegisterModule(Remediator, c.initRemediator)
 	mm.RegisterModule(StoreGWRing, c.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(RulerState, c.initRulerState, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, c.initStoreGateway)
 	mm.RegisterModule(QueryFrontend, c.initQueryFrontend)
 	for mod, ds := range deps {
@@ -442,6 +445,7 @@ func (c *Canopy) initQuerier() (services.Service, error) {
 	c.Engine = querier.NewEngine(cfg, slogger, c.reg)
 	qapi := querier.NewAPI(cfg, c.Engine, q, ing, ing, c.Overrides, slogger, c.reg, c.reg)
 	qapi.UseRules(rulesOfProcess{c})
+	qapi.UseRuleState(c.RuleState)
 	c.API.Register(api.Route{Path: api.PathFederate, Methods: []string{http.MethodGet, http.MethodPost}, Component: "querier", Tenant: true, Help: "Prometheus federation: the latest sample of the series of each match[] selector, with -cluster.external-labels"},
 		querier.FederateHandler(q, parser.NewParser(querier.ParserOptions(cfg)), cfg.LookbackDelta, time.Now))
 

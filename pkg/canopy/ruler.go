@@ -2,6 +2,7 @@ package canopy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/grafana/dskit/services"
@@ -10,9 +11,11 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"google.golang.org/grpc"
 
 	"github.com/canopy-observability/canopy/pkg/api"
 	"github.com/canopy-observability/canopy/pkg/querier"
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/ruler"
 	"github.com/canopy-observability/canopy/pkg/util/logging"
 )
@@ -47,6 +50,10 @@ func (c *Canopy) initRuler() (services.Service, error) {
 	}
 	c.Ruler = r
 	c.API.RegisterRing(ruler.RingName, "ruler", r.Ring())
+	// The rule state of this ruler's groups, for the queriers (RuleState).
+	local := querier.NewAPI(c.cfg.Querier, nil, nil, nil, nil, nil, slogger, prometheus.NewRegistry(), prometheus.NewRegistry())
+	local.UseRules(rulesOfProcess{c})
+	ruler.RegisterServer(c.Server.GRPC, local, api.PrefixPrometheusV1)
 	cfgAPI := ruler.NewConfigAPI(r.Store(), api.PathRulerConfig, ruler.PromQLGroups(p), slogger)
 	cfgAPI.OnChange(r.Sync)
 	for _, base := range []string{api.PathLokiRules, api.PathLokiRulesLegacy} {
@@ -100,4 +107,26 @@ func (c *Canopy) localQueryPath() func() http.Handler {
 		}
 		return h
 	}
+}
+
+// initRulerState reads the ruler ring and keeps a client per ruler, so
+// that the querier's /api/v1/rules and /api/v1/alerts answer every
+// ruler's groups, wherever they are evaluated.
+func (c *Canopy) initRulerState() (services.Service, error) {
+	r, err := c.cfg.Ruler.Ring.NewRing("ruler-state", ruler.RingKey, c.memberlistGetter(), nil, c.logger, prometheus.WrapRegistererWithPrefix("canopy_", c.reg))
+	if err != nil {
+		return nil, err
+	}
+	pool := rpc.NewPool("ruler", c.cfg.Ruler.Client, r, c.logger, c.reg)
+	c.RuleState = ruler.NewRuleState(r, func(addr string) (grpc.ClientConnInterface, error) { return pool.Conn(addr) })
+	return services.NewIdleService(
+		func(ctx context.Context) error {
+			if err := services.StartAndAwaitRunning(ctx, r); err != nil {
+				return err
+			}
+			return services.StartAndAwaitRunning(ctx, pool)
+		},
+		func(error) error {
+			return errors.Join(services.StopAndAwaitTerminated(context.Background(), pool), services.StopAndAwaitTerminated(context.Background(), r))
+		}).WithName("ruler state"), nil
 }

@@ -96,9 +96,14 @@ func (c chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storag
 
 // API is the Prometheus HTTP API over a Queryable.
 type API struct {
-	handler http.Handler
-	rules   atomic.Pointer[RuleSource]
+	handler   http.Handler
+	rules     atomic.Pointer[RuleSource]
+	ruleState atomic.Pointer[http.Handler]
 }
+
+// UseRuleState makes /api/v1/rules and /api/v1/alerts answered by h (the
+// rule state of every ruler) instead of this process's RuleSource.
+func (a *API) UseRuleState(h http.Handler) { a.ruleState.Store(&h) }
 
 // RuleSource is what /api/v1/rules, /api/v1/alerts and
 // /api/v1/alertmanagers read: the ruler of the request's tenant (nil
@@ -211,6 +216,9 @@ func NewAPI(cfg Config, engine promql.QueryEngine, q storage.Queryable, eq stora
 		switch {
 		case r.URL.Path == metadataPath:
 			serveMetadata(w, r, md)
+			return
+		case (r.URL.Path == httpapi.PrefixPrometheusV1+"rules" || r.URL.Path == httpapi.PrefixPrometheusV1+"alerts") && a.ruleState.Load() != nil:
+			(*a.ruleState.Load()).ServeHTTP(w, r)
 			return
 		case r.URL.Path == httpapi.PrefixPrometheusV1+"status/buildinfo" && a.servesRulerConfigAPI():
 			serveRulerBuildInfo(w)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/canopy-observability/canopy/pkg/ingester/client"
 	"github.com/canopy-observability/canopy/pkg/rpc/ingesterpb"
+	"github.com/canopy-observability/canopy/pkg/rpc/rulerpb"
 	"github.com/canopy-observability/canopy/pkg/rpc/storegatewaypb"
+	"github.com/canopy-observability/canopy/pkg/ruler"
 	"github.com/canopy-observability/canopy/pkg/storegateway"
 )
 
@@ -24,11 +26,13 @@ func TestServiceDescriptorsMatchProto(t *testing.T) {
 	srv := grpc.NewServer()
 	client.RegisterIngesterServer(srv, &fakeIngester{})
 	storegateway.RegisterServer(srv, (*storegateway.StoreGateway)(nil))
+	ruler.RegisterServer(srv, nil, "")
 	served := srv.GetServiceInfo()
 
 	for _, sd := range []protoreflect.ServiceDescriptor{
 		ingesterpb.File_ingesterpb_ingester_proto.Services().ByName("Ingester"),
 		storegatewaypb.File_storegatewaypb_storegateway_proto.Services().ByName("StoreGateway"),
+		rulerpb.File_rulerpb_ruler_proto.Services().ByName("Ruler"),
 	} {
 		t.Run(string(sd.FullName()), func(t *testing.T) {
 			want := map[string]streaming{}

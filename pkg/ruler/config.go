@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/canopy-observability/canopy/pkg/rpc"
 	"github.com/canopy-observability/canopy/pkg/util/ringconfig"
 )
 
@@ -39,6 +40,8 @@ type Config struct {
 	// Ring shards the rule groups over the rulers: each group is
 	// evaluated by the one ruler owning its hash.
 	Ring ringconfig.Config `yaml:"ring"`
+	// Client is how queriers ask rulers for their rule state.
+	Client rpc.ClientConfig `yaml:"client"`
 }
 
 // RegisterFlags registers the ruler's flags.
@@ -53,6 +56,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "How long the ruler may have been down for a 'for' state to be restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long to wait before sending a firing alert to Alertmanager again.")
 	c.Ring.RegisterFlags("ruler.", f)
+	c.Client.RegisterFlagsWithPrefix("ruler.client", f)
 }
 
 // Validate checks c.
@@ -69,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Ring.Validate(); err != nil {
 		return fmt.Errorf("ruler ring: %w", err)
+	}
+	if err := c.Client.Validate("ruler.client"); err != nil {
+		return err
 	}
 	if c.EvaluationInterval <= 0 || c.PollInterval <= 0 {
 		return errors.New("ruler.evaluation-interval and ruler.poll-interval must be positive")

@@ -116,6 +116,11 @@ func testConfig(t *testing.T) Config {
 }
 
 func startRuler(t *testing.T, cfg Config, id string, bkt objstore.Bucket, push Pusher) *Ruler {
+	return startRulerAt(t, cfg, id, 1, bkt, push)
+}
+
+// startRulerAt is startRuler advertising port in the ring.
+func startRulerAt(t *testing.T, cfg Config, id string, port int, bkt objstore.Bucket, push Pusher) *Ruler {
 	r, err := New(cfg, Deps{
 		Bucket: bkt,
 		Query: func(string) rules.QueryFunc {
@@ -125,7 +130,7 @@ func startRuler(t *testing.T, cfg Config, id string, bkt objstore.Bucket, push P
 		},
 		Push:   push,
 		Parser: parser.NewParser(parser.Options{}),
-		Self:   ringconfig.Instance{ID: id, Addr: "127.0.0.1", Port: 1},
+		Self:   ringconfig.Instance{ID: id, Addr: "127.0.0.1", Port: port},
 	}, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
