@@ -43,14 +43,18 @@ type member struct {
 	tokens     []uint32
 }
 
-// owners is a ring snapshot and the token ring of its latest eligible set.
+// owners is a ring snapshot and the token rings of its eligible sets.
 type owners struct {
 	mu      sync.Mutex
 	members []member
-	// the sorted tokens of the eligible set named key, and their owners
-	key    string
+	// by the name of an eligible set: its sorted tokens and their owners
+	// (a sync asks for two: now and a handover delay ahead)
+	rings map[string]tokenRing
+}
+
+type tokenRing struct {
 	tokens []uint32
-	owner  []int
+	owner  []int // index in members
 }
 
 // set replaces the snapshot with the ring desc d.
@@ -64,7 +68,7 @@ func (o *owners) set(d *ring.Desc) {
 	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.id, b.id) })
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.members, o.key, o.tokens, o.owner = ms, "", nil, nil
+	o.members, o.rings = ms, map[string]tokenRing{}
 }
 
 // eligible names the members that own groups at ts: ACTIVE, registered
@@ -99,7 +103,8 @@ func (o *owners) at(hash uint32, ts time.Time, handover, timeout time.Duration) 
 	if len(idx) == 0 {
 		return ""
 	}
-	if key != o.key {
+	tr, ok := o.rings[key]
+	if !ok {
 		type tok struct {
 			t uint32
 			m int
@@ -119,16 +124,20 @@ func (o *owners) at(hash uint32, ts time.Time, handover, timeout time.Duration) 
 			}
 			return strings.Compare(o.members[a.m].id, o.members[b.m].id)
 		})
-		o.key, o.tokens, o.owner = key, make([]uint32, len(all)), make([]int, len(all))
+		tr = tokenRing{tokens: make([]uint32, len(all)), owner: make([]int, len(all))}
 		for i, t := range all {
-			o.tokens[i], o.owner[i] = t.t, t.m
+			tr.tokens[i], tr.owner[i] = t.t, t.m
 		}
+		if len(o.rings) >= 4 {
+			clear(o.rings)
+		}
+		o.rings[key] = tr
 	}
-	i, _ := slices.BinarySearch(o.tokens, hash)
-	if i == len(o.tokens) {
+	i, _ := slices.BinarySearch(tr.tokens, hash)
+	if i == len(tr.tokens) {
 		i = 0
 	}
-	return o.members[o.owner[i]].id
+	return o.members[tr.owner[i]].id
 }
 
 // state names the eligible sets at now and at now+handover: when it
@@ -200,16 +209,17 @@ func (r *Ruler) readRing(ctx context.Context) error {
 	if len(gone) == 0 {
 		return nil
 	}
+	var forgot []string
 	err = r.lifecycler.KVStore.CAS(ctx, RingKey, func(in any) (any, bool, error) {
 		d := ring.GetOrCreateRingDesc(in)
-		changed := false
+		forgot = forgot[:0]
 		for _, id := range gone {
 			if m, ok := d.Ingesters[id]; ok && time.Unix(m.Timestamp, 0).Add(forgetAfter*r.cfg.Ring.HeartbeatTimeout).Before(time.Now()) {
 				d.RemoveIngester(id)
-				changed = true
+				forgot = append(forgot, id)
 			}
 		}
-		if !changed {
+		if len(forgot) == 0 {
 			return nil, false, nil
 		}
 		return d, true, nil
@@ -217,7 +227,9 @@ func (r *Ruler) readRing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("forgetting silent rulers %v: %w", gone, err)
 	}
-	r.logger.Warn("forgot rulers silent for longer than twice the heartbeat timeout", "component", "ruler", "rulers", strings.Join(gone, ","))
+	if len(forgot) > 0 {
+		r.logger.Warn("forgot rulers silent for longer than twice the heartbeat timeout", "component", "ruler", "rulers", strings.Join(forgot, ","))
+	}
 	return nil
 }
 
