@@ -77,6 +77,9 @@ type Request struct {
 	Split bool
 	// Sharding, when not nil, runs each part as shards.
 	Sharding ShardPlan
+	// seriesKey names the query among the series estimates (empty: its
+	// series are not remembered).
+	seriesKey string
 	// Header holds the client's request headers every downstream call of
 	// the request carries (Loki's X-Loki-Response-Encoding-Flags); nil for
 	// none. Read-only once decoded, like Params.

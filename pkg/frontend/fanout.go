@@ -120,12 +120,24 @@ func (s *stages) runParts(q *queryCalls, id string, enc requestEncoder, req *Req
 // sharded when shards > 0.
 func (s *stages) execute(q *queryCalls, id string, enc requestEncoder, part *Request, shards int) (*Response, error) {
 	if shards == 0 {
-		return s.send(q, id, enc, part)
+		return s.sendCounted(q, id, enc, part)
 	}
 	resp, err := s.runSharded(q, id, enc, part, shards)
 	if errors.Is(err, errNotShardable) {
 		s.shardFallbacks.Inc()
-		return s.send(q, id, enc, part)
+		return s.sendCounted(q, id, enc, part)
+	}
+	return resp, err
+}
+
+// sendCounted is send, remembering the series a shardable part read.
+func (s *stages) sendCounted(q *queryCalls, id string, enc requestEncoder, part *Request) (*Response, error) {
+	resp, err := s.send(q, id, enc, part)
+	if err == nil && resp.Status == http.StatusOK && part.seriesKey != "" {
+		var f fetched
+		if f.add(resp.Header) {
+			s.estimates.set(part.seriesKey, f.series)
+		}
 	}
 	return resp, err
 }
@@ -159,6 +171,7 @@ func (s *stages) runSharded(q *queryCalls, id string, enc requestEncoder, part *
 
 	m := plan.Merger(part)
 	var f fetched
+	reported := true
 	for k, rs := range results {
 		for i, r := range rs {
 			if r.err != nil {
@@ -170,11 +183,14 @@ func (s *stages) runSharded(q *queryCalls, id string, enc requestEncoder, part *
 			if err := m.Add(k, i, r.resp.Body); err != nil {
 				return nil, err
 			}
-			f.add(r.resp.Header)
+			reported = f.add(r.resp.Header) && reported
 		}
 	}
 	if resp := f.overLimit(enc, s.limits.ByTenant(id), shards); resp != nil {
 		return resp, nil
+	}
+	if reported && part.seriesKey != "" {
+		s.estimates.set(part.seriesKey, f.series)
 	}
 	return m.Merge(q.ctx)
 }

@@ -66,6 +66,7 @@ func New(cfg Config, limits validation.TenantLimits, down Downstream, p parser.P
 		queue:             newQueue(),
 		down:              tempoDownstream{down},
 		cache:             c,
+		estimates:         newSeriesEstimates(maxEstimates),
 		now:               time.Now,
 		logger:            log.With(logger, "component", "query-frontend"),
 		metrics:           newMetrics(reg),

@@ -420,6 +420,9 @@ func propertyFixture(t *testing.T) (*rand.Rand, validation.Limits, HandlerDownst
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
 	lim := defaultLimits()
+	// Every run sharded, however few series its last read: these tests
+	// compare sharded answers with unsharded ones.
+	lim.QueryShardingTargetSeriesPerShard = 0
 	down, st := promDownstream(t, lim)
 	generate(t, st, rng)
 	return rng, lim, down
@@ -571,4 +574,68 @@ func TestQueryExpressionBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingDownstream counts the downstream query calls.
+type countingDownstream struct {
+	Downstream
+	calls atomic.Int64
+}
+
+func (c *countingDownstream) Do(ctx context.Context, tenant, path string, form url.Values, header http.Header) (*Response, error) {
+	c.calls.Add(1)
+	return c.Downstream.Do(ctx, tenant, path, form, header)
+}
+
+// TestShardsSizedBySeries: a shardable query's first run gets every
+// shard; the next run of the same query gets as many as the series its
+// last run read need at query_sharding_target_series_per_shard, and runs
+// unsharded when that is fewer than two. The answers stay the same.
+func TestShardsSizedBySeries(t *testing.T) {
+	lim := defaultLimits()
+	require.Equal(t, 2000, lim.QueryShardingTargetSeriesPerShard, "the flag's default")
+	down, st := promDownstream(t, lim)
+	generate(t, st, rand.New(rand.NewSource(1))) // 24 series of g
+	counted := &countingDownstream{Downstream: down}
+	form := url.Values{"query": {"sum by (i) (g)"}, "time": {fmt.Sprint(base/1000 + 3600)}}
+	run := func(f *Frontend) (int64, []byte) {
+		t.Helper()
+		before := counted.calls.Load()
+		rec := call(f, "t", "query", form)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		return counted.calls.Load() - before, rec.Body.Bytes()
+	}
+	want, err := down.Do(context.Background(), "t", "/prometheus/api/v1/query", form, nil)
+	require.NoError(t, err)
+	same := func(body []byte) {
+		t.Helper()
+		w, g := decode(t, want.Body), decode(t, body)
+		for _, d := range []*decoded{&w, &g} {
+			sort.Slice(d.Data.Result, func(i, j int) bool { return string(d.Data.Result[i]) < string(d.Data.Result[j]) })
+		}
+		requireSameAnswer(t, w, g, "sum by (i) (g)")
+	}
+
+	f := startFrontend(t, testConfig(), lim, counted)
+	calls, body := run(f)
+	require.EqualValues(t, 16, calls, "the first run: every shard")
+	same(body)
+	calls, body = run(f)
+	require.EqualValues(t, 1, calls, "24 series are fewer than two shards of 2,000: unsharded")
+	same(body)
+	require.Equal(t, 1.0, testutilCounter(f.shardingSkipped))
+	calls, _ = run(f)
+	require.EqualValues(t, 1, calls, "the unsharded run reported its series too")
+
+	lim.QueryShardingTargetSeriesPerShard = 5
+	f = startFrontend(t, testConfig(), lim, counted)
+	run(f)
+	calls, body = run(f)
+	require.EqualValues(t, 5, calls, "24 series at 5 a shard: 5 shards")
+	same(body)
+	lim.QueryShardingTargetSeriesPerShard = 1
+	f = startFrontend(t, testConfig(), lim, counted)
+	run(f)
+	calls, _ = run(f)
+	require.EqualValues(t, 16, calls, "24 series at 1 a shard: bounded by query_sharding_total_shards")
 }

@@ -80,10 +80,12 @@ func checkQueryLength(lim *validation.Limits, req *Request) error {
 // query stays within the per-query limits; together they are one query.
 type fetched struct{ series, samples int64 }
 
-func (f *fetched) add(h http.Header) {
-	n, _ := strconv.ParseInt(h.Get(querier.FetchedSeriesHeader), 10, 64)
+// add adds one answer's counts, and says whether it reported its series.
+func (f *fetched) add(h http.Header) bool {
+	n, err := strconv.ParseInt(h.Get(querier.FetchedSeriesHeader), 10, 64)
 	m, _ := strconv.ParseInt(h.Get(querier.FetchedSamplesHeader), 10, 64)
 	f.series, f.samples = f.series+n, f.samples+m
+	return err == nil
 }
 
 // overLimit returns the answer (422, naming the limit) to a query whose

@@ -24,6 +24,7 @@ type stages struct {
 	queue             *queue
 	down              Downstream
 	cache             resultsCache // nil: no results cache
+	estimates         *seriesEstimates
 	now               func() time.Time
 	logger            log.Logger
 	*metrics
@@ -94,7 +95,10 @@ func (p *pipeline[R]) serve(w http.ResponseWriter, r *http.Request, id string) {
 		p.parts.Add(float64(len(parts)))
 	}
 	keys, bodies := p.cachedParts(r.Context(), id, lim, req, parts)
-	responses, errs := p.runParts(q, id, p.codec, req, parts, bodies, p.shards(id, req.Sharding))
+	if req.Sharding != nil {
+		req.seriesKey = estimateKey(id, req)
+	}
+	responses, errs := p.runParts(q, id, p.codec, req, parts, bodies, p.shardsFor(id, req))
 	// The first failure of any call, in time, is the answer: the calls it
 	// canceled failed after it.
 	if resp, err, failed := q.failure(); failed {

@@ -62,6 +62,9 @@ type QueryLimits struct {
 	MaxOutstandingPerTenant  int            `yaml:"max_outstanding_requests_per_tenant"`
 	ResultsCacheMaxFreshness model.Duration `yaml:"max_cache_freshness"`
 	QueryShardingTotalShards int            `yaml:"query_sharding_total_shards"`
+	// QueryShardingTargetSeriesPerShard sizes the shards of a query from
+	// the series its last run read.
+	QueryShardingTargetSeriesPerShard int `yaml:"query_sharding_target_series_per_shard"`
 }
 
 // RegisterFlags registers the defaults of every limit.
@@ -101,6 +104,7 @@ func (l *QueryLimits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.MaxQueryLength, "query-frontend.max-query-length", "Longest time range (end - start) a query may span; longer queries are rejected with 400. 0 is unlimited.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "query-frontend.max-outstanding-requests-per-tenant", 100, "Most queries a tenant may have waiting or running in a query-frontend (a split query counts once); beyond it queries are rejected with 429.")
 	f.IntVar(&l.QueryShardingTotalShards, "query-frontend.query-sharding-total-shards", 16, "Shards the query-frontend splits an associative aggregation (sum, min, max, count, group, avg, topk, bottomk) into, each run by a querier over the series of its shard. 0 or 1 disables query sharding.")
+	f.IntVar(&l.QueryShardingTargetSeriesPerShard, "query-frontend.query-sharding-target-series-per-shard", 2000, "Series each shard of a sharded query should read: a query runs on as many shards as the series its last run read (of the tenant, with the same text and step), divided by this, within query_sharding_total_shards; one that read fewer than twice this runs unsharded. A query not run lately gets every shard. 0 always uses every shard.")
 	l.ResultsCacheMaxFreshness = model.Duration(10 * time.Minute)
 	f.Var(&l.ResultsCacheMaxFreshness, "query-frontend.max-cache-freshness", "Results newer than this are never cached: recent data may still change (late or out-of-order samples).")
 }
