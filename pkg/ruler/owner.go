@@ -140,14 +140,13 @@ func (o *owners) at(hash uint32, ts time.Time, handover, timeout time.Duration) 
 	return o.members[tr.owner[i]].id
 }
 
-// state names the eligible sets at now and at now+handover: when it
-// changes, groups are about to move or have moved.
+// state names the eligible set at now: when it changes, groups have
+// moved.
 func (o *owners) state(now time.Time, handover, timeout time.Duration) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	a, _ := o.eligible(now, handover, timeout)
-	b, _ := o.eligible(now.Add(handover), handover, timeout)
-	return a + "|" + b
+	return a
 }
 
 // has reports whether id is in the snapshot as ACTIVE.
@@ -239,6 +238,12 @@ func (r *Ruler) owns(lang, tenant, namespace, group string, ts time.Time) bool {
 		return false
 	}
 	return r.owners.at(groupHash(lang, tenant, namespace, group), ts, r.handover(), r.cfg.Ring.HeartbeatTimeout) == r.lifecycler.ID
+}
+
+// ringState is what decides which groups this ruler loads at now: the
+// eligible rulers, and whether its own start delay is over.
+func (r *Ruler) ringState(now time.Time) string {
+	return r.owners.state(now, r.handover(), r.cfg.Ring.HeartbeatTimeout) + "|" + strconv.FormatBool(!now.Before(r.started.Add(r.handover())))
 }
 
 // handover is how long after a ruler registers (or restarts) it starts

@@ -198,8 +198,9 @@ func (r *Ruler) starting(ctx context.Context) error {
 }
 
 // ringCheck is how often the ruler looks at the ring for rulers that
-// joined or left.
-const ringCheck = time.Second
+// joined or left: a group that moves may miss the evaluations between
+// its handover and the next check.
+const ringCheck = 250 * time.Millisecond
 
 func (r *Ruler) running(ctx context.Context) error {
 	go r.watchRing(ctx)
@@ -222,7 +223,7 @@ func (r *Ruler) running(ctx context.Context) error {
 	defer poll.Stop()
 	check := time.NewTicker(ringCheck)
 	defer check.Stop()
-	state := r.owners.state(time.Now(), r.handover(), r.cfg.Ring.HeartbeatTimeout)
+	state := r.ringState(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -233,7 +234,7 @@ func (r *Ruler) running(ctx context.Context) error {
 			if err := r.readRing(ctx); err != nil {
 				r.logger.Warn("the ruler ring", "component", "ruler", "err", err)
 			}
-			s := r.owners.state(time.Now(), r.handover(), r.cfg.Ring.HeartbeatTimeout)
+			s := r.ringState(time.Now())
 			if s == state {
 				continue
 			}
@@ -281,9 +282,10 @@ func (r *Ruler) sync(ctx context.Context) error {
 			owned := map[string][]rulefmt.RuleGroup{}
 			for ns, gs := range groups {
 				for _, g := range gs {
-					// Loaded a handover delay ahead: a group this
-					// ruler takes is ready for its first evaluation.
-					if r.owns(l.name, id, ns, g.Name, now) || r.owns(l.name, id, ns, g.Name, now.Add(r.handover())) {
+					// Loaded once owned, not ahead: the rules manager
+					// restores alerts' `for` state after a group's first
+					// evaluation, which must not be skipped.
+					if r.owns(l.name, id, ns, g.Name, now) {
 						owned[ns] = append(owned[ns], g)
 					}
 				}
