@@ -41,20 +41,22 @@ type member struct {
 	registered int64 // unix seconds
 	heartbeat  int64 // unix seconds
 	tokens     []uint32
+	sum        uint32 // hash of tokens: a ruler back under its name may own others
 }
 
-// owners is a ring snapshot and the token rings of its eligible sets.
+// owners is a ring snapshot and the token rings of the latest eligible
+// sets. A set's name (ids and token hashes) fixes its token ring, so the
+// rings outlive the snapshots: heartbeats replace the snapshot without
+// changing who is eligible.
 type owners struct {
 	mu      sync.Mutex
 	members []member
-	// by the name of an eligible set: its sorted tokens and their owners
-	// (a sync asks for two: now and a handover delay ahead)
-	rings map[string]tokenRing
+	rings   map[string]tokenRing // by the name of an eligible set
 }
 
 type tokenRing struct {
-	tokens []uint32
-	owner  []int // index in members
+	tokens []uint32 // sorted
+	owner  []string // the id owning each token
 }
 
 // set replaces the snapshot with the ring desc d.
@@ -62,19 +64,22 @@ func (o *owners) set(d *ring.Desc) {
 	var ms []member
 	if d != nil {
 		for id, in := range d.Ingesters {
-			ms = append(ms, member{id: id, active: in.State == ring.ACTIVE, registered: in.RegisteredTimestamp, heartbeat: in.Timestamp, tokens: slices.Clone(in.Tokens)})
+			h := fnv.New32a()
+			for _, t := range in.Tokens {
+				_, _ = h.Write([]byte{byte(t), byte(t >> 8), byte(t >> 16), byte(t >> 24)})
+			}
+			ms = append(ms, member{id: id, active: in.State == ring.ACTIVE, registered: in.RegisteredTimestamp, heartbeat: in.Timestamp, tokens: slices.Clone(in.Tokens), sum: h.Sum32()})
 		}
 	}
 	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.id, b.id) })
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.members, o.rings = ms, map[string]tokenRing{}
+	o.members = ms
 }
 
 // eligible names the members that own groups at ts: ACTIVE, registered
 // at least handover before, and heard from within timeout. The name is
-// their ids with a hash of their tokens (a ruler back under its name may
-// own others).
+// their ids with the hashes of their tokens.
 func (o *owners) eligible(ts time.Time, handover, timeout time.Duration) (string, []int) {
 	sec := ts.Unix()
 	// The ring keeps whole seconds: a second more covers the truncation.
@@ -85,12 +90,8 @@ func (o *owners) eligible(ts time.Time, handover, timeout time.Duration) (string
 		if !m.active || m.registered == 0 || m.registered+wait > sec || m.heartbeat+int64(timeout/time.Second) < sec || len(m.tokens) == 0 {
 			continue
 		}
-		h := fnv.New32a()
-		for _, t := range m.tokens {
-			_, _ = h.Write([]byte{byte(t), byte(t >> 8), byte(t >> 16), byte(t >> 24)})
-		}
 		idx = append(idx, i)
-		b.WriteString(m.id + "/" + strconv.FormatUint(uint64(h.Sum32()), 16) + ",")
+		b.WriteString(m.id + "/" + strconv.FormatUint(uint64(m.sum), 16) + ",")
 	}
 	return b.String(), idx
 }
@@ -124,12 +125,12 @@ func (o *owners) at(hash uint32, ts time.Time, handover, timeout time.Duration) 
 			}
 			return strings.Compare(o.members[a.m].id, o.members[b.m].id)
 		})
-		tr = tokenRing{tokens: make([]uint32, len(all)), owner: make([]int, len(all))}
+		tr = tokenRing{tokens: make([]uint32, len(all)), owner: make([]string, len(all))}
 		for i, t := range all {
-			tr.tokens[i], tr.owner[i] = t.t, t.m
+			tr.tokens[i], tr.owner[i] = t.t, o.members[t.m].id
 		}
-		if len(o.rings) >= 4 {
-			clear(o.rings)
+		if o.rings == nil || len(o.rings) >= 4 {
+			o.rings = map[string]tokenRing{}
 		}
 		o.rings[key] = tr
 	}
@@ -137,7 +138,7 @@ func (o *owners) at(hash uint32, ts time.Time, handover, timeout time.Duration) 
 	if i == len(tr.tokens) {
 		i = 0
 	}
-	return o.members[tr.owner[i]].id
+	return tr.owner[i]
 }
 
 // state names the eligible set at now: when it changes, groups have
@@ -195,8 +196,8 @@ func (r *Ruler) watchRing(ctx context.Context) {
 	})
 }
 
-// readRing refreshes the snapshot from the ring's store, and removes the
-// rulers silent for forgetAfter heartbeat timeouts.
+// readRing reads the snapshot from the ring's store, before the watch
+// has sent a change.
 func (r *Ruler) readRing(ctx context.Context) error {
 	v, err := r.lifecycler.KVStore.Get(ctx, RingKey)
 	if err != nil {
@@ -204,12 +205,18 @@ func (r *Ruler) readRing(ctx context.Context) error {
 	}
 	d, _ := v.(*ring.Desc)
 	r.owners.set(d)
+	return nil
+}
+
+// forgetSilent removes from the ring the rulers the snapshot has not
+// heard from for forgetAfter heartbeat timeouts.
+func (r *Ruler) forgetSilent(ctx context.Context) error {
 	gone := r.owners.stale(time.Now(), forgetAfter*r.cfg.Ring.HeartbeatTimeout)
 	if len(gone) == 0 {
 		return nil
 	}
 	var forgot []string
-	err = r.lifecycler.KVStore.CAS(ctx, RingKey, func(in any) (any, bool, error) {
+	err := r.lifecycler.KVStore.CAS(ctx, RingKey, func(in any) (any, bool, error) {
 		d := ring.GetOrCreateRingDesc(in)
 		forgot = forgot[:0]
 		for _, id := range gone {

@@ -231,7 +231,7 @@ func (r *Ruler) running(ctx context.Context) error {
 		case err := <-r.watcher.Chan():
 			return ringconfig.LifecyclerFailure(ctx, "ruler", err)
 		case <-check.C:
-			if err := r.readRing(ctx); err != nil {
+			if err := r.forgetSilent(ctx); err != nil {
 				r.logger.Warn("the ruler ring", "component", "ruler", "err", err)
 			}
 			s := r.ringState(time.Now())
