@@ -53,14 +53,15 @@ func (e *seriesEstimates) set(key string, n int64) {
 
 // shardsFor sizes the shards of one query of tenant id: every shard the
 // limits allow, fewer when its last run read few series for the target per
-// shard, none (0) when fewer than two are worth it.
+// shard, none (0) when fewer than two are worth it. req.seriesKey names
+// the query (empty: every shard).
 func (s *stages) shardsFor(id string, req *Request) int {
 	n := s.shards(id, req.Sharding)
 	target := int64(s.limits.ByTenant(id).QueryShardingTargetSeriesPerShard)
-	if n == 0 || target <= 0 {
+	if n == 0 || target <= 0 || req.seriesKey == "" {
 		return n
 	}
-	last, ok := s.estimates.get(estimateKey(id, req))
+	last, ok := s.estimates.get(req.seriesKey)
 	if !ok {
 		return n
 	}

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "canopy_query_frontend_sharded_queries_total", Help: "Queries (or parts of split queries) run sharded.",
 		}),
 		shardingSkipped: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name: "canopy_query_frontend_sharding_skipped_total", Help: "Shardable queries run unsharded because their last run read fewer series than two shards' worth (query_sharding_target_series_per_shard).",
+			Name: "canopy_query_frontend_sharding_skipped_total", Help: "Shardable queries run unsharded because their last run read no more series than one shard should (query_sharding_target_series_per_shard).",
 		}),
 		shardFallbacks: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "canopy_query_frontend_sharding_fallbacks_total", Help: "Sharded queries run again unsharded because their partial results could not be merged exactly (native histograms, or one label set from two shards).",
