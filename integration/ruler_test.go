@@ -619,34 +619,27 @@ type ruleEvaluations struct {
 	got map[string]map[string]map[time.Time]bool // group → ruler → lastEvaluation
 }
 
-func (e *ruleEvaluations) poll(n *canopyNode) {
+// poll reads the last evaluation of each of groups (namespace ns) from
+// n's metrics.
+func (e *ruleEvaluations) poll(n *canopyNode, ns string, groups []string) {
 	code, body, err := httpGet(n.url()+"/metrics", nil)
 	if err != nil || code != http.StatusOK {
 		return
 	}
-	const metric = "canopy_ruler_prometheus_rule_group_last_evaluation_timestamp_seconds{"
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, metric)
-		if !ok {
+	for _, g := range groups {
+		sec, ok := metricValue(body, "canopy_ruler_prometheus_rule_group_last_evaluation_timestamp_seconds", map[string]string{"rule_group": ns + ";" + g})
+		if !ok || sec == 0 {
 			continue
 		}
-		lbls, value, _ := strings.Cut(rest, "} ")
-		_, group, _ := strings.Cut(lbls, `rule_group="`)
-		group, _, _ = strings.Cut(group, `"`)
-		_, group, _ = strings.Cut(group, ";") // namespace;group
-		sec, err := strconv.ParseFloat(value, 64)
-		if err != nil || sec == 0 {
-			continue
+		if e.got[g] == nil {
+			e.got[g] = map[string]map[time.Time]bool{}
 		}
-		if e.got[group] == nil {
-			e.got[group] = map[string]map[time.Time]bool{}
+		if e.got[g][n.id] == nil {
+			e.got[g][n.id] = map[time.Time]bool{}
 		}
-		if e.got[group][n.id] == nil {
-			e.got[group][n.id] = map[time.Time]bool{}
-		}
-		e.got[group][n.id][time.Unix(0, int64(sec*1e9))] = true
+		e.got[g][n.id][time.Unix(0, int64(sec*1e9))] = true
 	}
 }
 
@@ -746,7 +739,7 @@ func TestRulerKilledGroupsMove(t *testing.T) {
 			case <-time.After(200 * time.Millisecond):
 			}
 			for _, r := range []*canopyNode{r1, r2} {
-				ev.poll(r)
+				ev.poll(r, "ring", groups)
 			}
 		}
 	}()
