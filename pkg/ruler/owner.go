@@ -30,9 +30,10 @@ import (
 //   - a ruler that is not ACTIVE (joining, or leaving on shutdown) counts
 //     for none.
 //
-// A ruler that restarts under its old name keeps its registration
-// timestamp; it evaluates nothing for the handover delay after it started,
-// while the others learn of its fresh heartbeat.
+// A ruler may turn ACTIVE well after it registered (a slow start), and
+// one that restarts under its old name keeps its registration timestamp:
+// so a ruler also evaluates nothing for the handover delay after it sees
+// itself ACTIVE, while the others learn of it.
 
 // member is what ownership uses of one ruler in the ring.
 type member struct {
@@ -196,8 +197,10 @@ func (r *Ruler) watchRing(ctx context.Context) {
 	})
 }
 
-// readRing reads the snapshot from the ring's store, before the watch
-// has sent a change.
+// readRing reads the snapshot from the ring's store: before the watch has
+// sent a change, and every ring check besides the watch, whose changes
+// came late now and then with the in-memory store (TestRulersShareGroups
+// saw a group evaluated twice at a join).
 func (r *Ruler) readRing(ctx context.Context) error {
 	v, err := r.lifecycler.KVStore.Get(ctx, RingKey)
 	if err != nil {
@@ -241,7 +244,7 @@ func (r *Ruler) forgetSilent(ctx context.Context) error {
 
 // owns reports whether this ruler evaluates a group at ts.
 func (r *Ruler) owns(lang, tenant, namespace, group string, ts time.Time) bool {
-	if ts.Before(r.started.Add(r.handover())) {
+	if ts.Before(r.activeAt.Add(r.handover())) {
 		return false
 	}
 	return r.owners.at(groupHash(lang, tenant, namespace, group), ts, r.handover(), r.cfg.Ring.HeartbeatTimeout) == r.lifecycler.ID
@@ -250,7 +253,7 @@ func (r *Ruler) owns(lang, tenant, namespace, group string, ts time.Time) bool {
 // ringState is what decides which groups this ruler loads at now: the
 // eligible rulers, and whether its own start delay is over.
 func (r *Ruler) ringState(now time.Time) string {
-	return r.owners.state(now, r.handover(), r.cfg.Ring.HeartbeatTimeout) + "|" + strconv.FormatBool(!now.Before(r.started.Add(r.handover())))
+	return r.owners.state(now, r.handover(), r.cfg.Ring.HeartbeatTimeout) + "|" + strconv.FormatBool(!now.Before(r.activeAt.Add(r.handover())))
 }
 
 // handover is how long after a ruler registers (or restarts) it starts

@@ -56,7 +56,7 @@ type Ruler struct {
 	ring       *ring.Ring
 	watcher    *services.FailureWatcher
 	owners     owners    // the ring, as ownership reads it
-	started    time.Time // when this ruler started; it evaluates nothing for the handover delay
+	activeAt   time.Time // when this ruler saw itself ACTIVE; it evaluates nothing for the handover delay after
 
 	syncNow chan struct{}
 	mu      sync.Mutex
@@ -189,7 +189,6 @@ func (r *Ruler) starting(ctx context.Context) error {
 	if err := services.StartAndAwaitRunning(ctx, r.ring); err != nil {
 		return err
 	}
-	r.started = time.Now()
 	if err := services.StartAndAwaitRunning(ctx, r.lifecycler); err != nil {
 		return err
 	}
@@ -207,6 +206,7 @@ func (r *Ruler) running(ctx context.Context) error {
 	// Ownership is decided once this ruler is ACTIVE in the ring.
 	for ctx.Err() == nil {
 		if err := r.readRing(ctx); err == nil && r.owners.has(r.lifecycler.ID) {
+			r.activeAt = time.Now()
 			break
 		}
 		select {
@@ -231,7 +231,7 @@ func (r *Ruler) running(ctx context.Context) error {
 		case err := <-r.watcher.Chan():
 			return ringconfig.LifecyclerFailure(ctx, "ruler", err)
 		case <-check.C:
-			if err := r.forgetSilent(ctx); err != nil {
+			if err := errors.Join(r.readRing(ctx), r.forgetSilent(ctx)); err != nil {
 				r.logger.Warn("the ruler ring", "component", "ruler", "err", err)
 			}
 			s := r.ringState(time.Now())

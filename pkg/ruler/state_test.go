@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,8 +65,11 @@ func TestRuleStateOfEveryRuler(t *testing.T) {
 		addrs["127.0.0.1:"+strconv.Itoa(i+1)] = serveRuleState(t, r)
 		rulers = append(rulers, r)
 	}
+	var mu sync.Mutex // the rulers are asked at once
 	conns := map[string]*grpc.ClientConn{}
 	dial := func(addr string) (grpc.ClientConnInterface, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if c, ok := conns[addr]; ok {
 			return c, nil
 		}
@@ -125,8 +129,10 @@ func TestRuleStateOfEveryRuler(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code, "%s", body)
 
 	// A ruler that does not answer fails the request, named.
+	mu.Lock()
 	addrs["127.0.0.1:2"] = "127.0.0.1:1"
 	delete(conns, "127.0.0.1:2")
+	mu.Unlock()
 	code, body = get("rules")
 	require.Equal(t, http.StatusServiceUnavailable, code, "%s", body)
 	require.Contains(t, string(body), "127.0.0.1:2")
